@@ -1,0 +1,2 @@
+// placeholder until the package's issue lands
+export const packageName = '@blora/cuda-kernels';

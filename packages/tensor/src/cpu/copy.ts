@@ -1,0 +1,36 @@
+// CPU kernels that move values without arithmetic: copy (strided -> contiguous), cast, fill.
+import { registerKernel } from '../dispatch.js';
+import { encodeValues, registerFill } from '../ops/creation.js';
+import { commitValues, elementOffsets, outputValues, readValues, storageOf } from './access.js';
+
+registerKernel('copy', 'cpu', ([x], [out]) => {
+  // Raw element copy keeps half-type bit patterns exactly.
+  const src = storageOf(x!);
+  const dst = storageOf(out!);
+  if (x!.isContiguous) {
+    dst.set(src.subarray(x!.offset, x!.offset + x!.numel) as never);
+    return;
+  }
+  const offs = elementOffsets(x!);
+  for (let i = 0; i < offs.length; i++) dst[i] = src[offs[i]!]!;
+});
+
+registerKernel('cast', 'cpu', ([x], [out]) => {
+  const values = readValues(x!);
+  const dst = outputValues(out!);
+  if (dst instanceof Float32Array || dst instanceof Float64Array) {
+    dst.set(values);
+  } else {
+    // Float -> integer truncates toward zero; NaN becomes 0. Typed-array stores wrap out-of-range values.
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      dst[i] = Number.isNaN(v) ? 0 : Math.trunc(v);
+    }
+  }
+  commitValues(out!, dst);
+});
+
+registerFill('cpu', (out, value) => {
+  const raw = storageOf(out);
+  raw.fill(encodeValues([value], out.dtype)[0]!, out.offset, out.offset + out.numel);
+});

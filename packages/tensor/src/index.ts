@@ -1,0 +1,26 @@
+/**
+ * @blora/tensor: n-dimensional tensors with dtypes, strided views, broadcasting,
+ * a kernel registry per device and a pure-TypeScript CPU backend.
+ *
+ * @packageDocumentation
+ */
+import './cpu/index.js';
+import { initTensorHooks, Tensor } from './tensor.js';
+import { recordOp } from './dispatch.js';
+import { contiguous } from './ops/views.js';
+
+initTensorHooks({ contiguous: (t: Tensor) => contiguous(t), record: recordOp });
+
+export { Tensor, setAutogradEngine, type AutogradEngine, type NestedNumbers } from './tensor.js';
+export * from './dtype.js';
+export * from './half.js';
+export * from './shape.js';
+export { Storage } from './storage.js';
+export { registerBackend, getBackend, listDevices, type Backend } from './backend.js';
+export {
+  registerKernel, findKernel, getKernel, listKernels, execute, execute1, recordOp, setOpObserver, commonDevice,
+  type Attrs, type KernelFn, type OpObserver, type OpRecord, type OutputSpec,
+} from './dispatch.js';
+export { tidy, keep, dispose, memoryStats, type MemoryStats } from './memory.js';
+export * from './ops/index.js';
+export { cpuBackend } from './cpu/backend.js';
