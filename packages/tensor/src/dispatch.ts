@@ -90,8 +90,21 @@ export interface OutputSpec {
  * Allocates the outputs on the inputs' device, runs the op's kernel there and
  * announces the op. Shape and dtype checks belong to the caller (the op's front end).
  */
-export function execute(op: string, inputs: readonly Tensor[], outputs: readonly OutputSpec[], attrs: Attrs = {}): Tensor[] {
-  const device = commonDevice(op, inputs);
+export function execute(
+  op: string,
+  inputs: readonly Tensor[],
+  outputs: readonly OutputSpec[],
+  attrs: Attrs = {},
+  /** Required when there are no inputs (creation ops such as `fill` and `randUniform`). */
+  device?: string,
+): Tensor[] {
+  if (inputs.length > 0) {
+    const d = commonDevice(op, inputs);
+    if (device !== undefined && device !== d) throw new Error(`${op}: inputs are on ${d} but device '${device}' was requested`);
+    device = d;
+  } else if (device === undefined) {
+    throw new Error(`${op}: an op without inputs needs a device`);
+  }
   const kernel = getKernel(op, device);
   const outs = outputs.map((o) => Tensor.empty(o.shape, o.dtype, device));
   try {
@@ -105,6 +118,6 @@ export function execute(op: string, inputs: readonly Tensor[], outputs: readonly
 }
 
 /** `execute` for ops with exactly one output. */
-export function execute1(op: string, inputs: readonly Tensor[], shape: Shape, dtype: DType, attrs: Attrs = {}): Tensor {
-  return execute(op, inputs, [{ shape, dtype }], attrs)[0]!;
+export function execute1(op: string, inputs: readonly Tensor[], shape: Shape, dtype: DType, attrs: Attrs = {}, device?: string): Tensor {
+  return execute(op, inputs, [{ shape, dtype }], attrs, device)[0]!;
 }

@@ -24,3 +24,5 @@ export {
 export { tidy, keep, dispose, memoryStats, type MemoryStats } from './memory.js';
 export * from './ops/index.js';
 export { cpuBackend } from './cpu/backend.js';
+export * from './philox.js';
+export * from './safetensors/index.js';

@@ -1,6 +1,6 @@
 // CPU kernels that move values without arithmetic: copy (strided -> contiguous), cast, fill.
 import { registerKernel } from '../dispatch.js';
-import { encodeValues, registerFill } from '../ops/creation.js';
+import { encodeValues } from '../ops/creation.js';
 import { commitValues, elementOffsets, outputValues, readValues, storageOf } from './access.js';
 
 registerKernel('copy', 'cpu', ([x], [out]) => {
@@ -30,7 +30,6 @@ registerKernel('cast', 'cpu', ([x], [out]) => {
   commitValues(out!, dst);
 });
 
-registerFill('cpu', (out, value) => {
-  const raw = storageOf(out);
-  raw.fill(encodeValues([value], out.dtype)[0]!, out.offset, out.offset + out.numel);
+registerKernel('fill', 'cpu', (_, [out], { value }) => {
+  storageOf(out!).fill(encodeValues([value as number], out!.dtype)[0]!);
 });

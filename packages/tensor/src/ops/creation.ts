@@ -99,23 +99,7 @@ export function full(shape: Shape, value: number, options?: CreateOptions): Tens
   assertShape(shape, 'full');
   const { dtype, device } = opts(options, 'full');
   if (!isFloatDType(dtype) && !Number.isInteger(value)) throw new TypeError(`full: value ${value} is not an integer for dtype ${dtype}`);
-  // Fill has no inputs, so it runs its device's fill kernel directly rather than through `execute`.
-  const out = Tensor.empty(shape, dtype, device);
-  fillKernel(device)(out, value);
-  return out;
-}
-
-const fillKernels = new Map<string, (out: Tensor, value: number) => void>();
-
-/** Registers how a device fills a contiguous tensor with one value. */
-export function registerFill(device: string, fn: (out: Tensor, value: number) => void): void {
-  fillKernels.set(device, fn);
-}
-
-function fillKernel(device: string): (out: Tensor, value: number) => void {
-  const k = fillKernels.get(device);
-  if (!k) throw new Error(`full: no fill kernel registered for device '${device}'`);
-  return k;
+  return execute1('fill', [], shape, dtype, { value }, device);
 }
 
 /** All zeros. */
