@@ -12,3 +12,4 @@ import './join.js';
 import './pool.js';
 import './random.js';
 import './nn.js';
+import './optim.js';

@@ -12,3 +12,4 @@ export * from './join.js';
 export * from './pool.js';
 export * from './random.js';
 export * from './nn.js';
+export * from './optim.js';
