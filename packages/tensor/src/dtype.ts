@@ -50,3 +50,29 @@ export function assertDType(dtype: unknown, where: string): asserts dtype is DTy
     throw new TypeError(`${where}: unknown dtype '${String(dtype)}'; expected one of ${DTYPES.join(', ')}`);
   }
 }
+
+const integerRanges: Partial<Record<DType, readonly [number, number]>> = {
+  int32: [-2147483648, 2147483647],
+  int8: [-128, 127],
+  uint8: [0, 255],
+};
+
+/** The smallest and largest value of an integer dtype; undefined for float dtypes. */
+export function integerRange(dtype: DType): readonly [number, number] | undefined {
+  return integerRanges[dtype];
+}
+
+/**
+ * Throws unless `value` is exactly representable as an element of an integer `dtype`
+ * (float dtypes accept every number; they round). `where` names the caller.
+ */
+export function assertRepresentable(value: number, dtype: DType, where: string): void {
+  const range = integerRanges[dtype];
+  if (!range) return;
+  if (!Number.isInteger(value)) {
+    throw new TypeError(`${where}: ${value} is not an integer, so it cannot be stored as ${dtype}; use a float dtype (cast first)`);
+  }
+  if (value < range[0] || value > range[1]) {
+    throw new RangeError(`${where}: ${value} is outside the ${dtype} range [${range[0]}, ${range[1]}]`);
+  }
+}
