@@ -1,2 +1,41 @@
-// Placeholder: filled in by its owner.
-export {};
+// CPU kernels for avgPool1d (sums in JS numbers, divides once per output) and
+// repeatInterleave (copies raw storage elements, exact for every dtype).
+import { registerKernel } from '../dispatch.js';
+import { numel } from '../shape.js';
+import { commitValues, outputValues, readValues, storageOf } from './access.js';
+import { rawValues } from './join.js';
+
+registerKernel('avgPool1d', 'cpu', ([x], [out], { kernel }) => {
+  const k = kernel as number;
+  const values = readValues(x!);
+  const dst = outputValues(out!);
+  for (let o = 0, i = 0; o < dst.length; o++) {
+    let sum = 0;
+    for (let end = i + k; i < end; i++) sum += values[i]!;
+    // Dividing (not multiplying by 1/k) keeps the mean of k equal values exact.
+    dst[o] = sum / k;
+  }
+  commitValues(out!, dst);
+});
+
+registerKernel('repeatInterleave', 'cpu', ([x], [out], { repeats, axis }) => {
+  const r = repeats as number;
+  const ax = axis as number;
+  const dst = storageOf(out!);
+  if (dst.length === 0) return;
+  const values = rawValues(x!);
+  const inner = numel(x!.shape.slice(ax + 1));
+  const blocks = values.length / inner; // (outer, position along axis) pairs
+  let p = 0;
+  if (inner === 1) {
+    for (let b = 0; b < blocks; b++) {
+      const v = values[b]!;
+      for (let j = 0; j < r; j++) dst[p++] = v;
+    }
+    return;
+  }
+  for (let b = 0; b < blocks; b++) {
+    const from = b * inner;
+    for (let j = 0; j < r; j++) for (let i = 0; i < inner; i++) dst[p++] = values[from + i]!;
+  }
+});

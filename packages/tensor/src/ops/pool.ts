@@ -1,2 +1,42 @@
-// Placeholder: filled in by its owner.
-export {};
+// The two reshaping primitives of the balanced adapters: average pooling of consecutive
+// features and element-wise repetition.
+import { isFloatDType } from '../dtype.js';
+import { execute1 } from '../dispatch.js';
+import { formatShape, normalizeAxis } from '../shape.js';
+import type { Tensor } from '../tensor.js';
+
+/**
+ * Averages each run of `kernel` consecutive elements of the last dim (stride = kernel, no
+ * padding): `[..., d] -> [..., d / kernel]`. `d` must be divisible by `kernel`. Float dtypes;
+ * half types are averaged in float32.
+ *
+ * Op name: `avgPool1d`, inputs `[x]`, attrs `{ kernel }`.
+ */
+export function avgPool1d(x: Tensor, kernel: number): Tensor {
+  x.assertAlive('avgPool1d');
+  if (!isFloatDType(x.dtype)) throw new TypeError(`avgPool1d: expected a floating-point tensor, got ${x.describe()}`);
+  if (!Number.isInteger(kernel) || kernel < 1) throw new RangeError(`avgPool1d: kernel must be a positive integer, got ${kernel}`);
+  if (x.rank === 0) throw new RangeError(`avgPool1d: needs at least one dimension, got ${x.describe()}`);
+  const last = x.shape[x.rank - 1]!;
+  if (last % kernel !== 0) {
+    throw new RangeError(`avgPool1d: last dim ${last} of ${formatShape(x.shape)} is not divisible by kernel ${kernel}`);
+  }
+  return execute1('avgPool1d', [x], [...x.shape.slice(0, -1), last / kernel], x.dtype, { kernel });
+}
+
+/**
+ * Repeats every element `repeats` times in place along `axis` (default the last):
+ * `[a, b] -> [a, a, b, b]` for `repeats = 2`, unlike tiling. Any dtype.
+ *
+ * Op name: `repeatInterleave`, inputs `[x]`, attrs `{ repeats, axis }` (axis normalized).
+ */
+export function repeatInterleave(x: Tensor, repeats: number, axis = -1): Tensor {
+  x.assertAlive('repeatInterleave');
+  if (!Number.isInteger(repeats) || repeats < 0) {
+    throw new RangeError(`repeatInterleave: repeats must be a non-negative integer, got ${repeats}`);
+  }
+  const ax = normalizeAxis(axis, x.rank, 'repeatInterleave');
+  const shape = [...x.shape];
+  shape[ax]! *= repeats;
+  return execute1('repeatInterleave', [x], shape, x.dtype, { repeats, axis: ax });
+}
