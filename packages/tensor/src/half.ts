@@ -53,6 +53,11 @@ export function float16BitsToFloat32(bits: number): number {
   const exp = (bits >>> 10) & 0x1f;
   const mant = bits & 0x3ff;
   if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
+  if (exp === 0x1f) {
+    if (mant === 0) return sign * Infinity;
+    // Build the float32 NaN bit by bit so its sign and payload survive a round trip.
+    u32[0] = ((bits & 0x8000) << 16) | 0x7fc00000 | (mant << 13);
+    return f32[0]!;
+  }
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }

@@ -1,5 +1,5 @@
 // Creating tensors: from data, constants, ranges.
-import { assertDType, isFloatDType, storageArrayCtor, type DType, type TypedArray } from '../dtype.js';
+import { assertDType, assertRepresentable, storageArrayCtor, type DType, type TypedArray } from '../dtype.js';
 import { execute1 } from '../dispatch.js';
 import { float32ToBfloat16Bits, float32ToFloat16Bits } from '../half.js';
 import { assertShape, formatShape, numel, type Shape } from '../shape.js';
@@ -76,6 +76,7 @@ export function tensor(
   const flat: number[] = [];
   flattenNested(nested, shape, 0, flat, 'tensor');
   const target = options?.shape ?? shape;
+  assertShape(target, 'tensor');
   if (numel(target) !== flat.length) {
     throw new RangeError(`tensor: ${flat.length} values do not fill shape ${formatShape(target)}`);
   }
@@ -98,7 +99,8 @@ export function empty(shape: Shape, options?: CreateOptions): Tensor {
 export function full(shape: Shape, value: number, options?: CreateOptions): Tensor {
   assertShape(shape, 'full');
   const { dtype, device } = opts(options, 'full');
-  if (!isFloatDType(dtype) && !Number.isInteger(value)) throw new TypeError(`full: value ${value} is not an integer for dtype ${dtype}`);
+  if (typeof value !== 'number') throw new TypeError(`full: value must be a number, got ${typeof value}`);
+  assertRepresentable(value, dtype, 'full');
   return execute1('fill', [], shape, dtype, { value }, device);
 }
 
@@ -132,6 +134,7 @@ export function arange(start: number, end?: number, step = 1, options?: CreateOp
   const { dtype, device } = opts(options, 'arange');
   const [s, e] = end === undefined ? [0, start] : [start, end];
   if (step === 0 || !Number.isFinite(step)) throw new RangeError(`arange: step must be finite and non-zero, got ${step}`);
+  if (!Number.isFinite(s) || !Number.isFinite(e)) throw new RangeError(`arange: start and end must be finite, got ${s} and ${e}`);
   const n = Math.max(0, Math.ceil((e - s) / step));
   const values = new Float64Array(n);
   for (let i = 0; i < n; i++) values[i] = s + i * step;

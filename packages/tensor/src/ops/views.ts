@@ -59,6 +59,7 @@ export function reshape(t: Tensor, shape: Shape): Tensor {
 
 /** Like `reshape` but never copies: throws when `t` is not contiguous. */
 export function view(t: Tensor, shape: Shape): Tensor {
+  t.assertAlive('view');
   if (!t.isContiguous) {
     throw new Error(`view: tensor ${t.describe()} is not contiguous (strides [${t.strides.join(', ')}]); use reshape or contiguous first`);
   }
@@ -95,6 +96,11 @@ export function slice(t: Tensor, axis: number, start: number, end?: number, step
   const ax = normalizeAxis(axis, t.rank, 'slice');
   const size = t.shape[ax]!;
   if (!Number.isInteger(step) || step < 1) throw new RangeError(`slice: step must be a positive integer, got ${step}`);
+  // +-Infinity are allowed and clamp like any out-of-range bound.
+  const isBound = (i: number) => Number.isInteger(i) || i === Infinity || i === -Infinity;
+  if (!isBound(start) || (end !== undefined && !isBound(end))) {
+    throw new RangeError(`slice: start and end must be integers, got ${start} and ${end}`);
+  }
   const clampIndex = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
   const s = clampIndex(start);
   const e = clampIndex(end ?? size);
@@ -129,6 +135,10 @@ export function expand(t: Tensor, shape: Shape): Tensor {
     const src = i >= lead ? t.shape[i - lead]! : 1;
     let want = shape[i]!;
     if (want === -1 && i >= lead) want = src;
+    if (!Number.isInteger(want) || want < 0) {
+      throw new RangeError(`expand: invalid size ${shape[i]} at dim ${i} of ${formatShape(shape)} for ${formatShape(t.shape)}` +
+        (want === -1 ? ' (-1 only keeps an existing dim, not a new leading one)' : ''));
+    }
     if (src !== want && src !== 1) {
       throw new RangeError(`expand: cannot expand ${formatShape(t.shape)} to ${formatShape(shape)} (dim ${i}: ${src} vs ${want})`);
     }
