@@ -1,0 +1,233 @@
+// NF4 / FP4 linear weights in bitsandbytes' layout: packed codes of the flattened weight,
+// a float32 absmax per block (or its double quantization), and the 16-value code table.
+import { formatShape, tensor, type DType, type Tensor } from '@blora/tensor';
+import { blockCount, quantizeFourBit } from './blockwise.js';
+import { codeTable, type FourBitType } from './codes.js';
+import { DEFAULT_NESTED_BLOCKSIZE, doubleQuantize, fourBitBitsPerParameter } from './double-quant.js';
+import { dequantizeBlockwise8, nf4Dequantize, nf4Matmul, nf4MatmulT, type FourBitOpAttrs } from './ops.js';
+import { packedLength } from './pack.js';
+import { QuantizedLinear, readWeightValues } from './quantized-linear.js';
+import { assertFourBitBlocksize, assertWeightShape } from './validate.js';
+
+/** Options for NF4 / FP4 quantization. */
+export interface FourBitOptions {
+  /** 'nf4' (default) or 'fp4'. */
+  format?: FourBitType;
+  /** Elements per absmax block: a power of two from 32 to 4096 (default 64). */
+  blocksize?: number;
+  /** Quantize the absmax values to 8 bits as well (default true, as in QLoRA). */
+  doubleQuant?: boolean;
+  /** Absmax values per nested block when double quantizing (default 256). */
+  nestedBlocksize?: number;
+}
+
+/** Double-quantized absmax of a 4-bit weight, as tensors. */
+export interface DoubleQuantTensors {
+  /** uint8 code of each absmax value [ceil(n / blocksize)]. */
+  codes: Tensor;
+  /** float32 absmax of each nested block [ceil(blocks / nestedBlocksize)]. */
+  nestedAbsmax: Tensor;
+  /** float32 [256] code book (bitsandbytes' signed dynamic map). */
+  code: Tensor;
+  /** float32 mean subtracted before quantizing. */
+  offset: number;
+  /** Absmax values per nested block. */
+  nestedBlocksize: number;
+}
+
+/** Everything a 4-bit weight is made of (see `FourBitLinear`). */
+export interface FourBitParts {
+  format: FourBitType;
+  outFeatures: number;
+  inFeatures: number;
+  blocksize: number;
+  /** uint8 [ceil(n / 2)], two codes per byte, element 2j in the high nibble. */
+  packed: Tensor;
+  /** float32 absmax per block, or null when `doubleQuant` is given. */
+  absmax: Tensor | null;
+  doubleQuant: DoubleQuantTensors | null;
+  /** float32 [16] code values (the format's table unless a checkpoint says otherwise). */
+  table: Tensor;
+  /** dtype of the weight before quantization (recorded in bitsandbytes checkpoints). */
+  sourceDType: DType;
+}
+
+/** An NF4 or FP4 weight [out, in] with bitsandbytes' block-wise absmax quantization. */
+export class FourBitLinear extends QuantizedLinear {
+  readonly format: FourBitType;
+  /** Elements per absmax block of the flattened weight. */
+  readonly blocksize: number;
+  /** Packed codes, uint8 [ceil(n / 2)]. */
+  readonly packed: Tensor;
+  /** float32 absmax per block; null when double quantized (see `doubleQuant`). */
+  readonly absmax: Tensor | null;
+  /** The double quantization of the absmax values, or null. */
+  readonly doubleQuant: DoubleQuantTensors | null;
+  /** float32 [16] code values. */
+  readonly table: Tensor;
+  /** dtype of the weight before quantization. */
+  readonly sourceDType: DType;
+  private restored: Tensor | null = null;
+
+  /** Assembles a weight from its parts, checking that they fit together. */
+  constructor(parts: FourBitParts) {
+    super(parts.outFeatures, parts.inFeatures);
+    const where = `FourBitLinear(${parts.format})`;
+    if (parts.format !== 'nf4' && parts.format !== 'fp4') throw new TypeError(`FourBitLinear: unknown format '${String(parts.format)}'`);
+    assertWeightShape([parts.outFeatures, parts.inFeatures], where);
+    assertFourBitBlocksize(parts.blocksize, where);
+    const n = parts.outFeatures * parts.inFeatures;
+    const blocks = blockCount(n, parts.blocksize);
+    const expect = (name: string, t: Tensor, dtype: DType, numel: number): void => {
+      if (t.dtype !== dtype || t.numel !== numel) {
+        throw new RangeError(`${where}: ${name} must be ${dtype} with ${numel} elements for a weight ` +
+          `${formatShape([parts.outFeatures, parts.inFeatures])} (blocksize ${parts.blocksize}), got ${t.describe()}`);
+      }
+    };
+    expect('packed codes', parts.packed, 'uint8', packedLength(n));
+    expect('code table', parts.table, 'float32', 16);
+    if ((parts.absmax === null) === (parts.doubleQuant === null)) {
+      throw new TypeError(`${where}: give exactly one of absmax and doubleQuant`);
+    }
+    if (parts.absmax) expect('absmax', parts.absmax, 'float32', blocks);
+    const dq = parts.doubleQuant;
+    if (dq) {
+      if (!Number.isInteger(dq.nestedBlocksize) || dq.nestedBlocksize <= 0) {
+        throw new RangeError(`${where}: nestedBlocksize must be a positive integer, got ${dq.nestedBlocksize}`);
+      }
+      if (!Number.isFinite(dq.offset)) throw new RangeError(`${where}: double-quantization offset must be finite, got ${dq.offset}`);
+      expect('double-quantized absmax codes', dq.codes, 'uint8', blocks);
+      expect('nested absmax', dq.nestedAbsmax, 'float32', blockCount(blocks, dq.nestedBlocksize));
+      expect('nested code book', dq.code, 'float32', 256);
+    }
+    this.format = parts.format;
+    this.blocksize = parts.blocksize;
+    this.packed = parts.packed;
+    this.absmax = parts.absmax;
+    this.doubleQuant = dq;
+    this.table = parts.table;
+    this.sourceDType = parts.sourceDType;
+  }
+
+  /** Quantizes a float weight [out, in] (on any device; the work happens on the CPU). */
+  static quantize(weight: Tensor, options: FourBitOptions = {}): FourBitLinear {
+    const format = options.format ?? 'nf4';
+    const where = `quantize ${format}`;
+    if (format !== 'nf4' && format !== 'fp4') throw new TypeError(`${where}: unknown 4-bit format '${String(format)}'; expected 'nf4' or 'fp4'`);
+    const blocksize = options.blocksize ?? 64;
+    assertFourBitBlocksize(blocksize, where);
+    const values = readWeightValues(weight, where);
+    const [outFeatures, inFeatures] = weight.shape as [number, number];
+    const { packed, absmax } = quantizeFourBit(values, format, blocksize);
+    const device = weight.device;
+    let doubleQuant: DoubleQuantTensors | null = null;
+    if (options.doubleQuant ?? true) {
+      const dq = doubleQuantize(absmax, options.nestedBlocksize ?? DEFAULT_NESTED_BLOCKSIZE);
+      doubleQuant = {
+        codes: tensor(dq.codes, { dtype: 'uint8', device }),
+        nestedAbsmax: tensor(dq.nestedAbsmax, { dtype: 'float32', device }),
+        code: tensor(dq.code, { dtype: 'float32', device }),
+        offset: dq.offset,
+        nestedBlocksize: dq.nestedBlocksize,
+      };
+    }
+    return new FourBitLinear({
+      format, outFeatures, inFeatures, blocksize, doubleQuant,
+      packed: tensor(packed, { dtype: 'uint8', device }),
+      absmax: doubleQuant ? null : tensor(absmax, { dtype: 'float32', device }),
+      table: tensor(codeTable(format), { dtype: 'float32', device }),
+      sourceDType: weight.dtype === 'float64' ? 'float32' : weight.dtype,
+    });
+  }
+
+  /** The packed codes (same as `packed`). */
+  get codes(): Tensor {
+    return this.packed;
+  }
+
+  /** Attributes of the kernel ops for this weight. */
+  get opAttrs(): FourBitOpAttrs {
+    return { outFeatures: this.outFeatures, inFeatures: this.inFeatures, blocksize: this.blocksize };
+  }
+
+  /**
+   * The float32 absmax per block used by the kernels: `absmax`, or the double quantization
+   * restored once and cached (released by `releaseCache`). Owned by this weight.
+   */
+  absmaxTensor(): Tensor {
+    if (this.absmax) return this.absmax;
+    if (!this.restored || this.restored.isDisposed) {
+      const dq = this.doubleQuant!;
+      this.restored = dequantizeBlockwise8(dq.codes, dq.nestedAbsmax, dq.code, { blocksize: dq.nestedBlocksize, offset: dq.offset });
+    }
+    return this.restored;
+  }
+
+  /** Frees the restored absmax cache of a double-quantized weight (rebuilt on next use). */
+  releaseCache(): void {
+    this.restored?.dispose();
+    this.restored = null;
+  }
+
+  /** Per-block absmax as a new float32 tensor (restored from double quantization if needed). */
+  scales(): Tensor {
+    return copyOf(this.absmaxTensor());
+  }
+
+  /** NF4 and FP4 have no offsets. */
+  offsets(): null {
+    return null;
+  }
+
+  /** The dense weight [out, in]. */
+  dequantize(dtype: DType = 'float32'): Tensor {
+    return nf4Dequantize(this.packed, this.absmaxTensor(), this.table, this.opAttrs, dtype);
+  }
+
+  /** y = x · Wᵀ through the 'nf4Matmul' op (a fused kernel where the device has one). */
+  matmul(x: Tensor): Tensor {
+    return nf4Matmul(x, this.packed, this.absmaxTensor(), this.table, this.opAttrs);
+  }
+
+  /** dx = dy · W through the 'nf4MatmulT' op. */
+  matmulTransposed(dy: Tensor): Tensor {
+    return nf4MatmulT(dy, this.packed, this.absmaxTensor(), this.table, this.opAttrs);
+  }
+
+  /** Storage in bits per element: 4.5 at blocksize 64, 4.127 with double quantization at 64/256. */
+  get bitsPerParameter(): number {
+    return fourBitBitsPerParameter(this.blocksize, this.doubleQuant ? this.doubleQuant.nestedBlocksize : null);
+  }
+
+  /** The same weight on `device` (this object when already there; otherwise new tensors). */
+  to(device: string): FourBitLinear {
+    if (device === this.device) return this;
+    const dq = this.doubleQuant;
+    return new FourBitLinear({
+      format: this.format, outFeatures: this.outFeatures, inFeatures: this.inFeatures, blocksize: this.blocksize,
+      packed: this.packed.to(device),
+      absmax: this.absmax ? this.absmax.to(device) : null,
+      doubleQuant: dq ? { ...dq, codes: dq.codes.to(device), nestedAbsmax: dq.nestedAbsmax.to(device), code: dq.code.to(device) } : null,
+      table: this.table.to(device),
+      sourceDType: this.sourceDType,
+    });
+  }
+
+  /** Releases the codes, statistics and cache. */
+  dispose(): void {
+    this.releaseCache();
+    for (const t of [this.packed, this.absmax, this.table, this.doubleQuant?.codes, this.doubleQuant?.nestedAbsmax, this.doubleQuant?.code]) {
+      t?.dispose();
+    }
+  }
+
+  /** E.g. `nf4 [4096, 4096] blocksize 64, double-quantized (256) on cpu`. */
+  describe(): string {
+    const dq = this.doubleQuant ? `, double-quantized (${this.doubleQuant.nestedBlocksize})` : '';
+    return `${this.format} ${formatShape(this.shape)} blocksize ${this.blocksize}${dq} on ${this.device}`;
+  }
+}
+
+function copyOf(t: Tensor): Tensor {
+  return tensor(t.toTypedArray(), { shape: t.shape, dtype: t.dtype, device: t.device });
+}

@@ -1,0 +1,128 @@
+// CPU kernels of the quantized-weight ops (contract in ops.ts). The matmuls never build the
+// dense weight: they dequantize a few rows at a time into a small scratch buffer (about
+// SCRATCH_ELEMENTS values) and use each chunk against every activation row.
+import { registerKernel, type Attrs, type Tensor } from '@blora/tensor';
+import { dequantizeFourBitRange } from './blockwise.js';
+import { restoreBlockwise8 } from './double-quant.js';
+import { hostBytes, hostFloats, writeFloats } from './host.js';
+import { dequantizeIntRows, type IntBits, type IntBlockLayout } from './int-blocks.js';
+import { QUANT_OPS } from './ops.js';
+
+/** Target size (elements) of the scratch buffer holding dequantized weight rows. */
+export const SCRATCH_ELEMENTS = 16384;
+
+/** Writes dequantized weight rows `rowStart .. rowStart + rowCount` (row-major) into `out`. */
+type RowDecoder = (rowStart: number, rowCount: number, out: Float64Array) => void;
+
+interface WeightDims {
+  outFeatures: number;
+  inFeatures: number;
+}
+
+function dims(attrs: Attrs): WeightDims {
+  return { outFeatures: attrs['outFeatures'] as number, inFeatures: attrs['inFeatures'] as number };
+}
+
+function rowsPerChunk({ outFeatures, inFeatures }: WeightDims): number {
+  return Math.max(1, Math.min(outFeatures, Math.floor(SCRATCH_ELEMENTS / inFeatures)));
+}
+
+/** y[m, r] = Σ_c x[m, c] · W[r, c]. */
+function matmulKernel(x: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder): void {
+  const { outFeatures, inFeatures } = d;
+  const xs = hostFloats(x);
+  const rows = xs.length / inFeatures;
+  const y = new Float64Array(rows * outFeatures);
+  const chunk = rowsPerChunk(d);
+  const scratch = new Float64Array(chunk * inFeatures);
+  for (let r0 = 0; r0 < outFeatures; r0 += chunk) {
+    const count = Math.min(chunk, outFeatures - r0);
+    decode(r0, count, scratch);
+    for (let m = 0; m < rows; m++) {
+      const xBase = m * inFeatures;
+      const yBase = m * outFeatures + r0;
+      for (let r = 0; r < count; r++) {
+        const wBase = r * inFeatures;
+        let acc = 0;
+        for (let c = 0; c < inFeatures; c++) acc += xs[xBase + c]! * scratch[wBase + c]!;
+        y[yBase + r] = acc;
+      }
+    }
+  }
+  writeFloats(out, y);
+}
+
+/** dx[m, c] = Σ_r dy[m, r] · W[r, c]. */
+function matmulTransposedKernel(dy: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder): void {
+  const { outFeatures, inFeatures } = d;
+  const dys = hostFloats(dy);
+  const rows = dys.length / outFeatures;
+  const dx = new Float64Array(rows * inFeatures);
+  const chunk = rowsPerChunk(d);
+  const scratch = new Float64Array(chunk * inFeatures);
+  for (let r0 = 0; r0 < outFeatures; r0 += chunk) {
+    const count = Math.min(chunk, outFeatures - r0);
+    decode(r0, count, scratch);
+    for (let m = 0; m < rows; m++) {
+      const dxBase = m * inFeatures;
+      for (let r = 0; r < count; r++) {
+        const g = dys[m * outFeatures + r0 + r]!;
+        if (g === 0) continue;
+        const wBase = r * inFeatures;
+        for (let c = 0; c < inFeatures; c++) dx[dxBase + c]! += g * scratch[wBase + c]!;
+      }
+    }
+  }
+  writeFloats(out, dx);
+}
+
+function dequantizeKernel(out: Tensor, d: WeightDims, decode: RowDecoder): void {
+  const dense = new Float64Array(d.outFeatures * d.inFeatures);
+  decode(0, d.outFeatures, dense);
+  writeFloats(out, dense);
+}
+
+function fourBitDecoder(packedT: Tensor, absmaxT: Tensor, tableT: Tensor, attrs: Attrs): RowDecoder {
+  const packed = hostBytes(packedT);
+  const absmax = hostFloats(absmaxT);
+  const table = hostFloats(tableT);
+  const blocksize = attrs['blocksize'] as number;
+  const inFeatures = attrs['inFeatures'] as number;
+  return (rowStart, rowCount, out) =>
+    dequantizeFourBitRange(packed, absmax, table, blocksize, rowStart * inFeatures, rowCount * inFeatures, out);
+}
+
+function intDecoder(bits: IntBits, codesT: Tensor, scalesT: Tensor, offsetsT: Tensor, attrs: Attrs): RowDecoder {
+  const codes = hostBytes(codesT);
+  const scales = hostFloats(scalesT);
+  const offsets = hostFloats(offsetsT);
+  const layout: IntBlockLayout = {
+    outFeatures: attrs['outFeatures'] as number,
+    inFeatures: attrs['inFeatures'] as number,
+    blockRows: attrs['blockRows'] as number,
+    blockCols: attrs['blockCols'] as number,
+  };
+  return (rowStart, rowCount, out) => dequantizeIntRows(codes, bits, scales, offsets, layout, rowStart, rowCount, out);
+}
+
+registerKernel(QUANT_OPS.nf4Matmul, 'cpu', ([x, packed, absmax, table], [out], attrs) =>
+  matmulKernel(x!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs)));
+registerKernel(QUANT_OPS.nf4MatmulT, 'cpu', ([dy, packed, absmax, table], [out], attrs) =>
+  matmulTransposedKernel(dy!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs)));
+registerKernel(QUANT_OPS.nf4Dequantize, 'cpu', ([packed, absmax, table], [out], attrs) =>
+  dequantizeKernel(out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs)));
+
+for (const bits of [4, 8] as const) {
+  registerKernel(`int${bits}Matmul`, 'cpu', ([x, codes, scales, offsets], [out], attrs) =>
+    matmulKernel(x!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
+  registerKernel(`int${bits}MatmulT`, 'cpu', ([dy, codes, scales, offsets], [out], attrs) =>
+    matmulTransposedKernel(dy!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
+  registerKernel(`int${bits}Dequantize`, 'cpu', ([codes, scales, offsets], [out], attrs) =>
+    dequantizeKernel(out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
+}
+
+registerKernel(QUANT_OPS.dequantizeBlockwise8, 'cpu', ([codes, absmax, code], [out], attrs) => {
+  const restored = restoreBlockwise8(hostBytes(codes!), hostFloats(absmax!), hostFloats(code!),
+    attrs['blocksize'] as number, attrs['offset'] as number);
+  writeFloats(out!, restored);
+});

@@ -1,0 +1,198 @@
+// Kernel ops of quantized weights: front ends that validate, then run through the tensor
+// registry (`execute`), so a device that registers the same op names (e.g. 'cuda') runs its
+// own fused kernels. The CPU kernels are in kernels-cpu.ts.
+//
+// Contract (shared with device packages). W is the [out, in] weight, n = out · in, element
+// (r, c) has flat index i = r · in + c.
+//
+// 'nf4Matmul'   inputs [x float [..., in], packed uint8 [ceil(n/2)], absmax float32 [ceil(n/blocksize)],
+//               table float32 [16]]; attrs {outFeatures, inFeatures, blocksize}; output [..., out]
+//               in x's dtype: y = x · Wᵀ with W[i] = table[code_i] · absmax[floor(i / blocksize)]
+//               (float32 product), code_i = high nibble of packed[i >> 1] for even i, low nibble
+//               for odd i. Serves NF4 and FP4 alike (the table says which).
+// 'nf4MatmulT'  inputs [dy float [..., out], packed, absmax, table]; same attrs; output [..., in]:
+//               dx = dy · W. This is the backward of 'nf4Matmul' with respect to x.
+// 'nf4Dequantize' inputs [packed, absmax, table]; same attrs; output [out, in] (float dtype).
+// 'int4Matmul' / 'int8Matmul'  inputs [x float [..., in], codes uint8, scales, offsets]; attrs
+//               {outFeatures, inFeatures, blockRows, blockCols}; output [..., out]. codes: int4
+//               packed like NF4 (ceil(n/2) bytes), int8 one byte per element (n bytes); scales
+//               and offsets float16 or float32 [out/blockRows, in/blockCols];
+//               W[r, c] = α·q + β of block (floor(r/blockRows), floor(c/blockCols)), computed in
+//               float32 (one rounding of α·q + β).
+// 'int4MatmulT' / 'int8MatmulT'  inputs [dy [..., out], codes, scales, offsets]; output [..., in]:
+//               dx = dy · W, the backward of the matching matmul with respect to x.
+// 'int4Dequantize' / 'int8Dequantize'  inputs [codes, scales, offsets]; output [out, in].
+// 'dequantizeBlockwise8'  inputs [codes uint8 [m], absmax float32 [ceil(m/blocksize)], code float32
+//               [256]]; attrs {blocksize, offset}; output float32 [m]: code[q]·absmax + offset
+//               (float32 product, then float32 sum): restores double-quantized absmax values.
+// All CPU kernels accumulate in float64 and accept strided / broadcast x.
+import { commonDevice, execute1, findKernel, formatShape, isFloatDType, type DType, type Tensor } from '@blora/tensor';
+import { blockCount } from './blockwise.js';
+import type { IntBits } from './int-blocks.js';
+import { packedLength } from './pack.js';
+
+/** Op names registered by this package (and by device packages that accelerate it). */
+export const QUANT_OPS = {
+  nf4Matmul: 'nf4Matmul',
+  nf4MatmulT: 'nf4MatmulT',
+  nf4Dequantize: 'nf4Dequantize',
+  int4Matmul: 'int4Matmul',
+  int4MatmulT: 'int4MatmulT',
+  int4Dequantize: 'int4Dequantize',
+  int8Matmul: 'int8Matmul',
+  int8MatmulT: 'int8MatmulT',
+  int8Dequantize: 'int8Dequantize',
+  dequantizeBlockwise8: 'dequantizeBlockwise8',
+} as const;
+
+/** Attributes of the 4-bit absmax ops. */
+export interface FourBitOpAttrs {
+  outFeatures: number;
+  inFeatures: number;
+  blocksize: number;
+}
+
+/** Attributes of the integer-block ops. */
+export interface IntOpAttrs {
+  outFeatures: number;
+  inFeatures: number;
+  blockRows: number;
+  blockCols: number;
+}
+
+function expectTensor(op: string, name: string, t: Tensor, dtypes: readonly DType[], numel: number): void {
+  t.assertAlive(op);
+  if (!dtypes.includes(t.dtype)) throw new TypeError(`${op}: ${name} must be ${dtypes.join(' or ')}, got ${t.describe()}`);
+  if (t.numel !== numel) {
+    throw new RangeError(`${op}: ${name} has ${t.numel} elements, expected ${numel} for this weight (${t.describe()})`);
+  }
+}
+
+function checkDims(op: string, attrs: { outFeatures: number; inFeatures: number }): void {
+  for (const key of ['outFeatures', 'inFeatures'] as const) {
+    const v = attrs[key];
+    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${op}: attrs.${key} must be a positive integer, got ${v}`);
+  }
+}
+
+function checkFourBitInputs(op: string, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs): void {
+  checkDims(op, attrs);
+  const n = attrs.outFeatures * attrs.inFeatures;
+  if (!Number.isInteger(attrs.blocksize) || attrs.blocksize <= 0) {
+    throw new RangeError(`${op}: attrs.blocksize must be a positive integer, got ${attrs.blocksize}`);
+  }
+  expectTensor(op, 'packed codes', packed, ['uint8'], packedLength(n));
+  expectTensor(op, 'absmax', absmax, ['float32'], blockCount(n, attrs.blocksize));
+  expectTensor(op, 'code table', table, ['float32'], 16);
+}
+
+function checkIntInputs(op: string, bits: IntBits, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs): void {
+  checkDims(op, attrs);
+  const { outFeatures, inFeatures, blockRows, blockCols } = attrs;
+  if (!Number.isInteger(blockRows) || blockRows <= 0 || !Number.isInteger(blockCols) || blockCols <= 0 ||
+    outFeatures % blockRows !== 0 || inFeatures % blockCols !== 0) {
+    throw new RangeError(`${op}: blocks of ${blockRows} x ${blockCols} do not tile a weight [${outFeatures}, ${inFeatures}]`);
+  }
+  const n = outFeatures * inFeatures;
+  const blocks = (outFeatures / blockRows) * (inFeatures / blockCols);
+  expectTensor(op, 'codes', codes, ['uint8'], bits === 4 ? packedLength(n) : n);
+  expectTensor(op, 'scales', scales, ['float16', 'float32'], blocks);
+  expectTensor(op, 'offsets', offsets, ['float16', 'float32'], blocks);
+  if (scales.dtype !== offsets.dtype) {
+    throw new TypeError(`${op}: scales and offsets must share a dtype, got ${scales.describe()} and ${offsets.describe()}`);
+  }
+}
+
+/** Checks the activation operand and returns the output shape with its last dim replaced. */
+function activationShape(op: string, x: Tensor, name: string, expectedLast: number, outLast: number): number[] {
+  x.assertAlive(op);
+  if (!isFloatDType(x.dtype)) throw new TypeError(`${op}: ${name} must be a float tensor, got ${x.describe()}`);
+  if (x.rank < 1 || x.shape[x.rank - 1] !== expectedLast) {
+    throw new RangeError(`${op}: ${name} ${formatShape(x.shape)} must have last dimension ${expectedLast}`);
+  }
+  return [...x.shape.slice(0, -1), outLast];
+}
+
+/** y = x · Wᵀ for a 4-bit absmax weight (NF4 or FP4). Op 'nf4Matmul'. */
+export function nf4Matmul(x: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs): Tensor {
+  const op = QUANT_OPS.nf4Matmul;
+  checkFourBitInputs(op, packed, absmax, table, attrs);
+  const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
+  return execute1(op, [x, packed, absmax, table], shape, x.dtype, { ...attrs });
+}
+
+/** dx = dy · W for a 4-bit absmax weight (backward of `nf4Matmul` w.r.t. x). Op 'nf4MatmulT'. */
+export function nf4MatmulT(dy: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs): Tensor {
+  const op = QUANT_OPS.nf4MatmulT;
+  checkFourBitInputs(op, packed, absmax, table, attrs);
+  const shape = activationShape(op, dy, 'dy', attrs.outFeatures, attrs.inFeatures);
+  return execute1(op, [dy, packed, absmax, table], shape, dy.dtype, { ...attrs });
+}
+
+/** The dense [out, in] weight of a 4-bit absmax format. Op 'nf4Dequantize'. */
+export function nf4Dequantize(packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs, dtype: DType = 'float32'): Tensor {
+  const op = QUANT_OPS.nf4Dequantize;
+  checkFourBitInputs(op, packed, absmax, table, attrs);
+  return runWithHostFallback(op, [packed, absmax, table], [attrs.outFeatures, attrs.inFeatures], floatDType(op, dtype), { ...attrs });
+}
+
+function intOp(bits: IntBits, kind: 'Matmul' | 'MatmulT' | 'Dequantize'): string {
+  if (bits !== 4 && bits !== 8) throw new RangeError(`integer block ops: bits must be 4 or 8, got ${String(bits)}`);
+  return `int${bits}${kind}`;
+}
+
+/** y = x · Wᵀ for an integer-block weight. Op 'int4Matmul' / 'int8Matmul'. */
+export function intMatmul(bits: IntBits, x: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs): Tensor {
+  const op = intOp(bits, 'Matmul');
+  checkIntInputs(op, bits, codes, scales, offsets, attrs);
+  const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
+  return execute1(op, [x, codes, scales, offsets], shape, x.dtype, { ...attrs });
+}
+
+/** dx = dy · W for an integer-block weight (backward of `intMatmul` w.r.t. x). Op 'int4MatmulT' / 'int8MatmulT'. */
+export function intMatmulT(bits: IntBits, dy: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs): Tensor {
+  const op = intOp(bits, 'MatmulT');
+  checkIntInputs(op, bits, codes, scales, offsets, attrs);
+  const shape = activationShape(op, dy, 'dy', attrs.outFeatures, attrs.inFeatures);
+  return execute1(op, [dy, codes, scales, offsets], shape, dy.dtype, { ...attrs });
+}
+
+/** The dense [out, in] weight of an integer-block format. Op 'int4Dequantize' / 'int8Dequantize'. */
+export function intDequantize(bits: IntBits, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs, dtype: DType = 'float32'): Tensor {
+  const op = intOp(bits, 'Dequantize');
+  checkIntInputs(op, bits, codes, scales, offsets, attrs);
+  return runWithHostFallback(op, [codes, scales, offsets], [attrs.outFeatures, attrs.inFeatures], floatDType(op, dtype), { ...attrs });
+}
+
+/** code[q_i] · absmax[i / blocksize] + offset, float32 (restores double-quantized absmax). Op 'dequantizeBlockwise8'. */
+export function dequantizeBlockwise8(codes: Tensor, absmax: Tensor, code: Tensor, attrs: { blocksize: number; offset: number }): Tensor {
+  const op = QUANT_OPS.dequantizeBlockwise8;
+  if (!Number.isInteger(attrs.blocksize) || attrs.blocksize <= 0) {
+    throw new RangeError(`${op}: attrs.blocksize must be a positive integer, got ${attrs.blocksize}`);
+  }
+  if (!Number.isFinite(attrs.offset)) throw new RangeError(`${op}: attrs.offset must be finite, got ${attrs.offset}`);
+  expectTensor(op, 'codes', codes, ['uint8'], codes.numel);
+  expectTensor(op, 'absmax', absmax, ['float32'], blockCount(codes.numel, attrs.blocksize));
+  expectTensor(op, 'code', code, ['float32'], 256);
+  return runWithHostFallback(op, [codes, absmax, code], [codes.numel], 'float32', { ...attrs });
+}
+
+function floatDType(op: string, dtype: DType): DType {
+  if (!isFloatDType(dtype)) throw new TypeError(`${op}: output dtype must be a float type, got ${dtype}`);
+  return dtype;
+}
+
+/**
+ * Runs `op` where its inputs live; a device without that kernel gets the CPU result copied
+ * over (these ops only read small or packed data, so the round trip is cheap).
+ */
+function runWithHostFallback(op: string, inputs: Tensor[], shape: number[], dtype: DType, attrs: Record<string, unknown>): Tensor {
+  const device = commonDevice(op, inputs);
+  if (device === 'cpu' || findKernel(op, device)) return execute1(op, inputs, shape, dtype, attrs);
+  const hostInputs = inputs.map((t) => t.to('cpu'));
+  const hostOut = execute1(op, hostInputs, shape, dtype, attrs);
+  const out = hostOut.to(device);
+  hostOut.dispose();
+  for (const t of hostInputs) t.dispose();
+  return out;
+}
