@@ -1,2 +1,5 @@
-// Placeholder: filled in by its owner.
-export {};
+// CPU kernels of the fused transformer ops, one file per op.
+import './nn/rmsnorm.js';
+import './nn/rope.js';
+import './nn/cross-entropy.js';
+import './nn/attention.js';
