@@ -10,7 +10,7 @@ import { getGradient, getSaveSpec, type GradContext, type GradRule, type SaveSpe
 import { isGradEnabled, noGrad } from './grad-mode.js';
 
 /** Where the gradient of one node input goes: an output of an earlier node, or a leaf tensor. */
-interface Edge {
+export interface Edge {
   readonly node: GraphNode | null;
   readonly outputIndex: number;
   readonly leaf: Tensor | null;

@@ -29,7 +29,8 @@ export interface GradcheckResult {
   failures: string[];
 }
 
-type Fn = (...inputs: Tensor[]) => Tensor | readonly Tensor[];
+/** The function gradcheck differentiates: tensors in, a tensor (or tensors) out. */
+export type Fn = (...inputs: Tensor[]) => Tensor | readonly Tensor[];
 
 /**
  * Compares the gradients of `fn` with respect to every input that requires grad against

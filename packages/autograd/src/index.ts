@@ -21,9 +21,9 @@ export {
 export { isGradEnabled, setGradEnabled, noGrad, enableGrad } from './grad-mode.js';
 export {
   backward, backwardMany, detach, requiresGrad, gradFnName, recordNode, releaseGraph, installAutograd, GraphNode,
-  type BackwardOptions,
+  type BackwardOptions, type Edge,
 } from './engine.js';
-export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult, type Fn as GradcheckFn } from './gradcheck.js';
 export { checkpoint, type CheckpointOptions } from './checkpoint.js';
 export { dropout, swiglu, geglu, type DropoutOptions } from './functional.js';
 export { assignInPlace } from './inplace.js';
@@ -36,7 +36,7 @@ export { uniform, normal, kaimingUniform, fanIn, type InitOptions } from './nn/i
 export * from './nn/rmsnorm.js';
 export * from './rules/nn.js';
 export { Optimizer, type OptimizerStateDict, type ParamGroup, type ParamsInput, type ParamState } from './optim/optimizer.js';
-export { AdamW, type AdamWOptions } from './optim/adamw.js';
-export { SGD, type SGDOptions } from './optim/sgd.js';
+export { AdamW, type AdamWOptions, type AdamWHyper } from './optim/adamw.js';
+export { SGD, type SGDOptions, type SGDHyper } from './optim/sgd.js';
 export { clipGradNorm, type ClipOptions } from './optim/clip.js';
 export { LRScheduler, constantWithWarmup, linearWithWarmup, cosineWithWarmup, type LRLambda, type HasParamGroups } from './optim/schedule.js';

@@ -10,7 +10,8 @@ export const DTYPES: readonly DType[] = ['float32', 'float64', 'float16', 'bfloa
 /** The typed array that backs a dtype on the CPU. */
 export type TypedArray = Float32Array | Float64Array | Uint16Array | Int32Array | Int8Array | Uint8Array;
 
-type TypedArrayCtor = { new (n: number): TypedArray; BYTES_PER_ELEMENT: number };
+/** Constructor of a typed array (as used for storage). */
+export type TypedArrayCtor = { new (n: number): TypedArray; BYTES_PER_ELEMENT: number };
 
 const storageCtors: Record<DType, TypedArrayCtor> = {
   float32: Float32Array,

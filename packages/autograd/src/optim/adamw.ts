@@ -17,7 +17,8 @@ export interface AdamWOptions {
 }
 
 /** AdamW's hyperparameters as stored per group (the betas split, so each is a plain number). */
-type AdamWHyper = { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
+/** AdamW hyperparameters of one parameter group. */
+export type AdamWHyper = { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
 
 /** The moments' dtype: float32 (fp32 states) for every parameter dtype except float64. */
 function momentDType(param: Tensor): DType {

@@ -18,7 +18,8 @@ export interface SGDOptions {
   nesterov: boolean;
 }
 
-type SGDHyper = { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: number };
+/** SGD hyperparameters of one parameter group (nesterov as 0/1). */
+export type SGDHyper = { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: number };
 
 /**
  * SGD as PyTorch defines it: d = g + weightDecay * p; with momentum, buf = d at the first
