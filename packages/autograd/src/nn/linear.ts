@@ -1,5 +1,5 @@
 // A fully connected layer, y = x W^T + b, initialised as PyTorch's nn.Linear.
-import { add, matmul, transpose, type DType, type Generator, type Tensor } from '@blora/tensor';
+import { add, isFloatDType, matmul, transpose, type DType, type Generator, type Tensor } from '@blora/tensor';
 import { kaimingUniform, uniform } from './init.js';
 import { Module } from './module.js';
 
@@ -13,6 +13,12 @@ export interface LinearOptions {
   device?: string;
   /** Random stream for the initial values (default: @blora/tensor's default generator). */
   generator?: Generator;
+  /**
+   * Use this float tensor `[outFeatures, inFeatures]` as the weight instead of drawing one (a
+   * loaded checkpoint's, say); the layer takes it as its parameter. `dtype` and `device`, when
+   * given too, must match it.
+   */
+  weight?: Tensor;
 }
 
 /**
@@ -37,12 +43,22 @@ export class Linear extends Module {
     for (const [what, n] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const) {
       if (!Number.isInteger(n) || n < 1) throw new RangeError(`Linear: ${what} must be a positive integer, got ${n}`);
     }
+    const given = options.weight;
+    if (given) {
+      given.assertAlive('Linear');
+      if (given.rank !== 2 || given.shape[0] !== outFeatures || given.shape[1] !== inFeatures || !isFloatDType(given.dtype)) {
+        throw new RangeError(`Linear: weight must be a float tensor [${outFeatures}, ${inFeatures}], got ${given.describe()}`);
+      }
+      if ((options.dtype && options.dtype !== given.dtype) || (options.device && options.device !== given.device)) {
+        throw new TypeError(`Linear: the given weight ${given.describe()} does not match dtype ${options.dtype ?? given.dtype} on ${options.device ?? given.device}`);
+      }
+    }
     const init = {
-      dtype: options.dtype ?? 'float32',
-      device: options.device ?? 'cpu',
+      dtype: options.dtype ?? given?.dtype ?? 'float32',
+      device: options.device ?? given?.device ?? 'cpu',
       ...(options.generator ? { generator: options.generator } : {}),
     };
-    this.weight = this.registerParameter('weight', kaimingUniform([outFeatures, inFeatures], { ...init, a: Math.sqrt(5) }));
+    this.weight = this.registerParameter('weight', given ?? kaimingUniform([outFeatures, inFeatures], { ...init, a: Math.sqrt(5) }));
     const bound = 1 / Math.sqrt(inFeatures);
     this.bias = options.bias === false ? null : this.registerParameter('bias', uniform([outFeatures], -bound, bound, init));
   }

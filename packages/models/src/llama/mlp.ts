@@ -1,0 +1,51 @@
+// The gated MLP of Llama-family blocks: SwiGLU (LLaMA, Mistral) or GeGLU (Gemma).
+import { gelu, mul, silu, type Tensor } from '@blora/tensor';
+import { Module } from '@blora/autograd';
+import type { LlamaConfig, MlpActivation } from './config.js';
+import type { LinearModule } from './layers.js';
+
+/** The three projections of an MLP, by Hugging Face name. */
+export interface MlpProjections {
+  gate_proj: LinearModule;
+  up_proj: LinearModule;
+  down_proj: LinearModule;
+}
+
+/** Applies the gate activation. */
+function activate(x: Tensor, act: MlpActivation): Tensor {
+  if (act === 'silu') return silu(x);
+  return gelu(x, act === 'gelu_tanh' ? 'tanh' : 'none');
+}
+
+/** `down_proj(act(gate_proj(x)) * up_proj(x))`. */
+export class LlamaMLP extends Module {
+  /** hidden -> intermediate, through the activation. */
+  readonly gate_proj: LinearModule;
+  /** hidden -> intermediate. */
+  readonly up_proj: LinearModule;
+  /** intermediate -> hidden. */
+  readonly down_proj: LinearModule;
+  /** The gate activation. */
+  readonly activation: MlpActivation;
+
+  constructor(config: LlamaConfig, projections: MlpProjections) {
+    super();
+    const { hiddenSize: d, intermediateSize: m } = config;
+    const expect: Record<keyof MlpProjections, [number, number]> = { gate_proj: [d, m], up_proj: [d, m], down_proj: [m, d] };
+    for (const [name, [inF, outF]] of Object.entries(expect) as [keyof MlpProjections, [number, number]][]) {
+      const p = projections[name];
+      if (p.inFeatures !== inF || p.outFeatures !== outF) {
+        throw new RangeError(`LlamaMLP: ${name} must map ${inF} -> ${outF} features, got ${p.inFeatures} -> ${p.outFeatures}`);
+      }
+    }
+    this.activation = config.hiddenAct;
+    this.gate_proj = this.registerModule('gate_proj', projections.gate_proj);
+    this.up_proj = this.registerModule('up_proj', projections.up_proj);
+    this.down_proj = this.registerModule('down_proj', projections.down_proj);
+  }
+
+  /** `x` `[..., hidden]` -> `[..., hidden]`. */
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(mul(activate(this.gate_proj.forward(x), this.activation), this.up_proj.forward(x)));
+  }
+}
