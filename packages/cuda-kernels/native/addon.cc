@@ -1,0 +1,317 @@
+// The JavaScript binding (nan). Tensors arrive as Float64Array descriptors
+// [address, offset, dtype, rank, ...shape, ...strides]; addresses are device pointers held
+// in doubles (exact below 2^53). C++ exceptions become JavaScript errors with a `code`:
+// CUDA_ERROR (plus `cudaError`, the CUDA error name), CUDA_OUT_OF_MEMORY, CUDA_UNAVAILABLE
+// or INVALID_ARGUMENT.
+#include <nan.h>
+
+#include <cmath>
+#include <string>
+
+#include "allocator.h"
+#include "common.h"
+#include "kernels.h"
+#include "transfer.h"
+
+namespace blora {
+namespace {
+
+using Info = Nan::FunctionCallbackInfo<v8::Value>;
+
+void throwWithCode(const std::string& message, const char* code, const char* cudaErrorName) {
+  v8::Local<v8::Value> error = Nan::Error(message.c_str());
+  v8::Local<v8::Object> object = error.As<v8::Object>();
+  Nan::Set(object, Nan::New("code").ToLocalChecked(), Nan::New(code).ToLocalChecked());
+  if (cudaErrorName) Nan::Set(object, Nan::New("cudaError").ToLocalChecked(), Nan::New(cudaErrorName).ToLocalChecked());
+  Nan::ThrowError(error);
+}
+
+// Runs `body`, turning C++ exceptions into JavaScript ones.
+template <typename Body>
+void guarded(Body&& body) {
+  try {
+    body();
+  } catch (const OutOfMemory& e) {
+    throwWithCode(e.what(), "CUDA_OUT_OF_MEMORY", nullptr);
+  } catch (const CudaError& e) {
+    throwWithCode(e.what(), "CUDA_ERROR", cudaGetErrorName(e.code()));
+  } catch (const Unavailable& e) {
+    throwWithCode(e.what(), "CUDA_UNAVAILABLE", nullptr);
+  } catch (const std::invalid_argument& e) {
+    throwWithCode(e.what(), "INVALID_ARGUMENT", nullptr);
+  } catch (const std::exception& e) {
+    throwWithCode(e.what(), "CUDA_ERROR", nullptr);
+  }
+}
+
+double numberArg(const Info& info, int i, const char* what) {
+  if (!info[i]->IsNumber()) fail(std::string(what) + " must be a number");
+  return Nan::To<double>(info[i]).FromJust();
+}
+
+int64_t integerArg(const Info& info, int i, const char* what) {
+  const double v = numberArg(info, i, what);
+  if (!std::isfinite(v) || v != std::floor(v) || v < 0 || v > 9007199254740991.0) {
+    fail(std::string(what) + " must be a non-negative integer below 2^53");
+  }
+  return int64_t(v);
+}
+
+void* addressArg(const Info& info, int i) { return reinterpret_cast<void*>(uintptr_t(integerArg(info, i, "address"))); }
+
+TensorArg tensorArg(const Info& info, int i, const char* role) {
+  if (!info[i]->IsFloat64Array()) fail(std::string("the ") + role + " must be a tensor descriptor (Float64Array)");
+  Nan::TypedArrayContents<double> d(info[i]);
+  const size_t length = d.length();
+  if (length < 4) fail(std::string("the ") + role + " descriptor is too short");
+  TensorArg t;
+  t.data = reinterpret_cast<void*>(uintptr_t((*d)[0]));
+  t.offset = int64_t((*d)[1]);
+  const int dtype = int((*d)[2]);
+  if (dtype < 0 || dtype >= kNumDTypes) fail(std::string("the ") + role + " has an unknown dtype code");
+  t.dtype = DType(dtype);
+  t.rank = int((*d)[3]);
+  if (t.rank < 0 || t.rank > kMaxRank) {
+    fail(std::string("the ") + role + " has rank " + std::to_string(t.rank) + "; cuda kernels support up to " +
+         std::to_string(kMaxRank));
+  }
+  if (length != size_t(4 + 2 * t.rank)) fail(std::string("the ") + role + " descriptor has the wrong length");
+  for (int k = 0; k < t.rank; k++) {
+    t.shape[k] = int64_t((*d)[4 + k]);
+    t.strides[k] = int64_t((*d)[4 + t.rank + k]);
+  }
+  return t;
+}
+
+int opArg(const Info& info, int i, int count, const char* family) {
+  const int64_t op = integerArg(info, i, "op code");
+  if (op >= count) fail(std::string("unknown ") + family + " op code " + std::to_string(op));
+  return int(op);
+}
+
+v8::Local<v8::Array> nameList(const char* const* names, int count) {
+  v8::Local<v8::Array> list = Nan::New<v8::Array>(count);
+  for (int i = 0; i < count; i++) Nan::Set(list, i, Nan::New(names[i]).ToLocalChecked());
+  return list;
+}
+
+void setNumber(v8::Local<v8::Object> o, const char* key, double value) {
+  Nan::Set(o, Nan::New(key).ToLocalChecked(), Nan::New(value));
+}
+
+// --- Device and memory. ---
+
+NAN_METHOD(Probe) {
+  guarded([&] {
+    const ProbeResult& p = probeDevice();
+    v8::Local<v8::Object> o = Nan::New<v8::Object>();
+    Nan::Set(o, Nan::New("available").ToLocalChecked(), Nan::New(p.available));
+    Nan::Set(o, Nan::New("reason").ToLocalChecked(), Nan::New(p.reason).ToLocalChecked());
+    Nan::Set(o, Nan::New("deviceName").ToLocalChecked(), Nan::New(p.deviceName).ToLocalChecked());
+    Nan::Set(o, Nan::New("computeCapability").ToLocalChecked(),
+             Nan::New(std::to_string(p.computeMajor) + "." + std::to_string(p.computeMinor)).ToLocalChecked());
+    setNumber(o, "driverVersion", p.driverVersion);
+    setNumber(o, "runtimeVersion", p.runtimeVersion);
+    setNumber(o, "totalMemory", double(p.totalMemory));
+    info.GetReturnValue().Set(o);
+  });
+}
+
+NAN_METHOD(Malloc) {
+  guarded([&] {
+    const int64_t bytes = integerArg(info, 0, "byte count");
+    if (bytes == 0) fail("malloc: byte count must be positive");
+    const uintptr_t address = reinterpret_cast<uintptr_t>(allocator().allocate(size_t(bytes)));
+    if (address > uintptr_t(9007199254740991ull)) fail("malloc: device address does not fit a JavaScript number");
+    info.GetReturnValue().Set(Nan::New(double(address)));
+  });
+}
+
+NAN_METHOD(Free) {
+  guarded([&] { allocator().release(addressArg(info, 0)); });
+}
+
+NAN_METHOD(EmptyCache) {
+  guarded([&] { allocator().emptyCache(); });
+}
+
+NAN_METHOD(MemoryStats) {
+  guarded([&] {
+    const AllocatorStats s = allocator().stats();
+    size_t freeBytes = 0, totalBytes = 0;
+    check(cudaMemGetInfo(&freeBytes, &totalBytes), "in cudaMemGetInfo");
+    v8::Local<v8::Object> o = Nan::New<v8::Object>();
+    setNumber(o, "reservedBytes", double(s.reservedBytes));
+    setNumber(o, "allocatedBytes", double(s.allocatedBytes));
+    setNumber(o, "requestedBytes", double(s.requestedBytes));
+    setNumber(o, "cachedBytes", double(s.cachedBytes));
+    setNumber(o, "peakAllocatedBytes", double(s.peakAllocatedBytes));
+    setNumber(o, "liveBlocks", double(s.liveBlocks));
+    setNumber(o, "cachedBlocks", double(s.cachedBlocks));
+    setNumber(o, "cudaMallocCalls", double(s.cudaMallocCalls));
+    setNumber(o, "cudaFreeCalls", double(s.cudaFreeCalls));
+    setNumber(o, "cacheHits", double(s.cacheHits));
+    setNumber(o, "deviceFreeBytes", double(freeBytes));
+    setNumber(o, "deviceTotalBytes", double(totalBytes));
+    info.GetReturnValue().Set(o);
+  });
+}
+
+NAN_METHOD(Synchronize) {
+  guarded([&] {
+    requireDevice();
+    synchronize();
+  });
+}
+
+// upload(address, view): copies the bytes of a typed array to the device.
+NAN_METHOD(Upload) {
+  guarded([&] {
+    void* dst = addressArg(info, 0);
+    if (!info[1]->IsArrayBufferView()) fail("upload: expected a typed array");
+    Nan::TypedArrayContents<uint8_t> src(info[1]);
+    uploadToDevice(dst, *src, src.length());
+  });
+}
+
+// download(address, view): fills a typed array from the device (waits for queued work).
+NAN_METHOD(Download) {
+  guarded([&] {
+    const void* src = addressArg(info, 0);
+    if (!info[1]->IsArrayBufferView()) fail("download: expected a typed array");
+    Nan::TypedArrayContents<uint8_t> dst(info[1]);
+    downloadToHost(*dst, src, dst.length());
+  });
+}
+
+// --- Kernels. ---
+
+// fill(out, lowBits, highBits): the element bit pattern as two uint32 halves.
+NAN_METHOD(Fill) {
+  guarded([&] {
+    const TensorArg out = tensorArg(info, 0, "output");
+    const uint64_t low = uint64_t(integerArg(info, 1, "low bits")) & 0xffffffffull;
+    const uint64_t high = uint64_t(integerArg(info, 2, "high bits")) & 0xffffffffull;
+    launchFill(out, (high << 32) | low);
+  });
+}
+
+NAN_METHOD(Copy) {
+  guarded([&] { launchCopy(tensorArg(info, 0, "input"), tensorArg(info, 1, "output")); });
+}
+
+NAN_METHOD(Cast) {
+  guarded([&] { launchCast(tensorArg(info, 0, "input"), tensorArg(info, 1, "output")); });
+}
+
+NAN_METHOD(Unary) {
+  guarded([&] {
+    const UnaryOp op = UnaryOp(opArg(info, 0, int(UnaryOp::Count), "unary"));
+    launchUnary(op, tensorArg(info, 1, "input"), tensorArg(info, 2, "output"));
+  });
+}
+
+NAN_METHOD(IsFinite) {
+  guarded([&] { launchIsFinite(tensorArg(info, 0, "input"), tensorArg(info, 1, "output")); });
+}
+
+NAN_METHOD(Binary) {
+  guarded([&] {
+    const BinaryOp op = BinaryOp(opArg(info, 0, int(BinaryOp::Count), "binary"));
+    launchBinary(op, tensorArg(info, 1, "first input"), tensorArg(info, 2, "second input"), tensorArg(info, 3, "output"));
+  });
+}
+
+NAN_METHOD(Compare) {
+  guarded([&] {
+    const CompareOp op = CompareOp(opArg(info, 0, int(CompareOp::Count), "comparison"));
+    launchCompare(op, tensorArg(info, 1, "first input"), tensorArg(info, 2, "second input"), tensorArg(info, 3, "output"));
+  });
+}
+
+NAN_METHOD(Where) {
+  guarded([&] {
+    launchWhere(tensorArg(info, 0, "condition"), tensorArg(info, 1, "second input"), tensorArg(info, 2, "third input"),
+                tensorArg(info, 3, "output"));
+  });
+}
+
+// clamp(x, out, min | null, max | null)
+NAN_METHOD(Clamp) {
+  guarded([&] {
+    const bool hasLo = info[2]->IsNumber();
+    const bool hasHi = info[3]->IsNumber();
+    launchClamp(tensorArg(info, 0, "input"), tensorArg(info, 1, "output"), hasLo, hasLo ? numberArg(info, 2, "min") : 0.0,
+                hasHi, hasHi ? numberArg(info, 3, "max") : 0.0);
+  });
+}
+
+// reduceRows(op, x, out, rows, cols)
+NAN_METHOD(ReduceRows) {
+  guarded([&] {
+    const ReduceOp op = ReduceOp(opArg(info, 0, int(ReduceOp::Count), "reduction"));
+    launchReduceRows(op, tensorArg(info, 1, "input"), tensorArg(info, 2, "output"), integerArg(info, 3, "rows"),
+                     integerArg(info, 4, "cols"));
+  });
+}
+
+// softmaxRows(log, x, out, rows, cols)
+NAN_METHOD(SoftmaxRows) {
+  guarded([&] {
+    const bool log = Nan::To<bool>(info[0]).FromJust();
+    launchSoftmaxRows(log, tensorArg(info, 1, "input"), tensorArg(info, 2, "output"), integerArg(info, 3, "rows"),
+                      integerArg(info, 4, "cols"));
+  });
+}
+
+NAN_METHOD(Matmul) {
+  guarded([&] {
+    const TensorArg a = tensorArg(info, 0, "first input");
+    const TensorArg b = tensorArg(info, 1, "second input");
+    const TensorArg out = tensorArg(info, 2, "output");
+    switch (a.dtype) {
+      case DType::Float32:
+      case DType::Float64: return launchMatmulSimt(a, b, out);
+      case DType::BFloat16:
+      case DType::Float16: return launchMatmulTensorCore(a, b, out);
+      default:
+        fail(std::string("matmul: dtype ") + dtypeName(a.dtype) +
+             " is not supported on cuda (supported: float32, float64, float16, bfloat16)");
+    }
+  });
+}
+
+const char* const kDTypeNames[kNumDTypes] = {"float32", "float64", "float16", "bfloat16", "int32", "int8", "uint8"};
+
+NAN_MODULE_INIT(Init) {
+  Nan::Set(target, Nan::New("dtypeNames").ToLocalChecked(), nameList(kDTypeNames, kNumDTypes));
+  Nan::Set(target, Nan::New("unaryOps").ToLocalChecked(), nameList(kUnaryOpNames, int(UnaryOp::Count)));
+  Nan::Set(target, Nan::New("binaryOps").ToLocalChecked(), nameList(kBinaryOpNames, int(BinaryOp::Count)));
+  Nan::Set(target, Nan::New("compareOps").ToLocalChecked(), nameList(kCompareOpNames, int(CompareOp::Count)));
+  Nan::Set(target, Nan::New("reduceOps").ToLocalChecked(), nameList(kReduceOpNames, int(ReduceOp::Count)));
+  Nan::SetMethod(target, "probe", Probe);
+  Nan::SetMethod(target, "malloc", Malloc);
+  Nan::SetMethod(target, "free", Free);
+  Nan::SetMethod(target, "emptyCache", EmptyCache);
+  Nan::SetMethod(target, "memoryStats", MemoryStats);
+  Nan::SetMethod(target, "synchronize", Synchronize);
+  Nan::SetMethod(target, "upload", Upload);
+  Nan::SetMethod(target, "download", Download);
+  Nan::SetMethod(target, "fill", Fill);
+  Nan::SetMethod(target, "copy", Copy);
+  Nan::SetMethod(target, "cast", Cast);
+  Nan::SetMethod(target, "unary", Unary);
+  Nan::SetMethod(target, "isFinite", IsFinite);
+  Nan::SetMethod(target, "binary", Binary);
+  Nan::SetMethod(target, "compare", Compare);
+  Nan::SetMethod(target, "where", Where);
+  Nan::SetMethod(target, "clamp", Clamp);
+  Nan::SetMethod(target, "reduceRows", ReduceRows);
+  Nan::SetMethod(target, "softmaxRows", SoftmaxRows);
+  Nan::SetMethod(target, "matmul", Matmul);
+}
+
+}  // namespace
+}  // namespace blora
+
+NAN_MODULE_WORKER_ENABLED(blora_cuda, blora::Init)

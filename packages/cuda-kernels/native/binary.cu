@@ -1,0 +1,88 @@
+// Elementwise binary arithmetic over strided, broadcast inputs. add, sub, mul, maximum
+// and minimum also take integer dtypes: they compute in int64 and wrap on store, which
+// gives the CPU's two's-complement results (Math.imul for products). div and pow are
+// float-only; pow follows C99 (pow(1, NaN) = 1, pow(-1, +-Inf) = 1) like the CPU.
+#include "kernels.h"
+#include "launch.cuh"
+#include "numeric.cuh"
+#include "strided.cuh"
+
+namespace blora {
+
+const char* const kBinaryOpNames[int(BinaryOp::Count)] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+
+struct AddOp {
+  static constexpr bool kInt = true;
+  template <typename C> __device__ C operator()(C a, C b) const { return a + b; }
+};
+struct SubOp {
+  static constexpr bool kInt = true;
+  template <typename C> __device__ C operator()(C a, C b) const { return a - b; }
+};
+struct MulOp {
+  static constexpr bool kInt = true;
+  template <typename C> __device__ C operator()(C a, C b) const { return a * b; }
+};
+struct DivOp {
+  static constexpr bool kInt = false;
+  template <typename C> __device__ C operator()(C a, C b) const { return a / b; }
+};
+struct PowOp {
+  static constexpr bool kInt = false;
+  template <typename C> __device__ C operator()(C a, C b) const { return mPow(a, b); }
+};
+struct MaximumOp {
+  static constexpr bool kInt = true;
+  template <typename C> __device__ C operator()(C a, C b) const { return jsMax(a, b); }
+};
+struct MinimumOp {
+  static constexpr bool kInt = true;
+  template <typename C> __device__ C operator()(C a, C b) const { return jsMin(a, b); }
+};
+
+template <typename Op, typename T>
+__global__ void binaryKernel(const T* a, const T* b, T* out, int64_t n, StridedIndexer<2> ix, Op op) {
+  BLORA_GRID_STRIDE_LOOP(i, n) {
+    int64_t off[2];
+    ix.offsets(i, off);
+    out[i] = Num<T>::store(op(Num<T>::load(a[off[0]]), Num<T>::load(b[off[1]])));
+  }
+}
+
+template <typename Op>
+void runBinary(const char* name, const TensorArg& a, const TensorArg& b, const TensorArg& out) {
+  const int64_t n = out.numel();
+  const int64_t* strides[2] = {a.strides, b.strides};
+  const StridedIndexer<2> ix = makeIndexer<2>(a.shape, a.rank, strides);
+  auto launch = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    binaryKernel<Op, T><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
+        reinterpret_cast<const T*>(a.first()), reinterpret_cast<const T*>(b.first()), reinterpret_cast<T*>(out.first()), n,
+        ix, Op{});
+  };
+  visitDType<Op::kInt ? DTypeSet::All : DTypeSet::Float>(a.dtype, name, launch);
+  checkLaunch(name);
+}
+
+void launchBinary(BinaryOp op, const TensorArg& a, const TensorArg& b, const TensorArg& out) {
+  const char* name = kBinaryOpNames[int(op)];
+  requireSameShape(name, a, b);
+  requireSameShape(name, a, out);
+  requireDType(name, b, a.dtype, "second input");
+  requireDType(name, out, a.dtype, "output");
+  requireContiguous(name, out, "output");
+  if (out.numel() == 0) return;
+  switch (op) {
+    case BinaryOp::Add: return runBinary<AddOp>(name, a, b, out);
+    case BinaryOp::Sub: return runBinary<SubOp>(name, a, b, out);
+    case BinaryOp::Mul: return runBinary<MulOp>(name, a, b, out);
+    case BinaryOp::Div: return runBinary<DivOp>(name, a, b, out);
+    case BinaryOp::Pow: return runBinary<PowOp>(name, a, b, out);
+    case BinaryOp::Maximum: return runBinary<MaximumOp>(name, a, b, out);
+    case BinaryOp::Minimum: return runBinary<MinimumOp>(name, a, b, out);
+    case BinaryOp::Count: break;
+  }
+  fail("binary: unknown op code");
+}
+
+}  // namespace blora

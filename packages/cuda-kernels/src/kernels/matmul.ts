@@ -1,0 +1,40 @@
+// matmul on the cuda device: float32/float64 on a tiled CUDA-core GEMM, bfloat16/float16 on
+// tensor cores. Row-major and column-major (transposed) operands are read in place; an
+// operand dense along neither matrix dim (e.g. a strided slice) is first copied.
+import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
+import { layoutArg, tensorArg } from '../descriptor.js';
+import { runKernel } from '../errors.js';
+import { native } from '../native.js';
+import { withScratch } from './scratch.js';
+
+/** True when one of the last two dims is dense (stride 1) or trivially so (size 1). */
+function hasMatrixLayout(t: Tensor): boolean {
+  const r = t.rank;
+  const rows = t.shape[r - 2]!;
+  const cols = t.shape[r - 1]!;
+  return t.strides[r - 1] === 1 || cols === 1 || t.strides[r - 2] === 1 || rows === 1;
+}
+
+/** Calls `use` with a descriptor of `t`, through a contiguous scratch copy when `t` lacks a matrix layout. */
+function withOperand<T>(t: Tensor, use: (arg: Float64Array) => T): T {
+  if (hasMatrixLayout(t)) return use(tensorArg(t));
+  return withScratch(t.dtype, t.numel, (scratch) => {
+    const dense = layoutArg(scratch, 0, t.dtype, t.shape, contiguousStrides(t.shape));
+    native().copy(tensorArg(t), dense);
+    return use(dense);
+  });
+}
+
+/** Registers matmul for 'cuda'. */
+export function registerMatmulKernels(): void {
+  registerKernel('matmul', 'cuda', ([a, b], [out]) => {
+    runKernel('matmul', [a!, b!, out!], () => {
+      if (a!.numel === 0 || b!.numel === 0) {
+        // K = 0 gives zeros; M = 0 or N = 0 leaves nothing to write.
+        if (out!.numel > 0) native().fill(tensorArg(out!), 0, 0);
+        return;
+      }
+      withOperand(a!, (aArg) => withOperand(b!, (bArg) => native().matmul(aArg, bArg, tensorArg(out!))));
+    });
+  });
+}

@@ -1,0 +1,57 @@
+// sum / mean / max / min over any set of axes on the cuda device. The kept axes are put
+// first and the reduced ones last, which makes the input a [rows, cols] matrix; when that
+// permuted view is not dense (or the output dtype differs, as for integer sums) it is first
+// copied (or cast) into a dense scratch block, then each row is reduced by one kernel.
+import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
+import { bufferOf, isDenseLayout, layoutArg, tensorArg } from '../descriptor.js';
+import { runKernel } from '../errors.js';
+import { native } from '../native.js';
+import { opCode } from './elementwise.js';
+import { withScratch } from './scratch.js';
+
+const REDUCE_OPS = ['sum', 'mean', 'max', 'min'] as const;
+
+/** The dims of `x` with the reduced ones moved last (keeping their order within each group). */
+function reducedLast(x: Tensor, axes: readonly number[]): { order: number[]; rows: number; cols: number } {
+  const reduced = new Set(axes);
+  const kept = x.shape.map((_, d) => d).filter((d) => !reduced.has(d));
+  const last = x.shape.map((_, d) => d).filter((d) => reduced.has(d));
+  const rows = kept.reduce((p, d) => p * x.shape[d]!, 1);
+  const cols = last.reduce((p, d) => p * x.shape[d]!, 1);
+  return { order: [...kept, ...last], rows, cols };
+}
+
+function reduceOnCuda(code: number, x: Tensor, out: Tensor, axes: readonly number[]): void {
+  const addon = native();
+  const { order, rows, cols } = reducedLast(x, axes);
+  if (rows === 0) return;
+  if (cols === 0) {
+    // Nothing to read: each output is the empty reduction's value (0 for sum, NaN for mean).
+    addon.reduceRows(code, layoutArg(0, 0, out.dtype, [rows, 0], [0, 1]), tensorArg(out), rows, 0);
+    return;
+  }
+  const shape = order.map((d) => x.shape[d]!);
+  const strides = order.map((d) => x.strides[d]!);
+  const address = bufferOf(x).address;
+  if (x.dtype === out.dtype && isDenseLayout(shape, strides)) {
+    addon.reduceRows(code, layoutArg(address, x.offset, x.dtype, [rows, cols], [cols, 1]), tensorArg(out), rows, cols);
+    return;
+  }
+  withScratch(out.dtype, rows * cols, (scratch) => {
+    const src = layoutArg(address, x.offset, x.dtype, shape, strides);
+    const dense = layoutArg(scratch, 0, out.dtype, shape, contiguousStrides(shape));
+    if (x.dtype === out.dtype) addon.copy(src, dense);
+    else addon.cast(src, dense);
+    addon.reduceRows(code, layoutArg(scratch, 0, out.dtype, [rows, cols], [cols, 1]), tensorArg(out), rows, cols);
+  });
+}
+
+/** Registers sum, mean, max and min for 'cuda'. */
+export function registerReduceKernels(): void {
+  for (const op of REDUCE_OPS) {
+    const code = opCode(native().reduceOps, op);
+    registerKernel(op, 'cuda', ([x], [out], attrs) => {
+      runKernel(op, [x!, out!], () => reduceOnCuda(code, x!, out!, attrs.axes as number[]));
+    });
+  }
+}

@@ -1,0 +1,146 @@
+// Loading the compiled addon and probing for a usable GPU. Nothing here throws at import:
+// a missing build, a missing driver or a missing GPU all end as `cudaAvailable() === false`
+// with a reason.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** What the addon found out about the GPU. */
+export interface CudaDeviceInfo {
+  /** True when a supported GPU was found and a context created on it. */
+  readonly available: boolean;
+  /** Why the device cannot be used ('' when available). */
+  readonly reason: string;
+  /** The GPU's name, e.g. 'NVIDIA H200' ('' when none was found). */
+  readonly deviceName: string;
+  /** Compute capability 'major.minor' ('0.0' when none was found). */
+  readonly computeCapability: string;
+  /** CUDA driver version as an integer (12040 = 12.4); 0 without a driver. */
+  readonly driverVersion: number;
+  /** CUDA runtime version the addon was built with, as an integer. */
+  readonly runtimeVersion: number;
+  /** Device memory in bytes. */
+  readonly totalMemory: number;
+}
+
+/** Counters of the caching allocator and the device's memory, in bytes or counts. */
+export interface CudaMemoryInfo {
+  /** Obtained from the driver (cudaMalloc) and not yet given back. */
+  readonly reservedBytes: number;
+  /** In blocks held by live tensors (blocks are rounded up to size classes). */
+  readonly allocatedBytes: number;
+  /** What live tensors asked for (before rounding). */
+  readonly requestedBytes: number;
+  /** Reserved but free, kept for reuse; `emptyCache()` returns it to the driver. */
+  readonly cachedBytes: number;
+  /** The highest `allocatedBytes` seen. */
+  readonly peakAllocatedBytes: number;
+  /** Blocks held by live tensors. */
+  readonly liveBlocks: number;
+  /** Free blocks in the cache. */
+  readonly cachedBlocks: number;
+  /** cudaMalloc calls so far (cache misses). */
+  readonly cudaMallocCalls: number;
+  /** cudaFree calls so far (cache releases). */
+  readonly cudaFreeCalls: number;
+  /** Allocations served from the cache. */
+  readonly cacheHits: number;
+  /** Free device memory reported by the driver (cudaMemGetInfo). */
+  readonly deviceFreeBytes: number;
+  /** Total device memory reported by the driver. */
+  readonly deviceTotalBytes: number;
+}
+
+/**
+ * The functions of the compiled addon (native/addon.cc). Tensors are passed as descriptors
+ * (see descriptor.ts); op codes index the name lists the addon exports.
+ * @internal
+ */
+export interface NativeAddon {
+  readonly dtypeNames: readonly string[];
+  readonly unaryOps: readonly string[];
+  readonly binaryOps: readonly string[];
+  readonly compareOps: readonly string[];
+  readonly reduceOps: readonly string[];
+  probe(): CudaDeviceInfo;
+  malloc(bytes: number): number;
+  free(address: number): void;
+  emptyCache(): void;
+  memoryStats(): CudaMemoryInfo;
+  synchronize(): void;
+  upload(address: number, data: ArrayBufferView): void;
+  download(address: number, out: ArrayBufferView): void;
+  fill(out: Float64Array, lowBits: number, highBits: number): void;
+  copy(src: Float64Array, dst: Float64Array): void;
+  cast(src: Float64Array, dst: Float64Array): void;
+  unary(op: number, x: Float64Array, out: Float64Array): void;
+  isFinite(x: Float64Array, out: Float64Array): void;
+  binary(op: number, a: Float64Array, b: Float64Array, out: Float64Array): void;
+  compare(op: number, a: Float64Array, b: Float64Array, out: Float64Array): void;
+  where(cond: Float64Array, a: Float64Array, b: Float64Array, out: Float64Array): void;
+  clamp(x: Float64Array, out: Float64Array, min: number | null, max: number | null): void;
+  reduceRows(op: number, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
+  softmaxRows(log: boolean, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
+  matmul(a: Float64Array, b: Float64Array, out: Float64Array): void;
+}
+
+/** Outcome of loading the addon. @internal */
+export interface AddonLoad {
+  /** The addon, when it loaded and found a usable GPU. */
+  readonly addon: NativeAddon | null;
+  /** The probe's report, when the addon loaded. */
+  readonly device: CudaDeviceInfo | null;
+  /** Why CUDA cannot be used ('' when it can). */
+  readonly reason: string;
+}
+
+/** Where the build puts the addon (the same relative path from src/ and dist/). @internal */
+export const defaultAddonPath = fileURLToPath(new URL('../build/Release/blora_cuda.node', import.meta.url));
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Loads the addon at `path` and probes the GPU; never throws. @internal */
+export function loadAddon(path: string = defaultAddonPath): AddonLoad {
+  if (!existsSync(path)) {
+    return { addon: null, device: null, reason: `the CUDA addon is not built (${path} is missing; run the package build on a machine with nvcc)` };
+  }
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    return { addon: null, device: null, reason: `the CUDA addon ${path} failed to load: ${messageOf(e)}` };
+  }
+  let device: CudaDeviceInfo;
+  try {
+    device = addon.probe();
+  } catch (e) {
+    return { addon: null, device: null, reason: `probing for a GPU failed: ${messageOf(e)}` };
+  }
+  if (!device.available) return { addon: null, device, reason: device.reason || 'no usable GPU' };
+  return { addon, device, reason: '' };
+}
+
+const loaded = loadAddon();
+
+/** True when the CUDA addon is built and a supported NVIDIA GPU is usable; the 'cuda' device is registered then. */
+export function cudaAvailable(): boolean {
+  return loaded.addon !== null;
+}
+
+/** Why the 'cuda' device is not available ('' when it is). */
+export function cudaUnavailableReason(): string {
+  return loaded.reason;
+}
+
+/** The GPU the 'cuda' device runs on (null when the addon is not built or failed to load). */
+export function cudaDeviceInfo(): CudaDeviceInfo | null {
+  return loaded.device;
+}
+
+/** The loaded addon; throws with the reason when CUDA is not available. @internal */
+export function native(): NativeAddon {
+  if (!loaded.addon) throw new Error(`cuda is not available: ${loaded.reason}`);
+  return loaded.addon;
+}
