@@ -6,10 +6,16 @@
  */
 import './cpu/index.js';
 import { initTensorHooks, Tensor } from './tensor.js';
-import { recordOp } from './dispatch.js';
-import { contiguous } from './ops/views.js';
+import { getKernel, recordOp } from './dispatch.js';
 
-initTensorHooks({ contiguous: (t: Tensor) => contiguous(t), record: recordOp });
+// A fresh dense copy on the tensor's own device, run outside autograd's view (it is a temporary).
+function denseCopy(t: Tensor): Tensor {
+  const out = Tensor.empty(t.shape, t.dtype, t.device);
+  getKernel('copy', t.device)([t], [out], {});
+  return out;
+}
+
+initTensorHooks({ denseCopy, record: recordOp });
 
 export { Tensor, setAutogradEngine, type AutogradEngine, type NestedNumbers } from './tensor.js';
 export * from './dtype.js';

@@ -137,7 +137,8 @@ export class Tensor {
   toTypedArray(): TypedArray {
     this.assertAlive('toTypedArray');
     if (this.device !== 'cpu') {
-      const src = this.isContiguous && this.offset === 0 && this.storage.numel === this.numel ? this : contiguousCopy(this);
+      // Device reads copy whole allocations, so a view that is not exactly its storage goes through a dense copy.
+      const src = this.isContiguous && this.offset === 0 && this.storage.numel === this.numel ? this : denseCopy(this);
       const host = src.storage.backend.toHost(src.storage.handle, this.dtype, this.numel);
       if (src !== this) src.dispose();
       return host;
@@ -218,13 +219,13 @@ export class Tensor {
 export type NestedNumbers = number | NestedNumbers[];
 
 // Late-bound to avoid an import cycle with the op modules.
-let contiguousCopy: (t: Tensor) => Tensor = () => {
-  throw new Error('contiguous copy not initialised');
+let denseCopy: (t: Tensor) => Tensor = () => {
+  throw new Error('dense copy not initialised');
 };
 let recordOpHook: ((op: string, i: Tensor[], o: Tensor[], a: Record<string, unknown>) => void) | null = null;
 
 /** @internal Wires the op modules into Tensor methods. */
-export function initTensorHooks(hooks: { contiguous: (t: Tensor) => Tensor; record: typeof recordOpHook }): void {
-  contiguousCopy = hooks.contiguous;
+export function initTensorHooks(hooks: { denseCopy: (t: Tensor) => Tensor; record: typeof recordOpHook }): void {
+  denseCopy = hooks.denseCopy;
   recordOpHook = hooks.record;
 }
