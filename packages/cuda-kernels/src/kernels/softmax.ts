@@ -21,7 +21,8 @@ function softmaxOnCuda(log: boolean, x: Tensor, out: Tensor, axis: number): void
   const axisIsLast = order.every((d, i) => d === i);
   const runRows = (inputAddress: number, inputOffset: number): void => {
     if (axisIsLast) {
-      addon.softmaxRows(log, rowsArg(inputAddress, inputOffset), tensorArg(out), rows, cols);
+      // `out` is freshly allocated and dense, so it can be viewed as the same [rows, cols] block.
+      addon.softmaxRows(log, rowsArg(inputAddress, inputOffset), rowsArg(bufferOf(out).address, out.offset), rows, cols);
       return;
     }
     // Softmax into a block laid out in the permuted order, then copy it into `out`: read in
