@@ -44,3 +44,7 @@ export {
   writeFileAtomic, ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, PEFT_PREFIX, BLORA_CONFIG_VERSION,
   type BloraConfigSection, type SaveAdapterOptions, type LoadAdapterOptions,
 } from './peft.js';
+export * from './data/index.js';
+export * from './train/index.js';
+export * from './eval/index.js';
+export * from './cli/index.js';

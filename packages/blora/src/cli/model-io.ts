@@ -1,0 +1,178 @@
+// Loading what the commands work on: a Hugging Face checkpoint directory (config.json,
+// safetensors, tokenizer.json) as a model whose block projections are frozen bases (dense or
+// quantized on load), the tokenizer, and adapters attached or loaded onto it.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { listDevices, SafetensorsReader } from '@blora/tensor';
+import { assignInPlace, noGrad } from '@blora/autograd';
+import { quantizeLinear, type QuantizeOptions } from '@blora/quant';
+import { loadLlama, toDType, Tokenizer, type LinearFactory, type LlamaForCausalLM } from '@blora/models';
+import type { AdapterMethod } from '../adapters/adapter.js';
+import { adapterTensors, ADAPTER_WEIGHTS_NAME } from '../peft.js';
+import type { AttachedAdapters } from '../attach.js';
+import { DenseBase } from '../layers/dense-base.js';
+import { QuantizedBase } from '../layers/quantized-base.js';
+import type { WeightsIO } from '../train/trainer.js';
+import { UsageError } from './errors.js';
+
+/** The four methods the command line offers: LoRA on a dense base, LoRA on NF4 (QLoRA), Q-BLoRA, QA-BLoRA. */
+export type CliMethod = 'lora' | 'qlora' | 'qblora' | 'qablora';
+
+/** Every CLI method. */
+export const CLI_METHODS: readonly CliMethod[] = ['lora', 'qlora', 'qblora', 'qablora'];
+
+/** The adapter each CLI method trains. */
+export function adapterMethodOf(method: CliMethod): AdapterMethod {
+  return method === 'qlora' ? 'lora' : method;
+}
+
+/** How the base's block projections are stored: dense, NF4 (bitsandbytes) or INT4 blocks with offsets. */
+export type BaseQuant = 'none' | 'nf4' | 'int4';
+
+/** The base format a method uses unless told otherwise. */
+export function defaultQuantOf(method: CliMethod): BaseQuant {
+  return method === 'lora' ? 'none' : method === 'qablora' ? 'int4' : 'nf4';
+}
+
+/** The settings of the base model's quantization. */
+export interface BaseQuantSettings {
+  /** The format. */
+  quant: BaseQuant;
+  /** NF4 blocksize (default 64) or INT4 group size / tile element count. */
+  block?: number;
+  /** For INT4 under QA-BLoRA: the tile the blocks must fit, λout x λin. */
+  tile?: { rows: number; cols: number };
+}
+
+/**
+ * The quantizer options for `settings`, or null for a dense base. NF4: bitsandbytes blocks of
+ * `block` (default 64) with double quantization. INT4: with a tile (QA-BLoRA), 2-D blocks of
+ * exactly the tile (λout rows x λin columns, so every block lies in one tile and the merge is
+ * exact; `block`, if given, must equal their product); otherwise 1-D groups of `block`
+ * (default 32) input columns.
+ */
+export function quantizeOptionsFor(settings: BaseQuantSettings): QuantizeOptions | null {
+  const { quant, block, tile } = settings;
+  if (quant === 'none') return null;
+  if (quant === 'nf4') {
+    const blocksize = block ?? 64;
+    if (![32, 64, 128, 256, 512, 1024, 2048, 4096].includes(blocksize)) {
+      throw new UsageError(`--block for nf4 must be a power of two from 32 to 4096, got ${blocksize}`);
+    }
+    return { format: 'nf4', blocksize, doubleQuant: true };
+  }
+  if (tile) {
+    if (block !== undefined && block !== tile.rows * tile.cols) {
+      throw new UsageError(`--block ${block} does not match QA-BLoRA's tiles: INT4 blocks are λout x λin = ${tile.rows} x ${tile.cols} ` +
+        `= ${tile.rows * tile.cols} elements (set --lambda-in / --lambda-out instead, or omit --block)`);
+    }
+    return { format: 'int4', blockRows: tile.rows, blockCols: tile.cols };
+  }
+  return { format: 'int4', groupSize: block ?? 32 };
+}
+
+/** Throws a UsageError unless `dir` looks like a Hugging Face checkpoint directory. */
+export function checkModelDir(dir: string): void {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--model ${dir}: no such directory`);
+  for (const file of ['config.json', 'tokenizer.json']) {
+    if (!existsSync(join(dir, file))) throw new UsageError(`--model ${dir}: missing ${file} (expected a Hugging Face checkpoint directory)`);
+  }
+  if (!existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'))) {
+    throw new UsageError(`--model ${dir}: missing model.safetensors (or model.safetensors.index.json); only safetensors checkpoints are read`);
+  }
+}
+
+/** Makes the device available (importing the CUDA backend for 'cuda'); throws when it cannot be used. */
+export async function prepareDevice(device: string): Promise<void> {
+  if (device === 'cpu') return;
+  if (device === 'cuda') {
+    if (!listDevices().includes('cuda')) {
+      const name = '@blora/cuda-kernels';
+      try {
+        const cuda = (await import(name)) as { cudaAvailable(): boolean; cudaUnavailableReason(): string | null };
+        if (!cuda.cudaAvailable()) throw new UsageError(`--device cuda: ${cuda.cudaUnavailableReason() ?? 'no usable GPU'}`);
+      } catch (error) {
+        if (error instanceof UsageError) throw error;
+        throw new UsageError(`--device cuda: the CUDA backend could not be loaded (${(error as Error).message})`);
+      }
+    }
+    if (!listDevices().includes('cuda')) throw new UsageError('--device cuda: the CUDA backend registered no device');
+    return;
+  }
+  throw new UsageError(`--device must be cpu or cuda, got '${device}'`);
+}
+
+/** The linear factory that turns each block projection into a frozen dense or quantized base. */
+export function baseLinearFactory(options: QuantizeOptions | null): LinearFactory {
+  if (!options) return (_name, weight, context) => new DenseBase(toDType(weight, context.dtype));
+  return (name, weight) => {
+    try {
+      return new QuantizedBase(noGrad(() => quantizeLinear(weight, options)));
+    } catch (error) {
+      throw new Error(`quantizing ${name}: ${(error as Error).message}`);
+    } finally {
+      weight.dispose();
+    }
+  };
+}
+
+/** A loaded base model and its tokenizer. */
+export interface LoadedModel {
+  /** The model, projections frozen. */
+  model: LlamaForCausalLM;
+  /** Its tokenizer. */
+  tokenizer: Tokenizer;
+  /** The checkpoint directory, absolute. */
+  dir: string;
+}
+
+/** Loads the checkpoint in `dir` with frozen (optionally quantized) projections, and its tokenizer. */
+export function loadBaseModel(dir: string, quant: QuantizeOptions | null, device: string): LoadedModel {
+  const model = loadLlama(dir, { device, linearFactory: baseLinearFactory(quant) });
+  const tokenizer = Tokenizer.fromFile(join(dir, 'tokenizer.json'));
+  if (tokenizer.vocabSize > model.config.vocabSize) {
+    throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocabSize}`);
+  }
+  return { model, tokenizer, dir: resolve(dir) };
+}
+
+/** Checkpoint weights stored as a PEFT adapter directory (save with `save`, restore in place). */
+export function adapterWeightsIO(attached: AttachedAdapters, save: (dir: string) => void): WeightsIO {
+  return {
+    save,
+    load(dir: string) {
+      const reader = SafetensorsReader.open(join(dir, ADAPTER_WEIGHTS_NAME));
+      try {
+        const expected = adapterTensors(attached);
+        const names = new Set(reader.names());
+        for (const name of expected.keys()) if (!names.has(name)) throw new Error(`${dir}: the checkpoint's adapter lacks '${name}'`);
+        if (names.size !== expected.size) throw new Error(`${dir}: the checkpoint's adapter has ${names.size} tensors, the model ${expected.size}`);
+        noGrad(() => {
+          for (const [name, param] of expected) {
+            const t = reader.readTensor(name, { dtype: param.dtype, device: param.device });
+            if (t.rank !== param.rank || t.shape.some((d, i) => d !== param.shape[i])) {
+              t.dispose();
+              throw new Error(`${dir}: '${name}' has shape [${t.shape.join(', ')}], the adapter has [${param.shape.join(', ')}]`);
+            }
+            assignInPlace(param, t);
+            t.dispose();
+          }
+        });
+      } finally {
+        reader.close();
+      }
+    },
+  };
+}
+
+/** The run settings saved next to an adapter by `blora finetune` (run.json), if present. */
+export function readRunSettings(dir: string): Record<string, unknown> | null {
+  const path = join(dir, 'run.json');
+  if (!existsSync(path)) return null;
+  try {
+    const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
