@@ -3,7 +3,7 @@
  *
  * @module
  */
-export { main, overview, COMMANDS } from './main.js';
+export { main, overview, COMMANDS, type Command } from './main.js';
 export { UsageError, NotAvailableError, exitCodeOf } from './errors.js';
 export { formatHelp, parseFlags, FlagReader, closestFlag, type CommandSpec, type FlagSpec, type FlagValues } from './args.js';
 export { processIO, type CliIO } from './io.js';

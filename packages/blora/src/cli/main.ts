@@ -9,7 +9,8 @@ import { mergeCommand, MERGE_SPEC } from './merge.js';
 import { quantizeCommand, QUANTIZE_SPEC } from './quantize.js';
 import type { CommandSpec } from './args.js';
 
-type Command = (argv: readonly string[], io: CliIO) => Promise<number>;
+/** A subcommand: parses its own arguments and resolves to the exit code. */
+export type Command = (argv: readonly string[], io: CliIO) => Promise<number>;
 
 /** The subcommands, with their specs (for the overview). */
 export const COMMANDS: Readonly<Record<string, { run: Command; spec: CommandSpec }>> = {
