@@ -1,0 +1,85 @@
+// Declarations shared by the native CPU kernels.
+//
+// The work is split in two layers. Inner loops that depend on the instruction set (the GEMM
+// micro-kernel, vectorised elementwise loops, exp) live in one table per ISA; each table is
+// compiled in its own translation unit, so the AVX2 one can use -mavx2 -mfma while the addon
+// still loads on CPUs without AVX2. Drivers (cache blocking, packing, threading, argument
+// checks) are portable and call through the table chosen at run time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace blora {
+
+/** Elementwise binary operations with a native float32 loop. */
+enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
+
+/** Inner loops of one instruction set. Every pointer argument is float32 data. */
+struct KernelTable {
+  /** Name reported to JavaScript: "avx2+fma" or "scalar". */
+  const char* isa;
+
+  // GEMM register tile (mr x nr accumulators) and cache blocks: an mc x kc block of packed A
+  // stays in L2, a kc x nr sliver of packed B in L1, a kc x nc panel of packed B in L3.
+  int mr;
+  int nr;
+  int64_t mc;
+  int64_t kc;
+  int64_t nc;
+
+  /**
+   * c[i * ldc + j] (+)= sum over p < kc of a[p * mr + i] * b[p * nr + j] for the full mr x nr
+   * tile; `a` and `b` are packed slivers aligned to 32 bytes. Overwrites c unless `accumulate`.
+   */
+  void (*gemm_micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+
+  /**
+   * Optional (nullptr = the portable loop): packs one full sliver of mr rows of a row-major A
+   * block, dst[p * mr + r] = src[r * rs + p] for r < mr, p < kc.
+   */
+  void (*pack_a_rows)(const float* src, int64_t rs, int64_t kc, float* dst);
+
+  /**
+   * Optional (nullptr = the portable loop): packs one full sliver of nr columns of a B block
+   * whose columns are contiguous (a transposed view), dst[p * nr + j] = src[j * cs + p].
+   */
+  void (*pack_b_cols)(const float* src, int64_t cs, int64_t kc, float* dst);
+
+  /** y[i] = sum over p < k of m[i * ldm + p] * x[p] for i < rows (rows of m are contiguous). */
+  void (*gemv_rows)(int64_t rows, int64_t k, const float* m, int64_t ldm, const float* x, float* y);
+
+  /** y[i] = sum over p < k of m[i + p * ldk] * x[p] for i < rows (columns of m are contiguous). */
+  void (*gemv_cols)(int64_t rows, int64_t k, const float* m, int64_t ldk, const float* x, float* y);
+
+  /**
+   * out[i] = x[i * xs] op y[i * ys] for i < n, where each step is 1 (a dense operand)
+   * or 0 (a broadcast scalar).
+   */
+  void (*binary)(BinaryOp op, const float* x, int64_t xs, const float* y, int64_t ys, float* out, int64_t n);
+
+  /** Softmax (or log-softmax when `log`) of `rows` contiguous rows of length n. */
+  void (*softmax_rows)(const float* src, float* dst, int64_t rows, int64_t n, bool log);
+
+  /** dst[o] = mean of src[o * k .. o * k + k) for o < outputs. */
+  void (*avg_pool)(const float* src, float* dst, int64_t outputs, int64_t k);
+
+  /** dst[i] = exp(src[i]) for i < n (the approximation softmax uses). */
+  void (*exp)(const float* src, float* dst, int64_t n);
+};
+
+/** Portable C++ loops; available everywhere. */
+extern const KernelTable kScalarKernels;
+
+#if defined(BLORA_HAVE_AVX2)
+/** AVX2 + FMA loops; only call them when cpu_has_avx2_fma() is true. */
+extern const KernelTable kAvx2Kernels;
+#endif
+
+/** True when the CPU (and OS) support AVX2 and FMA and the AVX2 table was compiled in. */
+bool cpu_has_avx2_fma();
+
+/** Number of CPUs this process may run on. */
+int available_cpus();
+
+}  // namespace blora

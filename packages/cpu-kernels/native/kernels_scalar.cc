@@ -1,0 +1,106 @@
+// Portable inner loops (plain C++; the compiler vectorises what it can for the baseline ISA).
+#include <cmath>
+
+#include "kernels.h"
+
+namespace blora {
+
+namespace {
+
+constexpr int kMr = 4;
+constexpr int kNr = 8;
+
+void gemm_micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+  float acc[kMr][kNr] = {};
+  for (int64_t p = 0; p < kc; ++p, a += kMr, b += kNr)
+    for (int i = 0; i < kMr; ++i)
+      for (int j = 0; j < kNr; ++j) acc[i][j] += a[i] * b[j];
+  for (int i = 0; i < kMr; ++i)
+    for (int j = 0; j < kNr; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.0f) + acc[i][j];
+}
+
+void gemv_rows(int64_t rows, int64_t k, const float* m, int64_t ldm, const float* x, float* y) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = m + i * ldm;
+    float s[4] = {0, 0, 0, 0};
+    int64_t p = 0;
+    for (; p + 4 <= k; p += 4)
+      for (int l = 0; l < 4; ++l) s[l] += row[p + l] * x[p + l];
+    for (; p < k; ++p) s[0] += row[p] * x[p];
+    y[i] = (s[0] + s[1]) + (s[2] + s[3]);
+  }
+}
+
+void gemv_cols(int64_t rows, int64_t k, const float* m, int64_t ldk, const float* x, float* y) {
+  for (int64_t i = 0; i < rows; ++i) y[i] = 0.0f;
+  for (int64_t p = 0; p < k; ++p) {
+    const float* col = m + p * ldk;
+    const float xp = x[p];
+    for (int64_t i = 0; i < rows; ++i) y[i] += col[i] * xp;
+  }
+}
+
+template <typename Op>
+void binary_loop(Op op, const float* x, int64_t xs, const float* y, int64_t ys, float* out, int64_t n) {
+  if (xs == 1 && ys == 1) {
+    for (int64_t i = 0; i < n; ++i) out[i] = op(x[i], y[i]);
+  } else if (xs == 1) {
+    const float v = y[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = op(x[i], v);
+  } else if (ys == 1) {
+    const float v = x[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = op(v, y[i]);
+  } else {
+    const float v = op(x[0], y[0]);
+    for (int64_t i = 0; i < n; ++i) out[i] = v;
+  }
+}
+
+void binary(BinaryOp op, const float* x, int64_t xs, const float* y, int64_t ys, float* out, int64_t n) {
+  switch (op) {
+    case BinaryOp::Add: return binary_loop([](float a, float b) { return a + b; }, x, xs, y, ys, out, n);
+    case BinaryOp::Sub: return binary_loop([](float a, float b) { return a - b; }, x, xs, y, ys, out, n);
+    case BinaryOp::Mul: return binary_loop([](float a, float b) { return a * b; }, x, xs, y, ys, out, n);
+    case BinaryOp::Div: return binary_loop([](float a, float b) { return a / b; }, x, xs, y, ys, out, n);
+  }
+}
+
+void softmax_rows(const float* src, float* dst, int64_t rows, int64_t n, bool log) {
+  for (int64_t r = 0; r < rows; ++r, src += n, dst += n) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) m = src[j] > m || src[j] != src[j] ? src[j] : m;
+    // A double sum keeps -log(1 + small) of the largest element accurate.
+    double s = 0.0;
+    if (log) {
+      for (int64_t j = 0; j < n; ++j) s += std::exp(src[j] - m);
+      const float ls = static_cast<float>(std::log(s));
+      for (int64_t j = 0; j < n; ++j) dst[j] = (src[j] - m) - ls;
+    } else {
+      for (int64_t j = 0; j < n; ++j) s += (dst[j] = std::exp(src[j] - m));
+      const float inv = static_cast<float>(1.0 / s);
+      for (int64_t j = 0; j < n; ++j) dst[j] *= inv;
+    }
+  }
+}
+
+void avg_pool(const float* src, float* dst, int64_t outputs, int64_t k) {
+  for (int64_t o = 0; o < outputs; ++o, src += k) {
+    // Summed in double so that the mean of k equal values is that value.
+    double s = 0.0;
+    for (int64_t j = 0; j < k; ++j) s += src[j];
+    dst[o] = static_cast<float>(s / static_cast<double>(k));
+  }
+}
+
+void exp_loop(const float* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = std::exp(src[i]);
+}
+
+}  // namespace
+
+const KernelTable kScalarKernels = {
+    "scalar", kMr, kNr, /*mc=*/64, /*kc=*/256, /*nc=*/2048,
+    gemm_micro, /*pack_a_rows=*/nullptr, /*pack_b_cols=*/nullptr, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop,
+};
+
+}  // namespace blora

@@ -1,0 +1,124 @@
+// Locating, loading and configuring the compiled addon. Loading never throws: every failure
+// becomes a reason string, and the TypeScript kernels stay in place.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Instruction sets the addon can run. */
+export type NativeIsa = 'avx2+fma' | 'scalar';
+
+/** What the addon reports about itself. */
+export interface NativeInfo {
+  /** Version of the JavaScript-facing interface the binary was built with. */
+  version: number;
+  /** Instruction set of the inner loops in use. */
+  isa: NativeIsa;
+  /** Threads used by the kernels (the caller included). */
+  threads: number;
+  /** Whether this CPU supports AVX2 and FMA (and the binary contains those loops). */
+  avx2Supported: boolean;
+}
+
+/**
+ * The functions of the compiled addon. Typed arrays are tensor storages; offsets, sizes and
+ * strides are in elements. The addon checks that every element it touches lies inside its array.
+ */
+export interface NativeAddon {
+  info(): NativeInfo;
+  /** Selects the inner loops ('auto' picks AVX2 when available) and the thread count (0 = all CPUs). */
+  configure(isa: 'auto' | 'avx2' | 'scalar', threads: number): NativeInfo;
+  /**
+   * out[outOffset + t*m*n + i*n + j] = sum over p of a[ao_t + i*rsa + p*csa] * b[bo_t + p*rsb + j*csb],
+   * where offsets holds the pairs (ao_t, bo_t) of the batch.
+   */
+  matmulF32(
+    a: Float32Array, b: Float32Array, out: Float32Array, outOffset: number,
+    m: number, n: number, k: number, rsa: number, csa: number, rsb: number, csb: number, offsets: Float64Array,
+  ): void;
+  /** out[i] = x[i*xStep] op y[i*yStep] (from the offsets; steps 0 or 1); op 0..3 = add, sub, mul, div. */
+  binaryF32(
+    op: number, x: Float32Array, xOffset: number, xStep: number, y: Float32Array, yOffset: number, yStep: number,
+    out: Float32Array, outOffset: number, n: number,
+  ): void;
+  /** Softmax (or log-softmax) of `rows` contiguous rows of length n. */
+  softmaxF32(x: Float32Array, xOffset: number, out: Float32Array, outOffset: number, rows: number, n: number, log: boolean): void;
+  /** out[o] = mean of the k values starting at x[xOffset + o*k]. */
+  avgPool1dF32(x: Float32Array, xOffset: number, out: Float32Array, outOffset: number, outputs: number, k: number): void;
+  /** Writes each of `blocks` runs of `inner` values `repeats` times in a row. */
+  repeatInterleaveF32(
+    x: Float32Array, xOffset: number, out: Float32Array, outOffset: number, blocks: number, inner: number, repeats: number,
+  ): void;
+  /** out[i] = exp(x[i]) with the approximation the softmax kernel uses. */
+  expF32(x: Float32Array, out: Float32Array): void;
+}
+
+/** Interface version this package expects from the binary. */
+export const ADDON_VERSION = 1;
+
+/** Environment variables read when the package is imported. */
+export interface NativeEnv {
+  /** 'off' (or '0') keeps the TypeScript kernels. */
+  BLORA_CPU_KERNELS?: string;
+  /** Path of the compiled addon (default: the package's build/Release/blora_cpu.node). */
+  BLORA_CPU_KERNELS_ADDON?: string;
+  /** Inner loops to use: 'auto' (default), 'avx2' or 'scalar'. */
+  BLORA_CPU_ISA?: string;
+  /** Kernel threads, a positive integer (default: the CPUs this process may use). */
+  BLORA_CPU_THREADS?: string;
+}
+
+/** Outcome of loading the addon. */
+export type LoadResult = { addon: NativeAddon; path: string } | { addon: null; reason: string };
+
+/** Where the build script puts the addon. */
+export function defaultAddonPath(): string {
+  return fileURLToPath(new URL('../build/Release/blora_cpu.node', import.meta.url));
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The settings `configure` takes, parsed from the environment; a string names an invalid variable. */
+export function settingsFromEnv(env: NativeEnv): { isa: 'auto' | 'avx2' | 'scalar'; threads: number } | string {
+  const isa = env.BLORA_CPU_ISA ?? 'auto';
+  if (isa !== 'auto' && isa !== 'avx2' && isa !== 'scalar') {
+    return `BLORA_CPU_ISA=${isa} is not one of auto, avx2, scalar`;
+  }
+  const threadsText = env.BLORA_CPU_THREADS;
+  const threads = threadsText === undefined || threadsText === '' ? 0 : Number(threadsText);
+  if (!Number.isInteger(threads) || threads < 0) {
+    return `BLORA_CPU_THREADS=${threadsText} is not a positive integer`;
+  }
+  return { isa, threads };
+}
+
+/** Loads and configures the addon according to `env`; never throws. */
+export function loadAddon(env: NativeEnv = process.env as NativeEnv): LoadResult {
+  const switchValue = env.BLORA_CPU_KERNELS?.toLowerCase();
+  if (switchValue === 'off' || switchValue === '0') {
+    return { addon: null, reason: `disabled by BLORA_CPU_KERNELS=${env.BLORA_CPU_KERNELS}` };
+  }
+  const settings = settingsFromEnv(env);
+  if (typeof settings === 'string') return { addon: null, reason: settings };
+  const path = env.BLORA_CPU_KERNELS_ADDON || defaultAddonPath();
+  if (!existsSync(path)) {
+    return { addon: null, reason: `native addon not built (no ${path}); build it with the package's build script` };
+  }
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    return { addon: null, reason: `native addon at ${path} failed to load: ${message(e)}` };
+  }
+  const version = typeof addon.info === 'function' ? addon.info().version : undefined;
+  if (version !== ADDON_VERSION) {
+    return { addon: null, reason: `native addon at ${path} is a stale build (interface ${String(version)}, expected ${ADDON_VERSION}); rebuild it` };
+  }
+  try {
+    addon.configure(settings.isa, settings.threads);
+  } catch (e) {
+    return { addon: null, reason: message(e) };
+  }
+  return { addon, path };
+}

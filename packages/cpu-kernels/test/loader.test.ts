@@ -1,0 +1,120 @@
+// Importing the package: which kernels end up registered, what cpuKernelsInfo reports, and
+// that every way of not having the addon leaves the TypeScript kernels in place silently.
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { KernelFn } from '@blora/tensor';
+import { loadAddon, settingsFromEnv } from '../src/native.js';
+import { NATIVE } from './helpers.js';
+
+const OPS = ['matmul', 'add', 'sub', 'mul', 'div', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave'];
+const WRAPPED = Symbol.for('@blora/cpu-kernels/wrapped');
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+/** Imports fresh copies of @blora/tensor and this package with `env` set; records the kernels before and after and anything printed. */
+async function freshImport(env: Record<string, string | undefined>) {
+  vi.resetModules();
+  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  const tensor = await import('@blora/tensor');
+  const before = new Map(OPS.map((op) => [op, tensor.findKernel(op, 'cpu')]));
+  const printers = [
+    vi.spyOn(console, 'log'), vi.spyOn(console, 'warn'), vi.spyOn(console, 'error'), vi.spyOn(console, 'info'),
+    vi.spyOn(process.stdout, 'write'), vi.spyOn(process.stderr, 'write'),
+  ];
+  const pkg = await import('../src/index.js');
+  const printed = printers.reduce((n, spy) => n + spy.mock.calls.length, 0);
+  for (const spy of printers) spy.mockRestore();
+  const after = new Map(OPS.map((op) => [op, tensor.findKernel(op, 'cpu')]));
+  return { tensor, pkg, before, after, printed };
+}
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe('without the addon', () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['the addon file is missing', { BLORA_CPU_KERNELS_ADDON: join(tmpdir(), 'no-such-dir', 'blora_cpu.node') }, /native addon not built \(no .*no-such-dir.*\)/],
+    ['the native kernels are switched off', { BLORA_CPU_KERNELS: 'off' }, /disabled by BLORA_CPU_KERNELS=off/],
+    ['the addon is a stale build', { BLORA_CPU_KERNELS_ADDON: fixture('stale-addon.cjs') }, /stale build \(interface 0, expected 1\)/],
+    ['the addon fails to load', { BLORA_CPU_KERNELS_ADDON: fixture('broken-addon.cjs') }, /failed to load: cannot open shared object file/],
+    ['BLORA_CPU_THREADS is invalid', { BLORA_CPU_THREADS: 'many' }, /BLORA_CPU_THREADS=many is not a positive integer/],
+    ['BLORA_CPU_ISA is invalid', { BLORA_CPU_ISA: 'sse' }, /BLORA_CPU_ISA=sse is not one of auto, avx2, scalar/],
+  ];
+
+  it.each(cases)('when %s: imports silently, registers nothing and says why', async (_what, env, reason) => {
+    const { pkg, before, after, printed, tensor } = await freshImport(env);
+    const info = pkg.cpuKernelsInfo();
+    expect(info.native).toBe(false);
+    expect(!info.native && info.reason).toMatch(reason);
+    expect(printed).toBe(0);
+    for (const op of OPS) expect(after.get(op)).toBe(before.get(op));
+    expect(pkg.configureCpuKernels({ threads: 1 })).toEqual(info);
+    // The TypeScript kernels still compute.
+    const y = tensor.matmul(tensor.tensor([[1, 2]]), tensor.tensor([[3], [4]]));
+    expect(y.toArray()).toEqual([[11]]);
+  });
+});
+
+describe('configureCpuKernels', () => {
+  it('rejects invalid options by name', async () => {
+    const { pkg } = await freshImport({});
+    expect(() => pkg.configureCpuKernels({ isa: 'sse' as 'auto' })).toThrow(/configureCpuKernels: isa must be 'auto', 'avx2' or 'scalar', got sse/);
+    expect(() => pkg.configureCpuKernels({ threads: -1 })).toThrow(/configureCpuKernels: threads must be a non-negative integer, got -1/);
+    expect(() => pkg.configureCpuKernels({ threads: 1.5 })).toThrow(RangeError);
+  });
+});
+
+describe('settingsFromEnv', () => {
+  it('parses the defaults, valid values and invalid ones', () => {
+    expect(settingsFromEnv({})).toEqual({ isa: 'auto', threads: 0 });
+    expect(settingsFromEnv({ BLORA_CPU_ISA: 'scalar', BLORA_CPU_THREADS: '3' })).toEqual({ isa: 'scalar', threads: 3 });
+    expect(settingsFromEnv({ BLORA_CPU_THREADS: '' })).toEqual({ isa: 'auto', threads: 0 });
+    expect(settingsFromEnv({ BLORA_CPU_THREADS: '-2' })).toMatch(/not a positive integer/);
+    expect(settingsFromEnv({ BLORA_CPU_THREADS: '1.5' })).toMatch(/not a positive integer/);
+  });
+});
+
+describe.skipIf(!NATIVE)('with the addon', () => {
+  it('reports the instruction set and threads, and wraps every TypeScript kernel it replaces', async () => {
+    const { pkg, before, after, printed } = await freshImport({ BLORA_CPU_ISA: undefined, BLORA_CPU_THREADS: undefined });
+    const info = pkg.cpuKernelsInfo();
+    if (!info.native) throw new Error(info.reason);
+    expect(['avx2+fma', 'scalar']).toContain(info.isa);
+    expect(info.threads).toBeGreaterThanOrEqual(1);
+    expect([...info.ops]).toEqual([...OPS].sort());
+    expect(printed).toBe(0);
+    for (const op of OPS) {
+      const kernel = after.get(op) as KernelFn & { [WRAPPED]?: KernelFn };
+      expect(kernel).not.toBe(before.get(op));
+      expect(kernel[WRAPPED]).toBe(before.get(op));
+    }
+  });
+
+  it('takes the instruction set and thread count from the environment and from configureCpuKernels', async () => {
+    const { pkg } = await freshImport({ BLORA_CPU_ISA: 'scalar', BLORA_CPU_THREADS: '1' });
+    expect(pkg.cpuKernelsInfo()).toMatchObject({ native: true, isa: 'scalar', threads: 1 });
+    expect(pkg.configureCpuKernels({ threads: 3 })).toMatchObject({ isa: 'scalar', threads: 3 });
+    const result = loadAddon();
+    if (!result.addon) throw new Error(result.reason);
+    if (result.addon.info().avx2Supported) {
+      expect(pkg.configureCpuKernels({ isa: 'avx2' })).toMatchObject({ isa: 'avx2+fma' });
+    } else {
+      expect(() => pkg.configureCpuKernels({ isa: 'avx2' })).toThrow(/lacks AVX2/);
+    }
+    const auto = pkg.configureCpuKernels({ isa: 'auto', threads: 0 });
+    expect(auto.native && auto.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a second copy of the package wraps the original TypeScript kernel, not the first copy', async () => {
+    const { tensor, before, after } = await freshImport({});
+    const secondCopy = '../src/index.js?second-copy';
+    await import(/* @vite-ignore */ secondCopy);
+    const kernel = tensor.findKernel('matmul', 'cpu') as KernelFn & { [WRAPPED]?: KernelFn };
+    expect(kernel).not.toBe(after.get('matmul'));
+    expect(kernel[WRAPPED]).toBe(before.get('matmul'));
+    const y = tensor.matmul(tensor.tensor([[1, 2]], { dtype: 'float64' }), tensor.tensor([[3], [4]], { dtype: 'float64' }));
+    expect(y.toArray()).toEqual([[11]]);
+  });
+});
