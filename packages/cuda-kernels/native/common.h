@@ -104,6 +104,8 @@ void requireDevice();
 cudaStream_t stream();
 // Streaming multiprocessors of the device (for grid sizing).
 int smCount();
+// The most shared memory one block may opt into (cudaFuncAttributeMaxDynamicSharedMemorySize).
+size_t maxSharedMemoryPerBlock();
 // Waits for all queued work; reports an asynchronous kernel failure as a CudaError.
 void synchronize();
 

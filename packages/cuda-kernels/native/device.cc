@@ -1,6 +1,8 @@
 // The device context: finding a GPU, the one stream, and CUDA error reporting.
 #include "common.h"
 
+#include <dlfcn.h>
+
 #include <sstream>
 
 namespace blora {
@@ -89,30 +91,67 @@ ProbeResult probe;
 bool probed = false;
 cudaStream_t theStream = nullptr;
 int multiprocessors = 1;
+size_t sharedMemoryOptin = 48 * 1024;
 
 // The oldest architecture the build ships machine code for (sm_80).
 constexpr int kMinComputeMajor = 8;
 
+// The runtime looks some error names up through the driver; without one it can answer
+// "cudaSuccess" for a real failure, so the numeric code is always given and a name only when
+// it is plausible.
 std::string describeError(const char* call, cudaError_t err) {
-  return std::string(call) + " failed: " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
+  std::ostringstream s;
+  s << call << " failed with CUDA error " << int(err);
+  const char* name = cudaGetErrorName(err);
+  if (err != cudaSuccess && name && std::string(name) != "cudaSuccess") {
+    s << " (" << name << ": " << cudaGetErrorString(err) << ")";
+  }
+  return s.str();
+}
+
+// True when the NVIDIA driver library can be loaded into this process.
+bool driverLibraryLoads() {
+  void* handle = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (!handle) return false;
+  dlclose(handle);
+  return true;
+}
+
+// A sentence for the failures that have a plain explanation.
+std::string explainFailure(const char* call, cudaError_t err) {
+  switch (err) {
+    case cudaErrorStubLibrary:
+      return "no NVIDIA driver is installed (only the CUDA driver stub library was found)";
+    case cudaErrorInsufficientDriver:
+      return "the NVIDIA driver is older than the CUDA runtime this addon was built with (" +
+             std::to_string(probe.runtimeVersion / 1000) + "." + std::to_string(probe.runtimeVersion % 1000 / 10) +
+             "); update the driver";
+    case cudaErrorNoDevice: return "no CUDA device found (the NVIDIA driver sees no GPU)";
+    default: return describeError(call, err);
+  }
 }
 
 void runProbe() {
   cudaRuntimeGetVersion(&probe.runtimeVersion);
+  // Without the driver library every runtime call fails, some with misleading codes.
+  if (!driverLibraryLoads()) {
+    probe.reason = "no CUDA driver found (the NVIDIA driver library libcuda.so.1 could not be loaded)";
+    return;
+  }
   cudaError_t err = cudaDriverGetVersion(&probe.driverVersion);
   if (err != cudaSuccess) {
-    probe.reason = describeError("cudaDriverGetVersion", err);
+    probe.reason = explainFailure("cudaDriverGetVersion", err);
     cudaGetLastError();
     return;
   }
   if (probe.driverVersion == 0) {
-    probe.reason = "no NVIDIA driver is installed (libcuda.so could not be loaded)";
+    probe.reason = "no CUDA driver found (the driver reports no version)";
     return;
   }
   int count = 0;
   err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
-    probe.reason = describeError("cudaGetDeviceCount", err);
+    probe.reason = explainFailure("cudaGetDeviceCount", err);
     cudaGetLastError();
     return;
   }
@@ -132,6 +171,7 @@ void runProbe() {
   probe.computeMinor = prop.minor;
   probe.totalMemory = prop.totalGlobalMem;
   multiprocessors = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
+  if (prop.sharedMemPerBlockOptin > sharedMemoryOptin) sharedMemoryOptin = prop.sharedMemPerBlockOptin;
   if (prop.major < kMinComputeMajor) {
     std::ostringstream s;
     s << "GPU '" << prop.name << "' has compute capability " << prop.major << '.' << prop.minor
@@ -167,6 +207,8 @@ void requireDevice() {
 cudaStream_t stream() { return theStream; }
 
 int smCount() { return multiprocessors; }
+
+size_t maxSharedMemoryPerBlock() { return sharedMemoryOptin; }
 
 void synchronize() {
   cudaError_t err = cudaStreamSynchronize(theStream);

@@ -46,4 +46,28 @@ void launchCopy(const TensorArg& src, const TensorArg& dst) {
   checkLaunch("copy");
 }
 
+template <typename U>
+__global__ void copyIntoKernel(const U* src, U* dst, int64_t n, StridedIndexer<2> ix) {
+  BLORA_GRID_STRIDE_LOOP(i, n) {
+    int64_t off[2];
+    ix.offsets(i, off);
+    dst[off[1]] = src[off[0]];
+  }
+}
+
+void launchCopyInto(const TensorArg& src, const TensorArg& dst) {
+  requireSameShape("copy", src, dst);
+  requireDType("copy", dst, src.dtype, "output");
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  const int64_t* strides[2] = {src.strides, dst.strides};
+  const StridedIndexer<2> ix = makeIndexer<2>(src.shape, src.rank, strides);
+  visitBits(src.dtype, [&](auto tag) {
+    using U = typename decltype(tag)::type;
+    copyIntoKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
+        reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
+  });
+  checkLaunch("copy (into a strided view)");
+}
+
 }  // namespace blora

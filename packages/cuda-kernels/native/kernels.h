@@ -52,4 +52,111 @@ void launchMatmulSimt(const TensorArg& a, const TensorArg& b, const TensorArg& o
 // matmul_tensorcore.cu: bfloat16 and float16 on the tensor cores (float32 accumulation).
 void launchMatmulTensorCore(const TensorArg& a, const TensorArg& b, const TensorArg& out);
 
+// --- Training kernels. Axes are normalized; index tensors are int32 and already checked to
+// lie in range by the op front ends. ---
+
+// fill_copy.cu: src -> dst, both any strides (dst must not overlap itself), e.g. into a slice.
+void launchCopyInto(const TensorArg& src, const TensorArg& dst);
+
+// indexing.cu: out (contiguous) = slices of x at `index` (1-D) along `axis`. Any dtype.
+void launchIndexSelect(const TensorArg& x, const TensorArg& index, const TensorArg& out, int axis);
+// indexing.cu: out[p] = x[p with coordinate `axis` replaced by index[p]] (out has index's shape).
+void launchGather(const TensorArg& x, const TensorArg& index, const TensorArg& out, int axis);
+// The accumulator dtype of scatterAdd / indexAdd for `dtype`: float32 for float32, float16 and
+// bfloat16, float64 for float64, int32 for the integer dtypes.
+DType accumulationDType(DType dtype);
+// indexing.cu: acc (contiguous, x's shape, accumulationDType(src)) gets src[p] added at p with
+// coordinate `axis` replaced by index[p], atomically (torch scatter_add).
+void launchScatterAdd(const TensorArg& acc, const TensorArg& index, const TensorArg& src, int axis);
+// indexing.cu: slice i of src along `axis` is added to slice index[i] of acc (torch index_add).
+void launchIndexAdd(const TensorArg& acc, const TensorArg& index, const TensorArg& src, int axis);
+
+// pool.cu: out [..., d / kernel] = means of runs of `kernel` elements of the last dim of x.
+void launchAvgPool1d(const TensorArg& x, const TensorArg& out, int64_t kernel);
+
+// random.cu: Philox-4x32-10 streams, the exact mapping of ops/random.ts in @blora/tensor.
+struct PhiloxSeed {
+  uint32_t k0 = 0, k1 = 0;  // the key: the 64-bit seed as low and high words
+  uint64_t offset = 0;      // first counter block
+};
+void launchRandUniform(const TensorArg& out, const PhiloxSeed& seed);
+void launchRandNormal(const TensorArg& out, const PhiloxSeed& seed);
+// Values low + hi32(word * range), 1 <= range <= 2^32 (integer dtypes).
+void launchRandInt(const TensorArg& out, const PhiloxSeed& seed, int64_t low, uint64_t range);
+// 1 where (word >> 8) < threshold, else 0 (any dtype).
+void launchRandBernoulli(const TensorArg& out, const PhiloxSeed& seed, uint32_t threshold);
+
+// optim.cu: one AdamW update in place (param, m, v contiguous; grad any view), float64 per
+// element in exactly the CPU kernel's order. The constants are computed by the caller.
+struct AdamWConstants {
+  double decay = 1;            // 1 - lr * weightDecay
+  double beta1 = 0, oneMinusBeta1 = 1;
+  double beta2 = 0, oneMinusBeta2 = 1;
+  double stepSize = 0;         // lr / (1 - beta1^step)
+  double sqrtCorrection2 = 1;  // sqrt(1 - beta2^step)
+  double eps = 1e-8;
+};
+void launchAdamW(const TensorArg& param, const TensorArg& grad, const TensorArg& m, const TensorArg& v,
+                 const AdamWConstants& c);
+
+// rmsnorm.cu: x, dy contiguous [rows, D]; rstd contiguous [rows] (float64 for float64, else float32).
+void launchRmsNorm(const TensorArg& x, const TensorArg& weight, const TensorArg& y, const TensorArg& rstd, double eps,
+                   double offset);
+void launchRmsNormBackward(const TensorArg& dy, const TensorArg& x, const TensorArg& weight, const TensorArg& rstd,
+                           const TensorArg& dx, const TensorArg& dweight, double offset);
+
+// rope.cu: x [B, H, T, Dh] any strides, cos/sin [T, Dh/2] any strides, out contiguous.
+void launchRope(const TensorArg& x, const TensorArg& cos, const TensorArg& sin, const TensorArg& out, bool inverse);
+
+// cross_entropy.cu: logits [N, V] and targets [N] any strides. A target outside [0, V) that is
+// not ignoreIndex is reported (the first such row), after waiting for the kernels.
+struct TargetError {
+  bool found = false;
+  int64_t position = 0;
+  int64_t target = 0;
+};
+TargetError launchCrossEntropy(const TensorArg& logits, const TensorArg& targets, const TensorArg& loss,
+                               const TensorArg& lse, int64_t ignoreIndex, bool mean);
+TargetError launchCrossEntropyBackward(const TensorArg& dloss, const TensorArg& logits, const TensorArg& targets,
+                                       const TensorArg& lse, const TensorArg& dlogits, int64_t ignoreIndex, bool mean);
+
+// attention.cu / attention_backward.cu: q [B, H, T, D], k [B, Hkv, S, D], v [B, Hkv, S, Dv]
+// and dO, o [B, H, T, Dv] any strides; lse [B, H, T] contiguous; outputs contiguous.
+struct AttentionMask {
+  bool causal = false;
+  int64_t window = 0;  // 0: no sliding window
+  double scale = 1;
+};
+void launchAttention(const TensorArg& q, const TensorArg& k, const TensorArg& v, const TensorArg& o,
+                     const TensorArg& lse, const AttentionMask& mask);
+void launchAttentionBackward(const TensorArg& dO, const TensorArg& q, const TensorArg& k, const TensorArg& v,
+                             const TensorArg& o, const TensorArg& lse, const TensorArg& dq, const TensorArg& dk,
+                             const TensorArg& dv, const AttentionMask& mask);
+
+// quant_dequant.cu / quant_gemv.cu: the quantized weights of @blora/quant. W is [out, in];
+// element (r, c) has flat index r * in + c.
+struct FourBitLayout {
+  int64_t outFeatures = 0, inFeatures = 0, blocksize = 0;
+};
+struct IntLayout {
+  int bits = 4;
+  int64_t outFeatures = 0, inFeatures = 0, blockRows = 0, blockCols = 0;
+};
+// out (contiguous [out, in], any float dtype) = table[code] * absmax[i / blocksize] (float32).
+void launchFourBitDequantize(const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
+                             const TensorArg& out, const FourBitLayout& layout);
+// out = alpha * q + beta of the element's block, rounded once to float32.
+void launchIntDequantize(const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets, const TensorArg& out,
+                         const IntLayout& layout);
+// out (float32 [m]) = code[q] * absmax[i / blocksize] + offset, in float32 steps.
+void launchDequantizeBlockwise8(const TensorArg& codes, const TensorArg& absmax, const TensorArg& code,
+                                const TensorArg& out, int64_t blocksize, double offset);
+// Up to this many activation rows go through the GEMV kernels, which read each code once.
+constexpr int64_t kQuantGemvMaxRows = 16;
+// out [M, out] (contiguous) = x [M, in] (any 2-D strides) · Wᵀ, M <= kQuantGemvMaxRows.
+void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
+                       const TensorArg& out, const FourBitLayout& layout);
+void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
+                   const TensorArg& out, const IntLayout& layout);
+
 }  // namespace blora

@@ -82,6 +82,46 @@ export interface NativeAddon {
   reduceRows(op: number, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
   softmaxRows(log: boolean, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
   matmul(a: Float64Array, b: Float64Array, out: Float64Array): void;
+  // Data movement (bindings_data.cc).
+  copyInto(src: Float64Array, dst: Float64Array): void;
+  indexSelect(x: Float64Array, index: Float64Array, out: Float64Array, axis: number): void;
+  gather(x: Float64Array, index: Float64Array, out: Float64Array, axis: number): void;
+  scatterAdd(acc: Float64Array, index: Float64Array, src: Float64Array, axis: number): void;
+  indexAdd(acc: Float64Array, index: Float64Array, src: Float64Array, axis: number): void;
+  accumulationDType(dtypeCode: number): number;
+  avgPool1d(x: Float64Array, out: Float64Array, kernel: number): void;
+  randUniform(out: Float64Array, k0: number, k1: number, offset: number): void;
+  randNormal(out: Float64Array, k0: number, k1: number, offset: number): void;
+  randInt(out: Float64Array, k0: number, k1: number, offset: number, low: number, range: number): void;
+  randBernoulli(out: Float64Array, k0: number, k1: number, offset: number, threshold: number): void;
+  adamwStep(param: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array, constants: Float64Array): void;
+  // Fused transformer ops (bindings_nn.cc).
+  rmsNorm(x: Float64Array, weight: Float64Array, y: Float64Array, rstd: Float64Array, eps: number, offset: number): void;
+  rmsNormBackward(dy: Float64Array, x: Float64Array, weight: Float64Array, rstd: Float64Array, dx: Float64Array,
+    dweight: Float64Array, offset: number): void;
+  rope(x: Float64Array, cos: Float64Array, sin: Float64Array, out: Float64Array, inverse: boolean): void;
+  /** Returns null, or [position, target] of the first target outside [0, V) that is not ignored. */
+  crossEntropy(logits: Float64Array, targets: Float64Array, loss: Float64Array, lse: Float64Array, ignoreIndex: number,
+    mean: boolean): [number, number] | null;
+  crossEntropyBackward(dloss: Float64Array, logits: Float64Array, targets: Float64Array, lse: Float64Array,
+    dlogits: Float64Array, ignoreIndex: number, mean: boolean): [number, number] | null;
+  attention(q: Float64Array, k: Float64Array, v: Float64Array, o: Float64Array, lse: Float64Array, causal: boolean,
+    window: number, scale: number): void;
+  attentionBackward(dO: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, o: Float64Array,
+    lse: Float64Array, dq: Float64Array, dk: Float64Array, dv: Float64Array, causal: boolean, window: number,
+    scale: number): void;
+  // Quantized weights (bindings_quant.cc).
+  readonly quantGemvMaxRows: number;
+  fourBitDequantize(packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,
+    outFeatures: number, inFeatures: number, blocksize: number): void;
+  intDequantize(codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array, bits: number,
+    outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
+  dequantizeBlockwise8(codes: Float64Array, absmax: Float64Array, code: Float64Array, out: Float64Array,
+    blocksize: number, offset: number): void;
+  fourBitGemv(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,
+    outFeatures: number, inFeatures: number, blocksize: number): void;
+  intGemv(x: Float64Array, codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array,
+    bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
 }
 
 /** Outcome of loading the addon. @internal */

@@ -46,6 +46,8 @@ describe('loading the package', () => {
     expect(result.device!.runtimeVersion).toBeGreaterThan(0);
     expect(result.reason).toBe(result.device!.reason);
     expect(result.reason).toMatch(/driver|device/i);
+    // The runtime's error-name lookup needs the driver; the reason must not quote a bogus success.
+    expect(result.reason).not.toMatch(/cudaSuccess|no error/);
     expect(cudaDeviceInfo()).toEqual(result.device);
   });
 

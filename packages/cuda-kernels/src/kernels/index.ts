@@ -1,8 +1,17 @@
 // Every kernel the cuda device provides.
+import { registerAttentionKernels } from './attention.js';
 import { registerCopyKernels } from './copy.js';
+import { registerCrossEntropyKernels } from './cross-entropy.js';
 import { registerElementwiseKernels } from './elementwise.js';
+import { registerIndexingKernels } from './indexing.js';
+import { registerJoinKernels } from './join.js';
 import { registerMatmulKernels } from './matmul.js';
+import { registerOptimKernels } from './optim.js';
+import { registerQuantKernels } from './quant.js';
+import { registerRandomKernels } from './random.js';
 import { registerReduceKernels } from './reduce.js';
+import { registerRmsNormKernels } from './rmsnorm.js';
+import { registerRopeKernels } from './rope.js';
 import { registerSoftmaxKernels } from './softmax.js';
 
 /** Registers all cuda kernels with the tensor package's registry. */
@@ -12,4 +21,13 @@ export function registerCudaKernels(): void {
   registerReduceKernels();
   registerSoftmaxKernels();
   registerMatmulKernels();
+  registerIndexingKernels();
+  registerJoinKernels();
+  registerRandomKernels();
+  registerOptimKernels();
+  registerRmsNormKernels();
+  registerRopeKernels();
+  registerCrossEntropyKernels();
+  registerAttentionKernels();
+  registerQuantKernels();
 }

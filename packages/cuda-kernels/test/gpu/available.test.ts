@@ -14,7 +14,11 @@ describe('the cuda device', () => {
     expect(listDevices()).toContain('cuda');
     const kernels = listKernels('cuda');
     for (const op of ['fill', 'copy', 'cast', 'add', 'exp', 'gelu', 'eq', 'where', 'clamp', 'isFinite', 'sum', 'mean',
-      'max', 'min', 'softmax', 'logSoftmax', 'matmul']) {
+      'max', 'min', 'softmax', 'logSoftmax', 'matmul', 'indexSelect', 'gather', 'scatterAdd', 'indexAdd', 'cat',
+      'avgPool1d', 'repeatInterleave', 'randUniform', 'randNormal', 'randInt', 'randBernoulli', 'rmsNorm',
+      'rmsNormBackward', 'rope', 'crossEntropy', 'crossEntropyBackward', 'attention', 'attentionBackward', 'adamwStep',
+      'nf4Matmul', 'nf4MatmulT', 'nf4Dequantize', 'int4Matmul', 'int4MatmulT', 'int4Dequantize', 'int8Matmul',
+      'int8MatmulT', 'int8Dequantize', 'dequantizeBlockwise8']) {
       expect(kernels).toContain(op);
     }
     const info = cudaDeviceInfo()!;

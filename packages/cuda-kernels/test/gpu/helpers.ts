@@ -12,6 +12,11 @@ export const INT_DTYPES: readonly DType[] = ['int32', 'int8', 'uint8'];
 /** Every dtype. */
 export const ALL_DTYPES: readonly DType[] = [...FLOAT_DTYPES, ...INT_DTYPES];
 
+/** True for the integer dtypes. */
+export function isInt(dtype: DType): boolean {
+  return INT_DTYPES.includes(dtype);
+}
+
 /** How an input is laid out: dense, every other element of a wider tensor, or a transposed view. */
 export type Layout = 'contiguous' | 'strided' | 'transposed';
 /** Every layout. */

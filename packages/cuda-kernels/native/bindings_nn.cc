@@ -1,0 +1,104 @@
+// Bindings of the fused transformer kernels: rmsNorm, rope, crossEntropy, attention and
+// their backward passes.
+#include "binding.h"
+#include "kernels.h"
+
+namespace blora {
+namespace {
+
+// rmsNorm(x, weight, y, rstd, eps, offset)
+NAN_METHOD(RmsNorm) {
+  guarded([&] {
+    launchRmsNorm(tensorArg(info, 0, "input"), tensorArg(info, 1, "weight"), tensorArg(info, 2, "output"),
+                  tensorArg(info, 3, "rstd"), numberArg(info, 4, "eps"), numberArg(info, 5, "offset"));
+  });
+}
+
+// rmsNormBackward(dy, x, weight, rstd, dx, dweight, offset)
+NAN_METHOD(RmsNormBackward) {
+  guarded([&] {
+    launchRmsNormBackward(tensorArg(info, 0, "output gradient"), tensorArg(info, 1, "input"), tensorArg(info, 2, "weight"),
+                          tensorArg(info, 3, "rstd"), tensorArg(info, 4, "input gradient"),
+                          tensorArg(info, 5, "weight gradient"), numberArg(info, 6, "offset"));
+  });
+}
+
+// rope(x, cos, sin, out, inverse)
+NAN_METHOD(Rope) {
+  guarded([&] {
+    launchRope(tensorArg(info, 0, "input"), tensorArg(info, 1, "cos table"), tensorArg(info, 2, "sin table"),
+               tensorArg(info, 3, "output"), boolArg(info, 4));
+  });
+}
+
+// The target check's outcome: null, or [position, target] of the first bad target.
+void returnTargetError(const Info& info, const TargetError& e) {
+  if (!e.found) {
+    info.GetReturnValue().SetNull();
+    return;
+  }
+  v8::Local<v8::Array> pair = Nan::New<v8::Array>(2);
+  Nan::Set(pair, 0, Nan::New(double(e.position)));
+  Nan::Set(pair, 1, Nan::New(double(e.target)));
+  info.GetReturnValue().Set(pair);
+}
+
+// crossEntropy(logits, targets, loss, lse, ignoreIndex, mean) -> null | [position, target]
+NAN_METHOD(CrossEntropy) {
+  guarded([&] {
+    const TargetError e = launchCrossEntropy(tensorArg(info, 0, "logits"), tensorArg(info, 1, "targets"),
+                                             tensorArg(info, 2, "loss"), tensorArg(info, 3, "lse"),
+                                             signedIntegerArg(info, 4, "ignoreIndex"), boolArg(info, 5));
+    returnTargetError(info, e);
+  });
+}
+
+// crossEntropyBackward(dloss, logits, targets, lse, dlogits, ignoreIndex, mean) -> null | [position, target]
+NAN_METHOD(CrossEntropyBackward) {
+  guarded([&] {
+    const TargetError e = launchCrossEntropyBackward(
+        tensorArg(info, 0, "dloss"), tensorArg(info, 1, "logits"), tensorArg(info, 2, "targets"), tensorArg(info, 3, "lse"),
+        tensorArg(info, 4, "output"), signedIntegerArg(info, 5, "ignoreIndex"), boolArg(info, 6));
+    returnTargetError(info, e);
+  });
+}
+
+// The mask arguments at i..i+2: causal, window (0 = none), scale.
+AttentionMask maskArgs(const Info& info, int i) {
+  AttentionMask m;
+  m.causal = boolArg(info, i);
+  m.window = integerArg(info, i + 1, "window");
+  m.scale = numberArg(info, i + 2, "scale");
+  return m;
+}
+
+// attention(q, k, v, o, lse, causal, window, scale)
+NAN_METHOD(Attention) {
+  guarded([&] {
+    launchAttention(tensorArg(info, 0, "q"), tensorArg(info, 1, "k"), tensorArg(info, 2, "v"), tensorArg(info, 3, "output"),
+                    tensorArg(info, 4, "lse"), maskArgs(info, 5));
+  });
+}
+
+// attentionBackward(dO, q, k, v, o, lse, dq, dk, dv, causal, window, scale)
+NAN_METHOD(AttentionBackward) {
+  guarded([&] {
+    launchAttentionBackward(tensorArg(info, 0, "dO"), tensorArg(info, 1, "q"), tensorArg(info, 2, "k"),
+                            tensorArg(info, 3, "v"), tensorArg(info, 4, "o"), tensorArg(info, 5, "lse"),
+                            tensorArg(info, 6, "dq"), tensorArg(info, 7, "dk"), tensorArg(info, 8, "dv"), maskArgs(info, 9));
+  });
+}
+
+}  // namespace
+
+void registerNnBindings(v8::Local<v8::Object> target) {
+  Nan::SetMethod(target, "rmsNorm", RmsNorm);
+  Nan::SetMethod(target, "rmsNormBackward", RmsNormBackward);
+  Nan::SetMethod(target, "rope", Rope);
+  Nan::SetMethod(target, "crossEntropy", CrossEntropy);
+  Nan::SetMethod(target, "crossEntropyBackward", CrossEntropyBackward);
+  Nan::SetMethod(target, "attention", Attention);
+  Nan::SetMethod(target, "attentionBackward", AttentionBackward);
+}
+
+}  // namespace blora

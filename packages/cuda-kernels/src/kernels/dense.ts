@@ -1,0 +1,51 @@
+// Dense operands for kernels that read contiguous memory only: a contiguous tensor is passed
+// as it is, any other view through a contiguous scratch copy made on the device.
+import { contiguousStrides, itemSize, type Tensor } from '@blora/tensor';
+import { layoutArg, tensorArg } from '../descriptor.js';
+import { native } from '../native.js';
+
+/**
+ * Calls `use` with a descriptor of each tensor, every one of them dense (row-major from its
+ * first element). Scratch copies are freed afterwards; the launches queued by `use` are
+ * ordered before any later user of that memory, since everything runs on one stream.
+ */
+export function withDense<T>(tensors: readonly Tensor[], use: (args: Float64Array[]) => T): T {
+  const addon = native();
+  const scratch: number[] = [];
+  try {
+    const args = tensors.map((t) => {
+      const bytes = t.numel * itemSize(t.dtype);
+      if (t.isContiguous || bytes === 0) return tensorArg(t);
+      const address = addon.malloc(bytes);
+      scratch.push(address);
+      const dense = layoutArg(address, 0, t.dtype, t.shape, contiguousStrides(t.shape));
+      addon.copy(tensorArg(t), dense);
+      return dense;
+    });
+    return use(args);
+  } finally {
+    for (const address of scratch) addon.free(address);
+  }
+}
+
+/** The same dense memory as the dense descriptor `arg`, described with another shape of equal size. */
+export function reshapeDense(arg: Float64Array, shape: readonly number[]): Float64Array {
+  const rank = arg[3]!;
+  const address = arg[0]!;
+  const offset = arg[1]!;
+  const code = arg[2]!;
+  const size = shape.reduce((p, d) => p * d, 1);
+  const old = Array.from(arg.subarray(4, 4 + rank)).reduce((p, d) => p * d, 1);
+  if (size !== old) throw new RangeError(`cuda: cannot view ${old} elements as [${shape.join(', ')}]`);
+  const out = new Float64Array(4 + 2 * shape.length);
+  out[0] = address;
+  out[1] = offset;
+  out[2] = code;
+  out[3] = shape.length;
+  const strides = contiguousStrides(shape);
+  for (let i = 0; i < shape.length; i++) {
+    out[4 + i] = shape[i]!;
+    out[4 + shape.length + i] = strides[i]!;
+  }
+  return out;
+}

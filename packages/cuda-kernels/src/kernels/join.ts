@@ -1,0 +1,46 @@
+// cat, repeatInterleave and avgPool1d on the cuda device. cat copies each input into its
+// slice of the output; repeatInterleave is one copy from a view of x with a stride-0
+// repeat dim; avgPool1d has its own kernel.
+import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
+import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
+import { runKernel } from '../errors.js';
+import { native } from '../native.js';
+
+function catOnCuda(inputs: readonly Tensor[], out: Tensor, axis: number): void {
+  const addon = native();
+  const strides = contiguousStrides(out.shape);
+  const address = bufferOf(out).address;
+  let start = 0;
+  for (const t of inputs) {
+    if (t.numel > 0) {
+      // The slice of `out` this input fills: its shape, out's strides, shifted along the axis.
+      addon.copyInto(tensorArg(t), layoutArg(address, out.offset + start * strides[axis]!, out.dtype, t.shape, strides));
+    }
+    start += t.shape[axis]!;
+  }
+}
+
+function repeatInterleaveOnCuda(x: Tensor, out: Tensor, repeats: number, axis: number): void {
+  if (out.numel === 0) return;
+  // out viewed as [..., n, repeats, ...] is a dense copy of x with a broadcast repeat dim.
+  const shape = [...x.shape.slice(0, axis + 1), repeats, ...x.shape.slice(axis + 1)];
+  const strides = [...x.strides.slice(0, axis + 1), 0, ...x.strides.slice(axis + 1)];
+  native().copy(
+    layoutArg(bufferOf(x).address, x.offset, x.dtype, shape, strides),
+    layoutArg(bufferOf(out).address, out.offset, out.dtype, shape, contiguousStrides(shape)),
+  );
+}
+
+/** Registers cat, repeatInterleave and avgPool1d for 'cuda'. */
+export function registerJoinKernels(): void {
+  registerKernel('cat', 'cuda', (inputs, [out], attrs) => {
+    runKernel('cat', [...inputs, out!], () => catOnCuda(inputs, out!, attrs.axis as number));
+  });
+  registerKernel('repeatInterleave', 'cuda', ([x], [out], attrs) => {
+    runKernel('repeatInterleave', [x!, out!], () =>
+      repeatInterleaveOnCuda(x!, out!, attrs.repeats as number, attrs.axis as number));
+  });
+  registerKernel('avgPool1d', 'cuda', ([x], [out], attrs) => {
+    runKernel('avgPool1d', [x!, out!], () => native().avgPool1d(tensorArg(x!), tensorArg(out!), attrs.kernel as number));
+  });
+}

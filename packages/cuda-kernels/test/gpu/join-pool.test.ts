@@ -1,0 +1,126 @@
+// cat, repeatInterleave and avgPool1d on cuda: every dtype they take, every axis, dense /
+// strided / transposed inputs and empty pieces, against plain-loop references and the CPU.
+import { avgPool1d, cat, repeatInterleave, type DType, type Tensor } from '@blora/tensor';
+import { assertClose, type Tolerance } from '@blora/tensor/testing';
+import { describe, expect, it } from 'vitest';
+import { cudaAvailable } from '@blora/cuda-kernels';
+import { ALL_DTYPES, FLOAT_DTYPES, LAYOUTS, makeTensor, roundTo, sizeOf, toleranceFor, valuesFor, type Layout } from './helpers.js';
+
+/** Runs `run` on cuda and on the CPU from the same inputs and checks both against `expected`. */
+function checkBoth(build: (device: string) => Tensor[], run: (inputs: Tensor[]) => Tensor, expected: ArrayLike<number>, tol: Tolerance): void {
+  const results = ['cuda', 'cpu'].map((device) => {
+    const inputs = build(device);
+    const out = run(inputs);
+    expect(out.device).toBe(device);
+    const values = out.toFloat64Array();
+    out.dispose();
+    for (const t of inputs) t.dispose();
+    return values;
+  });
+  assertClose(results[0]!, expected, tol);
+  assertClose(results[0]!, results[1]!, tol);
+}
+
+const EXACT = { rtol: 0, atol: 0 };
+
+describe.skipIf(!cudaAvailable())('cat on cuda', () => {
+  it('joins pieces of different sizes (one empty) along every axis, any layout, bit-exact', () => {
+    for (const dtype of ALL_DTYPES) {
+      for (let axis = 0; axis < 3; axis++) {
+        const sizes = [3, 0, 1, 5];
+        const shapes = sizes.map((s) => {
+          const shape = [2, 4, 6];
+          shape[axis] = s;
+          return shape;
+        });
+        const pieces = shapes.map((shape, i) => roundTo(valuesFor(dtype, sizeOf(shape), 30 + i), dtype));
+        const outShape = [2, 4, 6];
+        outShape[axis] = sizes.reduce((p, s) => p + s, 0);
+        // Reference: walk the output, find which piece each position along the axis belongs to.
+        const expected: number[] = [];
+        const [d0, d1, d2] = outShape as [number, number, number];
+        for (let i = 0; i < d0; i++) {
+          for (let j = 0; j < d1; j++) {
+            for (let k = 0; k < d2; k++) {
+              const c = [i, j, k];
+              let along = c[axis]!;
+              let piece = 0;
+              while (along >= sizes[piece]!) along -= sizes[piece++]!;
+              c[axis] = along;
+              const s = shapes[piece]!;
+              expected.push(pieces[piece]![(c[0]! * s[1]! + c[1]!) * s[2]! + c[2]!]!);
+            }
+          }
+        }
+        for (const layout of LAYOUTS) {
+          checkBoth((d) => shapes.map((s, i) => makeTensor(pieces[i]!, s, dtype, d, i % 2 === 0 ? layout : 'contiguous')),
+            (ts) => cat(ts, axis), expected, EXACT);
+        }
+      }
+    }
+  });
+});
+
+describe.skipIf(!cudaAvailable())('repeatInterleave on cuda', () => {
+  it('repeats each element in place along every axis, repeats 0, 1 and 3, bit-exact', () => {
+    const shape = [3, 4, 5];
+    for (const dtype of ALL_DTYPES) {
+      const values = roundTo(valuesFor(dtype, sizeOf(shape), 40), dtype);
+      for (let axis = 0; axis < 3; axis++) {
+        for (const repeats of [0, 1, 3]) {
+          const outShape = [...shape];
+          outShape[axis]! *= repeats;
+          const expected: number[] = [];
+          for (let i = 0; i < outShape[0]!; i++) {
+            for (let j = 0; j < outShape[1]!; j++) {
+              for (let k = 0; k < outShape[2]!; k++) {
+                const c = [i, j, k];
+                c[axis] = Math.floor(c[axis]! / repeats);
+                expected.push(values[(c[0]! * shape[1]! + c[1]!) * shape[2]! + c[2]!]!);
+              }
+            }
+          }
+          for (const layout of LAYOUTS) {
+            checkBoth((d) => [makeTensor(values, shape, dtype, d, layout)], ([x]) => repeatInterleave(x!, repeats, axis), expected, EXACT);
+          }
+        }
+      }
+    }
+  });
+});
+
+describe.skipIf(!cudaAvailable())('avgPool1d on cuda', () => {
+  function check(dtype: DType, shape: number[], kernel: number, layout: Layout): void {
+    const values = roundTo(valuesFor(dtype, sizeOf(shape), 50 + kernel), dtype);
+    const last = shape[shape.length - 1]!;
+    const expected: number[] = [];
+    for (let start = 0; start < values.length; start += kernel) {
+      let sum = 0;
+      for (let j = 0; j < kernel; j++) sum += values[start + j]!;
+      expected.push(sum / kernel);
+    }
+    expect(expected.length * kernel).toBe(sizeOf(shape));
+    expect(last % kernel).toBe(0);
+    checkBoth((d) => [makeTensor(values, shape, dtype, d, layout)], ([x]) => avgPool1d(x!, kernel), roundTo(expected, dtype), toleranceFor(dtype));
+  }
+
+  it('averages runs of the last dim for every float dtype, kernel and layout', () => {
+    for (const dtype of FLOAT_DTYPES) {
+      for (const kernel of [1, 2, 3, 12]) {
+        for (const layout of LAYOUTS) {
+          check(dtype, [5, 12], kernel, layout);
+          check(dtype, [2, 3, 12], kernel, layout);
+        }
+      }
+      check(dtype, [0, 6], 3, 'contiguous');
+    }
+  });
+
+  it('the mean of equal values is exact', () => {
+    const x = makeTensor(new Float64Array(30).fill(0.1), [5, 6], 'float32', 'cuda', 'contiguous');
+    const y = avgPool1d(x, 3);
+    expect(Array.from(y.toFloat64Array())).toEqual(new Array(10).fill(Math.fround(0.1)));
+    x.dispose();
+    y.dispose();
+  });
+});

@@ -1,0 +1,233 @@
+// The quantized-weight ops of @blora/quant on cuda: dequantization bit-identical to the CPU,
+// and y = x · Wᵀ / dx = dy · W through the GEMV kernels (M <= 16, aligned and unaligned rows)
+// and the dequantize + GEMM path, for NF4 and INT4 / INT8 blocks with float16 and float32
+// scales, every activation dtype, odd sizes and strided activations; against a plain-loop
+// decode of the weight with a float64 product, and the CPU kernels.
+import { tensor, type DType, type Tensor } from '@blora/tensor';
+import { assertClose, type Tolerance } from '@blora/tensor/testing';
+import {
+  dequantizeBlockwise8, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4Dequantize, nf4Matmul, nf4MatmulT,
+  type FourBitOpAttrs, type IntOpAttrs,
+} from '@blora/quant';
+import { describe, expect, it } from 'vitest';
+import { cudaAvailable } from '@blora/cuda-kernels';
+import { FLOAT_DTYPES, makeTensor, roundTo, sizeOf, valuesFor, type Layout } from './helpers.js';
+
+/** Seeded bytes. */
+function bytes(n: number, seed: number): number[] {
+  return Array.from(valuesFor('float64', n, seed, 0, 256), Math.floor);
+}
+
+/** A weight in both formats' host representation, plus its decoded values (plain loops, float32 steps). */
+interface FourBitWeight {
+  attrs: FourBitOpAttrs;
+  packed: number[];
+  absmax: Float64Array;
+  table: Float64Array;
+  dense: Float64Array;
+}
+
+function fourBitWeight(outFeatures: number, inFeatures: number, blocksize: number, seed: number): FourBitWeight {
+  const n = outFeatures * inFeatures;
+  const packed = bytes(Math.ceil(n / 2), seed);
+  const absmax = roundTo(valuesFor('float32', Math.ceil(n / blocksize), seed + 1, 0.25, 1.5), 'float32');
+  const table = Float64Array.from(NF4_CODE);
+  const dense = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const byte = packed[i >> 1]!;
+    dense[i] = Math.fround(table[i & 1 ? byte & 15 : byte >> 4]! * absmax[Math.floor(i / blocksize)]!);
+  }
+  return { attrs: { outFeatures, inFeatures, blocksize }, packed, absmax, table, dense };
+}
+
+interface IntWeight {
+  bits: 4 | 8;
+  attrs: IntOpAttrs;
+  codes: number[];
+  scaleDType: DType;
+  scales: Float64Array;
+  offsets: Float64Array;
+  dense: Float64Array;
+}
+
+function intWeight(bits: 4 | 8, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, scaleDType: DType, seed: number): IntWeight {
+  const n = outFeatures * inFeatures;
+  const blocks = (outFeatures / blockRows) * (inFeatures / blockCols);
+  const codes = bytes(bits === 4 ? Math.ceil(n / 2) : n, seed);
+  const scales = roundTo(valuesFor('float32', blocks, seed + 1, 0.001, 0.05), scaleDType);
+  const offsets = roundTo(valuesFor('float32', blocks, seed + 2, -0.4, 0.1), scaleDType);
+  const dense = new Float64Array(n);
+  for (let r = 0; r < outFeatures; r++) {
+    for (let c = 0; c < inFeatures; c++) {
+      const i = r * inFeatures + c;
+      const q = bits === 8 ? codes[i]! : i & 1 ? codes[i >> 1]! & 15 : codes[i >> 1]! >> 4;
+      const b = Math.floor(r / blockRows) * (inFeatures / blockCols) + Math.floor(c / blockCols);
+      dense[i] = Math.fround(scales[b]! * q + offsets[b]!);
+    }
+  }
+  return { bits, attrs: { outFeatures, inFeatures, blockRows, blockCols }, codes, scaleDType, scales, offsets, dense };
+}
+
+/** The weight's tensors on `device`. */
+function fourBitTensors(w: FourBitWeight, device: string): Tensor[] {
+  return [tensor(w.packed, { dtype: 'uint8', device }), tensor(w.absmax, { device }), tensor(w.table, { device })];
+}
+
+function intTensors(w: IntWeight, device: string): Tensor[] {
+  return [tensor(w.codes, { dtype: 'uint8', device }), tensor(w.scales, { dtype: w.scaleDType, device }), tensor(w.offsets, { dtype: w.scaleDType, device })];
+}
+
+/** y = x Wᵀ (or dx = dy W when `transposed`) in float64 for x [rows, k]. */
+function productRef(x: Float64Array, dense: Float64Array, outFeatures: number, inFeatures: number, transposed: boolean): Float64Array {
+  const k = transposed ? outFeatures : inFeatures;
+  const n = transposed ? inFeatures : outFeatures;
+  const rows = x.length / k;
+  const y = new Float64Array(rows * n);
+  for (let m = 0; m < rows; m++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let c = 0; c < k; c++) s += x[m * k + c]! * (transposed ? dense[c * inFeatures + j]! : dense[j * inFeatures + c]!);
+      y[m * n + j] = s;
+    }
+  }
+  return y;
+}
+
+/** Rounding of a product of depth k: the GEMM of 16-bit activations also rounds the weight to their dtype. */
+function productTolerance(dtype: DType, k: number): Tolerance {
+  switch (dtype) {
+    case 'float64': return { rtol: 1e-12, atol: 1e-12 * k };
+    case 'float32': return { rtol: 1e-5, atol: 2e-6 * k };
+    case 'float16': return { rtol: 4e-3, atol: 6e-3 * Math.sqrt(k) };
+    default: return { rtol: 3e-2, atol: 4e-2 * Math.sqrt(k) };
+  }
+}
+
+type Product = (x: Tensor, weight: Tensor[], transposed: boolean) => Tensor;
+
+/** Checks x [...lead, k] on cuda against the float64 product and the CPU kernel. */
+function checkProduct(lead: number[], k: number, n: number, dtype: DType, layout: Layout, dense: Float64Array,
+  outFeatures: number, inFeatures: number, transposed: boolean, weightOn: (device: string) => Tensor[], product: Product): void {
+  const shape = [...lead, k];
+  const xv = roundTo(valuesFor(dtype, sizeOf(shape), k + n + lead.length), dtype);
+  const expected = productRef(xv, dense, outFeatures, inFeatures, transposed);
+  const results = ['cuda', 'cpu'].map((device) => {
+    const x = makeTensor(xv, shape, dtype, device, layout);
+    const weight = weightOn(device);
+    const y = product(x, weight, transposed);
+    expect(y.device).toBe(device);
+    expect(y.shape).toEqual([...lead, n]);
+    const values = y.toFloat64Array();
+    for (const t of [x, y, ...weight]) t.dispose();
+    return values;
+  });
+  const tol = productTolerance(dtype, k);
+  assertClose(results[0]!, expected, tol);
+  assertClose(results[0]!, results[1]!, tol);
+}
+
+/** Activation row counts: GEMV (1, 5, 16) and GEMM (17, 40), plus a 3-D batch. */
+const LEADS = [[1], [5], [16], [17], [40], [2, 3]];
+
+describe.skipIf(!cudaAvailable())('NF4 ops on cuda', () => {
+  // in = 64: rows start on 16-byte boundaries (vector GEMV path); in = 24: they do not.
+  const weights = [fourBitWeight(37, 64, 64, 1), fourBitWeight(37, 24, 32, 2), fourBitWeight(9, 64, 48, 3)];
+
+  it('dequantizes bit-identically to the CPU into every float dtype', () => {
+    for (const w of weights) {
+      for (const dtype of FLOAT_DTYPES) {
+        const [cuda, cpu] = ['cuda', 'cpu'].map((device) => {
+          const parts = fourBitTensors(w, device);
+          const out = nf4Dequantize(parts[0]!, parts[1]!, parts[2]!, w.attrs, dtype);
+          expect(out.device).toBe(device);
+          const raw = Array.from(out.toTypedArray());
+          for (const t of [out, ...parts]) t.dispose();
+          return raw;
+        });
+        expect(cuda).toEqual(cpu);
+        if (dtype === 'float32') expect(cuda).toEqual(Array.from(w.dense));
+      }
+    }
+  });
+
+  it('nf4Matmul and nf4MatmulT through the GEMV and GEMM paths, every activation dtype', () => {
+    for (const w of weights) {
+      const run: Product = (x, [p, a, t], transposed) => (transposed ? nf4MatmulT : nf4Matmul)(x, p!, a!, t!, w.attrs);
+      for (const dtype of FLOAT_DTYPES) {
+        for (const lead of LEADS) {
+          for (const transposed of [false, true]) {
+            const [k, n] = transposed ? [w.attrs.outFeatures, w.attrs.inFeatures] : [w.attrs.inFeatures, w.attrs.outFeatures];
+            checkProduct(lead, k, n, dtype, 'contiguous', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, transposed, (d) => fourBitTensors(w, d), run);
+          }
+        }
+        checkProduct([3], w.attrs.inFeatures, w.attrs.outFeatures, dtype, 'strided', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, false, (d) => fourBitTensors(w, d), run);
+        checkProduct([20], w.attrs.inFeatures, w.attrs.outFeatures, dtype, 'transposed', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, false, (d) => fourBitTensors(w, d), run);
+      }
+    }
+  });
+});
+
+describe.skipIf(!cudaAvailable())('INT4 / INT8 block ops on cuda', () => {
+  const weights = [
+    intWeight(4, 12, 64, 1, 32, 'float16', 10), // 1-D groups, vector GEMV path
+    intWeight(4, 12, 40, 4, 8, 'float32', 11), // 2-D tiles, unaligned rows
+    intWeight(8, 10, 48, 2, 16, 'float16', 12), // int8 codes, vector path (48 = 3 x 16)
+    intWeight(8, 6, 20, 3, 5, 'float32', 13), // int8, unaligned
+    intWeight(4, 8, 64, 8, 64, 'float32', 14), // one block per 8 rows
+    intWeight(4, 6, 64, 2, 8, 'float16', 15), // vector path, several blocks per 16-byte load
+  ];
+
+  it('dequantizes bit-identically to the CPU into every float dtype', () => {
+    for (const w of weights) {
+      for (const dtype of FLOAT_DTYPES) {
+        const [cuda, cpu] = ['cuda', 'cpu'].map((device) => {
+          const [codes, scales, offsets] = intTensors(w, device);
+          const out = intDequantize(w.bits, codes!, scales!, offsets!, w.attrs, dtype);
+          expect(out.device).toBe(device);
+          const raw = Array.from(out.toTypedArray());
+          for (const t of [out, codes!, scales!, offsets!]) t.dispose();
+          return raw;
+        });
+        expect(cuda).toEqual(cpu);
+        if (dtype === 'float32') expect(cuda).toEqual(Array.from(w.dense));
+      }
+    }
+  });
+
+  it('intMatmul and intMatmulT through the GEMV and GEMM paths, every activation dtype', () => {
+    for (const w of weights) {
+      const run: Product = (x, [c, s, o], transposed) => (transposed ? intMatmulT : intMatmul)(w.bits, x, c!, s!, o!, w.attrs);
+      for (const dtype of FLOAT_DTYPES) {
+        for (const lead of LEADS) {
+          for (const transposed of [false, true]) {
+            const [k, n] = transposed ? [w.attrs.outFeatures, w.attrs.inFeatures] : [w.attrs.inFeatures, w.attrs.outFeatures];
+            checkProduct(lead, k, n, dtype, 'contiguous', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, transposed, (d) => intTensors(w, d), run);
+          }
+        }
+        checkProduct([4], w.attrs.inFeatures, w.attrs.outFeatures, dtype, 'strided', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, false, (d) => intTensors(w, d), run);
+      }
+    }
+  });
+});
+
+describe.skipIf(!cudaAvailable())('dequantizeBlockwise8 on cuda', () => {
+  it('restores double-quantized absmax values bit-identically to the CPU', () => {
+    const m = 700;
+    const blocksize = 256;
+    const codes = bytes(m, 20);
+    const absmax = roundTo(valuesFor('float32', Math.ceil(m / blocksize), 21, 0.01, 0.2), 'float32');
+    const code = roundTo(valuesFor('float32', 256, 22, -1, 1), 'float32');
+    const offset = Math.fround(0.0371);
+    const expected = codes.map((q, i) => Math.fround(Math.fround(code[q]! * absmax[Math.floor(i / blocksize)]!) + offset));
+    const [cuda, cpu] = ['cuda', 'cpu'].map((device) => {
+      const parts = [tensor(codes, { dtype: 'uint8', device }), tensor(absmax, { device }), tensor(code, { device })];
+      const out = dequantizeBlockwise8(parts[0]!, parts[1]!, parts[2]!, { blocksize, offset });
+      expect(out.device).toBe(device);
+      const values = Array.from(out.toFloat64Array());
+      for (const t of [out, ...parts]) t.dispose();
+      return values;
+    });
+    expect(cuda).toEqual(expected);
+    expect(cuda).toEqual(cpu);
+  });
+});
