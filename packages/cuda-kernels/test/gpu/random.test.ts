@@ -48,7 +48,7 @@ describe.skipIf(!cudaAvailable())('random ops on cuda', () => {
           expect(bits(c)).toEqual(bits(h));
           if (dtype === 'float64') {
             const values = c.toFloat64Array();
-            for (const i of [0, 1, 2, 3, 4, values.length - 1]) {
+            for (const i of [0, 1, 2, 3, 4, values.length - 1].filter((j) => j < values.length)) {
               expect(values[i]).toBe((word(seed, offset + Math.floor(i / 4), i % 4) >>> 8) * 2 ** -24);
             }
           }
