@@ -198,6 +198,8 @@ let windowSteps = 0;
 let windowStart = performance.now();
 const runStart = performance.now();
 while (!s.finalize && step < s.steps && !stopReason) {
+  // Yield to the event loop once a step so SIGINT/SIGTERM handlers can run.
+  await new Promise((resolve) => setImmediate(resolve));
   const started = performance.now();
   const ids = order.batchAt(step, s.batch);
   const lr = optimizer.paramGroups[0].lr;
