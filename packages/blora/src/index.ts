@@ -22,7 +22,7 @@ export { QBLoraAdapter, QBLORA_DEFAULT_LAMBDA, type QBLoraFactors } from './adap
 export { QABLoraAdapter, QABLORA_DEFAULTS, assertBlocksInsideTiles, type QABLoraFactors } from './adapters/qablora.js';
 export { AdaptedLinear } from './adapters/adapted-linear.js';
 export {
-  resolveAdapterConfig, layerHyperparameters, patternKeyFor, fullMatch, DEFAULT_R, DEFAULT_ALPHA, DEFAULT_EXCLUDED_HEAD,
+  resolveAdapterConfig, layerHyperparameters, patternKeyFor, fullMatch, DEFAULT_R, DEFAULT_ALPHA, DEFAULT_EXCLUDED_HEAD, MAX_ADAPTER_RANK,
   type AdapterConfig, type ResolvedAdapterConfig,
 } from './adapters/config.js';
 export { FrozenLinear } from './layers/frozen-linear.js';

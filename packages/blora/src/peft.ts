@@ -5,14 +5,14 @@
 //   base_model.model.<module path>.lora_M.weight   [out/λ2, in/λ1]   (QA-BLoRA matrix form)
 // A plain LoRA adapter is exactly what PEFT writes and reads. Q-BLoRA / QA-BLoRA add their
 // settings under the config key "blora"; PEFT cannot run those (its LoRA has no pooling).
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { formatShape, SafetensorsReader, writeSafetensors, type Tensor } from '@blora/tensor';
 import { assignInPlace, type Module } from '@blora/autograd';
 import { ADAPTER_METHODS, type AdapterForm, type AdapterMethod } from './adapters/adapter.js';
-import type { AdapterConfig } from './adapters/config.js';
+import { resolveAdapterConfig, type AdapterConfig } from './adapters/config.js';
 import { attachAdapters, type AttachedAdapters, type AttachOptions } from './attach.js';
+import { writeFileAtomic as writeFileAtomicSynced } from './train/files.js';
 
 /** File name of the config in an adapter directory. */
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
@@ -95,25 +95,12 @@ export function adapterConfigJson(attached: AttachedAdapters, options: SaveAdapt
   return json;
 }
 
-/** Writes `text` to `path` atomically: a temporary file in the same directory, flushed, then renamed over `path`. */
+/**
+ * Writes `text` to `path` atomically: a hidden temporary file in the same directory, flushed,
+ * then renamed over `path`; on failure the temporary file is removed and `path` is untouched.
+ */
 export function writeFileAtomic(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    unlinkSync(tmp);
-    throw e;
-  }
+  writeFileAtomicSynced(path, text);
 }
 
 /**
@@ -151,62 +138,116 @@ function fail(label: string, message: string): never {
   throw new Error(`${label}: ${message}`);
 }
 
-/** Reads an adapter_config.json object (PEFT's fields, plus our "blora" section) into an `AdapterConfig`. */
+/** A JSON value for an error message: cut to 80 characters, and safe for any nesting depth. */
+function show(value: unknown): string {
+  if (typeof value === 'number') return String(value); // JSON.stringify writes Infinity (1e400 in a file) as null
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    text = undefined; // nested too deeply to print
+  }
+  text ??= Array.isArray(value) ? '[...]' : value !== null && typeof value === 'object' ? '{...}' : String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Throws naming `key` unless `pattern` compiles as the regular expression it is used in. */
+function checkPattern(label: string, key: string, pattern: string, wrap: (p: string) => string = (p) => p): void {
+  try {
+    new RegExp(wrap(pattern));
+  } catch (e) {
+    fail(label, `${key} holds an invalid regular expression ${show(pattern)} (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Reads an adapter_config.json object (PEFT's fields, plus our "blora" section) into an
+ * `AdapterConfig`. Everything is checked here, naming the field and the value, so a config
+ * that parses also resolves (see `resolveAdapterConfig`).
+ */
 export function adapterConfigFromJson(json: unknown, label = ADAPTER_CONFIG_NAME): AdapterConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail(label, 'expected a JSON object');
   const c = json as Record<string, unknown>;
-  if (c.peft_type !== 'LORA') fail(label, `peft_type must be "LORA", got ${JSON.stringify(c.peft_type)}`);
+  if (c.peft_type !== 'LORA') fail(label, `peft_type must be "LORA", got ${show(c.peft_type)}`);
   for (const [key, isSet, what] of UNSUPPORTED) {
-    if (isSet(c[key])) fail(label, `${key} = ${JSON.stringify(c[key])} asks for ${what}, which this package does not support`);
+    if (isSet(c[key])) fail(label, `${key} = ${show(c[key])} asks for ${what}, which this package does not support`);
   }
   const stringList = (key: string, allowString: boolean): readonly string[] | string | null => {
     const v = c[key];
     if (v === undefined || v === null) return null;
     if (allowString && typeof v === 'string') return v;
     if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-    return fail(label, `${key} must be a list of strings${allowString ? ' or a string' : ''}, got ${JSON.stringify(v)}`);
+    return fail(label, `${key} must be a list of strings${allowString ? ' or a string' : ''}, got ${show(v)}`);
   };
   const numberMap = (key: string): Record<string, number> => {
     const v = c[key] ?? {};
     if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'number')) {
-      fail(label, `${key} must map module patterns to numbers, got ${JSON.stringify(v)}`);
+      fail(label, `${key} must map module patterns to numbers, got ${show(v)}`);
     }
+    for (const pattern of Object.keys(v)) checkPattern(label, key, pattern, (p) => `(.*\\.)?(${p})`);
     return v as Record<string, number>;
+  };
+  // Only the type of a number is checked here; resolveAdapterConfig (below) checks its range.
+  const optionalNumber = (key: string, value: unknown): number | undefined => {
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number') fail(label, `${key} must be a number, got ${show(value)}`);
+    return value;
   };
   const targets = stringList('target_modules', true);
   if (targets === null) fail(label, 'target_modules is missing; name the adapted modules explicitly');
+  if (typeof targets === 'string') checkPattern(label, 'target_modules', targets);
+  const excluded = stringList('exclude_modules', true);
+  if (typeof excluded === 'string') checkPattern(label, 'exclude_modules', excluded);
+  const layersPattern = stringList('layers_pattern', true);
+  for (const p of typeof layersPattern === 'string' ? [layersPattern] : layersPattern ?? []) checkPattern(label, 'layers_pattern', p);
   const layers = c.layers_to_transform;
   if (!(layers === undefined || layers === null || Number.isInteger(layers) || (Array.isArray(layers) && layers.every(Number.isInteger)))) {
-    fail(label, `layers_to_transform must be an integer or a list of integers, got ${JSON.stringify(layers)}`);
+    fail(label, `layers_to_transform must be an integer or a list of integers, got ${show(layers)}`);
+  }
+  if (c.use_rslora !== undefined && c.use_rslora !== null && typeof c.use_rslora !== 'boolean') {
+    fail(label, `use_rslora must be true or false, got ${show(c.use_rslora)}`);
   }
   const config: AdapterConfig = {
     method: 'lora',
-    r: c.r as number,
-    alpha: c.lora_alpha as number,
-    dropout: (c.lora_dropout ?? 0) as number,
     useRslora: c.use_rslora === true,
     targetModules: targets,
-    excludeModules: stringList('exclude_modules', true),
+    excludeModules: excluded,
     layersToTransform: (layers ?? null) as number | number[] | null,
-    layersPattern: stringList('layers_pattern', true),
+    layersPattern,
     rankPattern: numberMap('rank_pattern'),
     alphaPattern: numberMap('alpha_pattern'),
   };
+  const r = optionalNumber('r', c.r);
+  const alpha = optionalNumber('lora_alpha', c.lora_alpha);
+  const dropout = optionalNumber('lora_dropout', c.lora_dropout);
+  if (r !== undefined) config.r = r;
+  if (alpha !== undefined) config.alpha = alpha;
+  if (dropout !== undefined) config.dropout = dropout;
   const b = c.blora;
   if (b !== undefined && b !== null) {
-    if (typeof b !== 'object' || Array.isArray(b)) fail(label, `"blora" must be an object, got ${JSON.stringify(b)}`);
-    const s = b as Partial<BloraConfigSection>;
-    if (!ADAPTER_METHODS.includes(s.method as AdapterMethod)) fail(label, `blora.method must be one of ${ADAPTER_METHODS.join(', ')}, got ${JSON.stringify(s.method)}`);
-    if (s.version !== undefined && s.version > BLORA_CONFIG_VERSION) fail(label, `blora.version ${s.version} is newer than this package reads (${BLORA_CONFIG_VERSION})`);
-    if (s.rank_multiplier !== undefined && s.rank_multiplier !== s.lambda_in) {
-      fail(label, `blora.rank_multiplier ${s.rank_multiplier} differs from lambda_in ${s.lambda_in}; this package builds B·A of rank r · λin`);
+    if (typeof b !== 'object' || Array.isArray(b)) fail(label, `"blora" must be an object, got ${show(b)}`);
+    const s = b as Record<string, unknown>;
+    if (!ADAPTER_METHODS.includes(s.method as AdapterMethod)) fail(label, `blora.method must be one of ${ADAPTER_METHODS.join(', ')}, got ${show(s.method)}`);
+    const version = optionalNumber('blora.version', s.version);
+    if (version !== undefined && version > BLORA_CONFIG_VERSION) fail(label, `blora.version ${version} is newer than this package reads (${BLORA_CONFIG_VERSION})`);
+    const lambdaIn = optionalNumber('blora.lambda_in', s.lambda_in);
+    const lambdaOut = optionalNumber('blora.lambda_out', s.lambda_out);
+    const multiplier = optionalNumber('blora.rank_multiplier', s.rank_multiplier);
+    if (multiplier !== undefined && multiplier !== lambdaIn) {
+      fail(label, `blora.rank_multiplier ${multiplier} differs from lambda_in ${show(lambdaIn)}; this package builds B·A of rank r · λin`);
     }
-    config.method = s.method!;
+    if (s.form !== undefined && s.form !== 'factors' && s.form !== 'matrix') fail(label, `blora.form must be "factors" or "matrix", got ${show(s.form)}`);
+    config.method = s.method as AdapterMethod;
     if (s.method !== 'lora') {
-      config.lambdaIn = s.lambda_in as number;
-      config.lambdaOut = s.lambda_out as number;
-      if (s.form !== undefined) config.form = s.form;
+      if (lambdaIn !== undefined) config.lambdaIn = lambdaIn;
+      if (lambdaOut !== undefined) config.lambdaOut = lambdaOut;
+      if (s.form !== undefined) config.form = s.form as AdapterForm;
     }
+  }
+  try {
+    resolveAdapterConfig(config);
+  } catch (e) {
+    fail(label, (e as Error).message);
   }
   return config;
 }

@@ -110,3 +110,5 @@ export function assertClose(actual: Tensor | ArrayLike<number>, expected: Tensor
     throw new Error(`assertClose: element ${i} is ${x}, expected ${y} (rtol ${rtol}, atol ${atol})`);
   }
 }
+
+export { JSON_MUTATIONS, fuzzJson, mutateJson, type FuzzOptions, type FuzzReport, type JsonMutation } from './testing-fuzz.js';

@@ -69,6 +69,12 @@ export const DEFAULT_R = 8;
 /** Default α (PEFT's default lora_alpha). */
 export const DEFAULT_ALPHA = 8;
 
+/**
+ * The largest rank r (and rankPattern value) accepted: far above any published adapter, and
+ * low enough that a damaged config cannot ask for an adapter too large to allocate.
+ */
+export const MAX_ADAPTER_RANK = 65536;
+
 /** The module left alone by the default targets: the output head. */
 export const DEFAULT_EXCLUDED_HEAD = 'lm_head';
 
@@ -86,6 +92,7 @@ export function resolveAdapterConfig(config: AdapterConfig = {}): ResolvedAdapte
   check(ADAPTER_METHODS.includes(method), `method must be one of ${ADAPTER_METHODS.join(', ')}, got '${String(method)}'`);
   const r = config.r ?? DEFAULT_R;
   check(isPositiveInteger(r), `r must be a positive integer, got ${String(r)}`);
+  check(r <= MAX_ADAPTER_RANK, `r = ${r} is more than the limit of ${MAX_ADAPTER_RANK}`);
   const alpha = config.alpha ?? DEFAULT_ALPHA;
   check(typeof alpha === 'number' && Number.isFinite(alpha), `alpha must be a finite number, got ${String(alpha)}`);
   const dropout = config.dropout ?? 0;
@@ -116,7 +123,10 @@ export function resolveAdapterConfig(config: AdapterConfig = {}): ResolvedAdapte
 
   const rankPattern = { ...(config.rankPattern ?? {}) };
   const alphaPattern = { ...(config.alphaPattern ?? {}) };
-  for (const [k, v] of Object.entries(rankPattern)) check(isPositiveInteger(v), `rankPattern['${k}'] must be a positive integer, got ${String(v)}`);
+  for (const [k, v] of Object.entries(rankPattern)) {
+    check(isPositiveInteger(v), `rankPattern['${k}'] must be a positive integer, got ${String(v)}`);
+    check(v <= MAX_ADAPTER_RANK, `rankPattern['${k}'] = ${v} is more than the limit of ${MAX_ADAPTER_RANK}`);
+  }
   for (const [k, v] of Object.entries(alphaPattern)) check(typeof v === 'number' && Number.isFinite(v), `alphaPattern['${k}'] must be a finite number, got ${String(v)}`);
   const targets = config.targetModules ?? null;
   check(targets === null || typeof targets === 'string' || (Array.isArray(targets) && targets.every((t) => typeof t === 'string' && t.length > 0)),

@@ -12,6 +12,7 @@ import { adapterTensors, ADAPTER_WEIGHTS_NAME } from '../peft.js';
 import type { AttachedAdapters } from '../attach.js';
 import { DenseBase } from '../layers/dense-base.js';
 import { QuantizedBase } from '../layers/quantized-base.js';
+import { quantizedBaseFactory } from '../checkpoint/bases.js';
 import type { WeightsIO } from '../train/trainer.js';
 import { UsageError } from './errors.js';
 
@@ -128,7 +129,8 @@ export interface LoadedModel {
 
 /** Loads the checkpoint in `dir` with frozen (optionally quantized) projections, and its tokenizer. */
 export function loadBaseModel(dir: string, quant: QuantizeOptions | null, device: string): LoadedModel {
-  const model = loadLlama(dir, { device, linearFactory: baseLinearFactory(quant) });
+  // Projections a 4-bit checkpoint stores quantized are used as stored; the others follow `quant`.
+  const model = loadLlama(dir, { device, linearFactory: baseLinearFactory(quant), quantizedLinearFactory: quantizedBaseFactory });
   const tokenizer = Tokenizer.fromFile(join(dir, 'tokenizer.json'));
   if (tokenizer.vocabSize > model.config.vocabSize) {
     throw new Error(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocabSize}`);
@@ -165,14 +167,59 @@ export function adapterWeightsIO(attached: AttachedAdapters, save: (dir: string)
   };
 }
 
-/** The run settings saved next to an adapter by `blora finetune` (run.json), if present. */
+type FieldCheck = readonly [field: string, valid: (v: unknown) => boolean, want: string];
+
+const isPath = (v: unknown): boolean => typeof v === 'string' && v !== '';
+const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isFiniteNumber = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+const oneOf = (choices: readonly string[]) => (v: unknown): boolean => typeof v === 'string' && choices.includes(v);
+const orNull = (check: (v: unknown) => boolean) => (v: unknown): boolean => v === null || check(v);
+
+/** The type of every field `blora finetune` writes to run.json (ranges are checked where the values are used). */
+const RUN_FIELDS: readonly FieldCheck[] = [
+  ['model', isPath, 'a path'], ['data', isPath, 'a path'],
+  ['method', oneOf(CLI_METHODS), `one of ${CLI_METHODS.join(', ')}`],
+  ['quant', oneOf(['none', 'nf4', 'int4']), 'one of none, nf4, int4'],
+  ['device', oneOf(['cpu', 'cuda']), 'cpu or cuda'],
+  ['nonFinite', oneOf(['stop', 'skip']), 'stop or skip'],
+  ['evalData', orNull(isPath), 'a path or null'], ['mc', orNull(isPath), 'a path or null'],
+  ['block', orNull(isCount), 'a non-negative integer or null'],
+  ['gradientCheckpointing', (v) => typeof v === 'boolean', 'true or false'],
+  ...['alpha', 'dropout', 'lr', 'warmupRatio', 'maxGradNorm'].map((f): FieldCheck => [f, isFiniteNumber, 'a finite number']),
+  ...['rank', 'lambdaIn', 'lambdaOut', 'steps', 'batch', 'gradAccum', 'seed', 'maxSourceLen', 'maxTargetLen', 'evalEvery', 'evalSize',
+    'mcLimit', 'evalBatch', 'saveEvery', 'keepCheckpoints'].map((f): FieldCheck => [f, isCount, 'a non-negative integer']),
+];
+
+/** A JSON value for an error message: cut to 80 characters, and safe for any nesting depth. */
+function show(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    text = Array.isArray(value) ? '[...]' : '{...}'; // nested too deeply to print
+  }
+  text ??= String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * The run settings saved next to an adapter by `blora finetune` (run.json), or null when there
+ * is none. A file that is not JSON, not an object, or holds a field of the wrong type is an
+ * error naming the file and the field (its values steer a resumed run and the base format).
+ */
 export function readRunSettings(dir: string): Record<string, unknown> | null {
   const path = join(dir, 'run.json');
   if (!existsSync(path)) return null;
+  let value: unknown;
   try {
-    const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-  } catch {
-    return null;
+    value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (error) {
+    throw new Error(`${path}: not valid JSON (${(error as Error).message})`);
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${path}: expected a JSON object of run settings`);
+  const settings = value as Record<string, unknown>;
+  for (const [field, valid, want] of RUN_FIELDS) {
+    if (settings[field] !== undefined && !valid(settings[field])) throw new Error(`${path}: field '${field}' must be ${want}, got ${show(settings[field])}`);
+  }
+  return settings;
 }

@@ -23,6 +23,14 @@ export interface MultipleChoiceQuestion {
   answer: number;
 }
 
+/** A JSON value for an error message: numbers as read (1e400 is Infinity), containers abbreviated (they may nest arbitrarily deep). */
+function show(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (value !== null && typeof value === 'object') return Array.isArray(value) ? '[...]' : '{...}';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 /** Parses multiple-choice JSONL: `instruction`, optional `input` and `id`, `choices` (strings), `answer` (index). */
 export function parseMultipleChoiceJsonl(text: string, file = '<text>'): MultipleChoiceQuestion[] {
   const out: MultipleChoiceQuestion[] = [];
@@ -39,7 +47,7 @@ export function parseMultipleChoiceJsonl(text: string, file = '<text>'): Multipl
     }
     const answer = obj.answer;
     if (typeof answer !== 'number' || !Number.isInteger(answer) || answer < 0 || answer >= (choices as string[]).length) {
-      fail(`field "answer" must be an index into "choices" (0..${(choices as string[]).length - 1}), got ${JSON.stringify(answer)}`);
+      fail(`field "answer" must be an index into "choices" (0..${(choices as string[]).length - 1}), got ${show(answer)}`);
     }
     out.push({
       ...(typeof obj.id === 'string' ? { id: obj.id } : {}),

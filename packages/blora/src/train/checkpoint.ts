@@ -111,7 +111,11 @@ export function writeCheckpoint(root: string, contents: CheckpointContents): str
   return final;
 }
 
-/** Keeps the newest `keep` checkpoints under `root` (0 = keep all) and removes leftovers of interrupted writes. */
+/**
+ * Keeps the newest `keep` checkpoints under `root` (0 = keep all) and removes leftovers of
+ * interrupted writes. A checkpoint is renamed out of the way before it is deleted, so a crash
+ * mid-delete never leaves a half-deleted directory that still looks like a checkpoint.
+ */
 export function pruneCheckpoints(root: string, keep: number): void {
   if (!existsSync(root)) return;
   for (const name of readdirSync(root)) {
@@ -119,7 +123,12 @@ export function pruneCheckpoints(root: string, keep: number): void {
   }
   if (keep <= 0) return;
   const all = listCheckpoints(root);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) rmSync(c.dir, { recursive: true, force: true });
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) {
+    const doomed = join(root, `.old-${checkpointName(c.step)}-${process.pid}`);
+    rmSync(doomed, { recursive: true, force: true });
+    renameSync(c.dir, doomed);
+    rmSync(doomed, { recursive: true, force: true });
+  }
 }
 
 function readJson(path: string): unknown {

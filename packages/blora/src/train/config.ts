@@ -58,7 +58,9 @@ export const DEFAULT_TRAINING_CONFIG: Readonly<TrainingConfig> = Object.freeze({
 export function resolveTrainingConfig(partial: Partial<TrainingConfig> = {}): TrainingConfig {
   const c: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, betas: [...DEFAULT_TRAINING_CONFIG.betas], ...partial };
   const fail = (field: string, value: unknown, want: string): never => {
-    throw new RangeError(`training config: ${field} must be ${want}, got ${JSON.stringify(value)}`);
+    // String(NaN) is 'NaN' where JSON.stringify would print null.
+    const shown = typeof value === 'number' ? String(value) : JSON.stringify(value);
+    throw new RangeError(`training config: ${field} must be ${want}, got ${shown}`);
   };
   const positiveInt = (k: keyof TrainingConfig) => {
     if (!Number.isInteger(c[k]) || (c[k] as number) < 1) fail(k, c[k], 'a positive integer');

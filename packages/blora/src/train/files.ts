@@ -1,5 +1,7 @@
 // Small durable-write helpers: a file is written and synced before anyone can see it.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 /** Writes `data` to `path` and fsyncs it (no rename: for files inside a directory that is itself renamed into place). */
 export function writeFileSynced(path: string, data: string | Uint8Array): void {
@@ -14,11 +16,19 @@ export function writeFileSynced(path: string, data: string | Uint8Array): void {
   }
 }
 
-/** Writes `path` atomically: a synced temporary file next to it, then a rename. */
+/**
+ * Writes `path` atomically: a synced, hidden temporary file next to it, then a rename. On
+ * failure the temporary file is removed and `path` is left as it was.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSynced(temporary, data);
-  renameSync(temporary, path);
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    writeFileSynced(temporary, data);
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
 
 /** Pretty JSON with a final newline. */

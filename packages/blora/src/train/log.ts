@@ -1,6 +1,7 @@
 // The training log: one JSON object per line, appended and flushed to disk as each record is
 // made, so a crash loses nothing already reported.
-import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { writeFileAtomic } from './files.js';
 
 /** A record of one optimizer step. */
 export interface StepRecord {
@@ -109,7 +110,5 @@ export function readLog(path: string): LogRecord[] {
 export function truncateLog(path: string, step: number): void {
   if (!existsSync(path)) return;
   const kept = readLog(path).filter((r) => r.step <= step);
-  const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, kept.map((r) => `${JSON.stringify(r, finiteReplacer)}\n`).join(''));
-  renameSync(temporary, path);
+  writeFileAtomic(path, kept.map((r) => `${JSON.stringify(r, finiteReplacer)}\n`).join(''));
 }

@@ -2,6 +2,7 @@
 // config classes define them, and validation with errors that name the offending field.
 import { readFileSync } from 'node:fs';
 import type { DType } from '@blora/tensor';
+import { jsonDepth, MAX_JSON_DEPTH } from '../json-depth.js';
 
 /** The model classes (the `architectures` field of config.json) this package can build. */
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'GemmaForCausalLM'] as const;
@@ -96,6 +97,23 @@ const TORCH_DTYPES: Readonly<Record<string, DType>> = {
   float64: 'float64',
 };
 
+/** `table[key]` when `key` is a string naming an own entry (never an inherited one such as 'constructor'). */
+function lookup<T>(table: Readonly<Record<string, T>>, key: unknown): T | undefined {
+  return typeof key === 'string' && Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/**
+ * Limits that stop a damaged or hostile config.json before anything is allocated from it:
+ * far above any released model (the largest have about 126 layers and 2.1e9-element
+ * embedding tables), far below what would exhaust memory or loop for hours.
+ */
+export const CONFIG_LIMITS = {
+  /** Most decoder layers. */
+  maxLayers: 1024,
+  /** Most elements of one weight tensor (the longest typed array Node.js 20 allocates). */
+  maxTensorElements: 2 ** 32,
+} as const;
+
 /** Reads a field with checks; every error names the source and the field. */
 class FieldReader {
   constructor(readonly json: ConfigJson, readonly source: string) {}
@@ -155,6 +173,7 @@ class FieldReader {
 }
 
 function show(v: unknown): string {
+  if (typeof v === 'number') return String(v); // JSON.stringify writes Infinity (1e400 in a file) as null
   const s = JSON.stringify(v);
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
@@ -181,7 +200,7 @@ function readActivation(f: FieldReader, family: LlamaFamily): MlpActivation {
   const field = family === 'gemma' ? 'hidden_activation' : 'hidden_act';
   if (!f.has(field)) return family === 'gemma' ? 'gelu_tanh' : 'silu';
   const name = f.json[field];
-  const act = typeof name === 'string' ? ACTIVATIONS[name] : undefined;
+  const act = lookup(ACTIVATIONS, name);
   if (!act) f.fail(field, `names an unsupported activation ${show(name)}; supported: ${Object.keys(ACTIVATIONS).join(', ')}`);
   return act;
 }
@@ -215,13 +234,37 @@ function readRopeScaling(f: FieldReader): RopeScaling | null {
 }
 
 /**
+ * Rejects sizes whose weight tensors could not be allocated. The error blames the larger of
+ * the two fields that make the tensor too big.
+ */
+function checkTensorSizes(f: FieldReader, c: Pick<LlamaConfig,
+  'vocabSize' | 'hiddenSize' | 'intermediateSize' | 'numAttentionHeads' | 'numKeyValueHeads' | 'headDim'>): void {
+  const heads = (field: string, count: number): [string, number] => (c.headDim > count ? ['head_dim', c.headDim] : [field, count]);
+  const tensors: [string, number, number, [string, number]][] = [
+    ['model.embed_tokens.weight', c.vocabSize, c.hiddenSize, ['vocab_size', c.vocabSize]],
+    ['mlp.gate_proj.weight', c.intermediateSize, c.hiddenSize, ['intermediate_size', c.intermediateSize]],
+    ['self_attn.q_proj.weight', c.numAttentionHeads * c.headDim, c.hiddenSize, heads('num_attention_heads', c.numAttentionHeads)],
+    ['self_attn.k_proj.weight', c.numKeyValueHeads * c.headDim, c.hiddenSize, heads('num_key_value_heads', c.numKeyValueHeads)],
+  ];
+  for (const [name, rows, cols, [rowField, rowFactor]] of tensors) {
+    if (rows * cols <= CONFIG_LIMITS.maxTensorElements) continue;
+    const field = c.hiddenSize > rowFactor ? 'hidden_size' : rowField;
+    f.fail(field, `makes ${name} [${rows}, ${cols}] hold ${rows * cols} elements, more than the limit of ${CONFIG_LIMITS.maxTensorElements}`);
+  }
+}
+
+/**
  * Validates the JSON of a config.json and fills in the defaults of the transformers config
  * class of its architecture. `source` (a path or label) starts every error message.
  * Throws `LlamaConfigError` naming the field for anything missing, malformed or unsupported.
  */
 export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new LlamaConfigError(`${source}: expected a JSON object, got ${show(json)}`);
+    throw new LlamaConfigError(`${source}: expected a JSON object, got ${Array.isArray(json) ? 'an array' : show(json)}`);
+  }
+  // The document is kept (raw) and written back later: refuse nesting that would overflow that walk.
+  if (jsonDepth(json) > MAX_JSON_DEPTH) {
+    throw new LlamaConfigError(`${source}: nested more than ${MAX_JSON_DEPTH} levels deep`);
   }
   const f = new FieldReader(json as ConfigJson, source);
   const architecture = readArchitecture(f);
@@ -253,14 +296,20 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
   const slidingWindow = family === 'mistral'
     ? (('sliding_window' in f.json) ? (f.json.sliding_window === null ? null : f.positiveInt('sliding_window')) : d.slidingWindow)
     : null;
-  const torch = f.json.torch_dtype;
+  const vocabSize = f.positiveInt('vocab_size');
+  const intermediateSize = f.positiveInt('intermediate_size');
+  const numHiddenLayers = f.positiveInt('num_hidden_layers');
+  if (numHiddenLayers > CONFIG_LIMITS.maxLayers) {
+    f.fail('num_hidden_layers', `is ${numHiddenLayers}, more than the limit of ${CONFIG_LIMITS.maxLayers}`);
+  }
+  checkTensorSizes(f, { vocabSize, hiddenSize, intermediateSize, numAttentionHeads, numKeyValueHeads, headDim });
   return {
     architecture,
     family,
-    vocabSize: f.positiveInt('vocab_size'),
+    vocabSize,
     hiddenSize,
-    intermediateSize: f.positiveInt('intermediate_size'),
-    numHiddenLayers: f.positiveInt('num_hidden_layers'),
+    intermediateSize,
+    numHiddenLayers,
     numAttentionHeads,
     numKeyValueHeads,
     headDim,
@@ -275,7 +324,7 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
     bosTokenId: f.tokenId('bos_token_id', d.bos),
     eosTokenIds: f.tokenIds('eos_token_id', d.eos),
     padTokenId: f.tokenId('pad_token_id', d.pad),
-    torchDType: typeof torch === 'string' ? (TORCH_DTYPES[torch] ?? null) : null,
+    torchDType: lookup(TORCH_DTYPES, f.json.torch_dtype) ?? null,
     raw: { ...(json as ConfigJson) },
   };
 }

@@ -9,6 +9,7 @@ export {
   validateTokenizerJson,
   mergeParts,
   TokenizerFormatError,
+  MAX_TOKEN_ID,
   type TokenizerJson,
   type BpeModelJson,
   type AddedTokenJson,

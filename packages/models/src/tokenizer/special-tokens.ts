@@ -36,9 +36,10 @@ const KNOWN_NAMES: Record<SpecialRole, readonly string[]> = {
   unk: ['<unk>', '[UNK]'],
 };
 
-function configContent(value: ConfigTokenJson | undefined): string | null | undefined {
-  if (value === undefined || value === null) return value;
-  return typeof value === 'string' ? value : value.content;
+function configContent(value: ConfigTokenJson | undefined, role: SpecialRole): string | null | undefined {
+  if (value === undefined || value === null || typeof value === 'string') return value;
+  if (typeof value === 'object' && !Array.isArray(value) && typeof value.content === 'string') return value.content;
+  throw new TokenizerFormatError(`tokenizer_config ${role}_token must be a string, an object with a string "content", or null`);
 }
 
 /**
@@ -50,7 +51,7 @@ export function resolveSpecialTokens(json: TokenizerJson, config: TokenizerConfi
   const known = (token: string): boolean =>
     Object.hasOwn(json.model.vocab, token) || json.added_tokens.some((t) => t.content === token);
   const resolve = (role: SpecialRole): string | null => {
-    const fromConfig = configContent(config[`${role}_token`]);
+    const fromConfig = configContent(config[`${role}_token`], role);
     if (fromConfig === null) return null;
     if (fromConfig !== undefined) {
       if (!known(fromConfig)) {

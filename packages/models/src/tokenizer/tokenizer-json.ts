@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { jsonDepth, MAX_JSON_DEPTH } from '../json-depth.js';
 
 /** An entry of `added_tokens`: a token matched verbatim before the model runs. */
 export interface AddedTokenJson {
@@ -51,6 +52,9 @@ export interface TokenizerJson {
   model: BpeModelJson;
 }
 
+/** The largest token id: ids are int32 throughout the engine. */
+export const MAX_TOKEN_ID = 0x7fffffff;
+
 /** Thrown when a `tokenizer.json` document is malformed or uses an unsupported model. */
 export class TokenizerFormatError extends Error {
   constructor(message: string) {
@@ -61,6 +65,16 @@ export class TokenizerFormatError extends Error {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isTokenId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_TOKEN_ID;
+}
+
+/** A value for an error message, cut to 80 characters. */
+function show(value: unknown): string {
+  const s = typeof value === 'number' ? String(value) : JSON.stringify(value) ?? String(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 function checkComponent(json: Record<string, unknown>, key: string): ComponentJson | null {
@@ -77,8 +91,8 @@ function checkVocab(model: Record<string, unknown>): Record<string, number> {
   if (!isRecord(vocab)) throw new TokenizerFormatError('model.vocab must be an object mapping tokens to ids');
   const owners = new Map<number, string>();
   for (const [token, id] of Object.entries(vocab)) {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw new TokenizerFormatError(`model.vocab[${JSON.stringify(token)}] must be a non-negative integer id, got ${JSON.stringify(id)}`);
+    if (!isTokenId(id)) {
+      throw new TokenizerFormatError(`model.vocab[${JSON.stringify(token)}] must be a non-negative integer id (at most ${MAX_TOKEN_ID}), got ${show(id)}`);
     }
     const owner = owners.get(id);
     if (owner !== undefined) {
@@ -101,7 +115,7 @@ export function mergeParts(merge: unknown, index: number): [string, string] {
   if (Array.isArray(merge) && merge.length === 2 && typeof merge[0] === 'string' && typeof merge[1] === 'string') {
     return [merge[0], merge[1]];
   }
-  throw new TokenizerFormatError(`merge #${index} must be a "left right" string or a [left, right] pair, got ${JSON.stringify(merge)}`);
+  throw new TokenizerFormatError(`merge #${index} must be a "left right" string or a [left, right] pair, got ${show(merge)}`);
 }
 
 function checkMerges(model: Record<string, unknown>, vocab: Record<string, number>): void {
@@ -129,8 +143,8 @@ function checkAddedTokens(json: Record<string, unknown>, vocab: Record<string, n
       throw new TokenizerFormatError(`added_tokens[${index}] must have a non-empty string "content"`);
     }
     const id = entry.id;
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw new TokenizerFormatError(`added_tokens[${index}] (${JSON.stringify(entry.content)}) must have a non-negative integer "id"`);
+    if (!isTokenId(id)) {
+      throw new TokenizerFormatError(`added_tokens[${index}] (${show(entry.content)}) must have a non-negative integer "id" (at most ${MAX_TOKEN_ID}), got ${show(id)}`);
     }
     const vocabId = vocab[entry.content];
     if (Object.hasOwn(vocab, entry.content) && vocabId !== id) {
@@ -149,11 +163,13 @@ function checkAddedTokens(json: Record<string, unknown>, vocab: Record<string, n
  */
 export function validateTokenizerJson(json: unknown): TokenizerJson {
   if (!isRecord(json)) throw new TokenizerFormatError('the document must be a JSON object');
+  // The document is copied, saved and walked by the pipeline recursively: refuse hostile nesting first.
+  if (jsonDepth(json) > MAX_JSON_DEPTH) throw new TokenizerFormatError(`the document is nested more than ${MAX_JSON_DEPTH} levels deep`);
   const model = json.model;
   if (model === undefined || model === null) throw new TokenizerFormatError('missing the "model" section');
   if (!isRecord(model)) throw new TokenizerFormatError('"model" must be an object');
   if (model.type !== 'BPE') {
-    throw new TokenizerFormatError(`unsupported model type ${JSON.stringify(model.type)} (supported: "BPE")`);
+    throw new TokenizerFormatError(`unsupported model type ${show(model.type)} (supported: "BPE")`);
   }
   const vocab = checkVocab(model);
   checkMerges(model, vocab);

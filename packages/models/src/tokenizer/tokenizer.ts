@@ -27,6 +27,16 @@ export interface DecodeOptions {
   skipSpecialTokens?: boolean;
 }
 
+/** The library's pipeline for a validated document; what the library refuses becomes a TokenizerFormatError. */
+function buildPipeline(json: TokenizerJson): Pipeline {
+  try {
+    return new PipelineTokenizer(json, { clean_up_tokenization_spaces: false });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new TokenizerFormatError(`the tokenizer pipeline cannot be built from this document (${message.slice(0, 200)})`);
+  }
+}
+
 function readJsonFile(path: string): unknown {
   let text: string;
   try {
@@ -69,8 +79,9 @@ export class Tokenizer {
 
   private constructor(json: TokenizerJson, config: TokenizerConfigJson) {
     this.json = json;
-    // The pipeline gets its own copy so nothing it does can change what `save` writes.
-    this.pipeline = new PipelineTokenizer(structuredClone(json), { clean_up_tokenization_spaces: false });
+    // The pipeline gets its own copy so nothing it does can change what `save` writes, and no
+    // post-processor: encode never adds its special tokens, so it would only be a way to fail.
+    this.pipeline = buildPipeline({ ...structuredClone(json), post_processor: null });
     this.tokenToIdTable = new Map(Object.entries(json.model.vocab));
     for (const added of json.added_tokens) this.tokenToIdTable.set(added.content, added.id);
     this.idToTokenTable = new Map();
@@ -92,7 +103,8 @@ export class Tokenizer {
    * Throws `TokenizerFormatError` for a malformed document.
    */
   static fromJSON(json: unknown, config: TokenizerConfigJson = {}): Tokenizer {
-    return new Tokenizer(validateTokenizerJson(structuredClone(json)), config);
+    // Validated before it is copied: the check refuses nesting too deep for structuredClone.
+    return new Tokenizer(structuredClone(validateTokenizerJson(json)), config);
   }
 
   /**
@@ -103,8 +115,11 @@ export class Tokenizer {
     const json = readJsonFile(path);
     const besideConfig = join(dirname(path), 'tokenizer_config.json');
     const chosenConfig = configPath ?? (existsSync(besideConfig) ? besideConfig : undefined);
-    const config = chosenConfig === undefined ? {} : (readJsonFile(chosenConfig) as TokenizerConfigJson);
-    return Tokenizer.fromJSON(json, config);
+    const config = chosenConfig === undefined ? {} : readJsonFile(chosenConfig);
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+      throw new TokenizerFormatError(`${chosenConfig} must hold a JSON object`);
+    }
+    return Tokenizer.fromJSON(json, config as TokenizerConfigJson);
   }
 
   /** Token ids of `text`, with bos / eos added when asked for. */

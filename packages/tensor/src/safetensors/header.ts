@@ -35,6 +35,7 @@ function preview(value: unknown): string {
   const one = (v: unknown): string => {
     if (Array.isArray(v)) return '[...]';
     if (v !== null && typeof v === 'object') return '{...}';
+    if (typeof v === 'number') return String(v); // JSON.stringify writes Infinity (1e400 in a header) as null
     const s = JSON.stringify(v) ?? String(v);
     return s.length > 40 ? `${s.slice(0, 40)}...` : s;
   };
