@@ -9,6 +9,7 @@
 // so the caller picks one explicitly by casting.
 import { assertRepresentable, isFloatDType, type DType } from '../dtype.js';
 import { execute1 } from '../dispatch.js';
+import { tidy } from '../memory.js';
 import { broadcastShapes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { tensor } from './creation.js';
@@ -83,8 +84,11 @@ function assertFloatOperands(op: string, a: Operand, b: Operand): void {
 }
 
 function binary(op: string, a: Operand, b: Operand): Tensor {
-  const [x, y, shape] = prepareBinary(op, a, b);
-  return execute1(op, [x, y], shape, x.dtype);
+  // tidy frees the broadcast views and scalar operands made here; only the result survives.
+  return tidy(() => {
+    const [x, y, shape] = prepareBinary(op, a, b);
+    return execute1(op, [x, y], shape, x.dtype);
+  });
 }
 
 /** a + b, elementwise with broadcasting. Op name: `add`. */

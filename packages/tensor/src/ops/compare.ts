@@ -1,14 +1,17 @@
 // Comparisons (uint8 0/1 results, broadcasting), where (select by a uint8 condition) and clamp.
 import { integerRange, type DType } from '../dtype.js';
 import { execute1 } from '../dispatch.js';
+import { tidy } from '../memory.js';
 import { broadcastShapes, formatShape, type Shape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { assertOperand, assertTensor, isTensor, prepareBinary, scalarOperand, type Operand } from './binary.js';
 import { expand } from './views.js';
 
 function compare(op: string, a: Operand, b: Operand): Tensor {
-  const [x, y, shape] = prepareBinary(op, a, b);
-  return execute1(op, [x, y], shape, 'uint8');
+  return tidy(() => {
+    const [x, y, shape] = prepareBinary(op, a, b);
+    return execute1(op, [x, y], shape, 'uint8');
+  });
 }
 
 /** 1 where a == b, else 0 (uint8, broadcasting; NaN equals nothing). Op name: `eq`. */
@@ -77,9 +80,11 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
     ['a', isTensor(a) ? a.shape : []],
     ['b', isTensor(b) ? b.shape : []],
   ]);
-  const ta = isTensor(a) ? a : scalarOperand('where', a, dtype, cond.device);
-  const tb = isTensor(b) ? b : scalarOperand('where', b, dtype, cond.device);
-  return execute1('where', [expand(cond, shape), expand(ta, shape), expand(tb, shape)], shape, dtype);
+  return tidy(() => {
+    const ta = isTensor(a) ? a : scalarOperand('where', a, dtype, cond.device);
+    const tb = isTensor(b) ? b : scalarOperand('where', b, dtype, cond.device);
+    return execute1('where', [expand(cond, shape), expand(ta, shape), expand(tb, shape)], shape, dtype);
+  });
 }
 
 /** Checks one clamp bound and, for integer dtypes, saturates it to the dtype's range. */

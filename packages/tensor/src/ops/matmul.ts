@@ -1,6 +1,7 @@
 // Matrix product with NumPy `matmul` semantics.
 import { isFloatDType } from '../dtype.js';
 import { execute1 } from '../dispatch.js';
+import { tidy } from '../memory.js';
 import { broadcastShapes, formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { expand, squeeze, unsqueeze } from './views.js';
@@ -33,6 +34,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 0 || b.rank === 0) {
     throw new RangeError(`matmul: operands need at least one dimension, got ${a.describe()} and ${b.describe()}`);
   }
+  // tidy frees the reshaped and broadcast views made here; only the result survives.
+  return tidy(() => matmulViews(a, b));
+}
+
+function matmulViews(a: Tensor, b: Tensor): Tensor {
   const a2 = a.rank === 1 ? unsqueeze(a, 0) : a;
   const b2 = b.rank === 1 ? unsqueeze(b, 1) : b;
   const m = a2.shape[a2.rank - 2]!;
