@@ -18,11 +18,16 @@
       "target_name": "blora_cpu",
       "sources": [
         "native/addon.cc",
+        "native/attention.cc",
+        "native/bindings_nn.cc",
+        "native/bindings_training.cc",
         "native/cpu_features.cc",
         "native/gemm.cc",
         "native/kernels_scalar.cc",
         "native/ops.cc",
-        "native/thread_pool.cc"
+        "native/quant.cc",
+        "native/thread_pool.cc",
+        "native/training_ops.cc"
       ],
       "include_dirs": ["<!(node -e \"require('nan')\")"],
       "conditions": [
@@ -36,7 +41,7 @@
         {
           "target_name": "blora_cpu_avx2",
           "type": "static_library",
-          "sources": ["native/kernels_avx2.cc"],
+          "sources": ["native/kernels_avx2.cc", "native/kernels_avx2_nn.cc"],
           "cflags_cc": ["-mavx2", "-mfma"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma"] }
         }

@@ -1,6 +1,8 @@
 // JavaScript bindings. Every function takes the storage typed arrays of the tensors plus
 // element offsets, sizes and strides as numbers, checks that every element it will touch lies
-// inside its array, and works on the arrays' memory directly (no copies).
+// inside its array, and works on the arrays' memory directly (no copies). This file holds the
+// module setup and the GEMM, elementwise, softmax and pooling functions; bindings_nn.cc and
+// bindings_training.cc add the quantized matmuls, attention, rmsNorm, cross-entropy and AdamW.
 #include <nan.h>
 
 #include <algorithm>
@@ -8,20 +10,24 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "gemm.h"
 #include "kernels.h"
 #include "ops.h"
 #include "thread_pool.h"
 
 namespace blora {
+
 namespace {
 
 // Bumped whenever the JavaScript-facing signatures change, so a stale build is detected.
-constexpr int kAddonVersion = 1;
+constexpr int kAddonVersion = 2;
 
 const KernelTable* g_kernels = nullptr;
 
-const KernelTable& kernels() {
+}  // namespace
+
+const KernelTable& active_kernels() {
   if (!g_kernels) {
 #if defined(BLORA_HAVE_AVX2)
     g_kernels = cpu_has_avx2_fma() ? &kAvx2Kernels : &kScalarKernels;
@@ -32,102 +38,9 @@ const KernelTable& kernels() {
   return *g_kernels;
 }
 
-/** Reads the arguments of one call, remembering the first problem as a JavaScript error. */
-class Args {
- public:
-  Args(const Nan::FunctionCallbackInfo<v8::Value>& info, const char* fn) : info_(info), fn_(fn) {}
+namespace {
 
-  bool ok() const { return error_.empty(); }
-
-  /** Throws the recorded error (TypeError or RangeError); call when !ok(). */
-  void throw_error() const {
-    std::string msg = std::string("@blora/cpu-kernels ") + fn_ + ": " + error_;
-    if (type_error_) Nan::ThrowTypeError(msg.c_str());
-    else Nan::ThrowRangeError(msg.c_str());
-  }
-
-  void fail(const std::string& msg, bool type_error = false) {
-    if (!ok()) return;
-    error_ = msg;
-    type_error_ = type_error;
-  }
-
-  /** Argument i as an integer (a finite whole number below 2^53 in magnitude). */
-  int64_t integer(int i, const char* name) {
-    if (!ok()) return 0;
-    if (!info_[i]->IsNumber()) {
-      fail(std::string(name) + " must be a number", true);
-      return 0;
-    }
-    const double v = Nan::To<double>(info_[i]).FromJust();
-    if (!std::isfinite(v) || v != std::trunc(v) || std::fabs(v) > 9007199254740991.0) {
-      fail(std::string(name) + " must be an integer, got " + std::to_string(v));
-      return 0;
-    }
-    return static_cast<int64_t>(v);
-  }
-
-  /** Argument i as a non-negative integer. */
-  int64_t size(int i, const char* name) {
-    const int64_t v = integer(i, name);
-    if (v < 0) fail(std::string(name) + " must be >= 0, got " + std::to_string(v));
-    return v;
-  }
-
-  bool boolean(int i) { return Nan::To<bool>(info_[i]).FromJust(); }
-
-  /** Argument i as a Float32Array: its data and length. */
-  float* f32(int i, const char* name, int64_t* length) {
-    *length = 0;
-    if (!ok()) return nullptr;
-    if (!info_[i]->IsFloat32Array()) {
-      fail(std::string(name) + " must be a Float32Array", true);
-      return nullptr;
-    }
-    Nan::TypedArrayContents<float> contents(info_[i]);
-    *length = static_cast<int64_t>(contents.length());
-    return *contents;
-  }
-
-  /** Argument i as a Float64Array (holding integer offsets). */
-  const double* f64(int i, const char* name, int64_t* length) {
-    *length = 0;
-    if (!ok()) return nullptr;
-    if (!info_[i]->IsFloat64Array()) {
-      fail(std::string(name) + " must be a Float64Array", true);
-      return nullptr;
-    }
-    Nan::TypedArrayContents<double> contents(info_[i]);
-    *length = static_cast<int64_t>(contents.length());
-    return *contents;
-  }
-
-  /**
-   * Checks that the elements offset + sum of idx[d] * strides[d] for idx[d] < sizes[d]
-   * lie in [0, length). Nothing is read when a size is 0.
-   */
-  void span(const char* name, int64_t length, int64_t offset, std::initializer_list<std::pair<int64_t, int64_t>> dims) {
-    if (!ok()) return;
-    int64_t lo = offset, hi = offset;
-    bool overflow = false;
-    for (const auto& [size, stride] : dims) {
-      if (size == 0) return;
-      int64_t reach = 0;
-      overflow |= __builtin_mul_overflow(size - 1, stride, &reach);
-      overflow |= __builtin_add_overflow(reach < 0 ? lo : hi, reach, reach < 0 ? &lo : &hi);
-    }
-    if (overflow || lo < 0 || hi >= length) {
-      fail(std::string(name) + " reaches elements [" + std::to_string(lo) + ", " + std::to_string(hi) +
-           "] outside its storage of " + std::to_string(length));
-    }
-  }
-
- private:
-  const Nan::FunctionCallbackInfo<v8::Value>& info_;
-  const char* fn_;
-  std::string error_;
-  bool type_error_ = false;
-};
+const KernelTable& kernels() { return active_kernels(); }
 
 v8::Local<v8::Object> info_object() {
   v8::Local<v8::Object> o = Nan::New<v8::Object>();
@@ -289,6 +202,8 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "avgPool1dF32", AvgPool1dF32);
   Nan::SetMethod(target, "repeatInterleaveF32", RepeatInterleaveF32);
   Nan::SetMethod(target, "expF32", ExpF32);
+  init_nn_bindings(target);
+  init_training_bindings(target);
 }
 
 }  // namespace

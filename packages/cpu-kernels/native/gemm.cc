@@ -8,6 +8,8 @@
 //      mr x nr tile of C in registers for the whole slice.
 // Both phases are split into tasks that the thread pool hands out dynamically. Products with
 // one output row or column are matrix-vector products and skip packing entirely.
+// gemm_f32_source takes B from a caller-supplied packer instead (a quantized weight decoded
+// straight into the packed slivers).
 #include "gemm.h"
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "aligned_buffer.h"
 #include "thread_pool.h"
 
 namespace blora {
@@ -36,29 +39,6 @@ constexpr int kMaxMr = 8;
 constexpr int kMaxNr = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-/** A grow-only, 64-byte aligned float buffer. */
-class AlignedBuffer {
- public:
-  AlignedBuffer() = default;
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  ~AlignedBuffer() { std::free(data_); }
-
-  /** At least n floats (contents unspecified), or nullptr when out of memory. */
-  float* reserve(int64_t n) {
-    if (n <= capacity_) return data_;
-    std::free(data_);
-    size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
-    data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-    capacity_ = data_ ? n : 0;
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  int64_t capacity_ = 0;
-};
 
 /** Packing buffers. Each thread has one for its own products, and the caller one it shares. */
 struct Scratch {
@@ -160,11 +140,27 @@ void store_edge(const float* tile, int nr, float* c, int64_t ldc, int64_t rows, 
     for (int64_t j = 0; j < cols; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + tile[r * nr + j];
 }
 
-/** One product C = A @ B with packed panels, on up to `threads` threads; rows of C are ldc apart. */
-bool gemm_packed(const KernelTable& kt, const Plan& pl, const GemmShape& s, const GemmOperands& op, int threads,
-                 Scratch& panels, int64_t ldc) {
+/** B read in place through its strides: packed with the plan's packing routine. */
+struct StridedB {
+  const Plan* plan;
+  const float* b;
+  int64_t rsb, csb;
+
+  static void pack(const void* self, const KernelTable& kt, int, float* dst, int64_t pc, int64_t kc, int64_t jc,
+                   int64_t nc, int64_t s0, int64_t s1) {
+    const StridedB& sb = *static_cast<const StridedB*>(self);
+    sb.plan->pack_b(kt, dst, sb.b + pc * sb.rsb + jc * sb.csb, sb.rsb, sb.csb, kc, nc, s0, s1);
+  }
+};
+
+/**
+ * One product C = A @ B with packed panels, on up to `threads` threads; A(i, p) = a[i * rsa + p * csa],
+ * B comes from `source`, rows of C are ldc apart.
+ */
+bool gemm_packed(const KernelTable& kt, const Plan& pl, int64_t m, int64_t n, int64_t k, const float* a_base,
+                 int64_t rsa, int64_t csa, const BPanelSource& source, float* c_base, int threads, Scratch& panels,
+                 int64_t ldc) {
   const int mr = pl.mr, nr = pl.nr;
-  const int64_t m = s.m, n = s.n, k = s.k;
   float* ap = panels.a.reserve(ceil_div(std::min(pl.pass_rows, m), mr) * mr * std::min(pl.kc, k));
   float* bp = panels.b.reserve(ceil_div(std::min(pl.nc, n), nr) * nr * std::min(pl.kc, k));
   if (!ap || !bp) return false;
@@ -178,18 +174,18 @@ bool gemm_packed(const KernelTable& kt, const Plan& pl, const GemmShape& s, cons
       for (int64_t ic = 0; ic < m; ic += pl.pass_rows) {
         const int64_t rows = std::min(pl.pass_rows, m - ic);
         const int64_t a_slivers = ceil_div(rows, mr);
-        const float* a = op.a + ic * s.rsa + pc * s.csa;
-        const float* b = op.b + pc * s.rsb + jc * s.csb;
+        const float* a = a_base + ic * rsa + pc * csa;
 
         // Pack: the B panel once per (jc, pc), the A rows of this pass.
         const int64_t b_tasks = ic == 0 ? ceil_div(b_slivers, kPackGroup) : 0;
         const int64_t a_tasks = ceil_div(a_slivers, kPackGroup);
         parallel_for(b_tasks + a_tasks, threads, [&](int64_t t, int) {
           if (t < b_tasks) {
-            pl.pack_b(kt, bp, b, s.rsb, s.csb, kc, nc, t * kPackGroup, std::min(b_slivers, (t + 1) * kPackGroup));
+            const int64_t s0 = t * kPackGroup, s1 = std::min(b_slivers, (t + 1) * kPackGroup);
+            source.pack(source.self, kt, nr, bp, pc, kc, jc, nc, s0, s1);
           } else {
             t -= b_tasks;
-            pl.pack_a(kt, ap, a, s.rsa, s.csa, rows, kc, t * kPackGroup, std::min(a_slivers, (t + 1) * kPackGroup));
+            pl.pack_a(kt, ap, a, rsa, csa, rows, kc, t * kPackGroup, std::min(a_slivers, (t + 1) * kPackGroup));
           }
         });
 
@@ -210,7 +206,7 @@ bool gemm_packed(const KernelTable& kt, const Plan& pl, const GemmShape& s, cons
             for (int64_t i = i0; i < i1; ++i) {
               const float* as = ap + i * mr * kc;
               const int64_t r = std::min<int64_t>(mr, rows - i * mr);
-              float* c = op.c + (ic + i * mr) * ldc + jc + j * nr;
+              float* c = c_base + (ic + i * mr) * ldc + jc + j * nr;
               if (r == mr && cols == nr) {
                 kt.gemm_micro(kc, as, bs, c, ldc, accumulate);
               } else {
@@ -277,7 +273,8 @@ bool product(const KernelTable& kt, const Plan& pl, const GemmShape& s, const Ge
              Scratch& scratch) {
   GemvForm f;
   if (gemv_form(s, op, &f)) return gemv(kt, f, op.c, threads, scratch);
-  return gemm_packed(kt, pl, s, op, threads, scratch, s.n);
+  const StridedB b{&pl, op.b, s.rsb, s.csb};
+  return gemm_packed(kt, pl, s.m, s.n, s.k, op.a, s.rsa, s.csa, {StridedB::pack, &b}, op.c, threads, scratch, s.n);
 }
 
 }  // namespace
@@ -304,6 +301,19 @@ bool gemm_f32(const KernelTable& kt, int threads, const GemmShape& s, const Gemm
     if (!product(kt, pl, s, items[i], work >= kParallelMinWork ? threads : 1, t_shared)) return false;
   }
   return true;
+}
+
+bool gemm_f32_source(const KernelTable& kt, int threads, int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa,
+                     int64_t csa, const BPanelSource& b, float* c) {
+  if (m == 0 || n == 0) return true;
+  if (k == 0) {
+    std::memset(c, 0, sizeof(float) * m * n);
+    return true;
+  }
+  Plan pl;
+  if (!make_plan(kt, &pl) || pl.mr > kMaxMr || pl.nr > kMaxNr) return false;
+  if (m * n * k < kParallelMinWork) threads = 1;
+  return gemm_packed(kt, pl, m, n, k, a, rsa, csa, b, c, threads, t_shared, n);
 }
 
 }  // namespace blora

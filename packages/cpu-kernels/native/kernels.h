@@ -66,6 +66,40 @@ struct KernelTable {
 
   /** dst[i] = exp(src[i]) for i < n (the approximation softmax uses). */
   void (*exp)(const float* src, float* dst, int64_t n);
+
+  /**
+   * Decodes elements [start, start + count) of a 4-bit absmax weight (NF4 or FP4):
+   * dst[i - start] = table[code_i] * absmax[i / blocksize] (one float32 product), where code_i
+   * is the high nibble of packed[i / 2] for even i and the low nibble for odd i.
+   */
+  void (*decode_nf4)(const uint8_t* packed, int64_t start, int64_t count, const float* absmax, int64_t blocksize,
+                     const float* table, float* dst);
+
+  /**
+   * Decodes elements [start, start + count) that share one integer block:
+   * dst[i - start] = scale * q_i + offset rounded to float32, q_i = codes[i] (bits 8) or the
+   * nibble of element i packed as above (bits 4).
+   */
+  void (*decode_int)(int bits, const uint8_t* codes, int64_t start, int64_t count, float scale, float offset,
+                     float* dst);
+
+  /** m[i * ldm + j] += alpha[i] * x[j] for i < rows, j < n (a rank-1 update of a row block). */
+  void (*axpy_rows)(int64_t rows, int64_t n, const float* alpha, const float* x, float* m, int64_t ldm);
+
+  /**
+   * Optional (nullptr = decode_nf4, then gemv_rows): dots[i] = sum over c < n of W[start + c] *
+   * x[i * ldx + c] for i < rows, W the 4-bit absmax weight of decode_nf4, decoded in registers.
+   * Requires rows <= 8 and start, n and blocksize multiples of 8.
+   */
+  void (*nf4_dot)(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+                  const float* table, const float* x, int64_t ldx, int64_t rows, float* dots);
+
+  /**
+   * Optional (nullptr = decode_nf4, then axpy_rows): y[i * ldy + c] += alpha[i] * W[start + c]
+   * for i < rows, c < n, W decoded in registers. Same requirements as nf4_dot.
+   */
+  void (*nf4_axpy)(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+                   const float* table, const float* alpha, int64_t rows, float* y, int64_t ldy);
 };
 
 /** Portable C++ loops; available everywhere. */

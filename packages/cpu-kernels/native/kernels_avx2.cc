@@ -1,10 +1,12 @@
-// AVX2 + FMA inner loops. This file alone is compiled with -mavx2 -mfma; the driver only calls
-// into it after a run-time CPU check. Everything here has internal linkage and no standard
-// library code is instantiated, so no AVX2-compiled copy of a shared inline function can
-// replace the portable one at link time.
+// AVX2 + FMA inner loops. Only this file and kernels_avx2_nn.cc are compiled with -mavx2 -mfma;
+// the driver only calls into them after a run-time CPU check. Everything here has internal
+// linkage and no standard library code is instantiated, so no AVX2-compiled copy of a shared
+// inline function can replace the portable one at link time.
 #include <immintrin.h>
 
+#include "avx2_util.h"
 #include "kernels.h"
+#include "kernels_avx2_nn.h"
 
 namespace blora {
 
@@ -13,31 +15,10 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline double hsum_pd(__m256d v) {
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-}
-
-inline float hmax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// Lanes [0, count) of a 256-bit mask are set: read 8 entries starting at kMaskTable + 8 - count.
-alignas(64) const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-
-inline __m256i tail_mask(int64_t count) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - count));
-}
+using avx2::hmax;
+using avx2::hsum;
+using avx2::hsum_pd;
+using avx2::tail_mask;
 
 // ---------------------------------------------------------------------------------------------
 // GEMM micro-kernel: a 6 x 16 tile of C in 12 registers; per depth step two loads of B,
@@ -418,6 +399,7 @@ void avg_pool(const float* src, float* dst, int64_t outputs, int64_t k) {
 const KernelTable kAvx2Kernels = {
     "avx2+fma", kMr, kNr, /*mc=*/144, /*kc=*/256, /*nc=*/3072,
     gemm_micro, pack_a_rows, pack_b_cols, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop,
+    avx2::decode_nf4, avx2::decode_int, avx2::axpy_rows, avx2::nf4_dot, avx2::nf4_axpy,
 };
 
 }  // namespace blora

@@ -1,4 +1,5 @@
 // Portable inner loops (plain C++; the compiler vectorises what it can for the baseline ISA).
+#include <algorithm>
 #include <cmath>
 
 #include "kernels.h"
@@ -96,11 +97,46 @@ void exp_loop(const float* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = std::exp(src[i]);
 }
 
+inline int nibble(const uint8_t* packed, int64_t i) {
+  const int byte = packed[i >> 1];
+  return (i & 1) ? byte & 15 : byte >> 4;
+}
+
+void decode_nf4(const uint8_t* packed, int64_t start, int64_t count, const float* absmax, int64_t blocksize,
+                const float* table, float* dst) {
+  const int64_t end = start + count;
+  for (int64_t i = start, block = start / blocksize; i < end; ++block) {
+    const int64_t block_end = std::min((block + 1) * blocksize, end);
+    const float scale = absmax[block];
+    for (; i < block_end; ++i) *dst++ = table[nibble(packed, i)] * scale;
+  }
+}
+
+void decode_int(int bits, const uint8_t* codes, int64_t start, int64_t count, float scale, float offset, float* dst) {
+  // scale * q is exact in double, so this rounds like the reference: the sum to double, then to float.
+  const double s = scale, o = offset;
+  const int64_t end = start + count;
+  if (bits == 8) {
+    for (int64_t i = start; i < end; ++i) *dst++ = static_cast<float>(s * codes[i] + o);
+  } else {
+    for (int64_t i = start; i < end; ++i) *dst++ = static_cast<float>(s * nibble(codes, i) + o);
+  }
+}
+
+void axpy_rows(int64_t rows, int64_t n, const float* alpha, const float* x, float* m, int64_t ldm) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = m + r * ldm;
+    const float a = alpha[r];
+    for (int64_t j = 0; j < n; ++j) row[j] += a * x[j];
+  }
+}
+
 }  // namespace
 
 const KernelTable kScalarKernels = {
     "scalar", kMr, kNr, /*mc=*/64, /*kc=*/256, /*nc=*/2048,
     gemm_micro, /*pack_a_rows=*/nullptr, /*pack_b_cols=*/nullptr, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop,
+    decode_nf4, decode_int, axpy_rows, /*nf4_dot=*/nullptr, /*nf4_axpy=*/nullptr,
 };
 
 }  // namespace blora

@@ -5,8 +5,11 @@
  * the `cpu` device for the cases it handles: float32 matmul (packed, cache-blocked GEMM with
  * an AVX2/FMA micro-kernel and a thread pool; matrix-vector products stream the matrix once),
  * float32 add/sub/mul/div on dense or broadcast-scalar operands, softmax/logSoftmax over the
- * last axis, avgPool1d and repeatInterleave. Every other case (other dtypes, layouts the
- * native loops do not read) still runs the TypeScript kernel it replaced.
+ * last axis, avgPool1d and repeatInterleave, the float32 products with quantized weights of
+ * @blora/quant (NF4 / FP4, INT4, INT8; the weight is decoded slice by slice, never densely),
+ * fused attention forward and backward, rmsNorm, cross-entropy (each with its backward) and
+ * the AdamW update. Every other case (other dtypes, layouts the native
+ * loops do not read) still runs the TypeScript kernel it replaced.
  *
  * When the addon is not built (no C++ toolchain) or cannot load, importing still succeeds
  * silently, nothing is registered, and {@link cpuKernelsInfo} says why.
@@ -18,11 +21,16 @@
  * @packageDocumentation
  */
 import { findKernel, registerKernel, type KernelFn } from '@blora/tensor';
+// The quantized-weight ops must have their TypeScript kernels registered before they are wrapped.
+import '@blora/quant';
+import { nativeAttention, nativeAttentionBackward } from './attention.js';
 import { nativeBinary, type NativeBinaryOp } from './elementwise.js';
 import { nativeMatmul } from './matmul.js';
 import { loadAddon, type NativeAddon, type NativeIsa } from './native.js';
 import { nativeAvgPool1d, nativeRepeatInterleave } from './pool.js';
+import { nativeFourBitMatmul, nativeIntMatmul } from './quant.js';
 import { nativeSoftmax } from './softmax.js';
+import { nativeAdamwStep, nativeCrossEntropy, nativeCrossEntropyBackward, nativeRmsNorm, nativeRmsNormBackward } from './training.js';
 
 export type { NativeIsa } from './native.js';
 
@@ -75,6 +83,19 @@ function registerAll(addon: NativeAddon): string[] {
     logSoftmax: (f) => nativeSoftmax(addon, true, f),
     avgPool1d: (f) => nativeAvgPool1d(addon, f),
     repeatInterleave: (f) => nativeRepeatInterleave(addon, f),
+    nf4Matmul: (f) => nativeFourBitMatmul(addon, false, f),
+    nf4MatmulT: (f) => nativeFourBitMatmul(addon, true, f),
+    int4Matmul: (f) => nativeIntMatmul(addon, 4, false, f),
+    int4MatmulT: (f) => nativeIntMatmul(addon, 4, true, f),
+    int8Matmul: (f) => nativeIntMatmul(addon, 8, false, f),
+    int8MatmulT: (f) => nativeIntMatmul(addon, 8, true, f),
+    attention: (f) => nativeAttention(addon, f),
+    attentionBackward: (f) => nativeAttentionBackward(addon, f),
+    rmsNorm: (f) => nativeRmsNorm(addon, f),
+    rmsNormBackward: (f) => nativeRmsNormBackward(addon, f),
+    crossEntropy: (f) => nativeCrossEntropy(addon, f),
+    crossEntropyBackward: (f) => nativeCrossEntropyBackward(addon, f),
+    adamwStep: (f) => nativeAdamwStep(addon, f),
   };
   for (const op of ['add', 'sub', 'mul', 'div'] as NativeBinaryOp[]) makers[op] = (f) => nativeBinary(addon, op, f);
   return Object.entries(makers).filter(([op, make]) => replaceCpuKernel(op, make)).map(([op]) => op).sort();

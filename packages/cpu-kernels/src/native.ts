@@ -50,10 +50,75 @@ export interface NativeAddon {
   ): void;
   /** out[i] = exp(x[i]) with the approximation the softmax kernel uses. */
   expF32(x: Float32Array, out: Float32Array): void;
+  /**
+   * y = x W^T (or x W when `transposed`) for a 4-bit absmax weight W [outFeatures, inFeatures]
+   * (NF4 / FP4: W[i] = table[code_i] * absmax[i / blocksize]). x holds `rows` rows, `ldx` apart
+   * and each contiguous; out is dense [rows, outFeatures] (transposed: [rows, inFeatures]).
+   */
+  nf4MatmulF32(
+    transposed: boolean, x: Float32Array, xOffset: number, rows: number, ldx: number,
+    packed: Uint8Array, packedOffset: number, absmax: Float32Array, absmaxOffset: number,
+    table: Float32Array, tableOffset: number, out: Float32Array, outOffset: number,
+    outFeatures: number, inFeatures: number, blocksize: number,
+  ): void;
+  /**
+   * As nf4MatmulF32 for an integer-block weight (W = scale * q + offset per block of
+   * blockRows x blockCols); scales and offsets are both Float32Array or both Uint16Array
+   * (float16 bit patterns).
+   */
+  intMatmulF32(
+    bits: 4 | 8, transposed: boolean, x: Float32Array, xOffset: number, rows: number, ldx: number,
+    codes: Uint8Array, codesOffset: number, scales: Float32Array | Uint16Array, scalesOffset: number,
+    offsets: Float32Array | Uint16Array, offsetsOffset: number, out: Float32Array, outOffset: number,
+    outFeatures: number, inFeatures: number, blockRows: number, blockCols: number,
+  ): void;
+  /**
+   * Attention forward. `geometry` holds (offset, batch stride, head stride, row stride) of q, k,
+   * v, o, lse in that order (the last dim of each is dense); `dims` is [B, H, T, D, Hkv, S, Dv];
+   * window 0 means none.
+   */
+  attentionF32(
+    q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, lse: Float32Array,
+    geometry: Float64Array, dims: Float64Array, scale: number, causal: boolean, window: number,
+  ): void;
+  /** rmsNorm of `rows` rows of d values (x rows ldx apart, y dense), writing y and rstd. */
+  rmsNormF32(
+    x: Float32Array, xOffset: number, ldx: number, weight: Float32Array, weightOffset: number,
+    y: Float32Array, yOffset: number, rstd: Float32Array, rstdOffset: number, rows: number, d: number, eps: number, offset: number,
+  ): void;
+  /** rmsNorm backward: dx (dense) and dweight from dy and x (rows lddy / ldx apart) and rstd. */
+  rmsNormBackwardF32(
+    dy: Float32Array, dyOffset: number, lddy: number, x: Float32Array, xOffset: number, ldx: number,
+    weight: Float32Array, weightOffset: number, rstd: Float32Array, rstdOffset: number,
+    dx: Float32Array, dxOffset: number, dweight: Float32Array, dweightOffset: number, rows: number, d: number, offset: number,
+  ): void;
+  /** Cross-entropy: fills lse and returns the summed loss of the rows whose target is not ignoreIndex. */
+  crossEntropyF32(
+    logits: Float32Array, logitsOffset: number, ld: number, targets: Int32Array, targetsOffset: number,
+    lse: Float32Array, lseOffset: number, rows: number, v: number, ignoreIndex: number,
+  ): number;
+  /** Cross-entropy backward: dlogits (dense) = scale (softmax - onehot), zero rows for ignored targets. */
+  crossEntropyBackwardF32(
+    logits: Float32Array, logitsOffset: number, ld: number, targets: Int32Array, targetsOffset: number,
+    lse: Float32Array, lseOffset: number, dlogits: Float32Array, dlogitsOffset: number,
+    rows: number, v: number, ignoreIndex: number, scale: number,
+  ): void;
+  /** One AdamW update of n dense values, in place (the bias-corrected constants precomputed). */
+  adamwStepF32(
+    param: Float32Array, paramOffset: number, grad: Float32Array, gradOffset: number, m: Float32Array, mOffset: number,
+    v: Float32Array, vOffset: number, n: number,
+    beta1: number, beta2: number, eps: number, decay: number, stepSize: number, sqrtCorrection2: number,
+  ): void;
+  /** Attention backward; `geometry` covers dO, q, k, v, o, lse, dq, dk, dv in that order. */
+  attentionBackwardF32(
+    dO: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, lse: Float32Array,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array,
+    geometry: Float64Array, dims: Float64Array, scale: number, causal: boolean, window: number,
+  ): void;
 }
 
 /** Interface version this package expects from the binary. */
-export const ADDON_VERSION = 1;
+export const ADDON_VERSION = 2;
 
 /** Environment variables read when the package is imported. */
 export interface NativeEnv {

@@ -25,3 +25,13 @@ export function elementStep(t: Tensor): 1 | 0 | -1 {
   if (isBroadcastScalar(t)) return 0;
   return -1;
 }
+
+/** The whole storage array of a uint8 CPU tensor. */
+export function u8Storage(t: Tensor): Uint8Array {
+  return t.storage.handle as Uint8Array;
+}
+
+/** True for a contiguous CPU tensor of `dtype`. */
+export function isDense(t: Tensor, dtype: Tensor['dtype']): boolean {
+  return t.dtype === dtype && t.device === 'cpu' && t.isContiguous;
+}

@@ -8,7 +8,11 @@ import type { KernelFn } from '@blora/tensor';
 import { loadAddon, settingsFromEnv } from '../src/native.js';
 import { NATIVE } from './helpers.js';
 
-const OPS = ['matmul', 'add', 'sub', 'mul', 'div', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave'];
+const OPS = [
+  'matmul', 'add', 'sub', 'mul', 'div', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave',
+  'nf4Matmul', 'nf4MatmulT', 'int4Matmul', 'int4MatmulT', 'int8Matmul', 'int8MatmulT', 'attention', 'attentionBackward',
+  'rmsNorm', 'rmsNormBackward', 'crossEntropy', 'crossEntropyBackward', 'adamwStep',
+];
 const WRAPPED = Symbol.for('@blora/cpu-kernels/wrapped');
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -17,6 +21,7 @@ async function freshImport(env: Record<string, string | undefined>) {
   vi.resetModules();
   for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
   const tensor = await import('@blora/tensor');
+  await import('@blora/quant'); // registers the TypeScript kernels of the quantized-weight ops
   const before = new Map(OPS.map((op) => [op, tensor.findKernel(op, 'cpu')]));
   const printers = [
     vi.spyOn(console, 'log'), vi.spyOn(console, 'warn'), vi.spyOn(console, 'error'), vi.spyOn(console, 'info'),
@@ -37,7 +42,7 @@ describe('without the addon', () => {
   const cases: [string, Record<string, string>, RegExp][] = [
     ['the addon file is missing', { BLORA_CPU_KERNELS_ADDON: join(tmpdir(), 'no-such-dir', 'blora_cpu.node') }, /native addon not built \(no .*no-such-dir.*\)/],
     ['the native kernels are switched off', { BLORA_CPU_KERNELS: 'off' }, /disabled by BLORA_CPU_KERNELS=off/],
-    ['the addon is a stale build', { BLORA_CPU_KERNELS_ADDON: fixture('stale-addon.cjs') }, /stale build \(interface 0, expected 1\)/],
+    ['the addon is a stale build', { BLORA_CPU_KERNELS_ADDON: fixture('stale-addon.cjs') }, /stale build \(interface 0, expected 2\)/],
     ['the addon fails to load', { BLORA_CPU_KERNELS_ADDON: fixture('broken-addon.cjs') }, /failed to load: cannot open shared object file/],
     ['BLORA_CPU_THREADS is invalid', { BLORA_CPU_THREADS: 'many' }, /BLORA_CPU_THREADS=many is not a positive integer/],
     ['BLORA_CPU_ISA is invalid', { BLORA_CPU_ISA: 'sse' }, /BLORA_CPU_ISA=sse is not one of auto, avx2, scalar/],
@@ -105,6 +110,16 @@ describe.skipIf(!NATIVE)('with the addon', () => {
     }
     const auto = pkg.configureCpuKernels({ isa: 'auto', threads: 0 });
     expect(auto.native && auto.threads).toBeGreaterThanOrEqual(1);
+  });
+
+  it('wraps the quantized-weight kernels when the package is imported before @blora/quant', async () => {
+    vi.resetModules();
+    const tensor = await import('@blora/tensor');
+    await import('../src/index.js');
+    const quant = await import('@blora/quant');
+    const kernel = tensor.findKernel('nf4Matmul', 'cpu') as KernelFn & { [WRAPPED]?: KernelFn };
+    expect(kernel[WRAPPED]).toBeTypeOf('function');
+    expect(quant.QUANT_OPS.nf4Matmul).toBe('nf4Matmul');
   });
 
   it('a second copy of the package wraps the original TypeScript kernel, not the first copy', async () => {

@@ -1,0 +1,24 @@
+// AVX2 + FMA loops of the quantized-weight and attention kernels (kernels_avx2_nn.cc), listed
+// in the AVX2 kernel table. See KernelTable in kernels.h for what each computes.
+#pragma once
+
+#include <cstdint>
+
+namespace blora {
+namespace avx2 {
+
+void decode_nf4(const uint8_t* packed, int64_t start, int64_t count, const float* absmax, int64_t blocksize,
+                const float* table, float* dst);
+
+void decode_int(int bits, const uint8_t* codes, int64_t start, int64_t count, float scale, float offset, float* dst);
+
+void axpy_rows(int64_t rows, int64_t n, const float* alpha, const float* x, float* m, int64_t ldm);
+
+void nf4_dot(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+             const float* table, const float* x, int64_t ldx, int64_t rows, float* dots);
+
+void nf4_axpy(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+              const float* table, const float* alpha, int64_t rows, float* y, int64_t ldy);
+
+}  // namespace avx2
+}  // namespace blora
