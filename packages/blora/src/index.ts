@@ -47,4 +47,5 @@ export {
 export * from './data/index.js';
 export * from './train/index.js';
 export * from './eval/index.js';
+export * from './checkpoint/index.js';
 export * from './cli/index.js';

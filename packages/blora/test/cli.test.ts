@@ -164,15 +164,15 @@ describe('blora command line: a whole run', () => {
     const merged = join(root, 'merged');
     const mg = await run('merge', '--adapter', out, '--out', merged);
     expect(mg.code).toBe(0);
-    expect(readdirSync(merged).sort()).toEqual(['config.json', 'model.safetensors', 'tokenizer.json']);
+    expect(readdirSync(merged).sort()).toEqual(['config.json', 'merge-report.json', 'model.safetensors', 'tokenizer.json']);
     expect((await run('merge', '--adapter', out, '--out', merged)).code).toBe(2);
 
     const q = await run('quantize', '--model', modelDir, '--quant', 'int4', '--tile', '8x4');
     expect(q.code).toBe(0);
     expect(q.stdout).toContain('model.layers.1.mlp.down_proj');
-    const notYet = await run('quantize', '--model', modelDir, '--out', join(root, 'q4'));
-    expect(notYet.code).toBe(2);
-    expect(notYet.stderr).toContain('not available yet');
+    const q4 = await run('quantize', '--model', modelDir, '--out', join(root, 'q4'));
+    expect(q4.code).toBe(0);
+    expect(readdirSync(join(root, 'q4')).sort()).toEqual(['config.json', 'model.safetensors', 'quantization-report.json', 'tokenizer.json']);
 
     // Resume: the same run, interrupted after its checkpoint at step 2, continued with --resume.
     const again = join(root, 'again');

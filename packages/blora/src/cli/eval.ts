@@ -7,6 +7,7 @@ import { InstructionDataset } from '../data/dataset.js';
 import { evaluateMultipleChoice, readMultipleChoiceJsonl } from '../eval/multiple-choice.js';
 import { heldOutLoss, textPerplexity } from '../eval/perplexity.js';
 import { loadAdapter, readAdapterConfig } from '../peft.js';
+import { storedFormats } from '../checkpoint/bases.js';
 import { jsonText, writeFileAtomic } from '../train/files.js';
 import { FlagReader, formatHelp, parseFlags, type CommandSpec } from './args.js';
 import { EMBEDDED_MC, EMBEDDED_MODEL, existing } from './assets.js';
@@ -87,7 +88,7 @@ export async function evalCommand(argv: readonly string[], io: CliIO): Promise<n
   const loaded = loadBaseModel(model, quantOptions, device);
   if (adapterDir) loadAdapter(adapterDir, loaded.model, { trainable: false });
   const results: Record<string, unknown> = { model: resolve(model), adapter: adapterDir ? resolve(adapterDir) : null, quant };
-  const lines: string[] = [`model ${resolve(model)}${adapterDir ? ` + adapter ${resolve(adapterDir)}` : ''} (${quant === 'none' ? 'dense' : quant} base)`];
+  const lines: string[] = [`model ${resolve(model)}${adapterDir ? ` + adapter ${resolve(adapterDir)}` : ''} (${quant === 'none' ? storedFormats(loaded.model) : quant} base)`];
   if (mcFile) {
     const mc = evaluateMultipleChoice(loaded.model, loaded.tokenizer, mcLimit ? questions.slice(0, mcLimit) : questions, { batchSize, device });
     results.multipleChoice = { file: mcFile, accuracy: mc.accuracy, accuracyNorm: mc.accuracyNorm, questions: mc.count };

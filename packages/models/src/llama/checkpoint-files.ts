@@ -79,6 +79,11 @@ export class CheckpointFiles {
     return this.readers.get(s.file)!.readTensor(name, options);
   }
 
+  /** The open reader of the file holding `name` (for its metadata and raw entries); owned by this object. */
+  readerOf(name: string): SafetensorsReader {
+    return this.readers.get(this.stored(name).file)!;
+  }
+
   /** Closes every file. */
   close(): void {
     for (const r of this.readers.values()) r.close();

@@ -7,7 +7,7 @@
  * @module
  */
 export {
-  SUPPORTED_ARCHITECTURES, LlamaConfigError, parseLlamaConfig, readLlamaConfig, llamaConfigToJson, llamaConfig,
+  SUPPORTED_ARCHITECTURES, CONFIG_LIMITS, LlamaConfigError, parseLlamaConfig, readLlamaConfig, llamaConfigToJson, llamaConfig,
   type LlamaArchitecture, type LlamaFamily, type MlpActivation, type RopeScaling, type ConfigJson, type LlamaConfig,
   type LlamaConfigInit,
 } from './config.js';
@@ -28,6 +28,12 @@ export { createLlama, type CreateOptions } from './create.js';
 export { CheckpointFiles, CheckpointError, SINGLE_FILE, INDEX_FILE, type StoredTensor } from './checkpoint-files.js';
 export { loadLlama, validateCheckpoint, type LoadOptions } from './loader.js';
 export { saveLlama, shardFileName, type SaveOptions } from './saver.js';
+export {
+  parseQuantizationConfig, quantizationConfigJson, quantizationConfigOf, readCheckpointConfig, findQuantizedWeights,
+  readQuantizedWeights, holdsQuantizedWeight, INT_QUANT_METHOD,
+  type QuantizationConfig, type BnbFourBitConfig, type IntBlockConfig, type QuantizedWeightHolder, type QuantizedLinearFactory,
+  type StoredQuantizedWeight,
+} from './quantized-checkpoint.js';
 export {
   generate, chooseToken, argmaxOf, type SamplingOptions, type GenerateOptions, type GenerateResult,
 } from './generate.js';
