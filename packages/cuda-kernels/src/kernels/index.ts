@@ -3,6 +3,7 @@ import { registerAttentionKernels } from './attention.js';
 import { registerCopyKernels } from './copy.js';
 import { registerCrossEntropyKernels } from './cross-entropy.js';
 import { registerElementwiseKernels } from './elementwise.js';
+import { registerHostFallbackKernels } from './host-fallback.js';
 import { registerIndexingKernels } from './indexing.js';
 import { registerJoinKernels } from './join.js';
 import { registerMatmulKernels } from './matmul.js';
@@ -30,4 +31,5 @@ export function registerCudaKernels(): void {
   registerCrossEntropyKernels();
   registerAttentionKernels();
   registerQuantKernels();
+  registerHostFallbackKernels();
 }

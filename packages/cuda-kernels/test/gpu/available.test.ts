@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable, cudaDeviceInfo, cudaUnavailableReason } from '@blora/cuda-kernels';
 import { listDevices, listKernels } from '@blora/tensor';
+import '@blora/quant';
 
 describe('the cuda device', () => {
   it.runIf(process.env.BLORA_REQUIRE_CUDA === '1')('is available on the GPU host', () => {
@@ -21,6 +22,8 @@ describe('the cuda device', () => {
       'int8MatmulT', 'int8Dequantize', 'dequantizeBlockwise8']) {
       expect(kernels).toContain(op);
     }
+    // Every op the CPU runs (the quantized ones included) has a cuda kernel too.
+    for (const op of listKernels('cpu')) expect(kernels).toContain(op);
     const info = cudaDeviceInfo()!;
     expect(info.available).toBe(true);
     expect(info.deviceName).not.toBe('');
