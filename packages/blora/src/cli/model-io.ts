@@ -83,9 +83,21 @@ export function checkModelDir(dir: string): void {
   }
 }
 
-/** Makes the device available (importing the CUDA backend for 'cuda'); throws when it cannot be used. */
+/**
+ * Makes the device available: on 'cpu' the native kernels of @blora/cpu-kernels when they are
+ * built (the TypeScript kernels otherwise), on 'cuda' the CUDA backend. Throws when the device
+ * cannot be used.
+ */
 export async function prepareDevice(device: string): Promise<void> {
-  if (device === 'cpu') return;
+  if (device === 'cpu') {
+    const name = '@blora/cpu-kernels';
+    try {
+      await import(name); // registers its fast paths only when its addon is built; never throws for a missing build
+    } catch {
+      // Not installed: the TypeScript kernels serve every op.
+    }
+    return;
+  }
   if (device === 'cuda') {
     if (!listDevices().includes('cuda')) {
       const name = '@blora/cuda-kernels';
