@@ -11,11 +11,12 @@
  * It imports the built packages: run
  *   npx turbo run build --filter=@blora/blora... --filter=@blora/cpu-kernels
  * first. The native CPU kernels are used when they are built; without them the TypeScript
- * kernels run (slower, same results up to rounding).
+ * kernels run (slower, same results up to rounding). --device cuda trains on an NVIDIA GPU
+ * through @blora/cuda-kernels.
  *
  * Usage: node scripts/pretrain/pretrain.mjs --help
  */
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { tensor, tidy } from '@blora/tensor';
@@ -84,13 +85,15 @@ const saved = resuming ? readCheckpointState(outDir) : null;
 const s = saved ? mergeResumed(saved.settings, parsed) : parsed.values;
 
 const kernels = await loadCpuKernels();
+let gpu = null;
 if (s.device === 'cuda') {
   const cuda = await import('@blora/cuda-kernels');
   if (!cuda.cudaAvailable()) {
     note(`pretrain: error: --device cuda: ${cuda.cudaUnavailableReason()}`);
     process.exit(2);
   }
-  note(`device: cuda (${cuda.cudaDeviceInfo().name})`);
+  gpu = cuda.cudaDeviceInfo()?.deviceName || 'unknown GPU';
+  note(`device: cuda (${gpu})`);
 }
 note(`cpu kernels: ${kernels.native ? `native (${kernels.isa}, ${kernels.threads} threads)` : `TypeScript (${kernels.reason})`}`);
 
@@ -239,6 +242,7 @@ while (!s.finalize && step < s.steps && !stopReason) {
   if (s['pause-at'] > 0 && step === s['pause-at'] && step < s.steps) stop(`--pause-at ${step}`);
   thisRun.toStep = step;
   thisRun.seconds = (performance.now() - runStart) / 1000;
+  thisRun.endedAt = new Date().toISOString();
   if ((s['save-every'] > 0 && step % s['save-every'] === 0) || step === s.steps || stopReason) persist();
 }
 thisRun.endedAt = new Date().toISOString();
@@ -301,8 +305,9 @@ const report = {
     memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
     platform: `${os.platform()} ${os.arch()}`,
     node: process.version,
+    device: s.device,
+    gpu,
     kernels,
-    note: 'shared with other jobs while training, so throughput figures are approximate',
   },
   command: commandLine,
   finishedAt: new Date().toISOString(),
@@ -317,6 +322,14 @@ if (s.export !== 'none') {
   const generation = { _from_model_config: true, bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenIds[0], pad_token_id: config.padTokenId };
   writeFileSync(join(exportDir, 'generation_config.json'), `${JSON.stringify(generation, null, 2)}\n`);
   writeFileSync(join(exportDir, 'pretrain-report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  // A checkpoint directory elsewhere gets the tokenizer too, so it is complete on its own.
+  for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+    const from = join(assets, 'tiny-llama', file);
+    if (resolve(exportDir, file) !== from && existsSync(from)) {
+      copyFileSync(from, join(exportDir, file));
+      written.push(join(exportDir, file));
+    }
+  }
   note(`saved ${[...written, join(exportDir, 'generation_config.json'), join(exportDir, 'pretrain-report.json')].map((f) => relative(root, f)).join(', ')}`);
 }
 process.stdout.write(`${JSON.stringify(report.heldOut)}\n`);

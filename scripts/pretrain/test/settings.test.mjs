@@ -10,6 +10,7 @@ test('defaults fill every setting; kv heads default to the heads', () => {
   assert.equal(values['kv-heads'], values.heads);
   assert.equal(values.untied, false);
   assert.equal(values.out, 'runs/pretrain');
+  assert.equal(values.device, 'cpu');
   assert.equal(given.size, 0);
   assert.equal(parseSettings(['--help']), null);
 });
@@ -29,6 +30,8 @@ test('flags are parsed and checked, with the flag named in the error', () => {
   assert.throws(() => parseSettings(['--context', '1024']), /exceeds --max-positions/);
   assert.throws(() => parseSettings(['--beta2', '1']), /below 1/);
   assert.throws(() => parseSettings(['--bogus', '1']), /bogus/);
+  assert.throws(() => parseSettings(['--device', 'tpu']), /--device must be cpu or cuda, got 'tpu'/);
+  assert.equal(parseSettings(['--device', 'cuda']).values.device, 'cuda');
 });
 
 test('a resumed run keeps its saved settings, may extend its steps, and refuses a changed model', () => {
