@@ -235,3 +235,30 @@ export const defaultGenerator = new Generator();
 export function manualSeed(seed: Seed): Generator {
   return defaultGenerator.manualSeed(seed);
 }
+
+/** The Philox key and first counter block that a random op's attrs name. */
+export interface PhiloxAttrs {
+  /** Low word of the key. */
+  k0: number;
+  /** High word of the key. */
+  k1: number;
+  /** First 128-bit counter block. */
+  offset: number;
+}
+
+/**
+ * Reads and checks the `{seed: [low, high], offset}` attrs of the random ops
+ * ('randUniform', 'randNormal', 'randInt', 'randBernoulli'); every device's kernel uses it.
+ */
+export function readPhiloxAttrs(op: string, attrs: Readonly<Record<string, unknown>>): PhiloxAttrs {
+  const seed = attrs['seed'];
+  const offset = attrs['offset'];
+  const isWord = (w: unknown): w is number => typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= 0xffffffff;
+  if (!Array.isArray(seed) || seed.length !== 2 || !isWord(seed[0]) || !isWord(seed[1])) {
+    throw new TypeError(`${op}: attr seed must be the key [low, high] as two uint32 words, got ${JSON.stringify(seed)}`);
+  }
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
+    throw new TypeError(`${op}: attr offset must be a non-negative safe integer, got ${String(offset)}`);
+  }
+  return { k0: seed[0], k1: seed[1], offset };
+}

@@ -1,43 +1,24 @@
 // The random ops on the cuda device: Philox-4x32-10 on the GPU with the mapping from words to
 // values specified in @blora/tensor (ops/random.ts), so the same (seed, offset) gives the
 // same numbers as on the CPU. Attrs are checked here exactly as the CPU kernels check them.
-import { registerKernel, type Attrs } from '@blora/tensor';
+import { readPhiloxAttrs, registerKernel } from '@blora/tensor';
 import { tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
 import { native } from '../native.js';
 
-/** The Philox key and first counter block of a random op. */
-interface PhiloxAttrs {
-  k0: number;
-  k1: number;
-  offset: number;
-}
-
-function philoxAttrs(op: string, attrs: Attrs): PhiloxAttrs {
-  const seed = attrs['seed'];
-  const offset = attrs['offset'];
-  const isWord = (w: unknown): w is number => typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= 0xffffffff;
-  if (!Array.isArray(seed) || seed.length !== 2 || !isWord(seed[0]) || !isWord(seed[1])) {
-    throw new TypeError(`${op}: attr seed must be the key [low, high] as two uint32 words, got ${JSON.stringify(seed)}`);
-  }
-  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
-    throw new TypeError(`${op}: attr offset must be a non-negative safe integer, got ${String(offset)}`);
-  }
-  return { k0: seed[0], k1: seed[1], offset };
-}
 
 /** Registers randUniform, randNormal, randInt and randBernoulli for 'cuda'. */
 export function registerRandomKernels(): void {
   registerKernel('randUniform', 'cuda', (_inputs, [out], attrs) => {
-    const { k0, k1, offset } = philoxAttrs('randUniform', attrs);
+    const { k0, k1, offset } = readPhiloxAttrs('randUniform', attrs);
     runKernel('randUniform', [out!], () => native().randUniform(tensorArg(out!), k0, k1, offset));
   });
   registerKernel('randNormal', 'cuda', (_inputs, [out], attrs) => {
-    const { k0, k1, offset } = philoxAttrs('randNormal', attrs);
+    const { k0, k1, offset } = readPhiloxAttrs('randNormal', attrs);
     runKernel('randNormal', [out!], () => native().randNormal(tensorArg(out!), k0, k1, offset));
   });
   registerKernel('randInt', 'cuda', (_inputs, [out], attrs) => {
-    const { k0, k1, offset } = philoxAttrs('randInt', attrs);
+    const { k0, k1, offset } = readPhiloxAttrs('randInt', attrs);
     const low = attrs['low'] as number;
     const range = (attrs['high'] as number) - low;
     if (!Number.isSafeInteger(low) || !Number.isSafeInteger(range) || range < 1 || range > 4294967296) {
@@ -46,7 +27,7 @@ export function registerRandomKernels(): void {
     runKernel('randInt', [out!], () => native().randInt(tensorArg(out!), k0, k1, offset, low, range));
   });
   registerKernel('randBernoulli', 'cuda', (_inputs, [out], attrs) => {
-    const { k0, k1, offset } = philoxAttrs('randBernoulli', attrs);
+    const { k0, k1, offset } = readPhiloxAttrs('randBernoulli', attrs);
     const p = attrs['p'];
     if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`randBernoulli: attr p must be in [0, 1], got ${String(p)}`);
     // u < p  <=>  (w >>> 8) < ceil(p * 2^24), as on the CPU.

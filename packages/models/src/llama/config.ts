@@ -329,21 +329,24 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
   };
 }
 
-/** Reads and validates a config.json file. */
-export function readLlamaConfig(path: string): LlamaConfig {
+/** The parsed JSON of a config.json file; errors name the file. */
+export function readConfigJson(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new LlamaConfigError(`${path}: cannot read (${(e as Error).message})`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new LlamaConfigError(`${path}: not valid JSON (${(e as Error).message})`);
   }
-  return parseLlamaConfig(json, path);
+}
+
+/** Reads and validates a config.json file. */
+export function readLlamaConfig(path: string): LlamaConfig {
+  return parseLlamaConfig(readConfigJson(path), path);
 }
 
 /** The rope_scaling object of config.json for a scaling. */

@@ -1,14 +1,13 @@
 // Checkpoints whose block projections are stored quantized: the `quantization_config` of
 // config.json (bitsandbytes' 4-bit one, or this project's "blora-int" one for INT4/INT8 blocks
 // with offsets), finding each stored weight's tensors, and reading them without dequantizing.
-import { readFileSync } from 'node:fs';
 import type { DType } from '@blora/tensor';
 import {
   FourBitLinear, IntBlockLinear, loadQuantized, quantizedFormatOf, QuantizedLinear, type QuantFormat,
 } from '@blora/quant';
 import { CheckpointError, type CheckpointFiles } from './checkpoint-files.js';
 import { jsonDepth, MAX_JSON_DEPTH } from '../json-depth.js';
-import { LlamaConfigError, parseLlamaConfig, type ConfigJson, type LlamaConfig } from './config.js';
+import { LlamaConfigError, parseLlamaConfig, readConfigJson, type ConfigJson, type LlamaConfig } from './config.js';
 import type { LinearContext, LinearModule } from './layers.js';
 import { ATTENTION_PROJECTIONS, MLP_PROJECTIONS, expectedTensors } from './model.js';
 
@@ -179,18 +178,7 @@ export function quantizationConfigOf(weights: ReadonlyMap<string, QuantizedLinea
  * every field except `quantization_config` (a save writes it again only for quantized layers).
  */
 export function readCheckpointConfig(path: string): { config: LlamaConfig; quantization: QuantizationConfig | null } {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new LlamaConfigError(`${path}: cannot read (${(e as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new LlamaConfigError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  const json = readConfigJson(path);
   if (json !== null && typeof json === 'object' && jsonDepth(json) > MAX_JSON_DEPTH) {
     throw new LlamaConfigError(`${path}: nested more than ${MAX_JSON_DEPTH} levels deep`);
   }

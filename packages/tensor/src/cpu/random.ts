@@ -1,8 +1,8 @@
 // CPU kernels of the random ops. The mapping from Philox words to values is specified
 // in ops/random.ts; these loops follow it literally. Words are generated in chunks so
 // that large outputs need no word buffer of their own size.
-import { registerKernel, type Attrs } from '../dispatch.js';
-import { mulhi32, philox4x32Into } from '../philox.js';
+import { registerKernel } from '../dispatch.js';
+import { mulhi32, philox4x32Into, readPhiloxAttrs, type PhiloxAttrs } from '../philox.js';
 import type { Tensor } from '../tensor.js';
 import { commitValues, outputValues, storageOf } from './access.js';
 
@@ -10,27 +10,9 @@ import { commitValues, outputValues, storageOf } from './access.js';
 const CHUNK_WORDS = 16384;
 const TWO_POW_M24 = 2 ** -24;
 
-interface RandomAttrs {
-  k0: number;
-  k1: number;
-  offset: number;
-}
-
-function randomAttrs(op: string, attrs: Attrs): RandomAttrs {
-  const seed = attrs['seed'];
-  const offset = attrs['offset'];
-  const isWord = (w: unknown): w is number => typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= 0xffffffff;
-  if (!Array.isArray(seed) || seed.length !== 2 || !isWord(seed[0]) || !isWord(seed[1])) {
-    throw new TypeError(`${op}: attr seed must be the key [low, high] as two uint32 words, got ${JSON.stringify(seed)}`);
-  }
-  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
-    throw new TypeError(`${op}: attr offset must be a non-negative safe integer, got ${String(offset)}`);
-  }
-  return { k0: seed[0], k1: seed[1], offset };
-}
 
 /** Fills `words` with the words of `blocks` counter blocks starting at block `first`. */
-function fillWords(words: Uint32Array, { k0, k1 }: RandomAttrs, first: number, blocks: number): void {
+function fillWords(words: Uint32Array, { k0, k1 }: PhiloxAttrs, first: number, blocks: number): void {
   for (let b = 0; b < blocks; b++) {
     const block = first + b;
     philox4x32Into(words, b * 4, block >>> 0, Math.floor(block / 4294967296), 0, 0, k0, k1);
@@ -42,7 +24,7 @@ function fillWords(words: Uint32Array, { k0, k1 }: RandomAttrs, first: number, b
  * `start + j` owns `wordsPerElement` words starting at `words[j * wordsPerElement]`.
  */
 function forEachChunk(
-  out: Tensor, attrs: RandomAttrs, wordsPerElement: 1 | 2,
+  out: Tensor, attrs: PhiloxAttrs, wordsPerElement: 1 | 2,
   write: (words: Uint32Array, start: number, count: number) => void,
 ): void {
   const n = out.numel;
@@ -73,7 +55,7 @@ function uniformBfloat16Bits(k: number): number {
 }
 
 registerKernel('randUniform', 'cpu', (_, [out], attrs) => {
-  const a = randomAttrs('randUniform', attrs);
+  const a = readPhiloxAttrs('randUniform', attrs);
   const raw = storageOf(out!);
   const base = out!.offset;
   const dtype = out!.dtype;
@@ -86,7 +68,7 @@ registerKernel('randUniform', 'cpu', (_, [out], attrs) => {
 });
 
 registerKernel('randNormal', 'cpu', (_, [out], attrs) => {
-  const a = randomAttrs('randNormal', attrs);
+  const a = readPhiloxAttrs('randNormal', attrs);
   const dst = outputValues(out!);
   forEachChunk(out!, a, 2, (words, start, count) => {
     for (let j = 0; j < count; j++) {
@@ -99,7 +81,7 @@ registerKernel('randNormal', 'cpu', (_, [out], attrs) => {
 });
 
 registerKernel('randInt', 'cpu', (_, [out], attrs) => {
-  const a = randomAttrs('randInt', attrs);
+  const a = readPhiloxAttrs('randInt', attrs);
   const low = attrs['low'] as number;
   const range = (attrs['high'] as number) - low;
   if (!Number.isSafeInteger(low) || !Number.isSafeInteger(range) || range < 1 || range > 4294967296) {
@@ -114,7 +96,7 @@ registerKernel('randInt', 'cpu', (_, [out], attrs) => {
 });
 
 registerKernel('randBernoulli', 'cpu', (_, [out], attrs) => {
-  const a = randomAttrs('randBernoulli', attrs);
+  const a = readPhiloxAttrs('randBernoulli', attrs);
   const p = attrs['p'];
   if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`randBernoulli: attr p must be in [0, 1], got ${String(p)}`);
   const threshold = Math.ceil(p * 16777216); // u < p  <=>  (w >>> 8) < ceil(p * 2^24)
