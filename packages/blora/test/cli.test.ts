@@ -1,18 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FINETUNE_SPEC, FlagReader, main, parseFlags, resolveFinetuneSettings, type CliIO } from '../src/cli/index.js';
+import { FINETUNE_SPEC, FlagReader, parseFlags, resolveFinetuneSettings } from '../src/cli/index.js';
 import { readLog } from '../src/train/index.js';
-import { removeDir, tempDir, wordnetExamples, writeJsonl, writeTinyCheckpoint } from './train-fixtures.js';
+import { cliWorkspace, runCli } from './cli-fixtures.js';
+import { removeDir } from './train-fixtures.js';
 
-/** Runs the command line, capturing its output. */
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t), isTTY: false } };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 let root: string;
 let modelDir: string;
@@ -20,17 +13,7 @@ let dataFile: string;
 let mcFile: string;
 
 beforeAll(() => {
-  root = tempDir('blora-cli-');
-  modelDir = join(root, 'model');
-  writeTinyCheckpoint(modelDir);
-  dataFile = join(root, 'train.jsonl');
-  writeJsonl(dataFile, wordnetExamples(12));
-  mcFile = join(root, 'mc.jsonl');
-  writeJsonl(mcFile, [
-    { instruction: 'Which word matches this definition?', input: 'a wind from the east', choices: ['sponsor', 'limit', 'east wind', 'curve'], answer: 2 },
-    { instruction: 'Name a kind of letter.', input: '', choices: ['e', 'dog', 'run', 'blue'], answer: 0 },
-    { instruction: 'What is this a kind of?', input: 'loss leader', choices: ['feature', 'tree', 'song', 'river'], answer: 0 },
-  ]);
+  ({ root, modelDir, dataFile, mcFile } = cliWorkspace('blora-cli-'));
 });
 
 afterAll(() => removeDir(root));
@@ -43,17 +26,17 @@ function small(out: string, ...extra: string[]): string[] {
 
 describe('blora command line: arguments', () => {
   it('prints the overview and per-command help', async () => {
-    expect((await run()).code).toBe(2);
-    const top = await run('--help');
+    expect((await runCli()).code).toBe(2);
+    const top = await runCli('--help');
     expect(top.code).toBe(0);
     for (const c of ['finetune', 'eval', 'generate', 'merge', 'quantize']) {
       expect(top.stdout).toContain(`  ${c} `);
-      const help = await run(c, '--help');
+      const help = await runCli(c, '--help');
       expect(help.code).toBe(0);
       expect(help.stdout).toMatch(new RegExp(`^Usage: blora ${c}`));
       expect(help.stdout).toContain('-h, --help');
     }
-    const unknown = await run('train');
+    const unknown = await runCli('train');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown command 'train'");
   });
@@ -81,7 +64,7 @@ describe('blora command line: arguments', () => {
     const base = ['finetune', '--out', out];
     if (!flags.includes('--model')) base.push('--model', modelDir);
     if (!flags.includes('--data')) base.push('--data', dataFile);
-    const r = await run(...base, ...flags);
+    const r = await runCli(...base, ...flags);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^blora finetune: error: /);
     expect(r.stderr).toMatch(message as RegExp);
@@ -110,17 +93,17 @@ describe('blora command line: arguments', () => {
     const bad = join(root, 'bad.jsonl');
     writeFileSync(bad, '{"instruction":"a","output":"b"}\n{"instruction":"a"\n');
     const out = join(root, 'never');
-    const r = await run('finetune', '--model', modelDir, '--data', bad, '--out', out, '--steps', '1');
+    const r = await runCli('finetune', '--model', modelDir, '--data', bad, '--out', out, '--steps', '1');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${bad}:2: not valid JSON`);
     expect(existsSync(out)).toBe(false);
   });
 
   it('refuses a non-empty --out without --resume, and --resume without a checkpoint', async () => {
-    const r = await run(...small(modelDir));
+    const r = await runCli(...small(modelDir));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('already exists and is not empty');
-    const none = await run(...small(join(root, 'empty'), '--resume'));
+    const none = await runCli(...small(join(root, 'empty'), '--resume'));
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('--resume: no checkpoint under');
   });
@@ -129,7 +112,7 @@ describe('blora command line: arguments', () => {
 describe('blora command line: a whole run', () => {
   it('fine-tunes, evaluates, generates, merges and quantizes; a resumed run ends with the same adapter', async () => {
     const out = join(root, 'run');
-    const ft = await run(...small(out));
+    const ft = await runCli(...small(out));
     expect(ft.stderr).toBe('');
     expect(ft.code).toBe(0);
     expect(ft.stdout.trim()).toBe(out);
@@ -147,30 +130,30 @@ describe('blora command line: a whole run', () => {
     const log = readLog(join(out, 'log.jsonl'));
     expect(log.map((r) => `${r.type}${r.step}`)).toEqual(['step1', 'step2', 'step3', 'step4', 'eval4']);
 
-    const ev = await run('eval', '--adapter', out, '--mc', mcFile, '--data', dataFile);
+    const ev = await runCli('eval', '--adapter', out, '--mc', mcFile, '--data', dataFile);
     expect(ev.code).toBe(0);
     expect(ev.stdout).toMatch(/multiple choice \(3 questions\): acc \d+\.\d\d%, acc_norm \d+\.\d\d%/);
     expect(ev.stdout).toMatch(/held-out loss \(12 examples, \d+ response tokens\): \d+\.\d{4}/);
     expect(ev.stdout).toContain('(nf4 base)');
-    const base = await run('eval', '--model', modelDir, '--mc', mcFile, '--json');
+    const base = await runCli('eval', '--model', modelDir, '--mc', mcFile, '--json');
     expect(base.code).toBe(0);
     expect(JSON.parse(base.stdout)).toMatchObject({ adapter: null, quant: 'none', multipleChoice: { questions: 3 } });
 
-    const gen = await run('generate', '--adapter', out, '--instruction', 'Name a kind of letter.', '--max-new-tokens', '4');
+    const gen = await runCli('generate', '--adapter', out, '--instruction', 'Name a kind of letter.', '--max-new-tokens', '4');
     expect(gen.code).toBe(0);
     expect(gen.stderr).toMatch(/\[\d+ tokens, stopped by (eos|length)\]/);
-    expect((await run('generate', '--adapter', out)).code).toBe(2);
+    expect((await runCli('generate', '--adapter', out)).code).toBe(2);
 
     const merged = join(root, 'merged');
-    const mg = await run('merge', '--adapter', out, '--out', merged);
+    const mg = await runCli('merge', '--adapter', out, '--out', merged);
     expect(mg.code).toBe(0);
     expect(readdirSync(merged).sort()).toEqual(['config.json', 'merge-report.json', 'model.safetensors', 'tokenizer.json']);
-    expect((await run('merge', '--adapter', out, '--out', merged)).code).toBe(2);
+    expect((await runCli('merge', '--adapter', out, '--out', merged)).code).toBe(2);
 
-    const q = await run('quantize', '--model', modelDir, '--quant', 'int4', '--tile', '8x4');
+    const q = await runCli('quantize', '--model', modelDir, '--quant', 'int4', '--tile', '8x4');
     expect(q.code).toBe(0);
     expect(q.stdout).toContain('model.layers.1.mlp.down_proj');
-    const q4 = await run('quantize', '--model', modelDir, '--out', join(root, 'q4'));
+    const q4 = await runCli('quantize', '--model', modelDir, '--out', join(root, 'q4'));
     expect(q4.code).toBe(0);
     expect(readdirSync(join(root, 'q4')).sort()).toEqual(['config.json', 'model.safetensors', 'quantization-report.json', 'tokenizer.json']);
 
@@ -179,7 +162,7 @@ describe('blora command line: a whole run', () => {
     cpSync(out, again, { recursive: true });
     rmSync(join(again, 'checkpoints', 'checkpoint-4'), { recursive: true });
     rmSync(join(again, 'adapter_model.safetensors'));
-    const resumed = await run('finetune', '--out', again, '--resume', '--quiet');
+    const resumed = await runCli('finetune', '--out', again, '--resume', '--quiet');
     expect(resumed.stderr).toBe('');
     expect(resumed.code).toBe(0);
     expect(readFileSync(join(again, 'adapter_model.safetensors'))).toEqual(readFileSync(join(out, 'adapter_model.safetensors')));

@@ -5,16 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsReader } from '@blora/tensor';
-import { main, type CliIO } from '../src/cli/index.js';
-import { removeDir, tempDir, wordnetExamples, writeJsonl, writeTinyCheckpoint } from './train-fixtures.js';
+import { cliWorkspace, runCli } from './cli-fixtures.js';
+import { removeDir } from './train-fixtures.js';
 
-async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = { stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t), isTTY: false } };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 let root: string;
 let modelDir: string;
@@ -22,17 +15,7 @@ let dataFile: string;
 let mcFile: string;
 
 beforeAll(() => {
-  root = tempDir('blora-qcli-');
-  modelDir = join(root, 'model');
-  writeTinyCheckpoint(modelDir);
-  dataFile = join(root, 'train.jsonl');
-  writeJsonl(dataFile, wordnetExamples(12));
-  mcFile = join(root, 'mc.jsonl');
-  writeJsonl(mcFile, [
-    { instruction: 'Which word matches this definition?', input: 'a wind from the east', choices: ['sponsor', 'limit', 'east wind', 'curve'], answer: 2 },
-    { instruction: 'Name a kind of letter.', input: '', choices: ['e', 'dog', 'run', 'blue'], answer: 0 },
-    { instruction: 'What is this a kind of?', input: 'loss leader', choices: ['feature', 'tree', 'song', 'river'], answer: 0 },
-  ]);
+  ({ root, modelDir, dataFile, mcFile } = cliWorkspace('blora-qcli-'));
 });
 
 afterAll(() => removeDir(root));
@@ -40,7 +23,7 @@ afterAll(() => removeDir(root));
 const json = (path: string): Record<string, unknown> => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
 
 function finetune(out: string, method: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run('finetune', '--model', modelDir, '--data', dataFile, '--out', out, '--method', method, '--steps', '3', '--batch', '2',
+  return runCli('finetune', '--model', modelDir, '--data', dataFile, '--out', out, '--method', method, '--steps', '3', '--batch', '2',
     '--grad-accum', '1', '--rank', '4', '--lr', '0.01', '--eval-size', '3', '--eval-every', '0', '--save-every', '0',
     '--max-source-len', '96', '--max-target-len', '16', '--quiet');
 }
@@ -58,7 +41,7 @@ function stored(dir: string, name: string): number[] {
 describe('blora quantize --out', () => {
   it('writes an NF4 checkpoint in bitsandbytes layout with the tokenizer and the error report; eval reads it', async () => {
     const out = join(root, 'nf4');
-    const q = await run('quantize', '--model', modelDir, '--quant', 'nf4', '--out', out);
+    const q = await runCli('quantize', '--model', modelDir, '--quant', 'nf4', '--out', out);
     expect(q.stderr).toBe('');
     expect(q.code).toBe(0);
     expect(q.stdout).toMatch(/model\.layers\.1\.mlp\.down_proj +4\.127 /);
@@ -70,21 +53,21 @@ describe('blora quantize --out', () => {
     const report = json(join(out, 'quantization-report.json')) as { layers: { layer: string; stats: { rmse: number } }[] };
     expect(report.layers).toHaveLength(14);
     expect(report.layers.every((l) => l.stats.rmse > 0)).toBe(true);
-    const ev = await run('eval', '--model', out, '--mc', mcFile, '--json');
+    const ev = await runCli('eval', '--model', out, '--mc', mcFile, '--json');
     expect(ev.code).toBe(0);
     expect(JSON.parse(ev.stdout)).toMatchObject({ multipleChoice: { questions: 3 } });
     // Already quantized: refused.
-    const again = await run('quantize', '--model', out, '--out', join(root, 'nf4-again'));
+    const again = await runCli('quantize', '--model', out, '--out', join(root, 'nf4-again'));
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('is already quantized (quantization_config bitsandbytes)');
     expect(existsSync(join(root, 'nf4-again'))).toBe(false);
   });
 
   it('rejects --dtype without --out and a non-empty --out, writing nothing', async () => {
-    const r = await run('quantize', '--model', modelDir, '--dtype', 'bfloat16');
+    const r = await runCli('quantize', '--model', modelDir, '--dtype', 'bfloat16');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--dtype applies to the checkpoint written with --out');
-    const busy = await run('quantize', '--model', modelDir, '--out', modelDir);
+    const busy = await runCli('quantize', '--model', modelDir, '--out', modelDir);
     expect(busy.code).toBe(2);
     expect(busy.stderr).toContain('already exists and is not empty');
   });
@@ -95,7 +78,7 @@ describe('blora merge writing 4-bit checkpoints', () => {
     const adapter = join(root, 'qa');
     expect((await finetune(adapter, 'qablora')).code).toBe(0);
     const merged = join(root, 'qa-merged');
-    const mg = await run('merge', '--adapter', adapter, '--out', merged);
+    const mg = await runCli('merge', '--adapter', adapter, '--out', merged);
     expect(mg.code).toBe(0);
     expect(mg.stderr).toMatch(/saved model vs adapter model on 3 sequences \(\d+ positions, held-out examples of .*\): max \|Δlogit\|/);
     expect(readdirSync(merged).sort()).toEqual(['config.json', 'merge-report.json', 'model.safetensors', 'tokenizer.json']);
@@ -109,14 +92,14 @@ describe('blora merge writing 4-bit checkpoints', () => {
 
     // Codes and scales are those of the base quantized as fine-tuning did; offsets moved.
     const base = join(root, 'int4-base');
-    expect((await run('quantize', '--model', modelDir, '--quant', 'int4', '--tile', '8x4', '--out', base)).code).toBe(0);
+    expect((await runCli('quantize', '--model', modelDir, '--quant', 'int4', '--tile', '8x4', '--out', base)).code).toBe(0);
     const w = 'model.layers.0.mlp.gate_proj.weight';
     expect(stored(merged, w)).toEqual(stored(base, w));
     expect(stored(merged, `${w}.scales`)).toEqual(stored(base, `${w}.scales`));
     expect(stored(merged, `${w}.offsets`)).not.toEqual(stored(base, `${w}.offsets`));
 
-    const withAdapter = await run('eval', '--adapter', adapter, '--mc', mcFile, '--out', join(root, 'ev-adapter.json'));
-    const mergedEval = await run('eval', '--model', merged, '--mc', mcFile, '--out', join(root, 'ev-merged.json'));
+    const withAdapter = await runCli('eval', '--adapter', adapter, '--mc', mcFile, '--out', join(root, 'ev-adapter.json'));
+    const mergedEval = await runCli('eval', '--model', merged, '--mc', mcFile, '--out', join(root, 'ev-merged.json'));
     expect(withAdapter.code).toBe(0);
     expect(mergedEval.code).toBe(0);
     type McResult = { multipleChoice: { accuracy: number; accuracyNorm: number }; questions: { predicted: number; logLikelihoods: number[] }[] };
@@ -131,20 +114,20 @@ describe('blora merge writing 4-bit checkpoints', () => {
     const adapter = join(root, 'qb');
     expect((await finetune(adapter, 'qblora')).code).toBe(0);
     const dense = join(root, 'qb-dense');
-    const d = await run('merge', '--adapter', adapter, '--out', dense, '--check', '0');
+    const d = await runCli('merge', '--adapter', adapter, '--out', dense, '--check', '0');
     expect(d.code).toBe(0);
     expect(json(join(dense, 'config.json')).quantization_config).toBeUndefined();
     expect(json(join(dense, 'merge-report.json'))).toMatchObject({ mode: 'dense', stored: 'dense', check: null });
 
     const requant = join(root, 'qb-int4');
-    const r = await run('merge', '--adapter', adapter, '--out', requant, '--requantize', 'int4', '--requantize-block', '16');
+    const r = await runCli('merge', '--adapter', adapter, '--out', requant, '--requantize', 'int4', '--requantize-block', '16');
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/model\.layers\.0\.self_attn\.q_proj: Q-BLoRA requantize -> int4 \[32, 32\] blocks 1x16, float16 scales on cpu .*re-quantization rmse \d\.\d{3}e[-+]\d+/);
     expect(json(join(requant, 'config.json')).quantization_config).toMatchObject({ quant_method: 'blora-int', block_rows: 1, block_cols: 16 });
     const report = json(join(requant, 'merge-report.json')) as { layers: { requantizationError: { rmse: number } }[]; check: { relative: number } };
     expect(report.layers.every((l) => l.requantizationError.rmse > 0)).toBe(true);
     expect(report.check.relative).toBeGreaterThan(0); // lossy, and reported
-    const ev = await run('eval', '--model', requant, '--mc', mcFile);
+    const ev = await runCli('eval', '--model', requant, '--mc', mcFile);
     expect(ev.code).toBe(0);
     expect(ev.stdout).toContain('(int4 base)');
 
@@ -156,7 +139,7 @@ describe('blora merge writing 4-bit checkpoints', () => {
       [['--requantize-block', '16'], '--requantize-block applies to --requantize'],
     ] as const) {
       const out = join(root, `bad-${flags.join('')}`);
-      const bad = await run('merge', '--adapter', adapter, '--out', out, ...flags);
+      const bad = await runCli('merge', '--adapter', adapter, '--out', out, ...flags);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain(message);
       expect(existsSync(out)).toBe(false);
