@@ -21,7 +21,7 @@ namespace blora {
 namespace {
 
 // Bumped whenever the JavaScript-facing signatures change, so a stale build is detected.
-constexpr int kAddonVersion = 2;
+constexpr int kAddonVersion = 3;
 
 const KernelTable* g_kernels = nullptr;
 
@@ -134,6 +134,23 @@ NAN_METHOD(BinaryF32) {
   binary_f32(kernels(), kernel_threads(), static_cast<BinaryOp>(op), x + x_off, xs, y + y_off, ys, out + o_off, n);
 }
 
+// activationF32(op, x, xOffset, out, outOffset, n): op 0 = sigmoid, 1 = silu.
+NAN_METHOD(ActivationF32) {
+  Args args(info, "activationF32");
+  int64_t x_len, o_len;
+  const int64_t op = args.integer(0, "op");
+  const float* x = args.f32(1, "x", &x_len);
+  const int64_t x_off = args.size(2, "xOffset");
+  float* out = args.f32(3, "out", &o_len);
+  const int64_t o_off = args.size(4, "outOffset"), n = args.size(5, "n");
+  if (args.ok() && (op < 0 || op > 1)) args.fail("op must be 0 (sigmoid) or 1 (silu)");
+  args.span("x", x_len, x_off, {{n, 1}});
+  args.span("out", o_len, o_off, {{n, 1}});
+  if (!args.ok()) return args.throw_error();
+  if (n == 0) return;
+  activation_f32(kernels(), kernel_threads(), static_cast<ActivationOp>(op), x + x_off, out + o_off, n);
+}
+
 // softmaxF32(x, xOffset, out, outOffset, rows, n, log)
 NAN_METHOD(SoftmaxF32) {
   Args args(info, "softmaxF32");
@@ -199,6 +216,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "matmulF32", MatmulF32);
   Nan::SetMethod(target, "binaryF32", BinaryF32);
   Nan::SetMethod(target, "softmaxF32", SoftmaxF32);
+  Nan::SetMethod(target, "activationF32", ActivationF32);
   Nan::SetMethod(target, "avgPool1dF32", AvgPool1dF32);
   Nan::SetMethod(target, "repeatInterleaveF32", RepeatInterleaveF32);
   Nan::SetMethod(target, "expF32", ExpF32);

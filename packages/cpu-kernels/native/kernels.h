@@ -15,6 +15,9 @@ namespace blora {
 /** Elementwise binary operations with a native float32 loop. */
 enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
 
+/** Elementwise activations with a native float32 loop. */
+enum class ActivationOp : int { Sigmoid = 0, Silu = 1 };
+
 /** Inner loops of one instruction set. Every pointer argument is float32 data. */
 struct KernelTable {
   /** Name reported to JavaScript: "avx2+fma" or "scalar". */
@@ -68,6 +71,12 @@ struct KernelTable {
   void (*exp)(const float* src, float* dst, int64_t n);
 
   /**
+   * dst[i] = sigmoid(src[i]) = 1 / (1 + e^-x), or silu(src[i]) = x * sigmoid(x) (-0 at -inf),
+   * for i < n; NaN stays NaN.
+   */
+  void (*activation)(ActivationOp op, const float* src, float* dst, int64_t n);
+
+  /**
    * Decodes elements [start, start + count) of a 4-bit absmax weight (NF4 or FP4):
    * dst[i - start] = table[code_i] * absmax[i / blocksize] (one float32 product), where code_i
    * is the high nibble of packed[i / 2] for even i and the low nibble for odd i.
@@ -100,6 +109,24 @@ struct KernelTable {
    */
   void (*nf4_axpy)(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
                    const float* table, const float* alpha, int64_t rows, float* y, int64_t ldy);
+
+  /**
+   * Optional (nullptr = decode_int per block, then gemv_rows): dots[i] = sum over c < n of
+   * W(c) * x[i * ldx + c] for i < rows, where W(c) is decode_int's value of element start + c
+   * with scales[c / block] and offsets[c / block], decoded in registers. Requires rows <= 8 and
+   * start, n and block multiples of 8.
+   */
+  void (*int_dot)(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                  int64_t block, const float* x, int64_t ldx, int64_t rows, float* dots);
+
+  /**
+   * Optional (nullptr = decode_int per block, then axpy_rows): y[i * ldy + c] += alpha[i] * W(c)
+   * for i < rows, c < n, W(c) as in int_dot except that the first block is the one `phase`
+   * elements into which c = 0 falls. Same requirements as int_dot, and phase a multiple of 8.
+   */
+  void (*int_axpy)(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales,
+                   const float* offsets, int64_t block, int64_t phase, const float* alpha, int64_t rows, float* y,
+                   int64_t ldy);
 };
 
 /** Portable C++ loops; available everywhere. */

@@ -324,6 +324,39 @@ void exp_loop(const float* src, float* dst, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// sigmoid and silu from one exp of a non-positive argument (so it never overflows):
+// with e = e^-|x|, sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below. silu multiplies
+// by x, except at -inf, whose limit is -0 (the product would be -inf * 0 = NaN). Below
+// x = -87 e is a subnormal, so silu there (under 1e-36) is only accurate to |x| subnormal steps.
+
+template <bool Silu>
+inline __m256 activation8(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 e = exp8(_mm256_or_ps(x, sign));  // e^-|x|; NaN stays NaN
+  const __m256 negative = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+  const __m256 numerator = _mm256_blendv_ps(_mm256_set1_ps(1.0f), e, negative);
+  const __m256 s = _mm256_div_ps(numerator, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+  if (!Silu) return s;
+  const __m256 minus_inf = _mm256_cmp_ps(x, _mm256_set1_ps(-__builtin_inff()), _CMP_EQ_OQ);
+  return _mm256_blendv_ps(_mm256_mul_ps(x, s), sign, minus_inf);
+}
+
+template <bool Silu>
+void activation_loop(const float* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, activation8<Silu>(_mm256_loadu_ps(src + i)));
+  if (i < n) {
+    const __m256i mask = tail_mask(n - i);
+    _mm256_maskstore_ps(dst + i, mask, activation8<Silu>(_mm256_maskload_ps(src + i, mask)));
+  }
+}
+
+void activation(ActivationOp op, const float* src, float* dst, int64_t n) {
+  if (op == ActivationOp::Silu) activation_loop<true>(src, dst, n);
+  else activation_loop<false>(src, dst, n);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Softmax over contiguous rows: max, exp and sum, normalise. A NaN anywhere in a row makes
 // its sum NaN and so the whole row NaN, as in the reference implementation.
 
@@ -398,8 +431,9 @@ void avg_pool(const float* src, float* dst, int64_t outputs, int64_t k) {
 
 const KernelTable kAvx2Kernels = {
     "avx2+fma", kMr, kNr, /*mc=*/144, /*kc=*/256, /*nc=*/3072,
-    gemm_micro, pack_a_rows, pack_b_cols, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop,
-    avx2::decode_nf4, avx2::decode_int, avx2::axpy_rows, avx2::nf4_dot, avx2::nf4_axpy,
+    gemm_micro, pack_a_rows, pack_b_cols, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop, activation,
+    avx2::decode_nf4, avx2::decode_int, avx2::axpy_rows, avx2::nf4_dot, avx2::nf4_axpy, avx2::int_dot,
+    avx2::int_axpy,
 };
 
 }  // namespace blora

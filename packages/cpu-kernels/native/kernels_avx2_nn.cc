@@ -6,7 +6,8 @@
 // lanes and shifted by a per-lane amount, so lane l holds the nibble of element l (the high
 // nibble of byte l / 2 for even l). The 16-entry table lives in two registers, multiplied by
 // the absmax once per block; each lane picks its entry from both halves with a permute and
-// keeps the one bit 3 of its code selects.
+// keeps the one bit 3 of its code selects. Integer codes are widened the same way (or zero-
+// extended, for 8 bits), converted to float and scaled with one fused multiply-add.
 #include "kernels_avx2_nn.h"
 
 #include <immintrin.h>
@@ -121,6 +122,109 @@ void nf4_axpy_fixed(const uint8_t* packed, int64_t start, int64_t n, const float
   });
 }
 
+/** The eight codes of elements i .. i + 7 as floats (for 4 bits, i is even). */
+template <int Bits>
+inline __m256 codes8(const uint8_t* codes, int64_t i) {
+  if (Bits == 8) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i))));
+  }
+  return _mm256_cvtepi32_ps(nibbles8(codes, i));
+}
+
+/**
+ * Calls body(c0, c1, scale, offset) for each run [c0, c1) of c < n that shares one integer
+ * block; the first run is what is left of a block after `phase` elements.
+ */
+template <typename Body>
+inline void for_each_int_block(int64_t n, const float* scales, const float* offsets, int64_t block, int64_t phase,
+                               const Body& body) {
+  for (int64_t c = 0, b = 0; c < n; ++b) {
+    const int64_t c1 = min64(c + block - (b == 0 ? phase : 0), n);
+    body(c, c1, _mm256_set1_ps(scales[b]), _mm256_set1_ps(offsets[b]));
+    c = c1;
+  }
+}
+
+template <int Bits, int R>
+void int_dot_fixed(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                   int64_t block, const float* x, int64_t ldx, float* dots) {
+  // Few rows: two sets of accumulators, so consecutive FMAs into one register do not wait on each other.
+  constexpr int U = R <= 4 ? 2 : 1;
+  __m256 acc[U][R];
+#pragma GCC unroll 2
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) acc[u][i] = _mm256_setzero_ps();
+  // The weight is scale * q + offset rounded once, as decode_int forms it.
+  for_each_int_block(n, scales, offsets, block, 0, [&](int64_t c, int64_t c1, __m256 scale, __m256 offset) {
+    for (; c + 8 * U <= c1; c += 8 * U) {
+#pragma GCC unroll 2
+      for (int u = 0; u < U; ++u) {
+        const __m256 w = _mm256_fmadd_ps(codes8<Bits>(codes, start + c + 8 * u), scale, offset);
+#pragma GCC unroll 8
+        for (int i = 0; i < R; ++i) acc[u][i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + i * ldx + c + 8 * u), acc[u][i]);
+      }
+    }
+    for (; c < c1; c += 8) {
+      const __m256 w = _mm256_fmadd_ps(codes8<Bits>(codes, start + c), scale, offset);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) acc[0][i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + i * ldx + c), acc[0][i]);
+    }
+  });
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) dots[i] = hsum(U == 2 ? _mm256_add_ps(acc[0][i], acc[U - 1][i]) : acc[0][i]);
+}
+
+template <int Bits, int R>
+void int_axpy_fixed(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                    int64_t block, int64_t phase, const float* alpha, float* y, int64_t ldy) {
+  __m256 a[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) a[i] = _mm256_set1_ps(alpha[i]);
+  for_each_int_block(n, scales, offsets, block, phase, [&](int64_t c, int64_t c1, __m256 scale, __m256 offset) {
+    for (; c < c1; c += 8) {
+      const __m256 w = _mm256_fmadd_ps(codes8<Bits>(codes, start + c), scale, offset);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) {
+        float* yi = y + i * ldy + c;
+        _mm256_storeu_ps(yi, _mm256_fmadd_ps(a[i], w, _mm256_loadu_ps(yi)));
+      }
+    }
+  });
+}
+
+template <int Bits>
+void int_axpy_bits(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                   int64_t block, int64_t phase, const float* alpha, int64_t rows, float* y, int64_t ldy) {
+  switch (rows) {
+    case 1: return int_axpy_fixed<Bits, 1>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    case 2: return int_axpy_fixed<Bits, 2>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    case 3: return int_axpy_fixed<Bits, 3>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    case 4: return int_axpy_fixed<Bits, 4>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    case 5: return int_axpy_fixed<Bits, 5>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    case 6: return int_axpy_fixed<Bits, 6>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    case 7: return int_axpy_fixed<Bits, 7>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    case 8: return int_axpy_fixed<Bits, 8>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
+    default: return;
+  }
+}
+
+template <int Bits>
+void int_dot_bits(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                  int64_t block, const float* x, int64_t ldx, int64_t rows, float* dots) {
+  switch (rows) {
+    case 1: return int_dot_fixed<Bits, 1>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    case 2: return int_dot_fixed<Bits, 2>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    case 3: return int_dot_fixed<Bits, 3>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    case 4: return int_dot_fixed<Bits, 4>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    case 5: return int_dot_fixed<Bits, 5>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    case 6: return int_dot_fixed<Bits, 6>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    case 7: return int_dot_fixed<Bits, 7>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    case 8: return int_dot_fixed<Bits, 8>(codes, start, n, scales, offsets, block, x, ldx, dots);
+    default: return;
+  }
+}
+
 }  // namespace
 
 void decode_nf4(const uint8_t* packed, int64_t start, int64_t count, const float* absmax, int64_t blocksize,
@@ -174,6 +278,18 @@ void nf4_axpy(const uint8_t* packed, int64_t start, int64_t n, const float* absm
     case 8: return nf4_axpy_fixed<8>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
     default: return;
   }
+}
+
+void int_dot(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+             int64_t block, const float* x, int64_t ldx, int64_t rows, float* dots) {
+  if (bits == 8) int_dot_bits<8>(codes, start, n, scales, offsets, block, x, ldx, rows, dots);
+  else int_dot_bits<4>(codes, start, n, scales, offsets, block, x, ldx, rows, dots);
+}
+
+void int_axpy(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+              int64_t block, int64_t phase, const float* alpha, int64_t rows, float* y, int64_t ldy) {
+  if (bits == 8) int_axpy_bits<8>(codes, start, n, scales, offsets, block, phase, alpha, rows, y, ldy);
+  else int_axpy_bits<4>(codes, start, n, scales, offsets, block, phase, alpha, rows, y, ldy);
 }
 
 void decode_int(int bits, const uint8_t* codes, int64_t start, int64_t count, float scale, float offset, float* dst) {

@@ -12,6 +12,12 @@ void decode_nf4(const uint8_t* packed, int64_t start, int64_t count, const float
 
 void decode_int(int bits, const uint8_t* codes, int64_t start, int64_t count, float scale, float offset, float* dst);
 
+void int_dot(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+             int64_t block, const float* x, int64_t ldx, int64_t rows, float* dots);
+
+void int_axpy(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+              int64_t block, int64_t phase, const float* alpha, int64_t rows, float* y, int64_t ldy);
+
 void axpy_rows(int64_t rows, int64_t n, const float* alpha, const float* x, float* m, int64_t ldm);
 
 void nf4_dot(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,

@@ -97,6 +97,17 @@ void exp_loop(const float* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = std::exp(src[i]);
 }
 
+// In double, rounded once, like the TypeScript kernels: e^x is only taken of non-positive arguments.
+void activation(ActivationOp op, const float* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = src[i];
+    const double e = std::exp(-std::fabs(x));
+    const double s = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    if (op == ActivationOp::Sigmoid) dst[i] = static_cast<float>(s);
+    else dst[i] = x == -HUGE_VAL ? -0.0f : static_cast<float>(x * s);
+  }
+}
+
 inline int nibble(const uint8_t* packed, int64_t i) {
   const int byte = packed[i >> 1];
   return (i & 1) ? byte & 15 : byte >> 4;
@@ -135,8 +146,8 @@ void axpy_rows(int64_t rows, int64_t n, const float* alpha, const float* x, floa
 
 const KernelTable kScalarKernels = {
     "scalar", kMr, kNr, /*mc=*/64, /*kc=*/256, /*nc=*/2048,
-    gemm_micro, /*pack_a_rows=*/nullptr, /*pack_b_cols=*/nullptr, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop,
-    decode_nf4, decode_int, axpy_rows, /*nf4_dot=*/nullptr, /*nf4_axpy=*/nullptr,
+    gemm_micro, /*pack_a_rows=*/nullptr, /*pack_b_cols=*/nullptr, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop, activation,
+    decode_nf4, decode_int, axpy_rows, /*nf4_dot=*/nullptr, /*nf4_axpy=*/nullptr, /*int_dot=*/nullptr, /*int_axpy=*/nullptr,
 };
 
 }  // namespace blora

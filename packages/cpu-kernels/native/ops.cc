@@ -34,6 +34,16 @@ void binary_f32(const KernelTable& kt, int threads, BinaryOp op, const float* x,
   });
 }
 
+void activation_f32(const KernelTable& kt, int threads, ActivationOp op, const float* src, float* dst, int64_t n) {
+  // exp makes this compute-bound: worth a second thread sooner than a memory-bound loop.
+  threads = n >= kParallelMinElements / 8 ? threads : 1;
+  parallel_for(threads, threads, [&](int64_t t, int) {
+    int64_t b, e;
+    split_range(n, threads, t, 16, &b, &e);
+    if (e > b) kt.activation(op, src + b, dst + b, e - b);
+  });
+}
+
 void softmax_f32(const KernelTable& kt, int threads, const float* src, float* dst, int64_t rows, int64_t n, bool log) {
   threads = threads_for(threads, rows * n);
   const int64_t parts = std::min<int64_t>(rows, 4 * threads);

@@ -12,6 +12,9 @@ namespace blora {
 void binary_f32(const KernelTable& kt, int threads, BinaryOp op, const float* x, int64_t xs, const float* y,
                 int64_t ys, float* out, int64_t n);
 
+/** dst[i] = sigmoid or silu of src[i] for i < n. */
+void activation_f32(const KernelTable& kt, int threads, ActivationOp op, const float* src, float* dst, int64_t n);
+
 /** Softmax (or log-softmax) of `rows` contiguous rows of length n. */
 void softmax_f32(const KernelTable& kt, int threads, const float* src, float* dst, int64_t rows, int64_t n, bool log);
 

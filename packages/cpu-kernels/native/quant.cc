@@ -1,8 +1,8 @@
 // Products with quantized weights. Two strategies:
 //   - few activation rows (decoding dominates): each task decodes one weight row (or a slice
 //     of columns of every row) and applies it to all activation rows at once, so every code is
-//     decoded exactly once. NF4 / FP4 rows in whole vectors are decoded in registers (nf4_dot,
-//     nf4_axpy); anything else goes through an L1-resident buffer;
+//     decoded exactly once. NF4 / FP4 and integer rows in whole vectors are decoded in registers
+//     (nf4_dot, nf4_axpy, int_dot, int_axpy); anything else goes through an L1-resident buffer;
 //   - more rows: the packed GEMM, whose B panels are filled by decoding the weight slice they
 //     cover straight into the packed layout (the dense weight never exists in full).
 #include "quant.h"
@@ -38,8 +38,64 @@ bool fused_four_bit(const KernelTable& kt, const QuantWeight& w, bool transposed
   return available && w.format == QuantFormat::FourBit && w.in % 8 == 0 && w.blocksize % 8 == 0;
 }
 
+/** True when integer rows can go through the fused int_dot / int_axpy loops (runs of whole vectors). */
+bool fused_int(const KernelTable& kt, const QuantWeight& w, bool transposed) {
+  const bool available = transposed ? kt.int_axpy != nullptr : kt.int_dot != nullptr;
+  return available && w.format != QuantFormat::FourBit && w.in % 8 == 0 && w.block_cols % 8 == 0;
+}
+
 float block_param(const void* params, bool half, int64_t index) {
   return half ? half_to_float(static_cast<const uint16_t*>(params)[index]) : static_cast<const float*>(params)[index];
+}
+
+/**
+ * Points *scales and *offsets at the float32 parameters of the `count` blocks from row-major
+ * index `first`; float16 ones are first converted into `converted` (2 * count floats).
+ */
+void block_params(const QuantWeight& w, int64_t first, int64_t count, float* converted, const float** scales,
+                  const float** offsets) {
+  if (!w.half) {
+    *scales = static_cast<const float*>(w.scales) + first;
+    *offsets = static_cast<const float*>(w.offsets) + first;
+    return;
+  }
+  for (int64_t b = 0; b < count; ++b) {
+    converted[b] = block_param(w.scales, true, first + b);
+    converted[count + b] = block_param(w.offsets, true, first + b);
+  }
+  *scales = converted;
+  *offsets = converted + count;
+}
+
+/**
+ * y = x W^T for at most kSmallRows rows of an integer weight, decoded in registers by int_dot.
+ * Each weight row reads the float32 scales and offsets of its row of blocks (float16 ones are
+ * converted once per row of blocks into a per-thread buffer).
+ */
+bool small_matmul_int(const KernelTable& kt, int threads, int64_t tasks, const QuantWeight& w, const float* x,
+                      int64_t rows, int64_t ldx, float* y) {
+  const int64_t out = w.out, in = w.in, grid_cols = in / w.block_cols;
+  const int bits = w.format == QuantFormat::Int4 ? 4 : 8;
+  std::atomic<bool> ok{true};
+  parallel_for(tasks, threads, [&](int64_t t, int) {
+    float* converted = w.half ? t_row.reserve(2 * grid_cols) : nullptr;
+    if (w.half && !converted) {
+      ok.store(false);
+      return;
+    }
+    float dots[kSmallRows];
+    int64_t block_row = -1;
+    const float *scales = nullptr, *offsets = nullptr;
+    for (int64_t r = t * out / tasks, end = (t + 1) * out / tasks; r < end; ++r) {
+      if (r / w.block_rows != block_row) {
+        block_row = r / w.block_rows;
+        block_params(w, block_row * grid_cols, grid_cols, converted, &scales, &offsets);
+      }
+      kt.int_dot(bits, w.codes, r * in, in, scales, offsets, w.block_cols, x, ldx, rows, dots);
+      for (int64_t i = 0; i < rows; ++i) y[i * out + r] = dots[i];
+    }
+  });
+  return ok.load();
 }
 
 /** y = x W^T for at most kSmallRows rows: tasks own ranges of output features (weight rows). */
@@ -59,6 +115,7 @@ bool small_matmul(const KernelTable& kt, int threads, const QuantWeight& w, cons
     });
     return true;
   }
+  if (fused_int(kt, w, false)) return small_matmul_int(kt, threads, tasks, w, x, rows, ldx, y);
   parallel_for(tasks, threads, [&](int64_t t, int) {
     float* row = t_row.reserve(in);
     if (!row) {
@@ -83,16 +140,25 @@ bool small_matmul_t(const KernelTable& kt, int threads, const QuantWeight& w, co
   int64_t width = std::max<int64_t>(64, kColumnBlockFloats / rows / 64 * 64);
   if (threads > 1) width = std::min(width, std::max<int64_t>(64, ceil_div(ceil_div(in, 4 * threads), 64) * 64));
   const int64_t blocks = ceil_div(in, width);
-  const bool fused = fused_four_bit(kt, w, true);  // width is a multiple of 8, so every slice is too
+  // width is a multiple of 8, so every slice is too (and starts 8-aligned in its integer block).
+  const bool fused = fused_four_bit(kt, w, true);
+  const bool fused_integer = fused_int(kt, w, true);
   std::atomic<bool> ok{true};
   parallel_for(blocks, threads, [&](int64_t t, int) {
     const int64_t c0 = t * width, n = std::min(width, in - c0);
     for (int64_t i = 0; i < rows; ++i) std::memset(y + i * in + c0, 0, sizeof(float) * n);
-    float* row = fused ? nullptr : t_row.reserve(n);
-    if (!fused && !row) {
+    // Integer blocks b0 .. b0 + nb of a row cover the slice, which starts `phase` into block b0.
+    const int64_t b0 = fused_integer ? c0 / w.block_cols : 0;
+    const int64_t nb = fused_integer ? ceil_div(c0 + n, w.block_cols) - b0 : 0;
+    const int64_t phase = c0 - b0 * w.block_cols;
+    const bool buffered = !fused && (!fused_integer || w.half);
+    float* row = buffered ? t_row.reserve(fused_integer ? 2 * nb : n) : nullptr;
+    if (buffered && !row) {
       ok.store(false);
       return;
     }
+    int64_t block_row = -1;
+    const float *scales = nullptr, *offsets = nullptr;
     float alpha[kSmallRows];
     for (int64_t r = 0; r < out; ++r) {
       bool any = false;
@@ -103,6 +169,15 @@ bool small_matmul_t(const KernelTable& kt, int threads, const QuantWeight& w, co
       if (!any) continue;  // a zero gradient row adds nothing
       if (fused) {
         kt.nf4_axpy(w.codes, r * in + c0, n, w.absmax, w.blocksize, w.table, alpha, rows, y + c0, in);
+        continue;
+      }
+      if (fused_integer) {
+        if (r / w.block_rows != block_row) {
+          block_row = r / w.block_rows;
+          block_params(w, block_row * (in / w.block_cols) + b0, nb, row, &scales, &offsets);
+        }
+        kt.int_axpy(w.format == QuantFormat::Int4 ? 4 : 8, w.codes, r * in + c0, n, scales, offsets, w.block_cols,
+                    phase, alpha, rows, y + c0, in);
         continue;
       }
       decode_weight_row(kt, w, r, c0, n, row);

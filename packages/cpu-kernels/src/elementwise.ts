@@ -1,8 +1,9 @@
 // Native float32 add / sub / mul / div for operands that are dense or broadcast scalars
-// (inputs arrive already broadcast to the output shape); other cases go to the TypeScript kernel.
+// (inputs arrive already broadcast to the output shape), and sigmoid / silu of dense float32
+// tensors; other cases go to the TypeScript kernel.
 import type { KernelFn } from '@blora/tensor';
 import type { NativeAddon } from './native.js';
-import { elementStep, f32Storage, isF32 } from './tensors.js';
+import { elementStep, f32Storage, isDense, isF32 } from './tensors.js';
 
 /** The binary ops with a native loop, and the op codes the addon uses for them. */
 export const BINARY_OP_CODES = { add: 0, sub: 1, mul: 2, div: 3 } as const;
@@ -26,5 +27,27 @@ export function nativeBinary(addon: NativeAddon, op: NativeBinaryOp, fallback: K
     const n = out.numel;
     if (n === 0) return;
     addon.binaryF32(code, f32Storage(a), a.offset, aStep, f32Storage(b), b.offset, bStep, f32Storage(out), out.offset, n);
+  };
+}
+
+/** The activations with a native loop, and the op codes the addon uses for them. */
+export const ACTIVATION_OP_CODES = { sigmoid: 0, silu: 1 } as const;
+
+/** Names of the activations with a native loop. */
+export type NativeActivationOp = keyof typeof ACTIVATION_OP_CODES;
+
+/** The kernel of activation `op`: native for a dense float32 input, `fallback` otherwise. */
+export function nativeActivation(addon: NativeAddon, op: NativeActivationOp, fallback: KernelFn): KernelFn {
+  const code = ACTIVATION_OP_CODES[op];
+  return (inputs, outputs, attrs) => {
+    const x = inputs[0]!;
+    const out = outputs[0]!;
+    if (!isDense(x, 'float32') || !isDense(out, 'float32')) {
+      fallback(inputs, outputs, attrs);
+      return;
+    }
+    const n = out.numel;
+    if (n === 0) return;
+    addon.activationF32(code, f32Storage(x), x.offset, f32Storage(out), out.offset, n);
   };
 }

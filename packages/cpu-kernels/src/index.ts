@@ -4,8 +4,9 @@
  * Importing this package loads a compiled C++ addon and replaces the TypeScript kernels of
  * the `cpu` device for the cases it handles: float32 matmul (packed, cache-blocked GEMM with
  * an AVX2/FMA micro-kernel and a thread pool; matrix-vector products stream the matrix once),
- * float32 add/sub/mul/div on dense or broadcast-scalar operands, softmax/logSoftmax over the
- * last axis, avgPool1d and repeatInterleave, the float32 products with quantized weights of
+ * float32 add/sub/mul/div on dense or broadcast-scalar operands, sigmoid/silu of dense
+ * tensors, softmax/logSoftmax over the last axis, avgPool1d and repeatInterleave, the float32
+ * products with quantized weights of
  * @blora/quant (NF4 / FP4, INT4, INT8; the weight is decoded slice by slice, never densely),
  * fused attention forward and backward, rmsNorm, cross-entropy (each with its backward) and
  * the AdamW update. Every other case (other dtypes, layouts the native
@@ -24,7 +25,7 @@ import { findKernel, registerKernel, type KernelFn } from '@blora/tensor';
 // The quantized-weight ops must have their TypeScript kernels registered before they are wrapped.
 import '@blora/quant';
 import { nativeAttention, nativeAttentionBackward } from './attention.js';
-import { nativeBinary, type NativeBinaryOp } from './elementwise.js';
+import { nativeActivation, nativeBinary, type NativeActivationOp, type NativeBinaryOp } from './elementwise.js';
 import { nativeMatmul } from './matmul.js';
 import { loadAddon, type NativeAddon, type NativeIsa } from './native.js';
 import { nativeAvgPool1d, nativeRepeatInterleave } from './pool.js';
@@ -98,6 +99,7 @@ function registerAll(addon: NativeAddon): string[] {
     adamwStep: (f) => nativeAdamwStep(addon, f),
   };
   for (const op of ['add', 'sub', 'mul', 'div'] as NativeBinaryOp[]) makers[op] = (f) => nativeBinary(addon, op, f);
+  for (const op of ['sigmoid', 'silu'] as NativeActivationOp[]) makers[op] = (f) => nativeActivation(addon, op, f);
   return Object.entries(makers).filter(([op, make]) => replaceCpuKernel(op, make)).map(([op]) => op).sort();
 }
 

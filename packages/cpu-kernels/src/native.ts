@@ -40,6 +40,8 @@ export interface NativeAddon {
     op: number, x: Float32Array, xOffset: number, xStep: number, y: Float32Array, yOffset: number, yStep: number,
     out: Float32Array, outOffset: number, n: number,
   ): void;
+  /** out[outOffset + i] = sigmoid (op 0) or silu (op 1) of x[xOffset + i] for i < n. */
+  activationF32(op: number, x: Float32Array, xOffset: number, out: Float32Array, outOffset: number, n: number): void;
   /** Softmax (or log-softmax) of `rows` contiguous rows of length n. */
   softmaxF32(x: Float32Array, xOffset: number, out: Float32Array, outOffset: number, rows: number, n: number, log: boolean): void;
   /** out[o] = mean of the k values starting at x[xOffset + o*k]. */
@@ -118,7 +120,7 @@ export interface NativeAddon {
 }
 
 /** Interface version this package expects from the binary. */
-export const ADDON_VERSION = 2;
+export const ADDON_VERSION = 3;
 
 /** Environment variables read when the package is imported. */
 export interface NativeEnv {

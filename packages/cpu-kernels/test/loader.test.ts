@@ -9,7 +9,7 @@ import { loadAddon, settingsFromEnv } from '../src/native.js';
 import { NATIVE } from './helpers.js';
 
 const OPS = [
-  'matmul', 'add', 'sub', 'mul', 'div', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave',
+  'matmul', 'add', 'sub', 'mul', 'div', 'sigmoid', 'silu', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave',
   'nf4Matmul', 'nf4MatmulT', 'int4Matmul', 'int4MatmulT', 'int8Matmul', 'int8MatmulT', 'attention', 'attentionBackward',
   'rmsNorm', 'rmsNormBackward', 'crossEntropy', 'crossEntropyBackward', 'adamwStep',
 ];
@@ -42,7 +42,7 @@ describe('without the addon', () => {
   const cases: [string, Record<string, string>, RegExp][] = [
     ['the addon file is missing', { BLORA_CPU_KERNELS_ADDON: join(tmpdir(), 'no-such-dir', 'blora_cpu.node') }, /native addon not built \(no .*no-such-dir.*\)/],
     ['the native kernels are switched off', { BLORA_CPU_KERNELS: 'off' }, /disabled by BLORA_CPU_KERNELS=off/],
-    ['the addon is a stale build', { BLORA_CPU_KERNELS_ADDON: fixture('stale-addon.cjs') }, /stale build \(interface 0, expected 2\)/],
+    ['the addon is a stale build', { BLORA_CPU_KERNELS_ADDON: fixture('stale-addon.cjs') }, /stale build \(interface 0, expected 3\)/],
     ['the addon fails to load', { BLORA_CPU_KERNELS_ADDON: fixture('broken-addon.cjs') }, /failed to load: cannot open shared object file/],
     ['BLORA_CPU_THREADS is invalid', { BLORA_CPU_THREADS: 'many' }, /BLORA_CPU_THREADS=many is not a positive integer/],
     ['BLORA_CPU_ISA is invalid', { BLORA_CPU_ISA: 'sse' }, /BLORA_CPU_ISA=sse is not one of auto, avx2, scalar/],

@@ -216,6 +216,25 @@ describe.each([4, 8] as const)('int%sMatmul float32', (bits) => {
     }
   });
 
+  it.each([false, true])('decodes whole-vector rows in registers for 1 to 8 rows (transposed = %s)', (transposed) => {
+    const op = transposed ? intMatmulT : intMatmul;
+    // Blocks of 8 and more columns, shared by several rows; [140, 240, 4, 40] is large enough
+    // for threads, whose column slices then start inside a block.
+    const cases: [number, number, number, number][] = [[6, 8, 1, 8], [9, 48, 3, 16], [20, 96, 4, 32], [70, 64, 2, 64], [5, 40, 5, 8], [140, 240, 4, 40]];
+    for (const paramDType of ['float32', 'float16'] as const) {
+      for (const [outF, inF, blockRows, blockCols] of cases) {
+        const w = intWeight(bits, outF, inF, blockRows, blockCols, paramDType, seed++);
+        const k = transposed ? outF : inF;
+        for (const rows of [1, 2, 3, 4, 5, 6, 7, 8]) {
+          const layout = rows % 2 === 0 ? 'batched' : rows === 3 ? 'rows-apart' : 'dense';
+          const { x, values } = activations(rows, k, layout, seed++);
+          const expected = reference(values, rows, w.dense, outF, inF, transposed);
+          inEveryMode(() => expectClose(op(bits, x, w.codes, w.scales, w.offsets, w.attrs), expected, matmulTolerance(k)));
+        }
+      }
+    }
+  });
+
   it('batches, rows apart and zero gradient rows; other dtypes and layouts run the TypeScript kernel', () => {
     const [outF, inF] = [12, 15];
     const w = intWeight(bits, outF, inF, 2, 5, 'float32', seed++);
