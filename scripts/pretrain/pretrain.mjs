@@ -25,7 +25,7 @@ import { Tokenizer, createLlama, llamaConfig, saveLlama } from '@blora/models';
 import { checkpointDir, hasCheckpoint, loadCheckpointTensors, readCheckpointState, saveCheckpoint } from './lib/checkpoint.mjs';
 import { SequenceOrder, heldOutWindows, tokenizeCorpus, unigramBaseline } from './lib/corpus.mjs';
 import { heldOutLoss } from './lib/evaluate.mjs';
-import { USAGE, mergeResumed, parseSettings } from './lib/settings.mjs';
+import { USAGE, fittedSteps, mergeResumed, parseSettings } from './lib/settings.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const assets = join(root, 'packages', 'blora', 'assets');
@@ -136,7 +136,7 @@ const optimizer = new AdamW([
   { params: named.filter(([, t]) => t.rank >= 2).map(([, t]) => t), weightDecay: s['weight-decay'] },
   { params: named.filter(([, t]) => t.rank < 2).map(([, t]) => t), weightDecay: 0 },
 ], { lr: s.lr, betas: [s.beta1, s.beta2], eps: 1e-8 });
-const scheduler = new LRScheduler(optimizer, cosineWithWarmup(Math.min(s.warmup, s.steps), s.steps, { minRatio: s['min-lr-ratio'] }));
+let scheduler = new LRScheduler(optimizer, cosineWithWarmup(Math.min(s.warmup, s.steps), s.steps, { minRatio: s['min-lr-ratio'] }));
 
 let step = 0;
 let trainSeconds = 0;
@@ -196,6 +196,12 @@ const evaluate = (/** @type {number} */ limit) => {
 };
 
 // Training.
+// --fit-minutes: steps FIT_FROM..FIT_AT are timed (the first ones include warm-up costs), then
+// --steps is set so the run fits the time given. It happens inside the warmup, whose rates do
+// not depend on the total, so the run equals one started with the chosen --steps.
+const FIT_FROM = 10;
+const FIT_AT = 40;
+let fitClock = 0;
 let windowLoss = 0;
 let windowSteps = 0;
 let windowStart = performance.now();
@@ -238,6 +244,16 @@ while (!s.finalize && step < s.steps && !stopReason) {
     windowStart = performance.now();
   }
   if (s['eval-every'] > 0 && step % s['eval-every'] === 0 && step < s.steps) evalHistory.push(evaluate(s['eval-windows']));
+  if (s['fit-minutes'] > 0 && !saved && step === FIT_FROM) fitClock = performance.now();
+  if (s['fit-minutes'] > 0 && !saved && step === FIT_AT && FIT_AT < Math.min(s.warmup, s.steps)) {
+    const perStep = (performance.now() - fitClock) / 1000 / (FIT_AT - FIT_FROM);
+    const elapsedSeconds = (performance.now() - runStart) / 1000;
+    s.steps = fittedSteps({ minutes: s['fit-minutes'], elapsedSeconds, secondsPerStep: perStep, step, warmup: s.warmup });
+    scheduler = new LRScheduler(optimizer, cosineWithWarmup(s.warmup, s.steps, { minRatio: s['min-lr-ratio'] }));
+    scheduler.loadStateDict({ step, 'base_lr.0': s.lr, 'base_lr.1': s.lr });
+    note(`--fit-minutes ${s['fit-minutes']}: ${(perStep * 1000).toFixed(1)} ms/step, training ${s.steps} steps ` +
+      `(${(s.steps * tokensPerStep / 1e6).toFixed(1)} M tokens)`);
+  }
   if (s['max-minutes'] > 0 && (performance.now() - runStart) / 60000 >= s['max-minutes']) stop(`--max-minutes ${s['max-minutes']} reached`);
   if (s['pause-at'] > 0 && step === s['pause-at'] && step < s.steps) stop(`--pause-at ${step}`);
   thisRun.toStep = step;

@@ -1,7 +1,7 @@
 // Modules: registration, modes, Linear / Embedding / Dropout, initialisation, state dicts.
 import { describe, expect, it } from 'vitest';
 import * as T from '@blora/tensor';
-import { Generator, SafetensorsReader, serializeSafetensors, tensor, type Tensor } from '@blora/tensor';
+import { Generator, memoryStats, SafetensorsReader, serializeSafetensors, tensor, type Tensor } from '@blora/tensor';
 import { Dropout, Embedding, gradcheck, kaimingUniform, Linear, Module, normal, uniform } from '../src/index.js';
 import { values } from './helpers.js';
 
@@ -209,5 +209,21 @@ describe('Embedding and Dropout modules', () => {
     const n = values(normal([4000], 5, 0.5, { generator: gen, dtype: 'float64' }));
     expect(n.reduce((a, v) => a + v, 0) / n.length).toBeCloseTo(5, 1);
     expect(() => kaimingUniform([3])).toThrow(/fanIn: needs a weight of rank >= 2/);
+  });
+
+  it('initialisers leave only the tensor they return alive', () => {
+    const gen = new Generator(10);
+    for (const make of [
+      () => normal([64, 32], 0, 0.02, { generator: gen }),
+      () => uniform([64, 32], -1, 1, { generator: gen, dtype: 'bfloat16' }),
+      () => kaimingUniform([64, 32], { generator: gen }),
+    ]) {
+      const before = memoryStats();
+      const t = make();
+      const after = memoryStats();
+      expect(after.liveTensors - before.liveTensors).toBe(1);
+      expect(after.bytes - before.bytes).toBe(t.numel * (t.dtype === 'bfloat16' ? 2 : 4));
+      t.dispose();
+    }
   });
 });

@@ -51,6 +51,8 @@ describe('blora command line: arguments', () => {
     [['--method', 'dora'], /--method must be one of lora, qlora, qblora, qablora, got 'dora'/],
     [['--method', 'qablora', '--quant', 'nf4'], /qablora needs an offset-carrying base/],
     [['--method', 'lora', '--lambda', '2'], /--method lora has no balancing factor/],
+    [['--method', 'qblora', '--form', 'matrix'], /--form is for --method qablora; qblora always trains the factors/],
+    [['--method', 'qablora', '--form', 'svd'], /--form must be one of matrix, factors, got 'svd'/],
     [['--method', 'qablora', '--block', '64'], /--block 64 does not match QA-BLoRA's tiles: INT4 blocks are λout x λin = 8 x 4 = 32/],
     [['--quant', 'nf4', '--block', '48'], /--block for nf4 must be a power of two/],
     [['--seed', '1.5'], /--seed must be an integer/],
@@ -78,7 +80,9 @@ describe('blora command line: arguments', () => {
       method: 'qblora', rank: 64, alpha: 16, dropout: 0, lambdaIn: 2, lambdaOut: 2, quant: 'nf4', block: null,
       steps: 10000, lr: 2e-4, batch: 4, gradAccum: 4, warmupRatio: 0.03, maxGradNorm: 0.3, seed: 42, maxSourceLen: 384, maxTargetLen: 128,
     });
-    expect(settings('--method', 'qablora')).toMatchObject({ lambdaIn: 4, lambdaOut: 8, quant: 'int4' });
+    expect(settings('--method', 'qablora')).toMatchObject({ lambdaIn: 4, lambdaOut: 8, quant: 'int4', form: 'matrix' });
+    expect(settings('--method', 'qablora', '--form', 'factors')).toMatchObject({ form: 'factors' });
+    expect(settings('--method', 'qblora')).toMatchObject({ form: 'factors' });
     expect(settings('--method', 'qablora', '--lambda', '8')).toMatchObject({ lambdaIn: 8, lambdaOut: 8 });
     expect(settings('--method', 'qblora', '--lambda-in', '4')).toMatchObject({ lambdaIn: 4, lambdaOut: 4 });
     expect(settings('--method', 'lora')).toMatchObject({ lambdaIn: 1, lambdaOut: 1, quant: 'none' });
@@ -137,7 +141,7 @@ describe('blora command line: a whole run', () => {
     expect(ev.stdout).toContain('(nf4 base)');
     const base = await runCli('eval', '--model', modelDir, '--mc', mcFile, '--json');
     expect(base.code).toBe(0);
-    expect(JSON.parse(base.stdout)).toMatchObject({ adapter: null, quant: 'none', multipleChoice: { questions: 3 } });
+    expect(JSON.parse(base.stdout)).toMatchObject({ adapter: null, quant: 'none', base: 'dense', multipleChoice: { questions: 3 } });
 
     const gen = await runCli('generate', '--adapter', out, '--instruction', 'Name a kind of letter.', '--max-new-tokens', '4');
     expect(gen.code).toBe(0);

@@ -22,10 +22,10 @@ afterAll(() => removeDir(root));
 
 const json = (path: string): Record<string, unknown> => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
 
-function finetune(out: string, method: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function finetune(out: string, method: string, ...extra: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return runCli('finetune', '--model', modelDir, '--data', dataFile, '--out', out, '--method', method, '--steps', '3', '--batch', '2',
     '--grad-accum', '1', '--rank', '4', '--lr', '0.01', '--eval-size', '3', '--eval-every', '0', '--save-every', '0',
-    '--max-source-len', '96', '--max-target-len', '16', '--quiet');
+    '--max-source-len', '96', '--max-target-len', '16', '--quiet', ...extra);
 }
 
 /** Raw values of one stored tensor. */
@@ -55,7 +55,7 @@ describe('blora quantize --out', () => {
     expect(report.layers.every((l) => l.stats.rmse > 0)).toBe(true);
     const ev = await runCli('eval', '--model', out, '--mc', mcFile, '--json');
     expect(ev.code).toBe(0);
-    expect(JSON.parse(ev.stdout)).toMatchObject({ multipleChoice: { questions: 3 } });
+    expect(JSON.parse(ev.stdout)).toMatchObject({ quant: 'none', base: 'nf4', multipleChoice: { questions: 3 } });
     // Already quantized: refused.
     const again = await runCli('quantize', '--model', out, '--out', join(root, 'nf4-again'));
     expect(again.code).toBe(2);
@@ -108,6 +108,21 @@ describe('blora merge writing 4-bit checkpoints', () => {
     expect(b.multipleChoice).toEqual(a.multipleChoice);
     expect(b.questions.map((q) => q.predicted)).toEqual(a.questions.map((q) => q.predicted));
     a.questions.forEach((q, i) => q.logLikelihoods.forEach((ll, j) => expect(Math.abs(b.questions[i]!.logLikelihoods[j]! - ll)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ll)))));
+  });
+
+  it('QA-BLoRA in the factor form (QA-LoRA when lambda-out is 1) merges exactly too', async () => {
+    const adapter = join(root, 'qa-factors');
+    expect((await finetune(adapter, 'qablora', '--form', 'factors', '--lambda-in', '8', '--lambda-out', '1')).code).toBe(0);
+    const config = json(join(adapter, 'adapter_config.json')) as { blora: { form: string; lambda_in: number; lambda_out: number } };
+    expect(config.blora).toMatchObject({ form: 'factors', lambda_in: 8, lambda_out: 1 });
+    const run = json(join(adapter, 'run.json'));
+    expect(run).toMatchObject({ form: 'factors', lambdaIn: 8, lambdaOut: 1 });
+    const merged = join(root, 'qa-factors-merged');
+    expect((await runCli('merge', '--adapter', adapter, '--out', merged)).code).toBe(0);
+    const report = json(join(merged, 'merge-report.json')) as { mode: string; check: { relative: number; argmaxChanges: number } };
+    expect(report.mode).toBe('exact');
+    expect(report.check.relative).toBeLessThan(1e-5);
+    expect(report.check.argmaxChanges).toBe(0);
   });
 
   it('Q-BLoRA on NF4: dense by default, 4-bit with --requantize and its error report; bad flag combinations exit 2', async () => {

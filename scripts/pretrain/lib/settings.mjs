@@ -31,6 +31,7 @@ export const NUMERIC = {
   'eval-windows': [64, true, 1],
   'eval-batch': [16, true, 1],
   'max-minutes': [0, false, 0],
+  'fit-minutes': [0, false, 0],
   'pause-at': [0, true, 0],
 };
 
@@ -56,6 +57,8 @@ Run:        --out runs/pretrain (checkpoint, log.jsonl)  --resume (continue the 
             --save-every 100  --log-every 10  --eval-every 200 (held-out loss on --eval-windows
             64 windows every N steps; 0: only at the end)  --eval-batch 16
             --max-minutes 0 (stop, save and export after this much training time; 0: no limit)
+            --fit-minutes 0 (time the first steps, then set --steps so the whole schedule fits this
+            many minutes; the report records the steps chosen, which reproduce the run exactly)
             --pause-at 0 (stop after this step and save a checkpoint, to continue later with --resume)
             --finalize (no more training: evaluate and export the checkpoint in --out)
             --device cpu | cuda (cuda needs @blora/cuda-kernels built and an NVIDIA GPU)
@@ -123,7 +126,7 @@ export function parseSettings(argv) {
 export function mergeResumed(saved, parsed) {
   const merged = { ...parsed.values };
   for (const [name, value] of Object.entries(saved)) {
-    if (['resume', 'finalize', 'out', 'export', 'pause-at', 'max-minutes'].includes(name)) continue;
+    if (['resume', 'finalize', 'out', 'export', 'pause-at', 'max-minutes', 'fit-minutes'].includes(name)) continue;
     const fixed = FIXED_ON_RESUME.includes(name);
     if (parsed.given.has(name) && fixed && parsed.values[name] !== value) {
       throw new Error(`--${name} ${parsed.values[name]} differs from the run being resumed (${value}); it cannot change`);
@@ -131,4 +134,16 @@ export function mergeResumed(saved, parsed) {
     if (!parsed.given.has(name)) merged[name] = value;
   }
   return merged;
+}
+
+/**
+ * The total steps that make a run fit `minutes` (--fit-minutes): `step` steps are done after
+ * `elapsedSeconds`, each further one takes `secondsPerStep`. Never fewer than the warmup plus one,
+ * so the schedule keeps its shape.
+ * @param {{ minutes: number, elapsedSeconds: number, secondsPerStep: number, step: number, warmup: number }} timing
+ */
+export function fittedSteps({ minutes, elapsedSeconds, secondsPerStep, step, warmup }) {
+  if (!(secondsPerStep > 0)) throw new RangeError(`fittedSteps: seconds per step must be > 0, got ${secondsPerStep}`);
+  const left = Math.max(0, minutes * 60 - elapsedSeconds);
+  return Math.max(warmup + 1, step + Math.floor(left / secondsPerStep));
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NUMERIC, mergeResumed, parseSettings } from '../lib/settings.mjs';
+import { NUMERIC, fittedSteps, mergeResumed, parseSettings } from '../lib/settings.mjs';
 
 test('defaults fill every setting; kv heads default to the heads', () => {
   const { values, given } = parseSettings([]);
@@ -45,4 +45,12 @@ test('a resumed run keeps its saved settings, may extend its steps, and refuses 
   assert.equal(mergeResumed(saved, parseSettings(['--resume', '--hidden', '64'])).hidden, 64);
   assert.throws(() => mergeResumed(saved, parseSettings(['--resume', '--hidden', '128'])), /--hidden 128 differs from the run being resumed \(64\)/);
   assert.throws(() => mergeResumed(saved, parseSettings(['--resume', '--untied'])), /--untied true differs/);
+});
+
+test('--fit-minutes: the steps that fit the time left, never fewer than the warmup plus one', () => {
+  assert.equal(parseSettings(['--fit-minutes', '4.5']).values['fit-minutes'], 4.5);
+  assert.equal(fittedSteps({ minutes: 1, elapsedSeconds: 10, secondsPerStep: 0.5, step: 40, warmup: 20 }), 140);
+  assert.equal(fittedSteps({ minutes: 0.1, elapsedSeconds: 10, secondsPerStep: 0.5, step: 40, warmup: 300 }), 301);
+  assert.equal(fittedSteps({ minutes: 0.1, elapsedSeconds: 100, secondsPerStep: 0.5, step: 40, warmup: 10 }), 40);
+  assert.throws(() => fittedSteps({ minutes: 1, elapsedSeconds: 0, secondsPerStep: 0, step: 0, warmup: 1 }), /must be > 0/);
 });

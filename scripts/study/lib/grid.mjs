@@ -15,6 +15,8 @@ import { join } from 'node:path';
  * @property {[number, number] | null} lambdas QA variants: [λin, λout], else null
  * @property {number | null} block elements per quantization block of the trained base (null: NF4 default 64)
  * @property {'exact' | 'requantize'} export how the 4-bit model is made: exact merge into INT4, or dense merge + INT4 re-quantization
+ * @property {boolean} [factorRank] factor-form QA adapter trained at factor rank r and scaling α / r, as QA-LoRA
+ *   (the command line's factor rank is rank × λin, so it gets --rank r/λin --alpha α/λin)
  * @property {string} [note] what the reader should know about this variant
  */
 
@@ -39,11 +41,12 @@ export const VARIANTS = /** @type {Variant[]} */ ([
     lambda, lambdas: null, block: null, export: 'requantize',
   })),
   {
-    name: 'qalora-g32', label: 'QA-LoRA (group 32)', family: 'qalora', method: 'qablora', flags: ['--lambda-in', '32', '--lambda-out', '1'],
+    name: 'qalora-g32', label: 'QA-LoRA (group 32)', family: 'qalora', method: 'qablora',
+    flags: ['--lambda-in', '32', '--lambda-out', '1', '--form', 'factors'], factorRank: true,
     lambda: null, lambdas: [32, 1], block: 32, export: 'exact',
-    note: 'QA-BLoRA with λin = 32, λout = 1: INT4 groups of 32 input columns, input pooled over each group, no output repeat. ' +
-      "The command line trains QA-BLoRA's single matrix M (out × in/32), which spans the same updates as QA-LoRA's B·A " +
-      'whenever r ≥ in/32, but is not factored.',
+    note: 'QA-BLoRA in the factor form with λin = 32, λout = 1: INT4 groups of 32 input columns, input pooled over each group, ' +
+      'no output repeat, B·A of rank r and scaling α / r as QLoRA (given as --rank r/32 --alpha α/32, since the factor rank is ' +
+      'rank × λin).',
   },
   {
     name: 'qablora-4x8-b32', label: 'QA-BLoRA (4, 8), blocks of 32', family: 'qablora', method: 'qablora', flags: ['--lambda-in', '4', '--lambda-out', '8'],
@@ -57,10 +60,6 @@ export const VARIANTS = /** @type {Variant[]} */ ([
 
 /** Variants of the planned study that today's command line cannot express, with the reason. */
 export const UNSUPPORTED = /** @type {UnsupportedVariant[]} */ ([
-  {
-    name: 'qalora-factors-g32', label: 'QA-LoRA (group 32) with factors B·A of rank r',
-    reason: 'not yet supported: `blora finetune` has no flag for the factor form of a QA adapter (it always trains one matrix M)',
-  },
   {
     name: 'qablora-8x8-b32', label: 'QA-BLoRA (8, 8) on blocks of 32',
     reason: 'not yet supported: with --method qablora the INT4 blocks are exactly the λout × λin tile (64 elements here); ' +
@@ -163,6 +162,21 @@ function evalFlags(s, outFile) {
   return ['--mc', s.mc, '--mc-limit', String(s.mcLimit), '--data', dataFiles(s.out).heldOut, '--device', s.device, '--out', outFile];
 }
 
+/** The adapter's α unless a variant says otherwise (blora finetune's default). */
+const ALPHA = 16;
+
+/**
+ * The rank (and, for `factorRank` variants, α) flags of a variant at nominal rank `rank`.
+ * @param {Variant} variant
+ * @param {number} rank
+ */
+export function rankFlagsOf(variant, rank) {
+  if (!variant.factorRank) return ['--rank', String(rank)];
+  const lambdaIn = /** @type {[number, number]} */ (variant.lambdas)[0];
+  if (rank % lambdaIn !== 0) throw new Error(`${variant.name}: rank ${rank} must be a multiple of λin = ${lambdaIn} (factor rank = rank)`);
+  return ['--rank', String(rank / lambdaIn), '--alpha', String(ALPHA / lambdaIn)];
+}
+
 /**
  * The commands of one run: fine-tune, score the adapter, make the 4-bit export (exact merge
  * into INT4 for QA variants; dense merge + INT4 re-quantization otherwise), score that.
@@ -178,13 +192,14 @@ export function planRun(s, variant, seed) {
   const adapter = join(dir, 'adapter');
   const merged = join(dir, 'merged-int4');
   const mergeFlags = variant.export === 'exact' ? [] : ['--requantize', 'int4'];
+  const rankFlags = rankFlagsOf(variant, s.rank);
   return {
     id, variant, seed, dir, result: join(dir, 'result.json'),
     steps: [
       {
         stage: 'finetune', done: join(adapter, 'summary.json'),
         argv: ['finetune', '--model', s.model, '--data', dataFiles(s.out).train, '--method', variant.method, ...variant.flags,
-          '--rank', String(s.rank), '--steps', String(s.steps), '--lr', String(s.lr), '--batch', String(s.batch),
+          ...rankFlags, '--steps', String(s.steps), '--lr', String(s.lr), '--batch', String(s.batch),
           '--grad-accum', String(s.gradAccum), '--seed', String(seed), '--eval-size', '0', '--save-every', '0',
           '--device', s.device, '--quiet', '--out', adapter],
       },

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { nameFilter, planStudy, selectVariants, UNSUPPORTED, VARIANTS } from '../lib/grid.mjs';
+import { nameFilter, planStudy, rankFlagsOf, selectVariants, UNSUPPORTED, VARIANTS } from '../lib/grid.mjs';
 import { parseStudyArgs } from '../run.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..', '..');
@@ -80,4 +80,12 @@ test('--dry-run prints every planned command and the unsupported variants, and r
   assert.equal(commands.filter((c) => / merge .*--requantize int4 /.test(c)).length, 2 * 5);
   for (const u of UNSUPPORTED) assert.ok(text.includes(`# ${u.name} (`), u.name);
   assert.throws(() => execFileSync('ls', [out], { stdio: 'ignore' }));
+});
+
+test('QA-LoRA trains B·A at factor rank r with QLoRA scaling; other variants pass --rank r', () => {
+  const qalora = VARIANTS.find((v) => v.name === 'qalora-g32');
+  assert.deepEqual(rankFlagsOf(qalora, 64), ['--rank', '2', '--alpha', '0.5']);
+  assert.throws(() => rankFlagsOf(qalora, 48), /rank 48 must be a multiple of λin = 32/);
+  assert.deepEqual(rankFlagsOf(VARIANTS.find((v) => v.name === 'qlora'), 64), ['--rank', '64']);
+  assert.ok(qalora.flags.includes('--form') && qalora.flags.includes('factors'));
 });

@@ -18,8 +18,10 @@ function drawDType(dtype: DType): DType {
 
 /** Applies `low + (high - low) * u` (or `mean + std * z`) in the draw dtype, then rounds to `dtype`. */
 function affine(draw: Tensor, scale: number, shift: number, dtype: DType): Tensor {
-  const scaled = add(mul(draw, scale), shift);
+  const multiplied = mul(draw, scale);
   draw.dispose();
+  const scaled = add(multiplied, shift);
+  multiplied.dispose();
   if (scaled.dtype === dtype) return scaled;
   const out = cast(scaled, dtype);
   scaled.dispose();

@@ -86,9 +86,13 @@ export async function evalCommand(argv: readonly string[], io: CliIO): Promise<n
   const examples = dataFile ? readAlpacaJsonl(dataFile) : [];
   const text = textFile ? readFileSync(textFile, 'utf8') : '';
   const loaded = loadBaseModel(model, quantOptions, device);
+  // `quant` is what loading did to dense weights; `base` is the format of the weights actually
+  // evaluated, which also covers checkpoints stored quantized (quant 'none', base 'nf4').
+  // Read before the adapter wraps the layers.
+  const base = storedFormats(loaded.model);
   if (adapterDir) loadAdapter(adapterDir, loaded.model, { trainable: false });
-  const results: Record<string, unknown> = { model: resolve(model), adapter: adapterDir ? resolve(adapterDir) : null, quant };
-  const lines: string[] = [`model ${resolve(model)}${adapterDir ? ` + adapter ${resolve(adapterDir)}` : ''} (${quant === 'none' ? storedFormats(loaded.model) : quant} base)`];
+  const results: Record<string, unknown> = { model: resolve(model), adapter: adapterDir ? resolve(adapterDir) : null, quant, base };
+  const lines: string[] = [`model ${resolve(model)}${adapterDir ? ` + adapter ${resolve(adapterDir)}` : ''} (${base} base)`];
   if (mcFile) {
     const mc = evaluateMultipleChoice(loaded.model, loaded.tokenizer, mcLimit ? questions.slice(0, mcLimit) : questions, { batchSize, device });
     results.multipleChoice = { file: mcFile, accuracy: mc.accuracy, accuracyNorm: mc.accuracyNorm, questions: mc.count };

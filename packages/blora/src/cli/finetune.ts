@@ -9,6 +9,7 @@ import { InstructionDataset } from '../data/dataset.js';
 import { splitHeldOut } from '../data/split.js';
 import { readMultipleChoiceJsonl, type MultipleChoiceQuestion } from '../eval/multiple-choice.js';
 import { attachAdapters } from '../attach.js';
+import type { AdapterForm } from '../adapters/adapter.js';
 import { saveAdapter } from '../peft.js';
 import { formatParameterSummary, summarizeParameters } from '../summary.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
@@ -39,6 +40,7 @@ export const FINETUNE_SPEC: CommandSpec = {
     { name: 'lambda', type: 'string', value: 'L', help: 'balancing factor: Q-BLoRA lambda, or QA-BLoRA lambda-in = lambda-out', defaultText: '2 for qblora' },
     { name: 'lambda-in', type: 'string', value: 'L', help: 'input pooling factor (Q-BLoRA, QA-BLoRA)', defaultText: '2 for qblora, 4 for qablora' },
     { name: 'lambda-out', type: 'string', value: 'L', help: 'output repeat factor (Q-BLoRA, QA-BLoRA)', defaultText: 'lambda-in for qblora, 8 for qablora' },
+    { name: 'form', type: 'string', value: 'F', help: "qablora's adapter: matrix (the paper's single M) or factors (B·A of rank r x lambda-in, as QA-LoRA)", defaultText: 'matrix' },
     { name: 'quant', type: 'string', value: 'Q', help: 'base format: nf4, int4 or none', defaultText: 'none for lora, int4 for qablora, else nf4' },
     { name: 'block', type: 'string', value: 'N', help: 'quantization block: NF4 blocksize, or INT4 group size (qablora: lambda-in x lambda-out)', defaultText: '64 for nf4, 32 for int4' },
     { name: 'steps', type: 'string', value: 'N', help: 'optimizer steps', defaultText: String(DEFAULT_TRAINING_CONFIG.steps) },
@@ -79,6 +81,8 @@ export interface FinetuneSettings {
   dropout: number;
   lambdaIn: number;
   lambdaOut: number;
+  /** QA-BLoRA's adapter form ('matrix' or 'factors'); the other methods always train factors. */
+  form: AdapterForm;
   quant: BaseQuant;
   block: number | null;
   steps: number;
@@ -140,6 +144,8 @@ export function resolveFinetuneSettings(r: FlagReader, saved: Partial<FinetuneSe
     const outFallback = method === 'qblora' && r.has('lambda-in') ? lambdaIn : (same ? saved.lambdaOut : undefined) ?? (method === 'qablora' ? 8 : 2);
     lambdaOut = r.int('lambda-out', outFallback, 1);
   }
+  if (method !== 'qablora' && r.has('form')) throw new UsageError(`--form is for --method qablora; ${method} always trains the factors B·A`);
+  const form = method === 'qablora' ? r.choice('form', ['matrix', 'factors'] as const, (same ? saved.form : undefined) ?? 'matrix') : 'factors';
   const quant = r.choice('quant', ['none', 'nf4', 'int4'] as const, (same ? saved.quant : undefined) ?? defaultQuantOf(method));
   if (method === 'qablora' && quant === 'nf4') {
     throw new UsageError('--method qablora needs an offset-carrying base (--quant int4 or none): NF4 blocks have no offset to absorb the update');
@@ -153,7 +159,7 @@ export function resolveFinetuneSettings(r: FlagReader, saved: Partial<FinetuneSe
   return {
     model: resolve(model),
     data,
-    method, rank, alpha, dropout, lambdaIn, lambdaOut, quant, block,
+    method, rank, alpha, dropout, lambdaIn, lambdaOut, form, quant, block,
     steps: r.int('steps', saved.steps ?? DEFAULT_TRAINING_CONFIG.steps, 1),
     lr: r.number('lr', saved.lr ?? DEFAULT_TRAINING_CONFIG.lr, 0, Infinity, true),
     batch: r.int('batch', saved.batch ?? DEFAULT_TRAINING_CONFIG.batchSize, 1),
@@ -224,6 +230,7 @@ export async function finetuneCommand(argv: readonly string[], io: CliIO): Promi
   const attached = attachAdapters(model, {
     method: adapterMethodOf(s.method), r: s.rank, alpha: s.alpha, dropout: s.dropout,
     ...(s.method === 'lora' || s.method === 'qlora' ? {} : { lambdaIn: s.lambdaIn, lambdaOut: s.lambdaOut }),
+    ...(s.method === 'qablora' ? { form: s.form } : {}),
   }, { generator: initGenerator, dropoutGenerator });
   model.gradientCheckpointing = s.gradientCheckpointing;
   const limits = { maxSourceLength: s.maxSourceLen, maxTargetLength: s.maxTargetLen };
@@ -256,7 +263,7 @@ export async function finetuneCommand(argv: readonly string[], io: CliIO): Promi
   const lastEval = result.evals[result.evals.length - 1];
   const report = {
     method: s.method,
-    adapter: { r: s.rank, alpha: s.alpha, lambdaIn: s.lambdaIn, lambdaOut: s.lambdaOut, dropout: s.dropout },
+    adapter: { r: s.rank, alpha: s.alpha, lambdaIn: s.lambdaIn, lambdaOut: s.lambdaOut, form: s.form, dropout: s.dropout },
     base: { model: s.model, quant: s.quant, block: s.block },
     data: { file: s.data, trainExamples: train.length, heldOutExamples: heldOut.length, questions: questions.length },
     parameters: { trainable: summary.trainable, total: summary.total, trainablePercent: summary.trainablePercent },

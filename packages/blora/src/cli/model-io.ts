@@ -192,6 +192,7 @@ const RUN_FIELDS: readonly FieldCheck[] = [
   ['model', isPath, 'a path'], ['data', isPath, 'a path'],
   ['method', oneOf(CLI_METHODS), `one of ${CLI_METHODS.join(', ')}`],
   ['quant', oneOf(['none', 'nf4', 'int4']), 'one of none, nf4, int4'],
+  ['form', oneOf(['matrix', 'factors']), 'matrix or factors'],
   ['device', oneOf(['cpu', 'cuda']), 'cpu or cuda'],
   ['nonFinite', oneOf(['stop', 'skip']), 'stop or skip'],
   ['evalData', orNull(isPath), 'a path or null'], ['mc', orNull(isPath), 'a path or null'],
