@@ -172,6 +172,24 @@ NAN_METHOD(ReduceRows) {
   });
 }
 
+// reduceMiddle(op, x, out, outer, reduced, inner)
+NAN_METHOD(ReduceMiddle) {
+  guarded([&] {
+    const ReduceOp op = ReduceOp(opArg(info, 0, int(ReduceOp::Count), "reduction"));
+    launchReduceMiddle(op, tensorArg(info, 1, "input"), tensorArg(info, 2, "output"), integerArg(info, 3, "outer"),
+                       integerArg(info, 4, "reduced"), integerArg(info, 5, "inner"));
+  });
+}
+
+// matmulKernel(a, b, out): the name of the kernel matmul would run these operands on.
+NAN_METHOD(MatmulKernel) {
+  guarded([&] {
+    const std::string name = matmulKernelName(tensorArg(info, 0, "first input"), tensorArg(info, 1, "second input"),
+                                              tensorArg(info, 2, "output"));
+    info.GetReturnValue().Set(Nan::New(name).ToLocalChecked());
+  });
+}
+
 // softmaxRows(log, x, out, rows, cols)
 NAN_METHOD(SoftmaxRows) {
   guarded([&] {
@@ -224,8 +242,10 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "where", Where);
   Nan::SetMethod(target, "clamp", Clamp);
   Nan::SetMethod(target, "reduceRows", ReduceRows);
+  Nan::SetMethod(target, "reduceMiddle", ReduceMiddle);
   Nan::SetMethod(target, "softmaxRows", SoftmaxRows);
   Nan::SetMethod(target, "matmul", Matmul);
+  Nan::SetMethod(target, "matmulKernel", MatmulKernel);
   registerDataBindings(target);
   registerNnBindings(target);
   registerQuantBindings(target);

@@ -2,6 +2,9 @@
 // and minimum also take integer dtypes: they compute in int64 and wrap on store, which
 // gives the CPU's two's-complement results (Math.imul for products). div and pow are
 // float-only; pow follows C99 (pow(1, NaN) = 1, pow(-1, +-Inf) = 1) like the CPU.
+// Dense operands (or a dense one and a broadcast scalar) take the 16-byte vector path of
+// dense_map.cuh; other views the strided kernel.
+#include "dense_map.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -40,6 +43,13 @@ struct MinimumOp {
   template <typename C> __device__ C operator()(C a, C b) const { return jsMin(a, b); }
 };
 
+// One element of a binary op: load both into the compute type, apply, store.
+template <typename Op, typename T>
+struct BinaryElement {
+  Op op;
+  __device__ T operator()(T a, T b) const { return Num<T>::store(op(Num<T>::load(a), Num<T>::load(b))); }
+};
+
 template <typename Op, typename T>
 __global__ void binaryKernel(const T* a, const T* b, T* out, int64_t n, StridedIndexer<2> ix, Op op) {
   BLORA_GRID_STRIDE_LOOP(i, n) {
@@ -56,6 +66,7 @@ void runBinary(const char* name, const TensorArg& a, const TensorArg& b, const T
   const StridedIndexer<2> ix = makeIndexer<2>(a.shape, a.rank, strides);
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
+    if (tryDenseMap2<T, T>(ix, a.first(), b.first(), out.first(), n, BinaryElement<Op, T>{Op{}})) return;
     binaryKernel<Op, T><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
         reinterpret_cast<const T*>(a.first()), reinterpret_cast<const T*>(b.first()), reinterpret_cast<T*>(out.first()), n,
         ix, Op{});

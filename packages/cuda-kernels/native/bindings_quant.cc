@@ -1,4 +1,8 @@
-// Bindings of the quantized-weight kernels (the op layout of @blora/quant).
+// Bindings of the quantized-weight kernels (the op layout of @blora/quant), the pooling kernels
+// of the adapters, and CUDA-graph timing used by the benchmarks of these kernels.
+#include <memory>
+#include <vector>
+
 #include "binding.h"
 #include "kernels.h"
 
@@ -65,6 +69,111 @@ NAN_METHOD(IntGemv) {
   });
 }
 
+// fourBitGemm(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, transposed) -> bool
+NAN_METHOD(FourBitGemm) {
+  guarded([&] {
+    const bool done = launchFourBitGemm(tensorArg(info, 0, "input"), tensorArg(info, 1, "packed codes"),
+                                        tensorArg(info, 2, "absmax"), tensorArg(info, 3, "code table"),
+                                        tensorArg(info, 4, "output"), fourBitArgs(info, 5), boolArg(info, 8));
+    info.GetReturnValue().Set(Nan::New(done));
+  });
+}
+
+// intGemm(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed) -> bool
+NAN_METHOD(IntGemm) {
+  guarded([&] {
+    const bool done = launchIntGemm(tensorArg(info, 0, "input"), tensorArg(info, 1, "codes"), tensorArg(info, 2, "scales"),
+                                    tensorArg(info, 3, "offsets"), tensorArg(info, 4, "output"), intArgs(info, 5),
+                                    boolArg(info, 10));
+    info.GetReturnValue().Set(Nan::New(done));
+  });
+}
+
+// avgPool1dBackward(dy, dx, kernel): dx = repeatInterleave(dy, kernel) / kernel over the last dim.
+NAN_METHOD(AvgPool1dBackward) {
+  guarded([&] { launchAvgPool1dBackward(tensorArg(info, 0, "gradient"), tensorArg(info, 1, "output"), integerArg(info, 2, "kernel")); });
+}
+
+// repeatInterleave(x, out, repeats, axis) -> bool (false: layout not handled, nothing launched)
+NAN_METHOD(RepeatInterleave) {
+  guarded([&] {
+    const bool done = launchRepeatInterleave(tensorArg(info, 0, "input"), tensorArg(info, 1, "output"),
+                                             integerArg(info, 2, "repeats"), int(integerArg(info, 3, "axis")));
+    info.GetReturnValue().Set(Nan::New(done));
+  });
+}
+
+// sumRuns(x, out, kernel): out [..., d / kernel] = sums of runs of `kernel` elements of the last dim.
+NAN_METHOD(SumRuns) {
+  guarded([&] { launchSumRuns(tensorArg(info, 0, "input"), tensorArg(info, 1, "output"), integerArg(info, 2, "kernel")); });
+}
+
+// --- CUDA graphs for timing: launches queued between graphBegin and graphEnd are captured,
+// not run; graphReplay runs the captured launches back to back and times them with events. ---
+
+std::vector<std::unique_ptr<cudaGraphExec_t>>& graphs() {
+  static std::vector<std::unique_ptr<cudaGraphExec_t>> list;
+  return list;
+}
+
+// graphBegin()
+NAN_METHOD(GraphBegin) {
+  guarded([&] {
+    requireDevice();
+    check(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed), "graphBegin");
+  });
+}
+
+// graphEnd() -> id
+NAN_METHOD(GraphEnd) {
+  guarded([&] {
+    cudaGraph_t graph = nullptr;
+    check(cudaStreamEndCapture(stream(), &graph), "graphEnd");
+    auto exec = std::make_unique<cudaGraphExec_t>();
+    const cudaError_t err = cudaGraphInstantiate(exec.get(), graph, 0);
+    cudaGraphDestroy(graph);
+    check(err, "graphEnd (instantiate)");
+    graphs().push_back(std::move(exec));
+    info.GetReturnValue().Set(Nan::New(double(graphs().size() - 1)));
+  });
+}
+
+cudaGraphExec_t graphAt(int64_t id) {
+  if (id >= int64_t(graphs().size()) || !graphs()[size_t(id)]) fail("unknown graph id " + std::to_string(id));
+  return *graphs()[size_t(id)];
+}
+
+// graphReplay(id, times) -> milliseconds for all `times` replays (device time between two events)
+NAN_METHOD(GraphReplay) {
+  guarded([&] {
+    cudaGraphExec_t exec = graphAt(integerArg(info, 0, "graph id"));
+    const int64_t times = integerArg(info, 1, "times");
+    cudaEvent_t start = nullptr, stop = nullptr;
+    check(cudaEventCreate(&start), "graphReplay (event)");
+    check(cudaEventCreate(&stop), "graphReplay (event)");
+    float ms = 0;
+    cudaError_t err = cudaEventRecord(start, stream());
+    for (int64_t i = 0; err == cudaSuccess && i < times; i++) err = cudaGraphLaunch(exec, stream());
+    if (err == cudaSuccess) err = cudaEventRecord(stop, stream());
+    if (err == cudaSuccess) err = cudaEventSynchronize(stop);
+    if (err == cudaSuccess) err = cudaEventElapsedTime(&ms, start, stop);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    check(err, "graphReplay");
+    info.GetReturnValue().Set(Nan::New(double(ms)));
+  });
+}
+
+// graphDestroy(id)
+NAN_METHOD(GraphDestroy) {
+  guarded([&] {
+    const int64_t id = integerArg(info, 0, "graph id");
+    cudaGraphExec_t exec = graphAt(id);
+    check(cudaGraphExecDestroy(exec), "graphDestroy");
+    graphs()[size_t(id)].reset();
+  });
+}
+
 }  // namespace
 
 void registerQuantBindings(v8::Local<v8::Object> target) {
@@ -73,6 +182,15 @@ void registerQuantBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "dequantizeBlockwise8", DequantizeBlockwise8);
   Nan::SetMethod(target, "fourBitGemv", FourBitGemv);
   Nan::SetMethod(target, "intGemv", IntGemv);
+  Nan::SetMethod(target, "fourBitGemm", FourBitGemm);
+  Nan::SetMethod(target, "intGemm", IntGemm);
+  Nan::SetMethod(target, "avgPool1dBackward", AvgPool1dBackward);
+  Nan::SetMethod(target, "repeatInterleave", RepeatInterleave);
+  Nan::SetMethod(target, "sumRuns", SumRuns);
+  Nan::SetMethod(target, "graphBegin", GraphBegin);
+  Nan::SetMethod(target, "graphEnd", GraphEnd);
+  Nan::SetMethod(target, "graphReplay", GraphReplay);
+  Nan::SetMethod(target, "graphDestroy", GraphDestroy);
   Nan::Set(target, Nan::New("quantGemvMaxRows").ToLocalChecked(), Nan::New(double(kQuantGemvMaxRows)));
 }
 

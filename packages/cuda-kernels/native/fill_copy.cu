@@ -1,14 +1,31 @@
-// fill and copy: kernels that move bits without arithmetic.
+// fill and copy: kernels that move bits without arithmetic. Dense ranges go through
+// 16-byte vectors (dense_map.cuh); strided views through the general indexer.
+#include "dense_map.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "strided.cuh"
 
 namespace blora {
 
-template <typename U>
-__global__ void fillKernel(U* out, int64_t n, U value) {
-  BLORA_GRID_STRIDE_LOOP(i, n) { out[i] = value; }
+// Packs of V copies of `value` from the split's head on, scalars at both edges.
+template <int V, typename U>
+__global__ void __launch_bounds__(kDenseThreads) fillKernel(U* out, int64_t n, DenseSplit split, U value) {
+  const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t step = int64_t(blockDim.x) * gridDim.x;
+  Pack<U, V> pack;
+#pragma unroll
+  for (int e = 0; e < V; e++) pack.v[e] = value;
+  Pack<U, V>* ov = reinterpret_cast<Pack<U, V>*>(out + split.head);
+  for (int64_t i = tid; i < split.packs; i += step) ov[i] = pack;
+  const EdgeElements edges(split, n, V);
+  if (tid < edges.count) out[edges.element(tid)] = value;
 }
+
+// Returns the value unchanged: the copy as a dense map.
+template <typename U>
+struct Identity {
+  __device__ U operator()(U v) const { return v; }
+};
 
 void launchFill(const TensorArg& out, uint64_t bits) {
   requireContiguous("fill", out, "output");
@@ -16,7 +33,12 @@ void launchFill(const TensorArg& out, uint64_t bits) {
   if (n == 0) return;
   visitBits(out.dtype, [&](auto tag) {
     using U = typename decltype(tag)::type;
-    fillKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(reinterpret_cast<U*>(out.first()), n, U(bits));
+    constexpr int V = vectorWidth<U>();
+    const DenseSplit split = denseSplit(out.first(), sizeof(U), V, n);
+    auto kernel = fillKernel<V, U>;
+    const int64_t work = std::max<int64_t>(split.packs, n - split.packs * V);
+    kernel<<<denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, stream()>>>(
+        reinterpret_cast<U*>(out.first()), n, split, U(bits));
   });
   checkLaunch("fill");
 }
@@ -40,6 +62,7 @@ void launchCopy(const TensorArg& src, const TensorArg& dst) {
   const StridedIndexer<1> ix = makeIndexer<1>(src.shape, src.rank, strides);
   visitBits(src.dtype, [&](auto tag) {
     using U = typename decltype(tag)::type;
+    if (tryDenseMap1<U, U>(ix, src.first(), dst.first(), n, Identity<U>{})) return;
     copyKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
         reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
   });
@@ -62,8 +85,14 @@ void launchCopyInto(const TensorArg& src, const TensorArg& dst) {
   if (n == 0) return;
   const int64_t* strides[2] = {src.strides, dst.strides};
   const StridedIndexer<2> ix = makeIndexer<2>(src.shape, src.rank, strides);
+  const bool bothDense = denseKind(ix, 0) == DenseKind::Dense && denseKind(ix, 1) == DenseKind::Dense;
   visitBits(src.dtype, [&](auto tag) {
     using U = typename decltype(tag)::type;
+    if (bothDense) {
+      const int64_t* srcStrides[1] = {src.strides};
+      const StridedIndexer<1> dense = makeIndexer<1>(src.shape, src.rank, srcStrides);
+      if (tryDenseMap1<U, U>(dense, src.first(), dst.first(), n, Identity<U>{})) return;
+    }
     copyIntoKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
         reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
   });

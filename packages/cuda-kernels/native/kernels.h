@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "common.h"
 
@@ -41,6 +42,9 @@ void launchClamp(const TensorArg& x, const TensorArg& out, bool hasLo, double lo
 enum class ReduceOp : int { Sum, Mean, Max, Min, Count };
 extern const char* const kReduceOpNames[int(ReduceOp::Count)];
 void launchReduceRows(ReduceOp op, const TensorArg& x, const TensorArg& out, int64_t rows, int64_t cols);
+// reduce_middle.cu: x is contiguous [outer, reduced, inner]; out[o, i] = reduction over r of x[o, r, i].
+void launchReduceMiddle(ReduceOp op, const TensorArg& x, const TensorArg& out, int64_t outer, int64_t reduced,
+                        int64_t inner);
 
 // softmax.cu: x and out are contiguous [rows, cols]; softmax (or log-softmax) of each row.
 void launchSoftmaxRows(bool logSoftmax, const TensorArg& x, const TensorArg& out, int64_t rows, int64_t cols);
@@ -51,6 +55,9 @@ void launchSoftmaxRows(bool logSoftmax, const TensorArg& x, const TensorArg& out
 void launchMatmulSimt(const TensorArg& a, const TensorArg& b, const TensorArg& out);
 // matmul_tensorcore.cu: bfloat16 and float16 on the tensor cores (float32 accumulation).
 void launchMatmulTensorCore(const TensorArg& a, const TensorArg& b, const TensorArg& out);
+// matmul_tensorcore.cu: which kernel a matmul of these operands runs on ('pipelined-128x256',
+// 'pipelined-128x128', 'mma-64x64' or 'simt-64x64'), for tests and benchmarks.
+std::string matmulKernelName(const TensorArg& a, const TensorArg& b, const TensorArg& out);
 
 // --- Training kernels. Axes are normalized; index tensors are int32 and already checked to
 // lie in range by the op front ends. ---
@@ -73,6 +80,15 @@ void launchIndexAdd(const TensorArg& acc, const TensorArg& index, const TensorAr
 
 // pool.cu: out [..., d / kernel] = means of runs of `kernel` elements of the last dim of x.
 void launchAvgPool1d(const TensorArg& x, const TensorArg& out, int64_t kernel);
+// pool.cu: dx (contiguous, dy's shape with the last dim times kernel) = each element of dy
+// repeated `kernel` times along the last dim, divided by kernel (the gradient of avgPool1d).
+void launchAvgPool1dBackward(const TensorArg& dy, const TensorArg& dx, int64_t kernel);
+// pool.cu: out [..., d / kernel] = sums of runs of `kernel` elements of the last dim (the gradient
+// of repeatInterleave along the last dim), summed in float64 and rounded once.
+void launchSumRuns(const TensorArg& x, const TensorArg& out, int64_t kernel);
+// pool.cu: out (contiguous) = x with every element repeated `repeats` times along `axis`, for a
+// contiguous x; returns false (nothing launched) for any other layout.
+bool launchRepeatInterleave(const TensorArg& x, const TensorArg& out, int64_t repeats, int axis);
 
 // random.cu: Philox-4x32-10 streams, the exact mapping of ops/random.ts in @blora/tensor.
 struct PhiloxSeed {
@@ -158,5 +174,15 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
                        const TensorArg& out, const FourBitLayout& layout);
 void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
                    const TensorArg& out, const IntLayout& layout);
+// quant_gemm.cu: the fused dequantize + GEMM on the tensor cores, x bfloat16 / float16 [M, k]
+// (dense rows, 16-byte aligned), out contiguous [M, n] of x's dtype: out = x · Wᵀ (transposed
+// false: k = in, n = out) or x · W (transposed true: k = out, n = in). Returns false, launching
+// nothing, when the operands or the layout do not suit it (inFeatures % 32, a power-of-two
+// absmax blocksize >= 32 or block width, outFeatures % 8 for the transposed product, aligned
+// codes); the caller then takes the dequantize-then-GEMM path.
+bool launchFourBitGemm(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
+                       const TensorArg& out, const FourBitLayout& layout, bool transposed);
+bool launchIntGemm(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
+                   const TensorArg& out, const IntLayout& layout, bool transposed);
 
 }  // namespace blora

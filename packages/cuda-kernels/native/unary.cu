@@ -1,5 +1,7 @@
 // Elementwise unary ops over strided inputs, computed in each dtype's compute type
 // (float32 for float32/float16/bfloat16, float64 for float64, int64 for integers).
+// Dense inputs take the 16-byte vector path of dense_map.cuh, views the strided kernel.
+#include "dense_map.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -92,6 +94,13 @@ struct GeluTanhOp {  // x/2 * (1 + tanh(u)) computed as x * sigmoid(2u), which d
   }
 };
 
+// One element of a unary op: load into the compute type, apply, store.
+template <typename Op, typename T>
+struct UnaryElement {
+  Op op;
+  __device__ T operator()(T x) const { return Num<T>::store(op(Num<T>::load(x))); }
+};
+
 template <typename Op, typename T>
 __global__ void unaryKernel(const T* x, T* out, int64_t n, StridedIndexer<1> ix, Op op) {
   BLORA_GRID_STRIDE_LOOP(i, n) {
@@ -108,6 +117,7 @@ void runUnary(const char* name, const TensorArg& x, const TensorArg& out) {
   const StridedIndexer<1> ix = makeIndexer<1>(x.shape, x.rank, strides);
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
+    if (tryDenseMap1<T, T>(ix, x.first(), out.first(), n, UnaryElement<Op, T>{Op{}})) return;
     unaryKernel<Op, T><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
         reinterpret_cast<const T*>(x.first()), reinterpret_cast<T*>(out.first()), n, ix, Op{});
   };
@@ -144,6 +154,11 @@ void launchUnary(UnaryOp op, const TensorArg& x, const TensorArg& out) {
 }
 
 template <typename T>
+struct IsFiniteElement {
+  __device__ uint8_t operator()(T x) const { return isfinite(double(Num<T>::load(x))) ? 1 : 0; }
+};
+
+template <typename T>
 __global__ void isFiniteKernel(const T* x, uint8_t* out, int64_t n, StridedIndexer<1> ix) {
   BLORA_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
@@ -162,6 +177,7 @@ void launchIsFinite(const TensorArg& x, const TensorArg& out) {
   const StridedIndexer<1> ix = makeIndexer<1>(x.shape, x.rank, strides);
   visitDType<DTypeSet::All>(x.dtype, "isFinite", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    if (tryDenseMap1<T, uint8_t>(ix, x.first(), out.first(), n, IsFiniteElement<T>{})) return;
     isFiniteKernel<T><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
         reinterpret_cast<const T*>(x.first()), reinterpret_cast<uint8_t*>(out.first()), n, ix);
   });

@@ -27,3 +27,7 @@ export { cudaAvailable, cudaUnavailableReason, cudaDeviceInfo, type CudaDeviceIn
 export { cudaMemoryInfo, emptyCache, synchronize } from './memory.js';
 export { CudaError, type CudaErrorCode } from './errors.js';
 export { cudaBackend, DeviceBuffer } from './backend.js';
+export {
+  avgPool1dBackwardInto, deviceTimePerReplay, matmulInto, quantDequantizeInto, quantMatmulInto, sumRunsInto,
+  type QuantFormatName,
+} from './kernels/quant.js';

@@ -80,8 +80,12 @@ export interface NativeAddon {
   where(cond: Float64Array, a: Float64Array, b: Float64Array, out: Float64Array): void;
   clamp(x: Float64Array, out: Float64Array, min: number | null, max: number | null): void;
   reduceRows(op: number, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
+  /** Reduces the middle axis of a contiguous [outer, reduced, inner] block into [outer, inner]. */
+  reduceMiddle(op: number, x: Float64Array, out: Float64Array, outer: number, reduced: number, inner: number): void;
   softmaxRows(log: boolean, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
   matmul(a: Float64Array, b: Float64Array, out: Float64Array): void;
+  /** The kernel `matmul` would use for these operands, e.g. 'pipelined-128x256' or 'mma-64x64'. */
+  matmulKernel(a: Float64Array, b: Float64Array, out: Float64Array): string;
   // Data movement (bindings_data.cc).
   copyInto(src: Float64Array, dst: Float64Array): void;
   indexSelect(x: Float64Array, index: Float64Array, out: Float64Array, axis: number): void;
@@ -122,6 +126,21 @@ export interface NativeAddon {
     outFeatures: number, inFeatures: number, blocksize: number): void;
   intGemv(x: Float64Array, codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array,
     bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
+  /** Fused dequantize + tensor-core GEMM; false when the operands do not suit it (nothing ran). */
+  fourBitGemm(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,
+    outFeatures: number, inFeatures: number, blocksize: number, transposed: boolean): boolean;
+  intGemm(x: Float64Array, codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array,
+    bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, transposed: boolean): boolean;
+  // Pooling maps of the adapters (bindings_quant.cc).
+  avgPool1dBackward(dy: Float64Array, dx: Float64Array, kernel: number): void;
+  sumRuns(x: Float64Array, out: Float64Array, kernel: number): void;
+  /** Vectorized repeat of a contiguous tensor; false when the layout is not handled (nothing ran). */
+  repeatInterleave(x: Float64Array, out: Float64Array, repeats: number, axis: number): boolean;
+  // CUDA graphs for timing (bindings_quant.cc).
+  graphBegin(): void;
+  graphEnd(): number;
+  graphReplay(id: number, times: number): number;
+  graphDestroy(id: number): void;
 }
 
 /** Outcome of loading the addon. @internal */

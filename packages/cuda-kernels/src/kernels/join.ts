@@ -1,6 +1,7 @@
 // cat, repeatInterleave and avgPool1d on the cuda device. cat copies each input into its
-// slice of the output; repeatInterleave is one copy from a view of x with a stride-0
-// repeat dim; avgPool1d has its own kernel.
+// slice of the output; repeatInterleave of a contiguous tensor has a vectorized kernel, any
+// other view is one copy from a view of x with a stride-0 repeat dim; avgPool1d has its own
+// kernel.
 import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
@@ -22,6 +23,7 @@ function catOnCuda(inputs: readonly Tensor[], out: Tensor, axis: number): void {
 
 function repeatInterleaveOnCuda(x: Tensor, out: Tensor, repeats: number, axis: number): void {
   if (out.numel === 0) return;
+  if (native().repeatInterleave(tensorArg(x), tensorArg(out), repeats, axis)) return;
   // out viewed as [..., n, repeats, ...] is a dense copy of x with a broadcast repeat dim.
   const shape = [...x.shape.slice(0, axis + 1), repeats, ...x.shape.slice(axis + 1)];
   const strides = [...x.strides.slice(0, axis + 1), 0, ...x.strides.slice(axis + 1)];

@@ -2,10 +2,13 @@
 // attrs as its CPU kernels). W is [out, in]:
 // - `*Dequantize` and `dequantizeBlockwise8` decode on the GPU, bit-identical to the CPU;
 // - `*Matmul` (y = x · Wᵀ) with at most `quantGemvMaxRows` activation rows runs a GEMV
-//   kernel that reads each code once and decodes on the fly;
-// - larger `*Matmul` and every `*MatmulT` (dx = dy · W) decode W into a scratch block of the
-//   activation dtype, then run the device's GEMM (tensor cores for bfloat16 / float16).
-//   The scratch block holds out · in elements for the duration of the op.
+//   kernel that reads each code once and decodes on the fly (on the tensor cores for
+//   bfloat16 / float16 activations);
+// - larger `*Matmul` and every `*MatmulT` (dx = dy · W) with bfloat16 / float16 activations run
+//   the fused dequantize + GEMM kernel, which decodes W tile by tile on chip, when the layout
+//   suits it (inFeatures % 32 == 0, power-of-two blocks; see native/kernels.h);
+// - everything else decodes W into a scratch block of the activation dtype, then runs the
+//   device's GEMM. The scratch block holds out · in elements for the duration of the op.
 import { registerKernel, type Attrs, type DType, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
@@ -19,6 +22,8 @@ interface WeightFormat {
   dequantize(weight: Float64Array[], out: Float64Array): void;
   /** y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows. */
   gemv(x: Float64Array, weight: Float64Array[], out: Float64Array): void;
+  /** The fused tensor-core product (x · Wᵀ, or x · W when `transposed`); false when it does not apply. */
+  gemm(x: Float64Array, weight: Float64Array[], out: Float64Array, transposed: boolean): boolean;
 }
 
 function dims(attrs: Attrs): { outFeatures: number; inFeatures: number } {
@@ -33,6 +38,8 @@ function fourBitFormat(attrs: Attrs): WeightFormat {
       native().fourBitDequantize(packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
     gemv: (x, [packed, absmax, table], out) =>
       native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
+    gemm: (x, [packed, absmax, table], out, transposed) =>
+      native().fourBitGemm(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, transposed),
   };
 }
 
@@ -45,6 +52,8 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
       native().intDequantize(codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
     gemv: (x, [codes, scales, offsets], out) =>
       native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
+    gemm: (x, [codes, scales, offsets], out, transposed) =>
+      native().intGemm(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed),
   };
 }
 
@@ -71,6 +80,7 @@ function quantizedMatmul(format: WeightFormat, x: Tensor, weight: readonly Tenso
       format.gemv(a, w, y);
       return;
     }
+    if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && format.gemm(a, w, y, transposed)) return;
     withScratch(x.dtype, outFeatures * inFeatures, (scratch) => {
       format.dequantize(w, matrixArg(scratch, 0, x.dtype, outFeatures, inFeatures));
       // W as stored is [out, in]; the product wants Wᵀ [in, out] for y and W for dx.
@@ -108,3 +118,68 @@ export function registerQuantKernels(): void {
   });
 }
 
+
+// --- Direct entry points for benchmarks and tests: the same kernels as the ops, writing into
+// tensors the caller owns (the fused paths allocate nothing, so they can be captured in a graph). ---
+
+/** A quantized weight format of the ops above. */
+export type QuantFormatName = 'nf4' | 'int4' | 'int8';
+
+function formatNamed(name: QuantFormatName, attrs: Attrs): WeightFormat {
+  return name === 'nf4' ? fourBitFormat(attrs) : intFormat(name === 'int4' ? 4 : 8, attrs);
+}
+
+/**
+ * Runs the cuda kernel of `${format}Matmul` (`transposed` false) or `${format}MatmulT` into
+ * `out`, a dense cuda tensor of the product's shape; `weight` and `attrs` as the op takes them.
+ */
+export function quantMatmulInto(format: QuantFormatName, x: Tensor, weight: readonly Tensor[], out: Tensor, attrs: Attrs,
+  transposed: boolean): void {
+  const op = `${format}Matmul${transposed ? 'T' : ''}`;
+  runKernel(op, [x, ...weight, out], () => quantizedMatmul(formatNamed(format, attrs), x, weight, out, attrs, transposed));
+}
+
+/** Runs the cuda kernel of `${format}Dequantize` into `out` (contiguous [out, in], any float dtype). */
+export function quantDequantizeInto(format: QuantFormatName, weight: readonly Tensor[], out: Tensor, attrs: Attrs): void {
+  runKernel(`${format}Dequantize`, [...weight, out], () =>
+    withDense(weight, (w) => formatNamed(format, attrs).dequantize(w, tensorArg(out))));
+}
+
+/** out = a · b with the device's GEMM (2-D operands of any strides, e.g. a transposed view; out contiguous). */
+export function matmulInto(a: Tensor, b: Tensor, out: Tensor): void {
+  runKernel('matmul', [a, b, out], () => native().matmul(tensorArg(a), tensorArg(b), tensorArg(out)));
+}
+
+/** dx = every element of dy repeated `kernel` times along the last dim, divided by kernel (dy and dx contiguous). */
+export function avgPool1dBackwardInto(dy: Tensor, dx: Tensor, kernel: number): void {
+  runKernel('avgPool1dBackward', [dy, dx], () => native().avgPool1dBackward(tensorArg(dy), tensorArg(dx), kernel));
+}
+
+/** out = sums of runs of `kernel` elements of the last dim of x (the gradient of repeatInterleave). */
+export function sumRunsInto(x: Tensor, out: Tensor, kernel: number): void {
+  runKernel('sumRuns', [x, out], () => native().sumRuns(tensorArg(x), tensorArg(out), kernel));
+}
+
+/**
+ * Device time in milliseconds of one run of the launches `enqueue` queues: they are captured
+ * once into a CUDA graph (not run), replayed once to warm up, then `replays` times back to back
+ * between two events. `enqueue` must only launch kernels into memory that stays allocated until
+ * this returns (no allocation, no read-back).
+ */
+export function deviceTimePerReplay(enqueue: () => void, replays: number): number {
+  const addon = native();
+  addon.synchronize();
+  addon.graphBegin();
+  let id: number;
+  try {
+    enqueue();
+  } finally {
+    id = addon.graphEnd();
+  }
+  try {
+    addon.graphReplay(id, 1);
+    return addon.graphReplay(id, replays) / replays;
+  } finally {
+    addon.graphDestroy(id);
+  }
+}

@@ -1,7 +1,9 @@
-// sum / mean / max / min over any set of axes on the cuda device. The kept axes are put
-// first and the reduced ones last, which makes the input a [rows, cols] matrix; when that
-// permuted view is not dense (or the output dtype differs, as for integer sums) it is first
-// copied (or cast) into a dense scratch block, then each row is reduced by one kernel.
+// sum / mean / max / min over any set of axes on the cuda device. A contiguous input whose
+// reduced axes are one run of neighbouring dims is read in place as [outer, reduced, inner]
+// (a row reduction when inner = 1). Otherwise the kept axes are put first and the reduced
+// ones last, which makes the input a [rows, cols] matrix; when that permuted view is not
+// dense (or the output dtype differs, as for integer sums) it is first copied (or cast) into
+// a dense scratch block, then each row is reduced by one kernel.
 import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
 import { bufferOf, isDenseLayout, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
@@ -21,8 +23,32 @@ function reducedLast(x: Tensor, axes: readonly number[]): { order: number[]; row
   return { order: [...kept, ...last], rows, cols };
 }
 
+/** Below this many inner elements the middle-axis kernel leaves most of its lanes idle. */
+const MIN_MIDDLE_INNER = 32;
+
+/**
+ * [outer, reduced, inner] when `x` is contiguous and `axes` (sorted) are consecutive dims,
+ * else null.
+ */
+function middleSplit(x: Tensor, axes: readonly number[]): [number, number, number] | null {
+  if (!x.isContiguous || axes.length === 0) return null;
+  const first = axes[0]!;
+  const last = axes[axes.length - 1]!;
+  if (last - first !== axes.length - 1) return null;
+  const product = (from: number, to: number) => x.shape.slice(from, to).reduce((p, d) => p * d, 1);
+  return [product(0, first), product(first, last + 1), product(last + 1, x.rank)];
+}
+
 function reduceOnCuda(code: number, x: Tensor, out: Tensor, axes: readonly number[]): void {
   const addon = native();
+  const split = x.dtype === out.dtype ? middleSplit(x, axes) : null;
+  if (split && split[2] >= MIN_MIDDLE_INNER && split[0] * split[2] > 0) {
+    const [outer, reduced, inner] = split;
+    const address = bufferOf(x).address;
+    const dense = layoutArg(address, x.offset, x.dtype, [outer, reduced, inner], [reduced * inner, inner, 1]);
+    addon.reduceMiddle(code, dense, tensorArg(out), outer, reduced, inner);
+    return;
+  }
   const { order, rows, cols } = reducedLast(x, axes);
   if (rows === 0) return;
   if (cols === 0) {

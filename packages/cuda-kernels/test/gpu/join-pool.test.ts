@@ -1,9 +1,10 @@
 // cat, repeatInterleave and avgPool1d on cuda: every dtype they take, every axis, dense /
-// strided / transposed inputs and empty pieces, against plain-loop references and the CPU.
-import { avgPool1d, cat, repeatInterleave, type DType, type Tensor } from '@blora/tensor';
+// strided / transposed / unaligned inputs and empty pieces, against plain-loop references and
+// the CPU; the vectorized kernels of the adapters' pooling maps and their gradients.
+import { avgPool1d, cat, div, empty, narrow, repeatInterleave, reshape, tensor, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
-import { cudaAvailable } from '@blora/cuda-kernels';
+import { avgPool1dBackwardInto, cudaAvailable, sumRunsInto } from '@blora/cuda-kernels';
 import { ALL_DTYPES, FLOAT_DTYPES, LAYOUTS, makeTensor, roundTo, sizeOf, toleranceFor, valuesFor, type Layout } from './helpers.js';
 
 /** Runs `run` on cuda and on the CPU from the same inputs and checks both against `expected`. */
@@ -122,5 +123,113 @@ describe.skipIf(!cudaAvailable())('avgPool1d on cuda', () => {
     expect(Array.from(y.toFloat64Array())).toEqual(new Array(10).fill(Math.fround(0.1)));
     x.dispose();
     y.dispose();
+  });
+});
+
+/** `values` on cuda as a contiguous tensor whose first element is not 16-byte aligned (a narrow of a longer one). */
+function unalignedTensor(values: ArrayLike<number>, shape: number[], dtype: DType): Tensor {
+  const padded = new Float64Array(values.length + 1);
+  padded.set(Float64Array.from(values), 1);
+  const base = tensor(padded, { dtype, device: 'cuda' });
+  const view = reshape(narrow(base, 0, 1, values.length), shape);
+  base.dispose();
+  return view;
+}
+
+describe.skipIf(!cudaAvailable())('vectorized pooling kernels on cuda', () => {
+  it('avgPool1d: runs shorter and longer than a 16-byte vector, aligned and unaligned starts', () => {
+    const shape = [5, 48];
+    for (const dtype of FLOAT_DTYPES) {
+      for (const kernel of [2, 4, 8, 16, 48]) {
+        const values = roundTo(valuesFor(dtype, sizeOf(shape), 60 + kernel), dtype);
+        const expected: number[] = [];
+        for (let start = 0; start < values.length; start += kernel) {
+          let sum = 0;
+          for (let j = 0; j < kernel; j++) sum += values[start + j]!;
+          expected.push(sum / kernel);
+        }
+        const rounded = roundTo(expected, dtype);
+        checkBoth((d) => [makeTensor(values, shape, dtype, d, 'contiguous')], ([x]) => avgPool1d(x!, kernel), rounded, toleranceFor(dtype));
+        const x = unalignedTensor(values, shape, dtype);
+        const y = avgPool1d(x, kernel);
+        assertClose(y.toFloat64Array(), rounded, toleranceFor(dtype));
+        for (const t of [x, y]) t.dispose();
+      }
+    }
+  });
+
+  it('repeatInterleave: whole-vector inner blocks and the last axis with a tail, bit-exact', () => {
+    const shape = [3, 2, 16];
+    for (const dtype of ALL_DTYPES) {
+      const values = roundTo(valuesFor(dtype, sizeOf(shape), 70), dtype);
+      for (let axis = 0; axis < 3; axis++) {
+        const repeats = 3;
+        const outShape = [...shape];
+        outShape[axis]! *= repeats;
+        const expected: number[] = [];
+        for (let i = 0; i < outShape[0]!; i++) {
+          for (let j = 0; j < outShape[1]!; j++) {
+            for (let k = 0; k < outShape[2]!; k++) {
+              const c = [i, j, k];
+              c[axis] = Math.floor(c[axis]! / repeats);
+              expected.push(values[(c[0]! * shape[1]! + c[1]!) * shape[2]! + c[2]!]!);
+            }
+          }
+        }
+        checkBoth((d) => [makeTensor(values, shape, dtype, d, 'contiguous')], ([x]) => repeatInterleave(x!, repeats, axis), expected, EXACT);
+        const x = unalignedTensor(values, shape, dtype);
+        const y = repeatInterleave(x, repeats, axis);
+        expect(Array.from(y.toFloat64Array())).toEqual(expected);
+        for (const t of [x, y]) t.dispose();
+      }
+    }
+  });
+
+  it('avgPool1dBackward equals div(repeatInterleave(dy), kernel) of the CPU bit for bit', () => {
+    for (const dtype of FLOAT_DTYPES) {
+      for (const [shape, kernel] of [[[3, 7], 2], [[4, 5], 3], [[2, 9], 8], [[1, 3], 1]] as [number[], number][]) {
+        const values = roundTo(valuesFor(dtype, sizeOf(shape), 80 + kernel), dtype);
+        const dy = makeTensor(values, shape, dtype, 'cuda', 'contiguous');
+        const outShape = [...shape.slice(0, -1), shape[shape.length - 1]! * kernel];
+        const dx = empty(outShape, { dtype, device: 'cuda' });
+        avgPool1dBackwardInto(dy, dx, kernel);
+        const cpuDy = makeTensor(values, shape, dtype, 'cpu', 'contiguous');
+        const cpu = div(repeatInterleave(cpuDy, kernel, -1), kernel);
+        expect(Array.from(dx.toTypedArray())).toEqual(Array.from(cpu.toTypedArray()));
+        const reference = Array.from({ length: values.length * kernel }, (_, i) => values[Math.floor(i / kernel)]! / kernel);
+        assertClose(dx.toFloat64Array(), roundTo(reference, dtype), toleranceFor(dtype));
+        for (const t of [dy, dx, cpuDy, cpu]) t.dispose();
+      }
+    }
+  });
+
+  it('sumRuns adds each run of the last dim (the gradient of repeatInterleave), any layout', () => {
+    for (const dtype of FLOAT_DTYPES) {
+      for (const kernel of [1, 2, 3, 8]) {
+        const shape = [3, 8 * 3];
+        const values = roundTo(valuesFor(dtype, sizeOf(shape), 90 + kernel), dtype);
+        const expected: number[] = [];
+        for (let start = 0; start < values.length; start += kernel) {
+          let sum = 0;
+          for (let j = 0; j < kernel; j++) sum += values[start + j]!;
+          expected.push(sum);
+        }
+        for (const layout of LAYOUTS) {
+          const x = makeTensor(values, shape, dtype, 'cuda', layout);
+          const out = empty([3, 24 / kernel], { dtype, device: 'cuda' });
+          sumRunsInto(x, out, kernel);
+          assertClose(out.toFloat64Array(), roundTo(expected, dtype), toleranceFor(dtype));
+          for (const t of [x, out]) t.dispose();
+        }
+      }
+    }
+  });
+
+  it('the pooling entry points reject mismatched shapes', () => {
+    const dy = empty([2, 3], { dtype: 'float32', device: 'cuda' });
+    const dx = empty([2, 5], { dtype: 'float32', device: 'cuda' });
+    expect(() => avgPool1dBackwardInto(dy, dx, 2)).toThrow(/avgPool1dBackward: cannot spread/);
+    expect(() => sumRunsInto(dx, dy, 2)).toThrow(/sumRuns: cannot pool/);
+    for (const t of [dy, dx]) t.dispose();
   });
 });

@@ -1,9 +1,10 @@
 // The quantized-weight ops of @blora/quant on cuda: dequantization bit-identical to the CPU,
 // and y = x · Wᵀ / dx = dy · W through the GEMV kernels (M <= 16, aligned and unaligned rows)
 // and the dequantize + GEMM path, for NF4 and INT4 / INT8 blocks with float16 and float32
-// scales, every activation dtype, odd sizes and strided activations; against a plain-loop
-// decode of the weight with a float64 product, and the CPU kernels.
-import { tensor, type DType, type Tensor } from '@blora/tensor';
+// scales, every activation dtype, odd sizes and strided activations; the tensor-core GEMV and
+// fused dequantize-GEMM kernels for 16-bit activations; against a plain-loop decode of the
+// weight with a float64 product, the CPU kernels and dequantize-then-matmul.
+import { matmul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import {
   dequantizeBlockwise8, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4Dequantize, nf4Matmul, nf4MatmulT,
@@ -229,5 +230,74 @@ describe.skipIf(!cudaAvailable())('dequantizeBlockwise8 on cuda', () => {
     });
     expect(cuda).toEqual(expected);
     expect(cuda).toEqual(cpu);
+  });
+});
+
+// Shapes the fused tensor-core kernels take (inFeatures % 32 == 0, power-of-two blocks,
+// outFeatures % 8 == 0 for the transposed product): GEMV rows 1..16 on either side of 8,
+// GEMM rows across the 128-row tile edge, output and reduction dims with partial tiles.
+const FUSED_LEADS = [[1], [7], [9], [16], [17], [33], [130], [2, 70]];
+const HALF_DTYPES: readonly DType[] = ['bfloat16', 'float16'];
+
+describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16-bit activations)', () => {
+  it('nf4Matmul / nf4MatmulT: GEMV and fused GEMM against float64 and the CPU', () => {
+    // [136, 160]: two partial 128-wide output tiles, three K steps of 64 (the last one half);
+    // [72, 96]: blocksize 32, one partial 128-column GEMV chunk.
+    for (const w of [fourBitWeight(136, 160, 64, 31), fourBitWeight(72, 96, 32, 32)]) {
+      const run: Product = (x, [p, a, t], transposed) => (transposed ? nf4MatmulT : nf4Matmul)(x, p!, a!, t!, w.attrs);
+      for (const dtype of HALF_DTYPES) {
+        for (const lead of FUSED_LEADS) {
+          for (const transposed of [false, true]) {
+            const [k, n] = transposed ? [w.attrs.outFeatures, w.attrs.inFeatures] : [w.attrs.inFeatures, w.attrs.outFeatures];
+            checkProduct(lead, k, n, dtype, 'contiguous', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, transposed, (d) => fourBitTensors(w, d), run);
+          }
+        }
+        // A transposed activation view is made dense first, then takes the fused path too.
+        checkProduct([40], w.attrs.inFeatures, w.attrs.outFeatures, dtype, 'transposed', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, false, (d) => fourBitTensors(w, d), run);
+      }
+    }
+  });
+
+  it('int4Matmul / int4MatmulT: 1-D groups and 2-D tiles (narrow and wide), float16 and float32 scales', () => {
+    const weights = [
+      intWeight(4, 72, 96, 1, 32, 'float16', 33), // 1-D groups of 32
+      intWeight(4, 136, 128, 1, 64, 'float32', 34), // 1-D groups of 64, partial output tiles
+      intWeight(4, 48, 64, 8, 4, 'float32', 35), // QA-BLoRA 8 x 4 tiles: eight blocks per 32 codes
+      intWeight(4, 40, 96, 4, 8, 'float16', 36), // 4 x 8 tiles
+      intWeight(4, 16, 32, 2, 1, 'float16', 37), // one column per block: pairs straddle blocks
+    ];
+    for (const w of weights) {
+      const run: Product = (x, [c, s, o], transposed) => (transposed ? intMatmulT : intMatmul)(4, x, c!, s!, o!, w.attrs);
+      for (const dtype of HALF_DTYPES) {
+        for (const lead of FUSED_LEADS) {
+          for (const transposed of [false, true]) {
+            const [k, n] = transposed ? [w.attrs.outFeatures, w.attrs.inFeatures] : [w.attrs.inFeatures, w.attrs.outFeatures];
+            checkProduct(lead, k, n, dtype, 'contiguous', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, transposed, (d) => intTensors(w, d), run);
+          }
+        }
+      }
+    }
+  });
+
+  it('the fused products equal dequantize-then-matmul on the same device', () => {
+    const w = fourBitWeight(136, 160, 64, 38);
+    for (const dtype of HALF_DTYPES) {
+      for (const rows of [3, 130]) {
+        for (const transposed of [false, true]) {
+          const [k] = transposed ? [w.attrs.outFeatures] : [w.attrs.inFeatures];
+          const xv = roundTo(valuesFor(dtype, rows * k, 39 + rows), dtype);
+          const x = makeTensor(xv, [rows, k], dtype, 'cuda', 'contiguous');
+          const [p, a, t] = fourBitTensors(w, 'cuda');
+          const fused = (transposed ? nf4MatmulT : nf4Matmul)(x, p!, a!, t!, w.attrs);
+          const dense = nf4Dequantize(p!, a!, t!, w.attrs, dtype);
+          const denseT = transposed ? dense : transpose(dense, 0, 1);
+          const reference = matmul(x, denseT);
+          // Same 16-bit weight values on both sides: only the summation order differs.
+          assertClose(fused.toFloat64Array(), reference.toFloat64Array(), dtype === 'float16' ? { rtol: 2e-3, atol: 2e-3 } : { rtol: 1.6e-2, atol: 1.6e-2 });
+          for (const tensorToFree of [x, p!, a!, t!, fused, dense, reference]) tensorToFree.dispose();
+          if (denseT !== dense) denseT.dispose();
+        }
+      }
+    }
   });
 });

@@ -1,0 +1,217 @@
+// The pipelined tensor-core GEMM (bfloat16 / float16): both weight layouts the model uses
+// (x · Wᵀ with W [N, K], dy · W with W [K, N]), transposed activations, both block-tile
+// widths, ragged M / N / K edges, batches (broadcast ones too), and the fallback for
+// unaligned operands. Inputs are small integers, so every product and float32 sum is exact
+// and the result must equal the float64 reference rounded once to the output dtype.
+import { expand, matmul, narrow, reshape, tensor, tidy, transpose, type DType, type Tensor } from '@blora/tensor';
+import { seededRandom } from '@blora/tensor/testing';
+import { describe, expect, it } from 'vitest';
+import { cudaAvailable } from '@blora/cuda-kernels';
+import { tensorArg } from '../../src/descriptor.js';
+import { native } from '../../src/native.js';
+import { roundTo } from './helpers.js';
+
+const HALF_DTYPES: readonly DType[] = ['bfloat16', 'float16'];
+
+/** `n` seeded integers in [-3, 3]. */
+function smallInts(n: number, seed: number): Float64Array {
+  const rnd = seededRandom(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.floor(rnd() * 7) - 3;
+  return out;
+}
+
+/** An operand: its logical row-major values and how to build the (possibly strided) tensor on a device. */
+interface Operand {
+  /** Row-major values of the logical [batch, rows, cols] matrix. */
+  values: Float64Array;
+  make: (device: string) => Tensor;
+}
+
+/**
+ * A [batch, rows, cols] operand of small integers. 'rowMajor' stores it as is; 'colMajor'
+ * stores [batch, cols, rows] and transposes the view; `pad` widens the stored rows (so the
+ * leading dim is not the logical extent); `offset` starts the data that many elements into
+ * a flat buffer (an unaligned first element when it is not a multiple of 8).
+ */
+function operand(dtype: DType, batch: number, rows: number, cols: number, layout: 'rowMajor' | 'colMajor', seed: number,
+  pad = 0, offset = 0): Operand {
+  const values = smallInts(batch * rows * cols, seed);
+  const [outer, inner] = layout === 'rowMajor' ? [rows, cols] : [cols, rows];
+  const ld = inner + pad;
+  const stored = new Float64Array(offset + batch * outer * ld).fill(99);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        const v = values[(b * rows + i) * cols + j]!;
+        const [o, n] = layout === 'rowMajor' ? [i, j] : [j, i];
+        stored[offset + (b * outer + o) * ld + n] = v;
+      }
+    }
+  }
+  const make = (device: string) => tidy(() => {
+    const flat = tensor(stored, { dtype, device });
+    const block = reshape(narrow(flat, 0, offset, batch * outer * ld), [batch, outer, ld]);
+    const view = narrow(block, 2, 0, inner);
+    return layout === 'rowMajor' ? view : transpose(view, 1, 2);
+  });
+  return { values, make };
+}
+
+/** Float64 [batch, m, n] product of row-major values, rounded to `dtype`. */
+function reference(a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, dtype: DType): Float64Array {
+  const out = new Float64Array(batch * m * n);
+  for (let p = 0; p < batch; p++) {
+    for (let i = 0; i < m; i++) {
+      const row = out.subarray((p * m + i) * n, (p * m + i + 1) * n);
+      for (let q = 0; q < k; q++) {
+        const av = a[(p * m + i) * k + q]!;
+        if (av === 0) continue;
+        const bRow = (p * k + q) * n;
+        for (let j = 0; j < n; j++) row[j] = row[j]! + av * b[bRow + j]!;
+      }
+    }
+  }
+  return roundTo(out, dtype);
+}
+
+/** Multiplies on cuda, checks the kernel chosen and compares with the exact reference. */
+function check(a: Operand, b: Operand, batch: number, m: number, k: number, n: number, dtype: DType, kernel: string): void {
+  const [x, y] = [a.make('cuda'), b.make('cuda')];
+  const out = matmul(x, y);
+  try {
+    expect(native().matmulKernel(tensorArg(x), tensorArg(y), tensorArg(out))).toBe(kernel);
+    const actual = out.toFloat64Array();
+    const expected = reference(a.values, b.values, batch, m, k, n, dtype);
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < expected.length; i++) {
+      if (actual[i] !== expected[i]) {
+        bad++;
+        if (first < 0) first = i;
+      }
+    }
+    expect(bad, bad > 0 ? `${bad} wrong, first at ${first}: ${actual[first]} != ${expected[first]}` : '').toBe(0);
+  } finally {
+    out.dispose();
+    x.dispose();
+    y.dispose();
+  }
+}
+
+// Batch counts that give the wide (128 x 256) and the narrow (128 x 128) tile enough
+// blocks on GPUs of 100 to 150 SMs, for 2 x 1 output tiles per matrix.
+const WIDE_BATCH = 80;
+const NARROW_BATCH = 40;
+
+describe.skipIf(!cudaAvailable())('pipelined tensor-core GEMM on cuda', () => {
+  it('multiplies x · Wᵀ and dy · W, with row- and column-major activations, exactly', () => {
+    const [m, k, n] = [136, 24, 136];
+    for (const dtype of HALF_DTYPES) {
+      for (const [batch, kernel] of [[WIDE_BATCH, 'pipelined-128x256'], [NARROW_BATCH, 'pipelined-128x128']] as const) {
+        for (const aLayout of ['rowMajor', 'colMajor'] as const) {
+          const a = operand(dtype, batch, m, k, aLayout, 1);
+          // x · Wᵀ: W [N, K] row-major, used transposed (dense along K).
+          check(a, operand(dtype, batch, k, n, 'colMajor', 2), batch, m, k, n, dtype, kernel);
+          // dy · W: W [K, N] row-major (dense along N).
+          check(a, operand(dtype, batch, k, n, 'rowMajor', 3), batch, m, k, n, dtype, kernel);
+        }
+      }
+    }
+  });
+
+  it('handles ragged M, N and K through padded leading dims', () => {
+    for (const dtype of HALF_DTYPES) {
+      // K = 37: the last 16-byte chunk of each K-major row is partial.
+      const [m, k, n] = [131, 37, 133];
+      const batch = WIDE_BATCH;
+      const a = operand(dtype, batch, m, k, 'rowMajor', 4, 11);
+      check(a, operand(dtype, batch, k, n, 'colMajor', 5, 3), batch, m, k, n, dtype, 'pipelined-128x256');
+      check(a, operand(dtype, batch, k, n, 'rowMajor', 6, 3), batch, m, k, n, dtype, 'pipelined-128x256');
+      // Column-major activations with M = 131: partial chunks along M.
+      const at = operand(dtype, NARROW_BATCH, m, 40, 'colMajor', 7, 5);
+      check(at, operand(dtype, NARROW_BATCH, 40, 100, 'rowMajor', 8, 4), NARROW_BATCH, m, 40, 100, dtype, 'pipelined-128x128');
+    }
+  });
+
+  it('covers many tiles of one matrix, with partial tile groups', () => {
+    const dtype: DType = 'bfloat16';
+    // 11 x 16 wide tiles (a group of 8 tile rows and a partial one of 3).
+    check(operand(dtype, 1, 1300, 16, 'rowMajor', 9), operand(dtype, 1, 16, 4000, 'colMajor', 10), 1, 1300, 16, 4000, dtype,
+      'pipelined-128x256');
+    // 9 x 17 narrow tiles, N = 2100 not a multiple of the tile.
+    check(operand(dtype, 1, 1100, 24, 'colMajor', 11, 4), operand(dtype, 1, 24, 2100, 'rowMajor', 12, 4), 1, 1100, 24, 2100, dtype,
+      'pipelined-128x128');
+  });
+
+  it('multiplies a weight broadcast over the batch (stride 0)', () => {
+    for (const dtype of HALF_DTYPES) {
+      const [batch, m, k, n] = [WIDE_BATCH, 136, 32, 120];
+      const a = operand(dtype, batch, m, k, 'rowMajor', 13);
+      const shared = operand(dtype, 1, n, k, 'rowMajor', 14);
+      const wValues = shared.values;  // [n, k]
+      const bValues = new Float64Array(batch * k * n);
+      for (let p = 0; p < batch; p++) {
+        for (let q = 0; q < k; q++) for (let j = 0; j < n; j++) bValues[(p * k + q) * n + j] = wValues[j * k + q]!;
+      }
+      const b: Operand = {
+        values: bValues,
+        make: (d) => tidy(() => expand(transpose(shared.make(d), 1, 2), [batch, k, n])),
+      };
+      check(a, b, batch, m, k, n, dtype, 'pipelined-128x256');
+    }
+  });
+
+  it('falls back to the general kernel for unaligned operands and gives the same results', () => {
+    const dtype: DType = 'bfloat16';
+    const [batch, m, k, n] = [WIDE_BATCH, 136, 24, 136];
+    // First element 3 elements into the buffer: not 16-byte aligned.
+    check(operand(dtype, batch, m, k, 'rowMajor', 15, 0, 3), operand(dtype, batch, k, n, 'colMajor', 16), batch, m, k, n,
+      dtype, 'mma-64x64');
+    // Leading dim 30: not a multiple of 8 elements.
+    check(operand(dtype, batch, m, k, 'rowMajor', 17, 6), operand(dtype, batch, k, n, 'rowMajor', 18), batch, m, k, n, dtype,
+      'mma-64x64');
+  });
+
+  it('keeps small products on the general kernel', () => {
+    check(operand('float16', 1, 40, 16, 'rowMajor', 19), operand('float16', 1, 16, 48, 'rowMajor', 20), 1, 40, 16, 48,
+      'float16', 'mma-64x64');
+  });
+
+  it('rounds non-integer products once, within the dtype rounding of the float64 result', () => {
+    const [m, k, n] = [1100, 72, 1500];
+    for (const dtype of HALF_DTYPES) {
+      const rnd = seededRandom(21);
+      const av = roundTo(Float64Array.from({ length: m * k }, () => rnd() * 2 - 1), dtype);
+      const bv = roundTo(Float64Array.from({ length: n * k }, () => rnd() * 2 - 1), dtype);
+      const x = tensor(av, { shape: [m, k], dtype, device: 'cuda' });
+      const w = tensor(bv, { shape: [n, k], dtype, device: 'cuda' });
+      const wt = transpose(w);
+      const out = matmul(x, wt);
+      try {
+        expect(native().matmulKernel(tensorArg(x), tensorArg(wt), tensorArg(out))).toBe('pipelined-128x128');
+        const actual = out.toFloat64Array();
+        const eps = dtype === 'bfloat16' ? 2 ** -8 : 2 ** -11;
+        for (let i = 0; i < m; i += 7) {
+          for (let j = 0; j < n; j++) {
+            let ref = 0;
+            let scale = 0;
+            for (let q = 0; q < k; q++) {
+              ref += av[i * k + q]! * bv[j * k + q]!;
+              scale += Math.abs(av[i * k + q]! * bv[j * k + q]!);
+            }
+            const err = Math.abs(actual[i * n + j]! - ref);
+            if (!(err <= eps * Math.abs(ref) + 1e-6 * scale)) {
+              throw new Error(`${dtype} (${i}, ${j}): ${actual[i * n + j]} vs ${ref} (error ${err})`);
+            }
+          }
+        }
+      } finally {
+        out.dispose();
+        x.dispose();
+        wt.dispose();
+        w.dispose();
+      }
+    }
+  });
+});
