@@ -1,11 +1,12 @@
 // Our kernels on the 'cuda' device, timed the way bench/gpu/peers.py times PyTorch: copy
-// bandwidth, GEMM (float32, bfloat16), elementwise add and a row sum. Run through
+// bandwidth, GEMM (float32, bfloat16), elementwise add and a row sum; besides, without a
+// PyTorch figure to match, sums over the first dim and over every element. Run through
 // bench/gpu/vitest.config.ts (see bench/README.md); writes JSON to $BLORA_BENCH_OUT.
 // Without a usable GPU every group is reported as skipped and the JSON says why.
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { add, clone, matmul, sum, transpose, type Tensor } from '@blora/tensor';
+import { abs, add, clone, matmul, narrow, reshape, sum, tidy, transpose, type Tensor } from '@blora/tensor';
 import {
   cudaAvailable, cudaDeviceInfo, cudaMemoryInfo, cudaUnavailableReason, emptyCache, synchronize,
 } from '@blora/cuda-kernels';
@@ -168,11 +169,83 @@ function benchSum(cfg: BenchConfig): void {
   }
 }
 
+/**
+ * Checks out[j] = sum over rows of x[:, j] on a few columns (each read back through a copy);
+ * returns the largest |out - ref| / sum |x|.
+ */
+function columnSumError(x: Tensor, out: Tensor): number {
+  const sums = out.toFloat64Array();
+  const cols = x.shape[1]!;
+  let worst = 0;
+  for (const j of [0, cols >> 1, cols - 1]) {
+    const column = tidy(() => clone(narrow(x, 1, j, 1)).toFloat64Array());
+    let ref = 0;
+    let scale = 0;
+    for (const v of column) {
+      ref += v;
+      scale += Math.abs(v);
+    }
+    worst = Math.max(worst, Math.abs(sums[j]! - ref) / Math.max(scale, 1e-30));
+  }
+  return worst;
+}
+
+/** Sums over the leading axis (a bias gradient over tokens) and over all elements; no PyTorch peer. */
+function benchOtherSums(cfg: BenchConfig): void {
+  const [rows, cols] = rowsCols(cfg);
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const id = `sum.dim0.${short(dtype)}`;
+    measure('reduce', id, () => {
+      const x = randomOnDevice([rows, cols], dtype);
+      try {
+        const t = time(() => sum(x, 0).dispose());
+        const out = sum(x, 0);
+        const err = columnSumError(x, out);
+        out.dispose();
+        const check = checked(id, err, dtype === 'bfloat16' ? 1e-2 : 1e-5);
+        const bytes = (rows * cols + cols) * itemBytes(dtype);
+        return {
+          id, group: 'reduce', label: `sum over first dim ${short(dtype)} [${rows}, ${cols}]`,
+          unit: 'GB/s', value: bytes / (t.medianMs * 1e-3) / 1e9, ...t, bytes, copies: 1, check,
+          method: 'sum(x, 0); bytes = input read + output written',
+        };
+      } finally {
+        x.dispose();
+      }
+    });
+  }
+  const id = 'sum.all.fp32';
+  measure('reduce', id, () => {
+    const x = randomOnDevice([rows * cols], 'float32');
+    try {
+      const t = time(() => sum(x).dispose());
+      // Cross-check against the row kernels: float64 total of the row sums of the same data.
+      const total = tidy(() => sum(x).item());
+      const rowSums = tidy(() => sum(reshape(x, [rows, cols]), -1).toFloat64Array());
+      const rowAbs = tidy(() => sum(abs(reshape(x, [rows, cols])), -1).toFloat64Array());
+      const ref = rowSums.reduce((p, v) => p + v, 0);
+      const scale = rowAbs.reduce((p, v) => p + v, 0);
+      const check = checked(id, Math.abs(total - ref) / Math.max(scale, 1e-30), 1e-5);
+      const bytes = rows * cols * 4;
+      return {
+        id, group: 'reduce', label: `sum of all elements fp32 [${rows * cols}]`,
+        unit: 'GB/s', value: bytes / (t.medianMs * 1e-3) / 1e9, ...t, bytes, copies: 1, check,
+        method: 'sum(x) over every element; bytes = input read',
+      };
+    } finally {
+      x.dispose();
+    }
+  });
+}
+
 const runners: Record<OurGroup, (cfg: BenchConfig) => void> = {
   copy: benchCopy,
   gemm: benchGemm,
   elementwise: benchAdd,
-  reduce: benchSum,
+  reduce: (cfg) => {
+    benchSum(cfg);
+    benchOtherSums(cfg);
+  },
 };
 
 function finish(r: BenchReport): void {
