@@ -19,6 +19,7 @@ import { singleNodeModel } from '../peers/onnx-graph.mjs';
 import { ortImplementations } from '../peers/ort-session.mjs';
 
 const { typescript, native, info } = await ourKernels(['matmul']);
+const { configureCpuKernels } = await import('@blora/cpu-kernels');
 const options = suiteOptions({ rounds: 3, budgetMs: 600 });
 const ort = loadOnnxRuntime();
 const tfjs = await loadTfjsWasm();
@@ -77,6 +78,18 @@ for (const n of SIZES) {
   impls.push(info.native
     ? { name: 'blora native', fn: () => native.matmul([ta, tb], [out], {}), output: ourOutput(native.matmul) }
     : { name: 'blora native', skipped: info.reason });
+  // The AVX2 loops too, on a CPU with AVX-512 (the fallback of CPUs without it).
+  if (info.native && info.supported.includes('avx512') && info.supported.includes('avx2+fma')) {
+    const avx2 = () => {
+      configureCpuKernels({ isa: 'avx2' });
+      try {
+        native.matmul([ta, tb], [out], {});
+      } finally {
+        configureCpuKernels({ isa: 'auto' });
+      }
+    };
+    impls.push({ name: 'blora native (AVX2 loops)', fn: avx2, output: () => (avx2(), out.toTypedArray()) });
+  }
   impls.push({ name: 'blora TypeScript', fn: () => typescript.matmul([ta, tb], [out], {}), output: ourOutput(typescript.matmul) });
   for (const constantB of [false, true]) {
     const name = `onnxruntime (B ${constantB ? 'initializer' : 'input'})`;
@@ -143,7 +156,7 @@ writeResults('matmul', {
   results,
   targets,
   notes: [
-    'blora: kernels called directly on preallocated float32 tensors; native threads as reported in versions.cpuKernels.',
+    'blora: kernels called directly on preallocated float32 tensors; native threads as reported in versions.cpuKernels. "AVX2 loops": the same kernel with configureCpuKernels({ isa: \'avx2\' }) around each call (what CPUs without AVX-512 run).',
     `onnxruntime: one MatMul node built in memory, intraOpNumThreads ${THREADS}, graph optimization 'all', output preallocated; "kernel only": the node's kernel time from onnxruntime's profiler (median of 15 runs), without the Node binding's handling of inputs and outputs.`,
     'tfjs: @tensorflow/tfjs with the wasm backend (SIMD, one thread, the build Node loads), tf.matMul then dispose.',
   ],

@@ -1,7 +1,10 @@
 // 4-bit weight products y = x · Wᵀ with a 4096 x 4096 weight, at M = 1 (matvec) and M = 16
 // rows: our native NF4 (blocks of 64) and INT4 (groups of 32 and 64 input columns) kernels,
 // onnxruntime's MatMulNBits (com.microsoft, 4 bits, blocks of 32 and 64, accuracy_level 0 =
-// fp32 activations and 4 = int8 activations), and our TypeScript kernels.
+// fp32 activations and 4 = int8 activations), and our TypeScript kernels. At M = 1 each
+// product comes twice, like for like: float32 activations (ours by default; MatMulNBits
+// accuracy_level 0) and int8 activations (ours with configureCpuKernels({ quantActivations:
+// 'int8' }); MatMulNBits accuracy_level 4).
 //
 //   node bench/cpu/quant.bench.mjs [--rounds N] [--budget MS] [--out FILE]
 //
@@ -21,6 +24,7 @@ import { singleNodeModel } from '../peers/onnx-graph.mjs';
 import { ortImplementations } from '../peers/ort-session.mjs';
 
 const { typescript, native, info } = await ourKernels(['nf4Matmul', 'int4Matmul']);
+const { configureCpuKernels } = await import('@blora/cpu-kernels');
 const options = suiteOptions({ rounds: 3, budgetMs: 500 });
 const ort = loadOnnxRuntime();
 const N = 4096;
@@ -102,18 +106,42 @@ for (const m of ROWS) {
   const ourImpl = (name, kernel, inputs, attrs, budgetMs) => (kernel
     ? { name, budgetMs, fn: () => kernel(inputs, [out], attrs), output: () => (kernel(inputs, [out], attrs), out.toTypedArray()) }
     : { name, skipped: info.reason });
+  // Our kernel with int8 activations: the setting is switched on around each call.
+  const int8Impl = (name, kernel, inputs, attrs) => {
+    if (!kernel) return { name, skipped: info.reason };
+    const call = () => {
+      configureCpuKernels({ quantActivations: 'int8' });
+      try {
+        kernel(inputs, [out], attrs);
+      } finally {
+        configureCpuKernels({ quantActivations: 'float32' });
+      }
+    };
+    return { name, fn: call, output: () => (call(), out.toTypedArray()), check: loose };
+  };
+  // int8 activations (ours, and MatMulNBits at accuracy_level 4) round x to 8 bits per block:
+  // a looser check for them.
+  let loose = null;
 
   // NF4 (our format; no onnxruntime equivalent): native against TypeScript.
   const nf4Inputs = [xt, nf4Packed, tensor(nf4Absmax, { dtype: 'float32' }), nf4Table];
   const nf4Attrs = { outFeatures: N, inFeatures: K, blocksize: 64 };
+  const nf4Expected = expectedAt(x, m, nf4Weight);
+  loose = checker(nf4Expected, 2e-2);
   cases.push({
     id: `nf4.m${m}`, label: `NF4 b64, M=${m}`, unit: 'ms', ours: 'blora native NF4', peers: ['blora TypeScript NF4'],
-    check: checker(expectedAt(x, m, nf4Weight), 1e-4),
+    check: checker(nf4Expected, 1e-4),
     impls: [
       ourImpl('blora native NF4', info.native ? native.nf4Matmul : null, nf4Inputs, nf4Attrs),
       ourImpl('blora TypeScript NF4', typescript.nf4Matmul, nf4Inputs, nf4Attrs, TS_BUDGET_MS),
     ],
   });
+  if (m === 1) {
+    cases.push({
+      id: `nf4.m${m}.int8`, label: `NF4 b64, M=${m}, int8 act.`, unit: 'ms', ours: 'blora native NF4 int8', peers: [],
+      impls: [int8Impl('blora native NF4 int8', info.native ? native.nf4Matmul : null, nf4Inputs, nf4Attrs)],
+    });
+  }
 
   for (const block of BLOCKS) {
     const scales = tensor(scalesBy[block], { dtype: 'float32' });
@@ -121,30 +149,38 @@ for (const m of ROWS) {
     const intInputs = [xt, codesTensor, reshape(scales, [N, K / block]), reshape(offsets, [N, K / block])];
     const intAttrs = { outFeatures: N, inFeatures: K, blockRows: 1, blockCols: block };
     const expected = expectedAt(x, m, int4Weight(block));
-    const impls = [ourImpl('blora native INT4', info.native ? native.int4Matmul : null, intInputs, intAttrs)];
-    for (const level of [0, 4]) {
+    loose = checker(expected, 2e-2);
+    const ort4 = async (level) => {
       const name = `onnxruntime MatMulNBits acc${level}`;
-      if (!ort.ort) {
-        impls.push({ name, skipped: ort.skipped });
-        continue;
-      }
+      if (!ort.ort) return [{ name, skipped: ort.skipped }];
       try {
         const s = await ortMatMulNBits(name, m, block, level, x);
         releases.push(s.release);
-        impls.push(...s.impls);
+        return s.impls;
       } catch (error) {
-        impls.push({ name, skipped: `session failed: ${error.message.split('\n')[0]}` });
+        return [{ name, skipped: `session failed: ${error.message.split('\n')[0]}` }];
       }
-    }
+    };
+    // Float32 activations; at M = 16 both accuracy levels are listed (our int8 path is for up to 8 rows).
+    const impls = [ourImpl('blora native INT4', info.native ? native.int4Matmul : null, intInputs, intAttrs), ...(await ort4(0))];
+    if (m > 1) impls.push(...(await ort4(4)));
     if (block === 32) impls.push(ourImpl('blora TypeScript INT4', typescript.int4Matmul, intInputs, intAttrs, TS_BUDGET_MS));
-    // int8 activations (accuracy_level 4) round x to 8 bits per block: a looser check for them.
-    const loose = checker(expected, 2e-2);
     cases.push({
       id: `int4.b${block}.m${m}`, label: `INT4 b${block}, M=${m}`, unit: 'ms', ours: 'blora native INT4',
       peers: impls.map((i) => i.name).filter((n) => n !== 'blora native INT4'),
       check: checker(expected, 1e-4),
       impls: impls.map((impl) => (impl.name.includes('acc4') ? { ...impl, check: loose } : impl)),
     });
+    if (m === 1) {
+      // int8 activations on both sides.
+      const q8 = [int8Impl('blora native INT4 int8', info.native ? native.int4Matmul : null, intInputs, intAttrs), ...(await ort4(4))];
+      cases.push({
+        id: `int4.b${block}.m${m}.int8`, label: `INT4 b${block}, M=${m}, int8 act.`, unit: 'ms', ours: 'blora native INT4 int8',
+        peers: q8.map((i) => i.name).filter((n) => n !== 'blora native INT4 int8'),
+        check: loose,
+        impls: q8,
+      });
+    }
   }
 }
 
@@ -152,26 +188,41 @@ console.log(`@blora/cpu-kernels: ${info.native ? `native, isa ${info.isa}, ${inf
 const results = await runCases(cases, options);
 for (const release of releases) await release();
 
-// Target: the 4-bit matvec (M = 1) no slower than onnxruntime's MatMulNBits, block for block,
-// against the faster of its two accuracy levels.
+// Targets: the 4-bit matvec (M = 1) no slower than onnxruntime's MatMulNBits, block for block:
+// our fastest figure against its fastest (either accuracy level), and like for like (float32
+// activations against accuracy_level 0, int8 against accuracy_level 4).
 const targets = [];
-for (const block of BLOCKS) {
-  const r = results.find((x) => x.id === `int4.b${block}.m1`);
-  const ours = r.results['blora native INT4'];
-  const reference = fastestPeer(r, 'onnxruntime');
-  if (!ours || ours.skipped || !reference) continue;
+const figure = (id, name) => {
+  const r = results.find((x) => x.id === id)?.results[name];
+  return r && !r.skipped ? { name, ms: r.ms } : null;
+};
+const ortFastest = (ids, level) => ids
+  .map((id) => results.find((x) => x.id === id))
+  .filter(Boolean)
+  .map((r) => fastestPeer(r, `onnxruntime MatMulNBits${level === undefined ? '' : ` acc${level}`}`))
+  .filter(Boolean)
+  .sort((a, b) => a.ms - b.ms)[0] ?? null;
+const addTarget = (id, goal, ours, reference) => {
+  if (!ours || !reference) return;
   const ratio = reference.ms / ours.ms;
-  targets.push({ id: r.id, reference: reference.name, goal: `4-bit matvec 4096 x 4096 (block ${block}) no slower than onnxruntime MatMulNBits (its fastest figure)`, ratio, threshold: 1, met: ratio >= 1 });
+  targets.push({ id, goal, ours: ours.name, reference: reference.name, ratio, threshold: 1, met: ratio >= 1 });
+};
+for (const block of BLOCKS) {
+  const ids = [`int4.b${block}.m1`, `int4.b${block}.m1.int8`];
+  const fp32 = figure(ids[0], 'blora native INT4');
+  const int8 = figure(ids[1], 'blora native INT4 int8');
+  const best = [fp32, int8].filter(Boolean).sort((a, b) => a.ms - b.ms)[0];
+  addTarget(`int4.b${block}.m1`, `4-bit matvec 4096 x 4096 (block ${block}) no slower than onnxruntime MatMulNBits (fastest against fastest)`, best, ortFastest(ids));
+  addTarget(`int4.b${block}.m1.fp32`, `4-bit matvec (block ${block}), float32 activations: ours against MatMulNBits accuracy_level 0`, fp32, ortFastest(ids, 0));
+  addTarget(`int4.b${block}.m1.int8`, `4-bit matvec (block ${block}), int8 activations: ours against MatMulNBits accuracy_level 4`, int8, ortFastest(ids, 4));
 }
 // Our NF4 matvec (our main 4-bit format, blocks of 64) against MatMulNBits at block 64.
 {
-  const nf4 = results.find((x) => x.id === 'nf4.m1').results['blora native NF4'];
-  const r = results.find((x) => x.id === 'int4.b64.m1');
-  const reference = fastestPeer(r, 'onnxruntime');
-  if (nf4 && !nf4.skipped && reference) {
-    const ratio = reference.ms / nf4.ms;
-    targets.push({ id: 'nf4.m1', reference: `${reference.name} (block 64)`, goal: 'NF4 matvec 4096 x 4096 (block 64) no slower than onnxruntime MatMulNBits block 64 (its fastest figure)', ratio, threshold: 1, met: ratio >= 1 });
-  }
+  const ids = ['int4.b64.m1', 'int4.b64.m1.int8'];
+  const fp32 = figure('nf4.m1', 'blora native NF4');
+  const int8 = figure('nf4.m1.int8', 'blora native NF4 int8');
+  addTarget('nf4.m1.fp32', 'NF4 matvec 4096 x 4096 (block 64), float32 activations: against MatMulNBits block 64 accuracy_level 0', fp32, ortFastest(ids, 0));
+  addTarget('nf4.m1.int8', 'NF4 matvec 4096 x 4096 (block 64), int8 activations: against MatMulNBits block 64 accuracy_level 4', int8, ortFastest(ids, 4));
 }
 printTable('4-bit weight products, 4096 x 4096 weight (median ms per call)', results);
 for (const t of targets) console.log(`target: ${t.goal}: ${t.ratio.toFixed(2)}x -> ${t.met ? 'met' : 'NOT met'}`);
@@ -181,8 +232,8 @@ writeResults('quant', {
   results,
   targets,
   notes: [
-    'blora: nf4Matmul / int4Matmul kernels called directly on preallocated float32 tensors.',
-    'INT4 and MatMulNBits hold the same codes and scales (symmetric, zero point 8); outputs checked against float64 sums at 8 positions (accuracy_level 4 to 2e-2 of the output RMS, the others to 1e-4).',
+    'blora: nf4Matmul / int4Matmul kernels called directly on preallocated float32 tensors; "int8": the same kernels with configureCpuKernels({ quantActivations: \'int8\' }) switched on around each call (activations rounded to int8 per block of 32; NF4 table rounded to int8 levels).',
+    'INT4 and MatMulNBits hold the same codes and scales (symmetric, zero point 8); outputs checked against float64 sums at 8 positions (int8 activations, ours and accuracy_level 4, to 2e-2 of the output RMS, the others to 1e-4).',
     `onnxruntime: one MatMulNBits node (domain com.microsoft, bits 4), weights and scales as initializers, intraOpNumThreads ${THREADS}, output preallocated; "kernel only": the node's kernel time from onnxruntime's profiler (median of 15 runs).`,
     'The 8 MiB packed weight is reused call after call by every implementation alike (it fits in this CPU\'s last-level cache).',
   ],

@@ -1,8 +1,10 @@
 // One Q-BLoRA training step of the embedded model (4-layer Llama, hidden 128, vocabulary 4096)
 // with its block projections in NF4 (blocks of 64, double quantization): forward, causal-LM
-// loss, backward, AdamW on the adapters, at batch 8 x 128 tokens. Timed once with the native
-// kernels of @blora/cpu-kernels and once with the TypeScript kernels only (BLORA_CPU_KERNELS=off),
-// each in its own child process, in training tokens per second.
+// loss, backward, AdamW on the adapters, at batch 8 x 128 tokens. Timed with the native kernels
+// of @blora/cpu-kernels (which also recycle released tensor buffers), with the TypeScript
+// kernels only (BLORA_CPU_KERNELS=off), and, to show what the buffer recycling alone is worth,
+// with the TypeScript kernels plus the buffer pool; each in its own child process, in training
+// tokens per second.
 //
 //   node bench/cpu/train-step.bench.mjs [--steps N] [--typescript-steps N] [--out FILE]
 //
@@ -29,7 +31,9 @@ async function child(steps) {
   const { tidy, tensor, reshape, narrow, contiguous, Generator } = await import('@blora/tensor');
   const { AdamW } = await import('@blora/autograd');
   const blora = await import('@blora/blora');
-  const { cpuKernelsInfo } = await import('@blora/cpu-kernels');
+  const { cpuKernelsInfo, BufferPool, installBufferPool } = await import('@blora/cpu-kernels');
+  // TypeScript kernels with the buffer pool (the native kernels are off in this child).
+  if (option('--child', null) === 'typescript-pool') installBufferPool(new BufferPool(1024 * 2 ** 20));
   const modelDir = fileURLToPath(new URL('../../packages/blora/assets/tiny-llama', import.meta.url));
   const { model } = blora.loadBaseModel(modelDir, blora.quantizeOptionsFor({ quant: 'nf4' }), 'cpu');
   const attached = blora.attachAdapters(model, { method: 'qblora', r: 64, alpha: 16, dropout: 0, lambdaIn: 2, lambdaOut: 2 },
@@ -65,7 +69,7 @@ async function child(steps) {
 
 function runChild(kernels, steps) {
   const env = { ...process.env };
-  if (kernels === 'typescript') env.BLORA_CPU_KERNELS = 'off';
+  if (kernels.startsWith('typescript')) env.BLORA_CPU_KERNELS = 'off';
   else delete env.BLORA_CPU_KERNELS;
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', kernels, '--steps', String(steps)], {
     env, encoding: 'utf8', maxBuffer: 1 << 24,
@@ -82,7 +86,12 @@ async function parent() {
   const { cpuKernelsInfo } = await import('@blora/cpu-kernels');
   const info = cpuKernelsInfo();
   const runs = {};
-  for (const [name, kernels, n] of [['blora native', 'native', steps], ['blora TypeScript only', 'typescript', tsSteps]]) {
+  const paths = [
+    ['blora native', 'native', steps],
+    ['blora TypeScript only', 'typescript', tsSteps],
+    ['blora TypeScript + buffer pool', 'typescript-pool', tsSteps],
+  ];
+  for (const [name, kernels, n] of paths) {
     console.log(`${name}: warm-up step + ${n} timed steps (batch ${BATCH} x ${SEQUENCE} tokens)`);
     runs[name] = runChild(kernels, n);
     const ms = median(runs[name].times);
@@ -98,10 +107,13 @@ async function parent() {
     unit: 'tokens/s',
     work: tokens,
     ours: 'blora native',
-    peers: ['blora TypeScript only'],
+    peers: ['blora TypeScript only', 'blora TypeScript + buffer pool'],
     results: Object.fromEntries(Object.entries(runs).map(([name, run]) => {
       const ms = median(run.times);
-      return [name, { ms, best: Math.min(...run.times), roundMs: run.times, value: tokens / ms * 1000, losses: run.losses, kernels: run.info }];
+      return [name, {
+        ms, best: Math.min(...run.times), roundMs: run.times, spread: Math.max(...run.times) / Math.min(...run.times),
+        value: tokens / ms * 1000, losses: run.losses, kernels: run.info,
+      }];
     })),
   }];
   const ratio = median(ts.times) / median(native.times);
@@ -116,7 +128,8 @@ async function parent() {
     targets,
     notes: [
       'Each path runs in its own Node process: one untimed warm-up step, then timed steps (forward, loss, backward, AdamW, zeroGrad); the median step is reported.',
-      'TypeScript only: BLORA_CPU_KERNELS=off, so every op runs the TypeScript kernels.',
+      'TypeScript only: BLORA_CPU_KERNELS=off, so every op runs the TypeScript kernels and every tensor gets a fresh typed array.',
+      'TypeScript + buffer pool: BLORA_CPU_KERNELS=off plus the pool of released tensor buffers that the native kernels install (installBufferPool), to show what the recycling alone is worth; the target compares the native path with TypeScript only.',
       `Both paths start from the same weights and batch; their losses agree to ${lossGap.toExponential(1)} over the steps both ran.`,
     ],
   }, option('--out', null));

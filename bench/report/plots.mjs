@@ -54,13 +54,24 @@ function cpuTable(data) {
   return lines.join('\n');
 }
 
+/** A spread (slowest / fastest) as the percentage by which the slowest exceeded the fastest. */
+function pct(spread) {
+  return `${Math.round((spread - 1) * 100)} %`;
+}
+
 function machineLine(data) {
   const m = data.machine;
   const peers = Object.entries(data.versions.peers).map(([n, v]) => `${n} ${v ?? 'not installed'}`).join(', ');
   const ck = data.versions.cpuKernels;
+  const load = m.loadAverageStart
+    ? `load average ${m.loadAverageStart.join(' / ')} at the start, ${m.loadAverage.join(' / ')} at the end`
+    : `load average at the end ${m.loadAverage?.join(' / ') ?? 'not recorded'}`;
+  const spread = data.noise?.medianSpread
+    ? `; the round medians of an implementation differed by ${pct(data.noise.medianSpread)} (median over implementations; up to ${pct(data.noise.maxSpread)})`
+    : '';
   return `${data.date.slice(0, 10)}, ${m.cpu} (${m.cores} cores; ${m.simd.join(', ')}), ${m.platform}, Node ${m.node}; ` +
     `our kernels: ${ck.native ? `native ${ck.isa}, ${ck.threads} threads` : `TypeScript (${ck.reason})`}; ${peers}; ` +
-    `load average at the end ${m.loadAverage?.join(' / ') ?? 'not recorded'}. Source: \`bench/results/${data.fileName}\`.`;
+    `${load}${spread}. Source: \`bench/results/${data.fileName}\`.`;
 }
 
 const sections = {};

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 /** bench/results/. */
 export const RESULTS_DIR = fileURLToPath(new URL('../results', import.meta.url));
 
+// Other work on the machine when the suite started (1, 5, 15 minute load averages).
+const LOAD_AT_START = loadavg().map((x) => Math.round(x * 100) / 100);
+
 /** Command-line options shared by the suites: --rounds N, --budget MS (per case and round), --out FILE. */
 export function suiteOptions(defaults = {}) {
   const args = process.argv.slice(2);
@@ -62,7 +65,8 @@ export function machine() {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     platform: `${process.platform} ${process.arch}`,
     node: process.version,
-    // Other work on the machine at the end of the run (1, 5, 15 minute averages).
+    // Other work on the machine at the start and the end of the run (1, 5, 15 minute averages).
+    loadAverageStart: LOAD_AT_START,
     loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }
@@ -123,6 +127,8 @@ export async function runCases(cases, { rounds, budgetMs }, log = console.log) {
         ms,
         best: Math.min(...rs.map((r) => r.best)),
         roundMs: rs.map((r) => r.ms),
+        // How much the rounds disagreed: slowest round median / fastest (1 = no noise).
+        spread: Math.max(...rs.map((r) => r.ms)) / Math.min(...rs.map((r) => r.ms)),
         value: rate(c, ms),
       }];
     })),
@@ -186,6 +192,21 @@ export function printTable(title, results) {
   }
 }
 
+/**
+ * How noisy the run was: the median and the largest spread (slowest round median / fastest)
+ * over every timed implementation, and the load averages at the start and the end.
+ */
+export function noise(results) {
+  const spreads = results.flatMap((r) => Object.values(r.results).map((v) => v.spread).filter((x) => typeof x === 'number'));
+  const m = machine();
+  return {
+    medianSpread: spreads.length ? Math.round(median(spreads) * 100) / 100 : null,
+    maxSpread: spreads.length ? Math.round(Math.max(...spreads) * 100) / 100 : null,
+    loadAverageStart: m.loadAverageStart,
+    loadAverageEnd: m.loadAverage,
+  };
+}
+
 /** Today's date as YYYY-MM-DD (UTC). */
 export function today() {
   return new Date().toISOString().slice(0, 10);
@@ -205,6 +226,7 @@ export function writeResults(suite, { versions, settings, results, targets = [],
     versions,
     settings,
     notes,
+    noise: noise(results),
     cases: results.map((r) => ({ ...r, ratios: ratios(r) })),
     targets,
   };

@@ -1,8 +1,9 @@
 // JavaScript bindings. Every function takes the storage typed arrays of the tensors plus
 // element offsets, sizes and strides as numbers, checks that every element it will touch lies
 // inside its array, and works on the arrays' memory directly (no copies). This file holds the
-// module setup and the GEMM, elementwise, softmax and pooling functions; bindings_nn.cc and
-// bindings_training.cc add the quantized matmuls, attention, rmsNorm, cross-entropy and AdamW.
+// module setup and the GEMM, elementwise, softmax and pooling functions; bindings_nn.cc,
+// bindings_training.cc and bindings_layout.cc add the quantized matmuls, attention, rmsNorm,
+// cross-entropy, AdamW, the strided copy, rope and sums.
 #include <nan.h>
 
 #include <algorithm>
@@ -21,20 +22,25 @@ namespace blora {
 namespace {
 
 // Bumped whenever the JavaScript-facing signatures change, so a stale build is detected.
-constexpr int kAddonVersion = 3;
+constexpr int kAddonVersion = 4;
 
 const KernelTable* g_kernels = nullptr;
+
+/** The widest table this CPU runs. */
+const KernelTable& best_kernels() {
+#if defined(BLORA_HAVE_AVX512)
+  if (cpu_has_avx512()) return avx512_kernels();
+#endif
+#if defined(BLORA_HAVE_AVX2)
+  if (cpu_has_avx2_fma()) return kAvx2Kernels;
+#endif
+  return kScalarKernels;
+}
 
 }  // namespace
 
 const KernelTable& active_kernels() {
-  if (!g_kernels) {
-#if defined(BLORA_HAVE_AVX2)
-    g_kernels = cpu_has_avx2_fma() ? &kAvx2Kernels : &kScalarKernels;
-#else
-    g_kernels = &kScalarKernels;
-#endif
-  }
+  if (!g_kernels) g_kernels = &best_kernels();
   return *g_kernels;
 }
 
@@ -48,13 +54,14 @@ v8::Local<v8::Object> info_object() {
   Nan::Set(o, Nan::New("isa").ToLocalChecked(), Nan::New(kernels().isa).ToLocalChecked());
   Nan::Set(o, Nan::New("threads").ToLocalChecked(), Nan::New(kernel_threads()));
   Nan::Set(o, Nan::New("avx2Supported").ToLocalChecked(), Nan::New(cpu_has_avx2_fma()));
+  Nan::Set(o, Nan::New("avx512Supported").ToLocalChecked(), Nan::New(cpu_has_avx512()));
   return o;
 }
 
-// info(): { version, isa, threads, avx2Supported }
+// info(): { version, isa, threads, avx2Supported, avx512Supported }
 NAN_METHOD(Info) { info.GetReturnValue().Set(info_object()); }
 
-// configure(isa: 'auto' | 'avx2' | 'scalar', threads: number (0 = all CPUs)): info()
+// configure(isa: 'auto' | 'avx512' | 'avx2' | 'scalar', threads: number (0 = all CPUs)): info()
 NAN_METHOD(Configure) {
   Args args(info, "configure");
   const std::string isa = *Nan::Utf8String(info[0]);
@@ -71,8 +78,18 @@ NAN_METHOD(Configure) {
 #else
     return Nan::ThrowError("@blora/cpu-kernels configure: built without AVX2 support");
 #endif
+  } else if (isa == "avx512") {
+#if defined(BLORA_HAVE_AVX512)
+    if (!cpu_has_avx512()) {
+      return Nan::ThrowError("@blora/cpu-kernels configure: this CPU (or OS) lacks AVX-512 F/BW/DQ/VL/VNNI");
+    }
+    g_kernels = &avx512_kernels();
+#else
+    return Nan::ThrowError("@blora/cpu-kernels configure: built without AVX-512 support");
+#endif
   } else {
-    return Nan::ThrowRangeError(("@blora/cpu-kernels configure: unknown isa '" + isa + "'; expected auto, avx2 or scalar").c_str());
+    return Nan::ThrowRangeError(
+        ("@blora/cpu-kernels configure: unknown isa '" + isa + "'; expected auto, avx512, avx2 or scalar").c_str());
   }
   set_kernel_threads(threads == 0 ? available_cpus() : static_cast<int>(std::min<int64_t>(threads, 256)));
   info.GetReturnValue().Set(info_object());
@@ -222,6 +239,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "expF32", ExpF32);
   init_nn_bindings(target);
   init_training_bindings(target);
+  init_layout_bindings(target);
 }
 
 }  // namespace

@@ -22,6 +22,9 @@ void init_nn_bindings(Nan::ADDON_REGISTER_FUNCTION_ARGS_TYPE target);
 /** Adds the rmsNorm, cross-entropy and AdamW functions to the addon's exports. */
 void init_training_bindings(Nan::ADDON_REGISTER_FUNCTION_ARGS_TYPE target);
 
+/** Adds the strided copy, rope and sum functions to the addon's exports. */
+void init_layout_bindings(Nan::ADDON_REGISTER_FUNCTION_ARGS_TYPE target);
+
 /** Reads the arguments of one call, remembering the first problem as a JavaScript error. */
 class Args {
  public:
@@ -97,10 +100,17 @@ class Args {
    * lie in [0, length). Nothing is read when a size is 0.
    */
   void span(const char* name, int64_t length, int64_t offset, std::initializer_list<std::pair<int64_t, int64_t>> dims) {
+    span(name, length, offset, dims.begin(), dims.end());
+  }
+
+  /** As above, for the (size, stride) pairs [first, last). */
+  void span(const char* name, int64_t length, int64_t offset, const std::pair<int64_t, int64_t>* first,
+            const std::pair<int64_t, int64_t>* last) {
     if (!ok()) return;
     int64_t lo = offset, hi = offset;
     bool overflow = false;
-    for (const auto& [size, stride] : dims) {
+    for (const auto* dim = first; dim != last; ++dim) {
+      const auto& [size, stride] = *dim;
       if (size == 0) return;
       int64_t reach = 0;
       overflow |= __builtin_mul_overflow(size - 1, stride, &reach);

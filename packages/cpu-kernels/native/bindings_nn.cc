@@ -61,15 +61,15 @@ Activations read_activations(Args& args, int first, int out_arg, int64_t k, int6
   return {x + x_off, rows, ldx, out + o_off};
 }
 
-void run_quant_matmul(Args& args, const QuantWeight& w, bool transposed, const Activations& a) {
+void run_quant_matmul(Args& args, const QuantWeight& w, bool transposed, const Activations& a, bool int8) {
   if (!args.ok()) return args.throw_error();
-  if (!quant_matmul_f32(active_kernels(), kernel_threads(), w, transposed, a.x, a.rows, a.ldx, a.out)) {
+  if (!quant_matmul_f32(active_kernels(), kernel_threads(), w, transposed, a.x, a.rows, a.ldx, a.out, int8)) {
     Nan::ThrowError("@blora/cpu-kernels: out of memory for weight decoding buffers");
   }
 }
 
 // nf4MatmulF32(transposed, x, xOffset, rows, ldx, packed, packedOffset, absmax, absmaxOffset,
-//              table, tableOffset, out, outOffset, outFeatures, inFeatures, blocksize)
+//              table, tableOffset, out, outOffset, outFeatures, inFeatures, blocksize, int8Activations)
 NAN_METHOD(Nf4MatmulF32) {
   Args args(info, "nf4MatmulF32");
   const bool transposed = args.boolean(0);
@@ -91,11 +91,12 @@ NAN_METHOD(Nf4MatmulF32) {
   if (!args.ok()) return args.throw_error();
   const QuantWeight w{QuantFormat::FourBit, packed + p_off, out_f, in_f, absmax + a_off, blocksize, table + t_off,
                       nullptr, nullptr, false, 1, 1};
-  run_quant_matmul(args, w, transposed, a);
+  run_quant_matmul(args, w, transposed, a, args.boolean(16));
 }
 
 // intMatmulF32(bits, transposed, x, xOffset, rows, ldx, codes, codesOffset, scales, scalesOffset,
-//              offsets, offsetsOffset, out, outOffset, outFeatures, inFeatures, blockRows, blockCols)
+//              offsets, offsetsOffset, out, outOffset, outFeatures, inFeatures, blockRows, blockCols,
+//              int8Activations)
 // scales and offsets: both Float32Array, or both Uint16Array holding float16 bits.
 NAN_METHOD(IntMatmulF32) {
   Args args(info, "intMatmulF32");
@@ -129,7 +130,7 @@ NAN_METHOD(IntMatmulF32) {
   const QuantWeight w{bits == 4 ? QuantFormat::Int4 : QuantFormat::Int8, codes + c_off, out_f, in_f, nullptr, 1,
                       nullptr, static_cast<const char*>(scales) + s_off * width,
                       static_cast<const char*>(offsets) + f_off * width, s_half, block_rows, block_cols};
-  run_quant_matmul(args, w, transposed, a);
+  run_quant_matmul(args, w, transposed, a, args.boolean(18));
 }
 
 // Attention operands: typed arrays, then a Float64Array of (offset, sb, sh, st) per operand and

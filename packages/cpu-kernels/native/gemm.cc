@@ -1,9 +1,9 @@
 // The GEMM driver in the GotoBLAS / BLIS style.
 //
-// For each nc-wide panel of B and kc-deep slice of the shared dimension:
-//   1. pack the B panel into nr-wide slivers and a block of A rows into mr-tall slivers
-//      (zero-padded), reading the operands through their strides so transposed or broadcast
-//      views are never copied first;
+// For each group of kc-deep slices of the shared dimension:
+//   1. pack B into nr-wide slivers and A into mr-tall slivers (zero-padded), per slice,
+//      reading the operands through their strides so transposed or broadcast views are never
+//      copied first;
 //   2. multiply: every (sliver of B, sliver of A) pair is one micro-kernel call that keeps an
 //      mr x nr tile of C in registers for the whole slice.
 // Both phases are split into tasks that the thread pool hands out dynamically. Products with
@@ -32,11 +32,12 @@ constexpr int64_t kGemvParallelMinWork = int64_t{1} << 17;
 constexpr int64_t kTasksPerThread = 8;
 // Slivers packed per packing task.
 constexpr int64_t kPackGroup = 8;
-// Rows of A packed at once, in multiples of mc (bounds the packed A buffer).
-constexpr int64_t kRowBlocksPerPass = 16;
+// Floats of packed A and B held at once (64 MiB): a product whose packed operands are larger
+// is done in groups of depth slices.
+constexpr int64_t kPackBudgetFloats = int64_t{16} << 20;
 // Largest register tile any table uses.
-constexpr int kMaxMr = 8;
-constexpr int kMaxNr = 16;
+constexpr int kMaxMr = 14;
+constexpr int kMaxNr = 32;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -108,9 +109,8 @@ using PackBFn = void (*)(const KernelTable&, float*, const float*, int64_t, int6
 /** Block sizes and packing routines for one kernel table. */
 struct Plan {
   int mr, nr;
-  int64_t kc, nc;
+  int64_t kc;
   int64_t mc_slivers;  // slivers of A per compute block
-  int64_t pass_rows;   // rows of A packed per pass
   PackAFn pack_a;
   PackBFn pack_b;
 };
@@ -120,9 +120,10 @@ bool make_plan(const KernelTable& kt, Plan* plan) {
   plan->nr = kt.nr;
   plan->kc = kt.kc;
   plan->mc_slivers = std::max<int64_t>(1, kt.mc / kt.mr);
-  plan->nc = std::max<int64_t>(1, kt.nc / kt.nr) * kt.nr;
-  plan->pass_rows = plan->mc_slivers * kt.mr * kRowBlocksPerPass;
-  if (kt.mr == 6 && kt.nr == 16) {
+  if (kt.mr == 14 && kt.nr == 32) {
+    plan->pack_a = pack_a<14>;
+    plan->pack_b = pack_b<32>;
+  } else if (kt.mr == 6 && kt.nr == 16) {
     plan->pack_a = pack_a<6>;
     plan->pack_b = pack_b<16>;
   } else if (kt.mr == 4 && kt.nr == 8) {
@@ -156,68 +157,83 @@ struct StridedB {
 /**
  * One product C = A @ B with packed panels, on up to `threads` threads; A(i, p) = a[i * rsa + p * csa],
  * B comes from `source`, rows of C are ldc apart.
+ *
+ * The shared dimension is taken in groups of kc-deep slices (as many as the packing budget
+ * holds; usually all of them). For each group, one parallel phase packs every slice of A and
+ * B, and a second one multiplies: each task owns a block of C (mc rows by a range of columns)
+ * and runs every slice of the group on it, so the threads meet twice per group rather than
+ * twice per slice, and a thread that falls behind only delays the blocks it has claimed.
  */
 bool gemm_packed(const KernelTable& kt, const Plan& pl, int64_t m, int64_t n, int64_t k, const float* a_base,
                  int64_t rsa, int64_t csa, const BPanelSource& source, float* c_base, int threads, Scratch& panels,
                  int64_t ldc) {
   const int mr = pl.mr, nr = pl.nr;
-  float* ap = panels.a.reserve(ceil_div(std::min(pl.pass_rows, m), mr) * mr * std::min(pl.kc, k));
-  float* bp = panels.b.reserve(ceil_div(std::min(pl.nc, n), nr) * nr * std::min(pl.kc, k));
+  const int64_t a_slivers = ceil_div(m, mr), b_slivers = ceil_div(n, nr);
+  const int64_t a_stride = a_slivers * mr, b_stride = b_slivers * nr;  // floats per depth step of a slice
+  const int64_t slices_total = ceil_div(k, pl.kc);
+  const int64_t group = std::max<int64_t>(
+      1, std::min(slices_total, kPackBudgetFloats / std::max<int64_t>(1, (a_stride + b_stride) * pl.kc)));
+  const int64_t depth = std::min(k, group * pl.kc);
+  float* ap = panels.a.reserve(a_stride * depth);
+  float* bp = panels.b.reserve(b_stride * depth);
   if (!ap || !bp) return false;
 
-  for (int64_t jc = 0; jc < n; jc += pl.nc) {
-    const int64_t nc = std::min(pl.nc, n - jc);
-    const int64_t b_slivers = ceil_div(nc, nr);
-    for (int64_t pc = 0; pc < k; pc += pl.kc) {
-      const int64_t kc = std::min(pl.kc, k - pc);
-      const bool accumulate = pc > 0;
-      for (int64_t ic = 0; ic < m; ic += pl.pass_rows) {
-        const int64_t rows = std::min(pl.pass_rows, m - ic);
-        const int64_t a_slivers = ceil_div(rows, mr);
-        const float* a = a_base + ic * rsa + pc * csa;
+  // Compute tasks: (block of A slivers, range of B slivers), several per thread so that threads
+  // finish close together even when one of them was slowed down.
+  const int64_t m_blocks = ceil_div(a_slivers, pl.mc_slivers);
+  const int64_t n_parts =
+      threads > 1 ? std::min(b_slivers, std::max<int64_t>(1, ceil_div(kTasksPerThread * threads, m_blocks))) : 1;
+  const int64_t a_pack_tasks = ceil_div(a_slivers, kPackGroup), b_pack_tasks = ceil_div(b_slivers, kPackGroup);
 
-        // Pack: the B panel once per (jc, pc), the A rows of this pass.
-        const int64_t b_tasks = ic == 0 ? ceil_div(b_slivers, kPackGroup) : 0;
-        const int64_t a_tasks = ceil_div(a_slivers, kPackGroup);
-        parallel_for(b_tasks + a_tasks, threads, [&](int64_t t, int) {
-          if (t < b_tasks) {
-            const int64_t s0 = t * kPackGroup, s1 = std::min(b_slivers, (t + 1) * kPackGroup);
-            source.pack(source.self, kt, nr, bp, pc, kc, jc, nc, s0, s1);
-          } else {
-            t -= b_tasks;
-            pl.pack_a(kt, ap, a, rsa, csa, rows, kc, t * kPackGroup, std::min(a_slivers, (t + 1) * kPackGroup));
-          }
-        });
+  for (int64_t s0 = 0; s0 < slices_total; s0 += group) {
+    const int64_t s1 = std::min(slices_total, s0 + group);
+    const int64_t pc0 = s0 * pl.kc;
+    // Slice s of the group starts at depth (s - s0) * kc of each buffer; sliver i of it at i * mr * kcs.
+    auto slice_depth = [&](int64_t s) { return std::min(pl.kc, k - s * pl.kc); };
 
-        // Multiply: tasks are (block of A slivers, range of B slivers), sized evenly in slivers.
-        // The columns are split so there are several tasks per thread: threads then finish
-        // the phase close together even when one of them was slowed down.
-        const int64_t m_blocks = ceil_div(a_slivers, pl.mc_slivers);
-        const int64_t n_parts =
-            threads > 1 ? std::min(b_slivers, std::max<int64_t>(1, ceil_div(kTasksPerThread * threads, m_blocks))) : 1;
-        parallel_for(m_blocks * n_parts, threads, [&](int64_t t, int) {
-          const int64_t mb = t / n_parts, np = t % n_parts;
-          const int64_t i0 = mb * a_slivers / m_blocks, i1 = (mb + 1) * a_slivers / m_blocks;
-          const int64_t j0 = np * b_slivers / n_parts, j1 = (np + 1) * b_slivers / n_parts;
-          alignas(64) float tile[kMaxMr * kMaxNr];
-          for (int64_t j = j0; j < j1; ++j) {
-            const float* bs = bp + j * nr * kc;
-            const int64_t cols = std::min<int64_t>(nr, nc - j * nr);
-            for (int64_t i = i0; i < i1; ++i) {
-              const float* as = ap + i * mr * kc;
-              const int64_t r = std::min<int64_t>(mr, rows - i * mr);
-              float* c = c_base + (ic + i * mr) * ldc + jc + j * nr;
-              if (r == mr && cols == nr) {
-                kt.gemm_micro(kc, as, bs, c, ldc, accumulate);
-              } else {
-                kt.gemm_micro(kc, as, bs, tile, nr, false);
-                store_edge(tile, nr, c, ldc, r, cols, accumulate);
-              }
+    const int64_t pack_tasks = (s1 - s0) * (a_pack_tasks + b_pack_tasks);
+    parallel_for(pack_tasks, threads, [&](int64_t t, int) {
+      const int64_t s = s0 + t / (a_pack_tasks + b_pack_tasks);
+      int64_t u = t % (a_pack_tasks + b_pack_tasks);
+      const int64_t pc = s * pl.kc, kcs = slice_depth(s);
+      const int64_t offset = (pc - pc0);
+      if (u < b_pack_tasks) {
+        const int64_t q0 = u * kPackGroup, q1 = std::min(b_slivers, q0 + kPackGroup);
+        source.pack(source.self, kt, nr, bp + offset * b_stride, pc, kcs, 0, n, q0, q1);
+      } else {
+        u -= b_pack_tasks;
+        const int64_t q0 = u * kPackGroup, q1 = std::min(a_slivers, q0 + kPackGroup);
+        pl.pack_a(kt, ap + offset * a_stride, a_base + pc * csa, rsa, csa, m, kcs, q0, q1);
+      }
+    });
+
+    parallel_for(m_blocks * n_parts, threads, [&](int64_t t, int) {
+      const int64_t mb = t / n_parts, np = t % n_parts;
+      const int64_t i0 = mb * a_slivers / m_blocks, i1 = (mb + 1) * a_slivers / m_blocks;
+      const int64_t j0 = np * b_slivers / n_parts, j1 = (np + 1) * b_slivers / n_parts;
+      alignas(64) float tile[kMaxMr * kMaxNr];
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t pc = s * pl.kc, kcs = slice_depth(s);
+        const bool accumulate = pc > 0;
+        const float* as_base = ap + (pc - pc0) * a_stride;
+        const float* bs_base = bp + (pc - pc0) * b_stride;
+        for (int64_t j = j0; j < j1; ++j) {
+          const float* bs = bs_base + j * nr * kcs;
+          const int64_t cols = std::min<int64_t>(nr, n - j * nr);
+          for (int64_t i = i0; i < i1; ++i) {
+            const float* as = as_base + i * mr * kcs;
+            const int64_t r = std::min<int64_t>(mr, m - i * mr);
+            float* c = c_base + i * mr * ldc + j * nr;
+            if (r == mr && cols == nr) {
+              kt.gemm_micro(kcs, as, bs, c, ldc, accumulate);
+            } else {
+              kt.gemm_micro(kcs, as, bs, tile, nr, false);
+              store_edge(tile, nr, c, ldc, r, cols, accumulate);
             }
           }
-        });
+        }
       }
-    }
+    });
   }
   return true;
 }

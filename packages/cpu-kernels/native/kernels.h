@@ -18,18 +18,38 @@ enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3 };
 /** Elementwise activations with a native float32 loop. */
 enum class ActivationOp : int { Sigmoid = 0, Silu = 1 };
 
+/**
+ * Activation rows quantized to int8 for the int8-activation products (see quant_q8.h): each
+ * row of `in` values in blocks of 32, x ~ scale * q with scale = max |x| / 127 per block.
+ * Rows are laid out in chunks of KernelTable::q8_chunk values: the even-indexed values of the
+ * chunk, then the odd-indexed ones (the order in which 4-bit codes come out of their bytes:
+ * high nibbles, then low nibbles). Lane L of a chunk is bytes 4L .. 4L + 3 of both halves,
+ * that is values 8L .. 8L + 7, which lie in one block. Row i of each array starts at i times
+ * its length per row.
+ */
+struct Int8Rows {
+  /** `in` bytes per row. */
+  const int8_t* q;
+  /** in / 8 per row: the scale of each lane's block. */
+  const float* lane_scales;
+  /** in / 8 per row: -128 times the sum of each lane's eight q values. */
+  const int32_t* lane_bias;
+  /** in / block_cols per row (integer weights only, else null): the sum of scale * q over each weight block. */
+  const float* block_sums;
+  int64_t in;
+};
+
 /** Inner loops of one instruction set. Every pointer argument is float32 data. */
 struct KernelTable {
-  /** Name reported to JavaScript: "avx2+fma" or "scalar". */
+  /** Name reported to JavaScript: "avx512", "avx2+fma" or "scalar". */
   const char* isa;
 
   // GEMM register tile (mr x nr accumulators) and cache blocks: an mc x kc block of packed A
-  // stays in L2, a kc x nr sliver of packed B in L1, a kc x nc panel of packed B in L3.
+  // stays in L2 while each kc x nr sliver of packed B it meets sits in L1.
   int mr;
   int nr;
   int64_t mc;
   int64_t kc;
-  int64_t nc;
 
   /**
    * c[i * ldc + j] (+)= sum over p < kc of a[p * mr + i] * b[p * nr + j] for the full mr x nr
@@ -127,6 +147,38 @@ struct KernelTable {
   void (*int_axpy)(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales,
                    const float* offsets, int64_t block, int64_t phase, const float* alpha, int64_t rows, float* y,
                    int64_t ldy);
+
+  /**
+   * Optional: nf4_dot with the activations in split order: within every 32 values, the 16
+   * even-indexed ones, then the 16 odd-indexed ones. Requires rows <= 8 and start, n and
+   * blocksize multiples of 32.
+   */
+  void (*nf4_dot_split)(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+                        const float* table, const float* x, int64_t ldx, int64_t rows, float* dots);
+
+  /** Optional: int_dot for 4-bit codes with the activations in split order; start, n and block multiples of 32. */
+  void (*int4_dot_split)(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                         int64_t block, const float* x, int64_t ldx, int64_t rows, float* dots);
+
+  /** Values per chunk of the Int8Rows layout the int8-activation loops read; 0 = no such loops. */
+  int q8_chunk;
+
+  /**
+   * Optional: dots[i] = sum over c < n of W(c) * x_i(c) for i < rows, where W is a row of an
+   * INT4 weight as in int_dot (scales and offsets of the row's blocks, `block` values each) and
+   * x_i(c) = lane scale * q of row i of `x` (the offsets multiply its block sums).
+   * Requires rows <= 8, start and n multiples of q8_chunk, block a multiple of 32.
+   */
+  void (*int4_dot_q8)(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                      int64_t block, const Int8Rows& x, int64_t rows, float* dots);
+
+  /**
+   * Optional: dots[i] = sum over c < n of absmax(start + c) * levels[code(start + c)] * x_i(c):
+   * a 4-bit absmax weight whose table was rounded to the int8 `levels` (the caller multiplies
+   * by the table's scale). Same requirements as int4_dot_q8, with blocksize a multiple of 32.
+   */
+  void (*nf4_dot_q8)(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+                     const int8_t* levels, const Int8Rows& x, int64_t rows, float* dots);
 };
 
 /** Portable C++ loops; available everywhere. */
@@ -137,8 +189,22 @@ extern const KernelTable kScalarKernels;
 extern const KernelTable kAvx2Kernels;
 #endif
 
+#if defined(BLORA_HAVE_AVX512)
+/**
+ * AVX-512 loops (F, BW, DQ, VL, VNNI), with the AVX2 ones for what they do not replace; only
+ * call them when cpu_has_avx512() is true. Built on first use.
+ */
+const KernelTable& avx512_kernels();
+#endif
+
 /** True when the CPU (and OS) support AVX2 and FMA and the AVX2 table was compiled in. */
 bool cpu_has_avx2_fma();
+
+/**
+ * True when the CPU supports AVX-512 F, BW, DQ, VL and VNNI, the OS saves the opmask and zmm
+ * registers, and the AVX-512 table was compiled in.
+ */
+bool cpu_has_avx512();
 
 /** Number of CPUs this process may run on. */
 int available_cpus();

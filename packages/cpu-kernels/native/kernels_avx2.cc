@@ -413,6 +413,15 @@ void softmax_rows(const float* src, float* dst, int64_t rows, int64_t n, bool lo
 
 void avg_pool(const float* src, float* dst, int64_t outputs, int64_t k) {
   const double kd = static_cast<double>(k);
+  if (k < 8) {
+    // Short runs (the usual kernels of 2 or 4): no vectors to set up and reduce per output.
+    for (int64_t o = 0; o < outputs; ++o, src += k) {
+      double s = 0.0;
+      for (int64_t j = 0; j < k; ++j) s += src[j];
+      dst[o] = static_cast<float>(s / kd);
+    }
+    return;
+  }
   const int64_t full = k & ~int64_t{7};
   for (int64_t o = 0; o < outputs; ++o, src += k) {
     __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
@@ -430,10 +439,11 @@ void avg_pool(const float* src, float* dst, int64_t outputs, int64_t k) {
 }  // namespace
 
 const KernelTable kAvx2Kernels = {
-    "avx2+fma", kMr, kNr, /*mc=*/144, /*kc=*/256, /*nc=*/3072,
+    "avx2+fma", kMr, kNr, /*mc=*/144, /*kc=*/256,
     gemm_micro, pack_a_rows, pack_b_cols, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop, activation,
     avx2::decode_nf4, avx2::decode_int, avx2::axpy_rows, avx2::nf4_dot, avx2::nf4_axpy, avx2::int_dot,
-    avx2::int_axpy,
+    avx2::int_axpy, /*nf4_dot_split=*/nullptr, /*int4_dot_split=*/nullptr, /*q8_chunk=*/64, avx2::int4_dot_q8,
+    avx2::nf4_dot_q8,
 };
 
 }  // namespace blora

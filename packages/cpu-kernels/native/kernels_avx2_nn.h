@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels.h"
+
 namespace blora {
 namespace avx2 {
 
@@ -25,6 +27,13 @@ void nf4_dot(const uint8_t* packed, int64_t start, int64_t n, const float* absma
 
 void nf4_axpy(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
               const float* table, const float* alpha, int64_t rows, float* y, int64_t ldy);
+
+/** The int8-activation loops (kernels_avx2_q8.cc); see KernelTable::int4_dot_q8 and nf4_dot_q8. */
+void int4_dot_q8(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                 int64_t block, const Int8Rows& x, int64_t rows, float* dots);
+
+void nf4_dot_q8(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+                const int8_t* levels, const Int8Rows& x, int64_t rows, float* dots);
 
 }  // namespace avx2
 }  // namespace blora

@@ -142,12 +142,64 @@ void axpy_rows(int64_t rows, int64_t n, const float* alpha, const float* x, floa
   }
 }
 
+// ---- int8 activations (Int8Rows in chunks of 32; see quant_q8.h) ----
+
+constexpr int64_t kQ8Chunk = 32;
+
+/** Position within its chunk of the value at byte p: the even-indexed values first, then the odd ones. */
+inline int64_t q8_value_at(int64_t p) { return p < kQ8Chunk / 2 ? 2 * p : 2 * (p - kQ8Chunk / 2) + 1; }
+
+/**
+ * The dot products of a weight row with int8 rows: for each lane of each chunk, the integer
+ * sum of its eight products times (the weight scale of its values) * (lane scale), summed in
+ * float32 as the vector loops do. code(c) and scale_of(c) give the integer value and the
+ * weight scale of element c.
+ */
+template <typename Code, typename ScaleOf>
+void q8_dots(int64_t n, const Int8Rows& x, int64_t rows, const Code& code, const ScaleOf& scale_of, float* dots) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const int8_t* q = x.q + i * x.in;
+    const float* lane_scales = x.lane_scales + i * (x.in / 8);
+    float acc = 0.0f;
+    for (int64_t c0 = 0; c0 < n; c0 += kQ8Chunk) {
+      // One lane: bytes 4L .. 4L + 3 of both halves, values 8L .. 8L + 7 of the chunk.
+      for (int64_t lane = 0; lane < kQ8Chunk / 8; ++lane) {
+        int32_t s = 0;
+        for (int64_t p = 4 * lane; p < 4 * lane + 4; ++p) {
+          for (int64_t half = 0; half < kQ8Chunk; half += kQ8Chunk / 2) {
+            s += code(c0 + q8_value_at(half + p)) * q[c0 + half + p];
+          }
+        }
+        acc += static_cast<float>(s) * (scale_of(c0 + 8 * lane) * lane_scales[c0 / 8 + lane]);
+      }
+    }
+    dots[i] = acc;
+  }
+}
+
+void int4_dot_q8(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
+                 int64_t block, const Int8Rows& x, int64_t rows, float* dots) {
+  q8_dots(n, x, rows, [&](int64_t c) { return nibble(codes, start + c); },
+          [&](int64_t c) { return scales[c / block]; }, dots);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* sums = x.block_sums + i * (x.in / block);
+    for (int64_t b = 0; b < n / block; ++b) dots[i] += offsets[b] * sums[b];
+  }
+}
+
+void nf4_dot_q8(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+                const int8_t* levels, const Int8Rows& x, int64_t rows, float* dots) {
+  q8_dots(n, x, rows, [&](int64_t c) { return static_cast<int32_t>(levels[nibble(packed, start + c)]); },
+          [&](int64_t c) { return absmax[(start + c) / blocksize]; }, dots);
+}
+
 }  // namespace
 
 const KernelTable kScalarKernels = {
-    "scalar", kMr, kNr, /*mc=*/64, /*kc=*/256, /*nc=*/2048,
+    "scalar", kMr, kNr, /*mc=*/64, /*kc=*/256,
     gemm_micro, /*pack_a_rows=*/nullptr, /*pack_b_cols=*/nullptr, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop, activation,
     decode_nf4, decode_int, axpy_rows, /*nf4_dot=*/nullptr, /*nf4_axpy=*/nullptr, /*int_dot=*/nullptr, /*int_axpy=*/nullptr,
+    /*nf4_dot_split=*/nullptr, /*int4_dot_split=*/nullptr, kQ8Chunk, int4_dot_q8, nf4_dot_q8,
 };
 
 }  // namespace blora

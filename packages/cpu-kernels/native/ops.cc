@@ -9,8 +9,12 @@ namespace blora {
 
 namespace {
 
-// Elements below which a memory-bound loop stays on one thread.
-constexpr int64_t kParallelMinElements = int64_t{1} << 16;
+// Elements below which a memory-bound loop stays on one thread: waking a worker costs
+// microseconds, and on a machine shared with other work a descheduled worker can hold a small
+// op up for far longer than the op takes alone.
+constexpr int64_t kParallelMinElements = int64_t{1} << 18;
+// Tasks per thread when parallel: several, so a slow thread holds up little.
+constexpr int64_t kTasksPerThread = 4;
 
 /** Splits [0, n) into `parts` ranges with boundaries on multiples of `align`; returns range `t`. */
 void split_range(int64_t n, int64_t parts, int64_t t, int64_t align, int64_t* begin, int64_t* end) {
@@ -22,24 +26,29 @@ void split_range(int64_t n, int64_t parts, int64_t t, int64_t align, int64_t* be
 /** Threads worth using for `elements` of memory-bound work. */
 int threads_for(int threads, int64_t elements) { return elements >= kParallelMinElements ? threads : 1; }
 
+/** Tasks to split `units` into for `threads` threads. */
+int64_t tasks_for(int threads, int64_t units) { return std::max<int64_t>(1, std::min<int64_t>(units, kTasksPerThread * threads)); }
+
 }  // namespace
 
 void binary_f32(const KernelTable& kt, int threads, BinaryOp op, const float* x, int64_t xs, const float* y,
                 int64_t ys, float* out, int64_t n) {
   threads = threads_for(threads, n);
-  parallel_for(threads, threads, [&](int64_t t, int) {
+  const int64_t tasks = threads > 1 ? tasks_for(threads, n / 16) : 1;
+  parallel_for(tasks, threads, [&](int64_t t, int) {
     int64_t b, e;
-    split_range(n, threads, t, 16, &b, &e);
+    split_range(n, tasks, t, 16, &b, &e);
     if (e > b) kt.binary(op, x + b * xs, xs, y + b * ys, ys, out + b, e - b);
   });
 }
 
 void activation_f32(const KernelTable& kt, int threads, ActivationOp op, const float* src, float* dst, int64_t n) {
   // exp makes this compute-bound: worth a second thread sooner than a memory-bound loop.
-  threads = n >= kParallelMinElements / 8 ? threads : 1;
-  parallel_for(threads, threads, [&](int64_t t, int) {
+  threads = n >= kParallelMinElements / 4 ? threads : 1;
+  const int64_t tasks = threads > 1 ? tasks_for(threads, n / 16) : 1;
+  parallel_for(tasks, threads, [&](int64_t t, int) {
     int64_t b, e;
-    split_range(n, threads, t, 16, &b, &e);
+    split_range(n, tasks, t, 16, &b, &e);
     if (e > b) kt.activation(op, src + b, dst + b, e - b);
   });
 }
@@ -56,19 +65,25 @@ void softmax_f32(const KernelTable& kt, int threads, const float* src, float* ds
 
 void avg_pool_f32(const KernelTable& kt, int threads, const float* src, float* dst, int64_t outputs, int64_t k) {
   threads = threads_for(threads, outputs * k);
-  parallel_for(threads, threads, [&](int64_t t, int) {
+  const int64_t tasks = threads > 1 ? tasks_for(threads, outputs / 16) : 1;
+  parallel_for(tasks, threads, [&](int64_t t, int) {
     int64_t b, e;
-    split_range(outputs, threads, t, 16, &b, &e);
+    split_range(outputs, tasks, t, 16, &b, &e);
     if (e > b) kt.avg_pool(src + b * k, dst + b, e - b, k);
   });
 }
 
 void repeat_interleave_f32(int threads, const float* src, float* dst, int64_t blocks, int64_t inner, int64_t repeats) {
   threads = threads_for(threads, blocks * inner * repeats);
-  parallel_for(threads, threads, [&](int64_t t, int) {
+  const int64_t tasks = threads > 1 ? tasks_for(threads, blocks / 16) : 1;
+  parallel_for(tasks, threads, [&](int64_t t, int) {
     int64_t b0, b1;
-    split_range(blocks, threads, t, 16, &b0, &b1);
+    split_range(blocks, tasks, t, 16, &b0, &b1);
     float* d = dst + b0 * inner * repeats;
+    if (inner == 1 && repeats == 2) {
+      for (int64_t b = b0; b < b1; ++b, d += 2) d[0] = d[1] = src[b];
+      return;
+    }
     if (inner == 1) {
       for (int64_t b = b0; b < b1; ++b, d += repeats) std::fill(d, d + repeats, src[b]);
       return;

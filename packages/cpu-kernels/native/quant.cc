@@ -1,8 +1,11 @@
 // Products with quantized weights. Two strategies:
-//   - few activation rows (decoding dominates): each task decodes one weight row (or a slice
-//     of columns of every row) and applies it to all activation rows at once, so every code is
-//     decoded exactly once. NF4 / FP4 and integer rows in whole vectors are decoded in registers
-//     (nf4_dot, nf4_axpy, int_dot, int_axpy); anything else goes through an L1-resident buffer;
+//   - few activation rows (decoding dominates; for y = x W^T up to 32, taken 8 at a time, for
+//     y = x W up to 8): each task decodes
+//     one weight row (or a slice of columns of every row) and applies it to all activation rows
+//     of the group at once, so every code is decoded once per group. NF4 / FP4 and integer rows
+//     in whole vectors are decoded in registers
+//     (nf4_dot, nf4_axpy, int_dot, int_axpy, or the split-order loops, which read activations
+//     reordered once per call); anything else goes through an L1-resident buffer;
 //   - more rows: the packed GEMM, whose B panels are filled by decoding the weight slice they
 //     cover straight into the packed layout (the dense weight never exists in full).
 #include "quant.h"
@@ -10,25 +13,35 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <numeric>
 
 #include "aligned_buffer.h"
 #include "gemm.h"
+#include "quant_q8.h"
 #include "thread_pool.h"
 
 namespace blora {
 
 namespace {
 
-// Activation rows up to which the weight is streamed once instead of packed for the GEMM.
+// Activation rows the streaming loops take at once (their accumulators fill the registers).
 constexpr int64_t kSmallRows = 8;
+// Activation rows up to which the weight is streamed (once per group of kSmallRows) instead of
+// decoded into the GEMM's panels: decoding and packing a whole weight costs several times
+// more than streaming it once more.
+constexpr int64_t kStreamRows = 32;
 // Weight elements below which a small product runs on one thread.
 constexpr int64_t kParallelMinElements = int64_t{1} << 15;
 // Output floats per column block of a small transposed product (they stay in L1 while every
 // weight row is added in).
 constexpr int64_t kColumnBlockFloats = 4096;
+// Bytes of the activation rows per column tile of a small product (they stay in L1 while every
+// weight row meets them).
+constexpr int64_t kTileBytes = int64_t{24} * 1024;
 
 thread_local AlignedBuffer t_row;    // one decoded weight row, or a slice of one
 thread_local AlignedBuffer t_panel;  // decoded weight rows waiting to be packed
+thread_local AlignedBuffer t_split;  // the caller's activation rows in split order
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -44,55 +57,98 @@ bool fused_int(const KernelTable& kt, const QuantWeight& w, bool transposed) {
   return available && w.format != QuantFormat::FourBit && w.in % 8 == 0 && w.block_cols % 8 == 0;
 }
 
-float block_param(const void* params, bool half, int64_t index) {
-  return half ? half_to_float(static_cast<const uint16_t*>(params)[index]) : static_cast<const float*>(params)[index];
+/** True when the split-order loops of the table apply (4-bit codes, rows and blocks in runs of 32). */
+bool split_order(const KernelTable& kt, const QuantWeight& w) {
+  if (w.in % 32 != 0) return false;
+  if (w.format == QuantFormat::FourBit) return kt.nf4_dot_split && w.blocksize % 32 == 0;
+  return w.format == QuantFormat::Int4 && kt.int4_dot_split && w.block_cols % 32 == 0;
 }
 
 /**
- * Points *scales and *offsets at the float32 parameters of the `count` blocks from row-major
- * index `first`; float16 ones are first converted into `converted` (2 * count floats).
+ * The rows of x reordered per 32 values into the 16 even-indexed, then the 16 odd-indexed
+ * ones (a buffer of the calling thread, rows `in` apart); nullptr without memory.
  */
-void block_params(const QuantWeight& w, int64_t first, int64_t count, float* converted, const float** scales,
-                  const float** offsets) {
-  if (!w.half) {
-    *scales = static_cast<const float*>(w.scales) + first;
-    *offsets = static_cast<const float*>(w.offsets) + first;
-    return;
+const float* split_rows(const float* x, int64_t rows, int64_t ldx, int64_t in) {
+  float* dst = t_split.reserve(rows * in);
+  if (!dst) return nullptr;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* src = x + i * ldx;
+    float* d = dst + i * in;
+    for (int64_t c = 0; c < in; c += 32) {
+      for (int64_t j = 0; j < 16; ++j) {
+        d[c + j] = src[c + 2 * j];
+        d[c + 16 + j] = src[c + 2 * j + 1];
+      }
+    }
   }
-  for (int64_t b = 0; b < count; ++b) {
-    converted[b] = block_param(w.scales, true, first + b);
-    converted[count + b] = block_param(w.offsets, true, first + b);
-  }
-  *scales = converted;
-  *offsets = converted + count;
+  return dst;
 }
 
 /**
- * y = x W^T for at most kSmallRows rows of an integer weight, decoded in registers by int_dot.
- * Each weight row reads the float32 scales and offsets of its row of blocks (float16 ones are
- * converted once per row of blocks into a per-thread buffer).
+ * Runs dot(r, c0, n, dots) for every weight row r and column tile [c0, c0 + n) of `width`
+ * values (the last one shorter), adding the tiles' dots into y[i * out + r]. Tasks own ranges
+ * of weight rows and walk the tiles outermost, so a tile of the activation rows stays in L1
+ * while every weight row of the task meets it, and each weight element is read once.
+ */
+template <typename Dot>
+void tiled_rows(int threads, int64_t tasks, int64_t out, int64_t in, int64_t width, int64_t rows, float* y,
+                const Dot& dot) {
+  parallel_for(tasks, threads, [&](int64_t t, int) {
+    float dots[kSmallRows];
+    const int64_t r0 = t * out / tasks, r1 = (t + 1) * out / tasks;
+    for (int64_t c0 = 0; c0 < in; c0 += width) {
+      const int64_t n = std::min(width, in - c0);
+      for (int64_t r = r0; r < r1; ++r) {
+        dot(r, c0, n, dots);
+        for (int64_t i = 0; i < rows; ++i) y[i * out + r] = c0 == 0 ? dots[i] : y[i * out + r] + dots[i];
+      }
+    }
+  });
+}
+
+/**
+ * Columns per tile: as many as keep `bytes_per_value` bytes of each of the `rows` activation
+ * rows within kTileBytes, a multiple of `align`, and all of them for a single short row.
+ */
+int64_t tile_width(int64_t in, int64_t rows, int64_t bytes_per_value, int64_t align) {
+  const int64_t fit = kTileBytes / std::max<int64_t>(1, rows * bytes_per_value);
+  return std::min(in, std::max(align, fit / align * align));
+}
+
+/**
+ * y = x W^T for at most kSmallRows rows of an integer weight, decoded in registers by int_dot
+ * (or int4_dot_split when `split`: x is then in split order), in column tiles as tiled_rows
+ * does. Each tile of a weight row reads the float32 scales and offsets of its blocks (float16
+ * ones are converted per row of blocks and tile into a per-thread buffer).
  */
 bool small_matmul_int(const KernelTable& kt, int threads, int64_t tasks, const QuantWeight& w, const float* x,
-                      int64_t rows, int64_t ldx, float* y) {
+                      int64_t rows, int64_t ldx, float* y, bool split) {
   const int64_t out = w.out, in = w.in, grid_cols = in / w.block_cols;
   const int bits = w.format == QuantFormat::Int4 ? 4 : 8;
+  // Tiles start on block boundaries (the loops begin each slice at a block's first value).
+  const int64_t width = tile_width(in, rows, sizeof(float), std::lcm(int64_t{32}, w.block_cols));
   std::atomic<bool> ok{true};
   parallel_for(tasks, threads, [&](int64_t t, int) {
-    float* converted = w.half ? t_row.reserve(2 * grid_cols) : nullptr;
+    float* converted = w.half ? t_row.reserve(2 * (width / w.block_cols)) : nullptr;
     if (w.half && !converted) {
       ok.store(false);
       return;
     }
     float dots[kSmallRows];
-    int64_t block_row = -1;
-    const float *scales = nullptr, *offsets = nullptr;
-    for (int64_t r = t * out / tasks, end = (t + 1) * out / tasks; r < end; ++r) {
-      if (r / w.block_rows != block_row) {
-        block_row = r / w.block_rows;
-        block_params(w, block_row * grid_cols, grid_cols, converted, &scales, &offsets);
+    const int64_t r0 = t * out / tasks, r1 = (t + 1) * out / tasks;
+    for (int64_t c0 = 0; c0 < in; c0 += width) {
+      const int64_t n = std::min(width, in - c0);
+      int64_t block_row = -1;
+      const float *scales = nullptr, *offsets = nullptr;
+      for (int64_t r = r0; r < r1; ++r) {
+        if (r / w.block_rows != block_row) {
+          block_row = r / w.block_rows;
+          block_params(w, block_row * grid_cols + c0 / w.block_cols, n / w.block_cols, converted, &scales, &offsets);
+        }
+        if (split) kt.int4_dot_split(w.codes, r * in + c0, n, scales, offsets, w.block_cols, x + c0, ldx, rows, dots);
+        else kt.int_dot(bits, w.codes, r * in + c0, n, scales, offsets, w.block_cols, x + c0, ldx, rows, dots);
+        for (int64_t i = 0; i < rows; ++i) y[i * out + r] = c0 == 0 ? dots[i] : y[i * out + r] + dots[i];
       }
-      kt.int_dot(bits, w.codes, r * in, in, scales, offsets, w.block_cols, x, ldx, rows, dots);
-      for (int64_t i = 0; i < rows; ++i) y[i * out + r] = dots[i];
     }
   });
   return ok.load();
@@ -105,17 +161,23 @@ bool small_matmul(const KernelTable& kt, int threads, const QuantWeight& w, cons
   if (out * in < kParallelMinElements) threads = 1;
   const int64_t tasks = std::min<int64_t>(out, threads > 1 ? int64_t{8} * threads : 1);
   std::atomic<bool> ok{true};
-  if (fused_four_bit(kt, w, false)) {
-    parallel_for(tasks, threads, [&](int64_t t, int) {
-      float dots[kSmallRows];
-      for (int64_t r = t * out / tasks, end = (t + 1) * out / tasks; r < end; ++r) {
-        kt.nf4_dot(w.codes, r * in, in, w.absmax, w.blocksize, w.table, x, ldx, rows, dots);
-        for (int64_t i = 0; i < rows; ++i) y[i * out + r] = dots[i];
-      }
-    });
+  const float* split = split_order(kt, w) ? split_rows(x, rows, ldx, in) : nullptr;
+  if (split && w.format == QuantFormat::FourBit) {
+    tiled_rows(threads, tasks, out, in, tile_width(in, rows, sizeof(float), 32), rows, y,
+               [&](int64_t r, int64_t c0, int64_t n, float* dots) {
+                 kt.nf4_dot_split(w.codes, r * in + c0, n, w.absmax, w.blocksize, w.table, split + c0, in, rows, dots);
+               });
     return true;
   }
-  if (fused_int(kt, w, false)) return small_matmul_int(kt, threads, tasks, w, x, rows, ldx, y);
+  if (split) return small_matmul_int(kt, threads, tasks, w, split, rows, in, y, true);
+  if (fused_four_bit(kt, w, false)) {
+    tiled_rows(threads, tasks, out, in, tile_width(in, rows, sizeof(float), 32), rows, y,
+               [&](int64_t r, int64_t c0, int64_t n, float* dots) {
+                 kt.nf4_dot(w.codes, r * in + c0, n, w.absmax, w.blocksize, w.table, x + c0, ldx, rows, dots);
+               });
+    return true;
+  }
+  if (fused_int(kt, w, false)) return small_matmul_int(kt, threads, tasks, w, x, rows, ldx, y, false);
   parallel_for(tasks, threads, [&](int64_t t, int) {
     float* row = t_row.reserve(in);
     if (!row) {
@@ -260,6 +322,29 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
+float block_param(const void* params, bool half, int64_t index) {
+  return half ? half_to_float(static_cast<const uint16_t*>(params)[index]) : static_cast<const float*>(params)[index];
+}
+
+/**
+ * Points *scales and *offsets at the float32 parameters of the `count` blocks from row-major
+ * index `first`; float16 ones are first converted into `converted` (2 * count floats).
+ */
+void block_params(const QuantWeight& w, int64_t first, int64_t count, float* converted, const float** scales,
+                  const float** offsets) {
+  if (!w.half) {
+    *scales = static_cast<const float*>(w.scales) + first;
+    *offsets = static_cast<const float*>(w.offsets) + first;
+    return;
+  }
+  for (int64_t b = 0; b < count; ++b) {
+    converted[b] = block_param(w.scales, true, first + b);
+    converted[count + b] = block_param(w.offsets, true, first + b);
+  }
+  *scales = converted;
+  *offsets = converted + count;
+}
+
 void decode_weight_row(const KernelTable& kt, const QuantWeight& w, int64_t r, int64_t c0, int64_t count, float* dst) {
   if (w.format == QuantFormat::FourBit) {
     kt.decode_nf4(w.codes, r * w.in + c0, count, w.absmax, w.blocksize, w.table, dst);
@@ -277,15 +362,25 @@ void decode_weight_row(const KernelTable& kt, const QuantWeight& w, int64_t r, i
 }
 
 bool quant_matmul_f32(const KernelTable& kt, int threads, const QuantWeight& w, bool transposed, const float* x,
-                      int64_t rows, int64_t ldx, float* y) {
+                      int64_t rows, int64_t ldx, float* y, bool int8_activations) {
   const int64_t n = transposed ? w.in : w.out, k = transposed ? w.out : w.in;
   if (rows == 0 || n == 0) return true;
   if (k == 0) {
     std::memset(y, 0, sizeof(float) * rows * n);
     return true;
   }
-  if (rows <= kSmallRows) {
-    return transposed ? small_matmul_t(kt, threads, w, x, rows, ldx, y) : small_matmul(kt, threads, w, x, rows, ldx, y);
+  // y = x W (the input gradient) updates every output column per weight row: past 8 rows the
+  // GEMM does that better than streaming the weight again.
+  if (transposed && rows <= kSmallRows) return small_matmul_t(kt, threads, w, x, rows, ldx, y);
+  if (!transposed && rows <= kStreamRows) {
+    for (int64_t r0 = 0; r0 < rows; r0 += kSmallRows) {
+      const int64_t g = std::min(kSmallRows, rows - r0);
+      const float* xg = x + r0 * ldx;
+      float* yg = y + r0 * n;
+      if (int8_activations && quant_matmul_q8(kt, threads, w, xg, g, ldx, yg)) continue;
+      if (!small_matmul(kt, threads, w, xg, g, ldx, yg)) return false;
+    }
+    return true;
   }
   std::atomic<bool> ok{true};
   const QuantPanels panels{&w, transposed, &ok};

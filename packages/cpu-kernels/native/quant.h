@@ -37,11 +37,23 @@ void decode_weight_row(const KernelTable& kt, const QuantWeight& w, int64_t r, i
 
 /**
  * y = x W^T (x [rows, in], y [rows, out]) or, when `transposed`, y = x W (x [rows, out],
- * y [rows, in]). Rows of x are ldx apart and contiguous; y is dense. Returns false when
- * scratch memory could not be allocated.
+ * y [rows, in]). Rows of x are ldx apart and contiguous; y is dense. With
+ * `int8_activations`, a product y = x W^T of at most 32 rows takes that approximation (see
+ * quant_q8.h) for each group of up to 8 rows that quant_matmul_q8 can run; everything else
+ * stays float32. Returns false when scratch memory could not be allocated.
  */
 bool quant_matmul_f32(const KernelTable& kt, int threads, const QuantWeight& w, bool transposed, const float* x,
-                      int64_t rows, int64_t ldx, float* y);
+                      int64_t rows, int64_t ldx, float* y, bool int8_activations = false);
+
+/** The float32 value of block parameter `index` (float32, or float16 bits when `half`). */
+float block_param(const void* params, bool half, int64_t index);
+
+/**
+ * Points *scales and *offsets at the float32 parameters of the `count` integer blocks from
+ * row-major index `first`; float16 ones are first converted into `converted` (2 * count floats).
+ */
+void block_params(const QuantWeight& w, int64_t first, int64_t count, float* converted, const float** scales,
+                  const float** offsets);
 
 /** The float32 value of a float16 bit pattern. */
 float half_to_float(uint16_t bits);

@@ -3,7 +3,8 @@
  *
  * Importing this package loads a compiled C++ addon and replaces the TypeScript kernels of
  * the `cpu` device for the cases it handles: float32 matmul (packed, cache-blocked GEMM with
- * an AVX2/FMA micro-kernel and a thread pool; matrix-vector products stream the matrix once),
+ * an AVX-512 or AVX2/FMA micro-kernel chosen at run time and a thread pool; matrix-vector
+ * products stream the matrix once),
  * float32 add/sub/mul/div on dense or broadcast-scalar operands, sigmoid/silu of dense
  * tensors, softmax/logSoftmax over the last axis, avgPool1d and repeatInterleave, the float32
  * products with quantized weights of
@@ -17,7 +18,8 @@
  *
  * Environment variables, read once at import: `BLORA_CPU_KERNELS=off` keeps the TypeScript
  * kernels; `BLORA_CPU_KERNELS_ADDON` is the path of the addon; `BLORA_CPU_ISA` (`auto`,
- * `avx2`, `scalar`) and `BLORA_CPU_THREADS` set what {@link configureCpuKernels} sets.
+ * `avx512`, `avx2`, `scalar`), `BLORA_CPU_THREADS`, `BLORA_CPU_QUANT_ACTIVATIONS` (`float32`,
+ * `int8`) and `BLORA_CPU_BUFFER_POOL_MIB` set what {@link configureCpuKernels} sets.
  *
  * @packageDocumentation
  */
@@ -26,14 +28,24 @@ import { findKernel, registerKernel, type KernelFn } from '@blora/tensor';
 import '@blora/quant';
 import { nativeAttention, nativeAttentionBackward } from './attention.js';
 import { nativeActivation, nativeBinary, type NativeActivationOp, type NativeBinaryOp } from './elementwise.js';
+import { BufferPool, installBufferPool, type BufferPoolStats } from './buffer-pool.js';
+import { nativeCopy, nativeRope, nativeSum } from './layout.js';
 import { nativeMatmul } from './matmul.js';
-import { loadAddon, type NativeAddon, type NativeIsa } from './native.js';
+import {
+  ISA_CHOICES, QUANT_ACTIVATIONS, loadAddon, type IsaChoice, type NativeAddon, type NativeIsa, type QuantActivations,
+} from './native.js';
 import { nativeAvgPool1d, nativeRepeatInterleave } from './pool.js';
-import { nativeFourBitMatmul, nativeIntMatmul } from './quant.js';
+import { nativeFourBitMatmul, nativeIntMatmul, quantSettings } from './quant.js';
 import { nativeSoftmax } from './softmax.js';
 import { nativeAdamwStep, nativeCrossEntropy, nativeCrossEntropyBackward, nativeRmsNorm, nativeRmsNormBackward } from './training.js';
 
-export type { NativeIsa } from './native.js';
+export type { IsaChoice, NativeIsa, QuantActivations } from './native.js';
+export { BufferPool, installBufferPool, type BufferPoolStats } from './buffer-pool.js';
+
+const MIB = 2 ** 20;
+
+/** The choice that keeps the instruction set in use. */
+const CHOICE_OF: Record<NativeIsa, IsaChoice> = { avx512: 'avx512', 'avx2+fma': 'avx2', scalar: 'scalar' };
 
 /** Which CPU kernels are active: the native ones (and how they run) or the TypeScript ones (and why). */
 export type CpuKernelsInfo =
@@ -42,8 +54,14 @@ export type CpuKernelsInfo =
     native: true;
     /** Instruction set of the inner loops. */
     isa: NativeIsa;
+    /** The instruction sets this CPU (and OS) and this build support, widest first; 'scalar' always. */
+    supported: readonly NativeIsa[];
     /** Threads the kernels use, the calling thread included. */
     threads: number;
+    /** Activations of the 4-bit matrix-vector products ('float32' unless int8 was chosen). */
+    quantActivations: QuantActivations;
+    /** Capacity of the pool of released CPU tensor buffers, in MiB (0: off). */
+    bufferPoolMiB: number;
     /** Ops whose `cpu` kernel is now native (for the cases it handles). */
     ops: readonly string[];
   }
@@ -56,10 +74,30 @@ export type CpuKernelsInfo =
 
 /** Options of {@link configureCpuKernels}. */
 export interface CpuKernelsOptions {
-  /** Inner loops: 'auto' (AVX2 + FMA when the CPU has them, default), 'avx2' or 'scalar'. */
-  isa?: 'auto' | 'avx2' | 'scalar';
+  /**
+   * Inner loops: 'auto' (the widest the CPU and OS support: AVX-512, else AVX2 + FMA, else
+   * portable C++), 'avx512', 'avx2' or 'scalar'. Default: keep the current ones.
+   */
+  isa?: IsaChoice;
   /** Threads, the calling thread included; 0 means every CPU this process may use. */
   threads?: number;
+  /**
+   * Activations of the forward products with 4-bit weights (`nf4Matmul`, `int4Matmul`) at up
+   * to 32 rows, the matrix-vector products of generation: 'float32' (exact, the default, and
+   * what training uses: the backward products and larger batches are always float32) or
+   * 'int8' (activations rounded to int8 per block of 32 and multiplied in integer arithmetic,
+   * like onnxruntime's MatMulNBits at accuracy_level 4; NF4 / FP4 tables rounded to int8
+   * levels). Default: keep the current setting.
+   */
+  quantActivations?: QuantActivations;
+  /**
+   * Capacity of the pool of released CPU tensor buffers, in MiB: buffers that `dispose` or
+   * `tidy` release are kept (per dtype and size, up to this many bytes) and handed out again,
+   * zero-filled, to later ops, which saves the allocation, the page faults of fresh memory
+   * and the garbage collections that external memory triggers. 0 turns it off and frees what
+   * it holds. Default 1024 (BLORA_CPU_BUFFER_POOL_MIB).
+   */
+  bufferPoolMiB?: number;
 }
 
 // Each native kernel remembers the TypeScript kernel it wraps, so that loading a second copy
@@ -97,6 +135,10 @@ function registerAll(addon: NativeAddon): string[] {
     crossEntropy: (f) => nativeCrossEntropy(addon, f),
     crossEntropyBackward: (f) => nativeCrossEntropyBackward(addon, f),
     adamwStep: (f) => nativeAdamwStep(addon, f),
+    copy: (f) => nativeCopy(addon, f),
+    rope: (f) => nativeRope(addon, f),
+    sum: (f) => nativeSum(addon, false, f),
+    mean: (f) => nativeSum(addon, true, f),
   };
   for (const op of ['add', 'sub', 'mul', 'div'] as NativeBinaryOp[]) makers[op] = (f) => nativeBinary(addon, op, f);
   for (const op of ['sigmoid', 'silu'] as NativeActivationOp[]) makers[op] = (f) => nativeActivation(addon, op, f);
@@ -107,12 +149,32 @@ const loaded = loadAddon();
 const activeAddon: NativeAddon | null = loaded.addon;
 const registeredOps: readonly string[] = activeAddon ? Object.freeze(registerAll(activeAddon)) : [];
 const notLoadedReason = loaded.addon === null ? loaded.reason : '';
+// The buffer pool comes with the native kernels (BLORA_CPU_KERNELS=off leaves the engine's allocation alone).
+const bufferPool = loaded.addon ? installBufferPool(new BufferPool(loaded.settings.bufferPoolMiB * MIB)) : null;
+if (loaded.addon) quantSettings.activations = loaded.settings.quantActivations;
 
 /** Which kernels are active; when native, how they run (instruction set, threads). */
 export function cpuKernelsInfo(): CpuKernelsInfo {
   if (!activeAddon) return { native: false, reason: notLoadedReason };
   const info = activeAddon.info();
-  return { native: true, isa: info.isa, threads: info.threads, ops: registeredOps };
+  const supported: NativeIsa[] = [];
+  if (info.avx512Supported) supported.push('avx512');
+  if (info.avx2Supported) supported.push('avx2+fma');
+  supported.push('scalar');
+  return {
+    native: true,
+    isa: info.isa,
+    supported,
+    threads: info.threads,
+    quantActivations: quantSettings.activations,
+    bufferPoolMiB: (bufferPool?.stats().capacityBytes ?? 0) / MIB,
+    ops: registeredOps,
+  };
+}
+
+/** What the pool of released CPU tensor buffers holds and has done; null without the native kernels. */
+export function bufferPoolStats(): BufferPoolStats | null {
+  return bufferPool?.stats() ?? null;
 }
 
 /**
@@ -122,14 +184,26 @@ export function cpuKernelsInfo(): CpuKernelsInfo {
  */
 export function configureCpuKernels(options: CpuKernelsOptions): CpuKernelsInfo {
   const current = activeAddon?.info();
-  const isa = options.isa ?? (current?.isa === 'scalar' ? 'scalar' : 'auto');
-  if (isa !== 'auto' && isa !== 'avx2' && isa !== 'scalar') {
-    throw new RangeError(`configureCpuKernels: isa must be 'auto', 'avx2' or 'scalar', got ${String(isa)}`);
+  const isa = options.isa ?? (current ? CHOICE_OF[current.isa] : 'auto');
+  if (!ISA_CHOICES.includes(isa)) {
+    throw new RangeError(`configureCpuKernels: isa must be one of ${ISA_CHOICES.map((c) => `'${c}'`).join(', ')}, got ${String(isa)}`);
   }
   const threads = options.threads ?? current?.threads ?? 0;
   if (!Number.isInteger(threads) || threads < 0) {
     throw new RangeError(`configureCpuKernels: threads must be a non-negative integer, got ${String(threads)}`);
   }
-  if (activeAddon) activeAddon.configure(isa, threads);
+  const quantActivations = options.quantActivations ?? quantSettings.activations;
+  if (!QUANT_ACTIVATIONS.includes(quantActivations)) {
+    throw new RangeError(`configureCpuKernels: quantActivations must be 'float32' or 'int8', got ${String(quantActivations)}`);
+  }
+  const poolMiB = options.bufferPoolMiB;
+  if (poolMiB !== undefined && (typeof poolMiB !== 'number' || !Number.isFinite(poolMiB) || poolMiB < 0)) {
+    throw new RangeError(`configureCpuKernels: bufferPoolMiB must be a non-negative number, got ${String(poolMiB)}`);
+  }
+  if (activeAddon) {
+    activeAddon.configure(isa, threads);
+    quantSettings.activations = quantActivations;
+    if (poolMiB !== undefined) bufferPool?.resize(poolMiB * MIB);
+  }
   return cpuKernelsInfo();
 }

@@ -4,8 +4,14 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-/** Instruction sets the addon can run. */
-export type NativeIsa = 'avx2+fma' | 'scalar';
+/** Instruction sets the addon can run ('avx512': AVX-512 F, BW, DQ, VL and VNNI). */
+export type NativeIsa = 'avx512' | 'avx2+fma' | 'scalar';
+
+/** Instruction sets `configure` accepts: 'auto' picks the widest one this CPU (and OS) supports. */
+export type IsaChoice = 'auto' | 'avx512' | 'avx2' | 'scalar';
+
+/** The values of {@link IsaChoice}. */
+export const ISA_CHOICES: readonly IsaChoice[] = ['auto', 'avx512', 'avx2', 'scalar'];
 
 /** What the addon reports about itself. */
 export interface NativeInfo {
@@ -17,6 +23,11 @@ export interface NativeInfo {
   threads: number;
   /** Whether this CPU supports AVX2 and FMA (and the binary contains those loops). */
   avx2Supported: boolean;
+  /**
+   * Whether this CPU supports AVX-512 F, BW, DQ, VL and VNNI, the OS saves the zmm registers,
+   * and the binary contains those loops.
+   */
+  avx512Supported: boolean;
 }
 
 /**
@@ -25,8 +36,8 @@ export interface NativeInfo {
  */
 export interface NativeAddon {
   info(): NativeInfo;
-  /** Selects the inner loops ('auto' picks AVX2 when available) and the thread count (0 = all CPUs). */
-  configure(isa: 'auto' | 'avx2' | 'scalar', threads: number): NativeInfo;
+  /** Selects the inner loops ('auto' picks the widest available) and the thread count (0 = all CPUs). */
+  configure(isa: IsaChoice, threads: number): NativeInfo;
   /**
    * out[outOffset + t*m*n + i*n + j] = sum over p of a[ao_t + i*rsa + p*csa] * b[bo_t + p*rsb + j*csb],
    * where offsets holds the pairs (ao_t, bo_t) of the batch.
@@ -56,12 +67,14 @@ export interface NativeAddon {
    * y = x W^T (or x W when `transposed`) for a 4-bit absmax weight W [outFeatures, inFeatures]
    * (NF4 / FP4: W[i] = table[code_i] * absmax[i / blocksize]). x holds `rows` rows, `ldx` apart
    * and each contiguous; out is dense [rows, outFeatures] (transposed: [rows, inFeatures]).
+   * `int8Activations`: y = x W^T with at most 32 rows may round x (and the table) to int8
+   * where the layout allows (see {@link QuantActivations}).
    */
   nf4MatmulF32(
     transposed: boolean, x: Float32Array, xOffset: number, rows: number, ldx: number,
     packed: Uint8Array, packedOffset: number, absmax: Float32Array, absmaxOffset: number,
     table: Float32Array, tableOffset: number, out: Float32Array, outOffset: number,
-    outFeatures: number, inFeatures: number, blocksize: number,
+    outFeatures: number, inFeatures: number, blocksize: number, int8Activations?: boolean,
   ): void;
   /**
    * As nf4MatmulF32 for an integer-block weight (W = scale * q + offset per block of
@@ -72,7 +85,7 @@ export interface NativeAddon {
     bits: 4 | 8, transposed: boolean, x: Float32Array, xOffset: number, rows: number, ldx: number,
     codes: Uint8Array, codesOffset: number, scales: Float32Array | Uint16Array, scalesOffset: number,
     offsets: Float32Array | Uint16Array, offsetsOffset: number, out: Float32Array, outOffset: number,
-    outFeatures: number, inFeatures: number, blockRows: number, blockCols: number,
+    outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, int8Activations?: boolean,
   ): void;
   /**
    * Attention forward. `geometry` holds (offset, batch stride, head stride, row stride) of q, k,
@@ -105,6 +118,21 @@ export interface NativeAddon {
     lse: Float32Array, lseOffset: number, dlogits: Float32Array, dlogitsOffset: number,
     rows: number, v: number, ignoreIndex: number, scale: number,
   ): void;
+  /** out (dense) = the elements x[xOffset + sum of i_d * strides[d]] for i_d < sizes[d] (at most 8 dims). */
+  copyF32(x: Float32Array, xOffset: number, sizes: Float64Array, strides: Float64Array, out: Float32Array, outOffset: number): void;
+  /**
+   * Rotary embeddings of x [B, H, T, Dh] (geometry [B, H, T, Dh, sb, sh, st]; last dim dense)
+   * with dense [T, Dh / 2] tables into dense out; `inverse` rotates by the negative angles.
+   */
+  ropeF32(
+    x: Float32Array, xOffset: number, geometry: Float64Array, cos: Float32Array, cosOffset: number,
+    sin: Float32Array, sinOffset: number, out: Float32Array, outOffset: number, inverse: boolean,
+  ): void;
+  /** out [outer, inner] = sums over the middle dim of dense x [outer, reduced, inner], divided by divisor. */
+  sumF32(
+    x: Float32Array, xOffset: number, outer: number, reduced: number, inner: number,
+    out: Float32Array, outOffset: number, divisor: number,
+  ): void;
   /** One AdamW update of n dense values, in place (the bias-corrected constants precomputed). */
   adamwStepF32(
     param: Float32Array, paramOffset: number, grad: Float32Array, gradOffset: number, m: Float32Array, mOffset: number,
@@ -119,8 +147,19 @@ export interface NativeAddon {
   ): void;
 }
 
+/**
+ * Activations of the forward products with 4-bit weights (`nf4Matmul`, `int4Matmul`) at up to
+ * 32 rows: 'float32' (exact float32 arithmetic, the default) or 'int8' (rounded to int8 per
+ * block of 32 and multiplied in integer arithmetic, like onnxruntime's MatMulNBits at
+ * accuracy_level 4; NF4 / FP4 tables rounded to int8 levels).
+ */
+export type QuantActivations = 'float32' | 'int8';
+
+/** The values of {@link QuantActivations}. */
+export const QUANT_ACTIVATIONS: readonly QuantActivations[] = ['float32', 'int8'];
+
 /** Interface version this package expects from the binary. */
-export const ADDON_VERSION = 3;
+export const ADDON_VERSION = 4;
 
 /** Environment variables read when the package is imported. */
 export interface NativeEnv {
@@ -128,14 +167,23 @@ export interface NativeEnv {
   BLORA_CPU_KERNELS?: string;
   /** Path of the compiled addon (default: the package's build/Release/blora_cpu.node). */
   BLORA_CPU_KERNELS_ADDON?: string;
-  /** Inner loops to use: 'auto' (default), 'avx2' or 'scalar'. */
+  /** Inner loops to use: 'auto' (default), 'avx512', 'avx2' or 'scalar'. */
   BLORA_CPU_ISA?: string;
   /** Kernel threads, a positive integer (default: the CPUs this process may use). */
   BLORA_CPU_THREADS?: string;
+  /** Activations of the 4-bit matrix-vector products: 'float32' (default) or 'int8'. */
+  BLORA_CPU_QUANT_ACTIVATIONS?: string;
+  /** Capacity of the buffer pool in MiB (0: off; default DEFAULT_BUFFER_POOL_MIB). */
+  BLORA_CPU_BUFFER_POOL_MIB?: string;
 }
 
+/** Default capacity of the pool of released CPU tensor buffers, in MiB. */
+export const DEFAULT_BUFFER_POOL_MIB = 1024;
+
 /** Outcome of loading the addon. */
-export type LoadResult = { addon: NativeAddon; path: string } | { addon: null; reason: string };
+export type LoadResult =
+  | { addon: NativeAddon; path: string; settings: EnvSettings }
+  | { addon: null; reason: string };
 
 /** Where the build script puts the addon. */
 export function defaultAddonPath(): string {
@@ -146,18 +194,35 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Settings read from the environment when the package is imported. */
+export interface EnvSettings {
+  isa: IsaChoice;
+  threads: number;
+  quantActivations: QuantActivations;
+  bufferPoolMiB: number;
+}
+
 /** The settings `configure` takes, parsed from the environment; a string names an invalid variable. */
-export function settingsFromEnv(env: NativeEnv): { isa: 'auto' | 'avx2' | 'scalar'; threads: number } | string {
-  const isa = env.BLORA_CPU_ISA ?? 'auto';
-  if (isa !== 'auto' && isa !== 'avx2' && isa !== 'scalar') {
-    return `BLORA_CPU_ISA=${isa} is not one of auto, avx2, scalar`;
+export function settingsFromEnv(env: NativeEnv): EnvSettings | string {
+  const isa = (env.BLORA_CPU_ISA ?? 'auto') as IsaChoice;
+  if (!ISA_CHOICES.includes(isa)) {
+    return `BLORA_CPU_ISA=${isa} is not one of ${ISA_CHOICES.join(', ')}`;
   }
   const threadsText = env.BLORA_CPU_THREADS;
   const threads = threadsText === undefined || threadsText === '' ? 0 : Number(threadsText);
   if (!Number.isInteger(threads) || threads < 0) {
     return `BLORA_CPU_THREADS=${threadsText} is not a positive integer`;
   }
-  return { isa, threads };
+  const quantActivations = (env.BLORA_CPU_QUANT_ACTIVATIONS || 'float32') as QuantActivations;
+  if (!QUANT_ACTIVATIONS.includes(quantActivations)) {
+    return `BLORA_CPU_QUANT_ACTIVATIONS=${quantActivations} is not one of ${QUANT_ACTIVATIONS.join(', ')}`;
+  }
+  const poolText = env.BLORA_CPU_BUFFER_POOL_MIB;
+  const bufferPoolMiB = poolText === undefined || poolText === '' ? DEFAULT_BUFFER_POOL_MIB : Number(poolText);
+  if (!Number.isFinite(bufferPoolMiB) || bufferPoolMiB < 0) {
+    return `BLORA_CPU_BUFFER_POOL_MIB=${poolText} is not a non-negative number`;
+  }
+  return { isa, threads, quantActivations, bufferPoolMiB };
 }
 
 /** Loads and configures the addon according to `env`; never throws. */
@@ -187,5 +252,5 @@ export function loadAddon(env: NativeEnv = process.env as NativeEnv): LoadResult
   } catch (e) {
     return { addon: null, reason: message(e) };
   }
-  return { addon, path };
+  return { addon, path, settings };
 }

@@ -5,8 +5,11 @@
 // (other dtypes, other layouts) goes to the TypeScript kernel.
 import type { Attrs, KernelFn, Tensor } from '@blora/tensor';
 import { mergedRowStride } from './matmul.js';
-import type { NativeAddon } from './native.js';
+import type { NativeAddon, QuantActivations } from './native.js';
 import { f32Storage, isDense, isF32, u8Storage } from './tensors.js';
+
+/** Process-wide settings of the quantized products (changed by configureCpuKernels). */
+export const quantSettings: { activations: QuantActivations } = { activations: 'float32' };
 
 /** How the addon walks the rows of activations x [..., k]: `rows` rows, `ldx` elements apart. */
 interface RowLayout {
@@ -43,6 +46,7 @@ export function nativeFourBitMatmul(addon: NativeAddon, transposed: boolean, fal
       transposed, f32Storage(x), x.offset, layout.rows, layout.ldx,
       u8Storage(packed), packed.offset, f32Storage(absmax), absmax.offset, f32Storage(table), table.offset,
       f32Storage(out), out.offset, outFeatures, inFeatures, attrs['blocksize'] as number,
+      quantSettings.activations === 'int8',
     );
   };
 }
@@ -69,6 +73,7 @@ export function nativeIntMatmul(addon: NativeAddon, bits: 4 | 8, transposed: boo
       scales.storage.handle as Float32Array | Uint16Array, scales.offset,
       offsets.storage.handle as Float32Array | Uint16Array, offsets.offset,
       f32Storage(out), out.offset, outFeatures, inFeatures, attrs['blockRows'] as number, attrs['blockCols'] as number,
+      quantSettings.activations === 'int8',
     );
   };
 }

@@ -9,12 +9,20 @@ export const NATIVE = cpuKernelsInfo().native;
 
 const defaults = cpuKernelsInfo();
 
+/** The instruction sets this machine runs, as configureCpuKernels names them. */
+export const ISAS: readonly ('avx512' | 'avx2' | 'scalar')[] = defaults.native
+  ? defaults.supported.map((isa) => (isa === 'avx2+fma' ? 'avx2' : isa))
+  : [];
+
 /**
- * Configurations to check results under: both instruction sets and several thread counts
- * (including more threads than cores) when native, the TypeScript kernels otherwise.
+ * Configurations to check results under: every instruction set the machine runs, each at the
+ * default thread count and one other (1 thread, or more threads than cores), when native;
+ * the TypeScript kernels otherwise.
  */
 export const MODES: readonly CpuKernelsOptions[] = NATIVE
-  ? [{ isa: 'auto' }, { isa: 'auto', threads: 1 }, { isa: 'auto', threads: 3 }, { isa: 'scalar', threads: 2 }]
+  ? ISAS.flatMap((isa, i): CpuKernelsOptions[] => (isa === 'scalar'
+    ? [{ isa, threads: 2 }]
+    : [{ isa }, { isa, threads: i === 0 ? 3 : 1 }]))
   : [{}];
 
 /** Runs `check` under every mode, naming the mode in a failure, then restores the default configuration. */

@@ -11,7 +11,7 @@ import { NATIVE } from './helpers.js';
 const OPS = [
   'matmul', 'add', 'sub', 'mul', 'div', 'sigmoid', 'silu', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave',
   'nf4Matmul', 'nf4MatmulT', 'int4Matmul', 'int4MatmulT', 'int8Matmul', 'int8MatmulT', 'attention', 'attentionBackward',
-  'rmsNorm', 'rmsNormBackward', 'crossEntropy', 'crossEntropyBackward', 'adamwStep',
+  'rmsNorm', 'rmsNormBackward', 'crossEntropy', 'crossEntropyBackward', 'adamwStep', 'copy', 'rope', 'sum', 'mean',
 ];
 const WRAPPED = Symbol.for('@blora/cpu-kernels/wrapped');
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -42,10 +42,12 @@ describe('without the addon', () => {
   const cases: [string, Record<string, string>, RegExp][] = [
     ['the addon file is missing', { BLORA_CPU_KERNELS_ADDON: join(tmpdir(), 'no-such-dir', 'blora_cpu.node') }, /native addon not built \(no .*no-such-dir.*\)/],
     ['the native kernels are switched off', { BLORA_CPU_KERNELS: 'off' }, /disabled by BLORA_CPU_KERNELS=off/],
-    ['the addon is a stale build', { BLORA_CPU_KERNELS_ADDON: fixture('stale-addon.cjs') }, /stale build \(interface 0, expected 3\)/],
+    ['the addon is a stale build', { BLORA_CPU_KERNELS_ADDON: fixture('stale-addon.cjs') }, /stale build \(interface 0, expected 4\)/],
     ['the addon fails to load', { BLORA_CPU_KERNELS_ADDON: fixture('broken-addon.cjs') }, /failed to load: cannot open shared object file/],
     ['BLORA_CPU_THREADS is invalid', { BLORA_CPU_THREADS: 'many' }, /BLORA_CPU_THREADS=many is not a positive integer/],
-    ['BLORA_CPU_ISA is invalid', { BLORA_CPU_ISA: 'sse' }, /BLORA_CPU_ISA=sse is not one of auto, avx2, scalar/],
+    ['BLORA_CPU_ISA is invalid', { BLORA_CPU_ISA: 'sse' }, /BLORA_CPU_ISA=sse is not one of auto, avx512, avx2, scalar/],
+    ['BLORA_CPU_QUANT_ACTIVATIONS is invalid', { BLORA_CPU_QUANT_ACTIVATIONS: 'int4' }, /BLORA_CPU_QUANT_ACTIVATIONS=int4 is not one of float32, int8/],
+    ['BLORA_CPU_BUFFER_POOL_MIB is invalid', { BLORA_CPU_BUFFER_POOL_MIB: '-1' }, /BLORA_CPU_BUFFER_POOL_MIB=-1 is not a non-negative number/],
   ];
 
   it.each(cases)('when %s: imports silently, registers nothing and says why', async (_what, env, reason) => {
@@ -65,7 +67,8 @@ describe('without the addon', () => {
 describe('configureCpuKernels', () => {
   it('rejects invalid options by name', async () => {
     const { pkg } = await freshImport({});
-    expect(() => pkg.configureCpuKernels({ isa: 'sse' as 'auto' })).toThrow(/configureCpuKernels: isa must be 'auto', 'avx2' or 'scalar', got sse/);
+    expect(() => pkg.configureCpuKernels({ isa: 'sse' as 'auto' })).toThrow(/configureCpuKernels: isa must be one of 'auto', 'avx512', 'avx2', 'scalar', got sse/);
+    expect(() => pkg.configureCpuKernels({ bufferPoolMiB: -1 })).toThrow(/configureCpuKernels: bufferPoolMiB must be a non-negative number, got -1/);
     expect(() => pkg.configureCpuKernels({ threads: -1 })).toThrow(/configureCpuKernels: threads must be a non-negative integer, got -1/);
     expect(() => pkg.configureCpuKernels({ threads: 1.5 })).toThrow(RangeError);
   });
@@ -73,9 +76,11 @@ describe('configureCpuKernels', () => {
 
 describe('settingsFromEnv', () => {
   it('parses the defaults, valid values and invalid ones', () => {
-    expect(settingsFromEnv({})).toEqual({ isa: 'auto', threads: 0 });
-    expect(settingsFromEnv({ BLORA_CPU_ISA: 'scalar', BLORA_CPU_THREADS: '3' })).toEqual({ isa: 'scalar', threads: 3 });
-    expect(settingsFromEnv({ BLORA_CPU_THREADS: '' })).toEqual({ isa: 'auto', threads: 0 });
+    const defaults = { isa: 'auto', threads: 0, quantActivations: 'float32', bufferPoolMiB: 1024 };
+    expect(settingsFromEnv({})).toEqual(defaults);
+    expect(settingsFromEnv({ BLORA_CPU_ISA: 'scalar', BLORA_CPU_THREADS: '3' })).toEqual({ ...defaults, isa: 'scalar', threads: 3 });
+    expect(settingsFromEnv({ BLORA_CPU_ISA: 'avx512', BLORA_CPU_THREADS: '' })).toEqual({ ...defaults, isa: 'avx512' });
+    expect(settingsFromEnv({ BLORA_CPU_QUANT_ACTIVATIONS: 'int8', BLORA_CPU_BUFFER_POOL_MIB: '0' })).toEqual({ ...defaults, quantActivations: 'int8', bufferPoolMiB: 0 });
     expect(settingsFromEnv({ BLORA_CPU_THREADS: '-2' })).toMatch(/not a positive integer/);
     expect(settingsFromEnv({ BLORA_CPU_THREADS: '1.5' })).toMatch(/not a positive integer/);
   });
@@ -86,7 +91,9 @@ describe.skipIf(!NATIVE)('with the addon', () => {
     const { pkg, before, after, printed } = await freshImport({ BLORA_CPU_ISA: undefined, BLORA_CPU_THREADS: undefined });
     const info = pkg.cpuKernelsInfo();
     if (!info.native) throw new Error(info.reason);
-    expect(['avx2+fma', 'scalar']).toContain(info.isa);
+    // 'auto' picks the widest instruction set the CPU supports.
+    expect(info.isa).toBe(info.supported[0]);
+    expect(info.supported.at(-1)).toBe('scalar');
     expect(info.threads).toBeGreaterThanOrEqual(1);
     expect([...info.ops]).toEqual([...OPS].sort());
     expect(printed).toBe(0);
@@ -107,6 +114,17 @@ describe.skipIf(!NATIVE)('with the addon', () => {
       expect(pkg.configureCpuKernels({ isa: 'avx2' })).toMatchObject({ isa: 'avx2+fma' });
     } else {
       expect(() => pkg.configureCpuKernels({ isa: 'avx2' })).toThrow(/lacks AVX2/);
+    }
+    if (result.addon.info().avx512Supported) {
+      expect(pkg.configureCpuKernels({ isa: 'avx512' })).toMatchObject({ isa: 'avx512' });
+      // Leaving isa out keeps the instruction set in use.
+      expect(pkg.configureCpuKernels({ threads: 2 })).toMatchObject({ isa: 'avx512', threads: 2 });
+    } else {
+      expect(() => pkg.configureCpuKernels({ isa: 'avx512' })).toThrow(/lacks AVX-512/);
+    }
+    if (result.addon.info().avx2Supported) {
+      const { pkg: avx2 } = await freshImport({ BLORA_CPU_ISA: 'avx2', BLORA_CPU_THREADS: undefined });
+      expect(avx2.cpuKernelsInfo()).toMatchObject({ native: true, isa: 'avx2+fma' });
     }
     const auto = pkg.configureCpuKernels({ isa: 'auto', threads: 0 });
     expect(auto.native && auto.threads).toBeGreaterThanOrEqual(1);

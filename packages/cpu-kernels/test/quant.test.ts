@@ -1,83 +1,13 @@
 // The quantized-weight products (@blora/quant's ops) against float64 references that decode
 // the weight with plain loops and multiply in float64.
 import { describe, expect, it } from 'vitest';
-import { expand, permute, slice, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
-import { nonContiguousTensor, randomValues, seededRandom } from '@blora/tensor/testing';
-import { NF4_CODE, intMatmul, intMatmulT, nf4Matmul, nf4MatmulT, type FourBitOpAttrs, type IntOpAttrs } from '@blora/quant';
+import { expand, permute, slice, tensor, transpose, type Tensor } from '@blora/tensor';
+import { nonContiguousTensor, randomValues } from '@blora/tensor/testing';
+import { NF4_CODE, intMatmul, intMatmulT, nf4Matmul, nf4MatmulT } from '@blora/quant';
 import { cpuKernelsInfo } from '../src/index.js';
 import { loadAddon } from '../src/native.js';
 import { expectClose, inEveryMode, matmulTolerance, NATIVE } from './helpers.js';
-
-/** `n` seeded integers in [0, count). */
-function randomInts(n: number, seed: number, count: number): Uint8Array {
-  const rnd = seededRandom(seed);
-  return Uint8Array.from({ length: n }, () => Math.floor(rnd() * count));
-}
-
-/** The 4-bit code of element i: high nibble of byte i / 2 for even i, low nibble for odd i. */
-function nibble(bytes: Uint8Array, i: number): number {
-  const byte = bytes[Math.floor(i / 2)]!;
-  return i % 2 === 0 ? Math.floor(byte / 16) : byte % 16;
-}
-
-/** A 4-bit absmax weight with random codes, block scales and (unless given) table. */
-function fourBitWeight(outF: number, inF: number, blocksize: number, seed: number, table?: ArrayLike<number>) {
-  const n = outF * inF;
-  const packed = randomInts(Math.ceil(n / 2), seed, 256);
-  const absmax = Float32Array.from(randomValues(Math.ceil(n / blocksize), seed + 1, 0.25, 2));
-  const codeTable = Float32Array.from(table ?? randomValues(16, seed + 2));
-  const dense = new Float64Array(n);
-  for (let i = 0; i < n; i++) dense[i] = Math.fround(codeTable[nibble(packed, i)]! * absmax[Math.floor(i / blocksize)]!);
-  const tensors = {
-    packed: tensor(packed, { dtype: 'uint8' }),
-    absmax: tensor(absmax, { dtype: 'float32' }),
-    table: tensor(codeTable, { dtype: 'float32' }),
-  };
-  return { ...tensors, dense, attrs: { outFeatures: outF, inFeatures: inF, blocksize } satisfies FourBitOpAttrs };
-}
-
-/**
- * An integer-block weight with random codes; scales and offsets are multiples of 2^-10 and
- * 2^-8 small enough to be exact in float16, so the reference can use them as they are.
- */
-function intWeight(bits: 4 | 8, outF: number, inF: number, blockRows: number, blockCols: number, paramDType: DType, seed: number) {
-  const n = outF * inF;
-  const q = randomInts(n, seed, 2 ** bits);
-  const blocks = (outF / blockRows) * (inF / blockCols);
-  const scales = Array.from(randomInts(blocks, seed + 1, 64), (m) => (m + 1) / 1024);
-  const offsets = Array.from(randomInts(blocks, seed + 2, 256), (m) => (m - 128) / 256);
-  const codes = bits === 8 ? q : new Uint8Array(Math.ceil(n / 2));
-  if (bits === 4) for (let i = 0; i < n; i++) codes[i >> 1]! |= i % 2 === 0 ? q[i]! << 4 : q[i]!;
-  const gridCols = inF / blockCols;
-  const dense = new Float64Array(n);
-  for (let r = 0; r < outF; r++) {
-    for (let c = 0; c < inF; c++) {
-      const b = Math.floor(r / blockRows) * gridCols + Math.floor(c / blockCols);
-      dense[r * inF + c] = Math.fround(scales[b]! * q[r * inF + c]! + offsets[b]!);
-    }
-  }
-  const tensors = {
-    codes: tensor(codes, { dtype: 'uint8' }),
-    scales: tensor(scales, { dtype: paramDType }),
-    offsets: tensor(offsets, { dtype: paramDType }),
-  };
-  return { ...tensors, dense, attrs: { outFeatures: outF, inFeatures: inF, blockRows, blockCols } satisfies IntOpAttrs };
-}
-
-/** y = x W^T (or x W when `transposed`) in float64; x holds `rows` rows. */
-function reference(x: ArrayLike<number>, rows: number, dense: Float64Array, outF: number, inF: number, transposed: boolean): Float64Array {
-  const k = transposed ? outF : inF;
-  const n = transposed ? inF : outF;
-  const y = new Float64Array(rows * n);
-  for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let p = 0; p < k; p++) s += x[i * k + p]! * (transposed ? dense[p * inF + j]! : dense[j * inF + p]!);
-      y[i * n + j] = s;
-    }
-  }
-  return y;
-}
+import { fourBitWeight, intWeight, reference } from './quant-weights.js';
 
 /** How the activations are laid out; each layout holds the same row-major values. */
 type Layout = 'dense' | 'rows-apart' | 'batched' | 'broadcast' | 'strided' | 'transposed' | 'permuted';
@@ -129,6 +59,8 @@ let seed = 100;
  */
 const FOUR_BIT_SHAPES: readonly [number, number, number][] = [
   [1, 1, 1], [5, 8, 8], [7, 13, 4], [6, 9, 3], [9, 31, 64], [6, 24, 16], [12, 40, 8], [17, 64, 64], [33, 300, 64], [70, 129, 32],
+  // Widths and blocks in runs of 32 (the AVX-512 loops that read activations in split order), blocks of 96 straddling rows.
+  [13, 352, 96], [5, 256, 128],
 ];
 const ROWS = [1, 2, 3, 4, 5, 6, 7, 8, 10, 38];
 
@@ -152,7 +84,7 @@ describe.each([false, true])('nf4Matmul float32 (transposed = %s)', (transposed)
     for (const [outF, inF, blocksize] of cases) {
       const w = fourBitWeight(outF, inF, blocksize, seed++, NF4_CODE);
       const k = transposed ? outF : inF;
-      for (const rows of [1, 7, 20]) {
+      for (const rows of [1, 7, 20, 40]) { // up to 32 rows stream the weight; 40 takes the GEMM
         const { x, values } = activations(rows, k, 'dense', seed++);
         inEveryMode(() => expectClose(op(x, w.packed, w.absmax, w.table, w.attrs), reference(values, rows, w.dense, outF, inF, transposed), matmulTolerance(k)));
       }
@@ -207,7 +139,7 @@ describe.each([4, 8] as const)('int%sMatmul float32', (bits) => {
       for (const [outF, inF, blockRows, blockCols] of SHAPES) {
         const w = intWeight(bits, outF, inF, blockRows, blockCols, paramDType, seed++);
         const k = transposed ? outF : inF;
-        for (const rows of [1, 3, 9, 26]) {
+        for (const rows of [1, 3, 9, 26, 40]) {
           const { x, values } = activations(rows, k, 'dense', seed++);
           const expected = reference(values, rows, w.dense, outF, inF, transposed);
           inEveryMode(() => expectClose(op(bits, x, w.codes, w.scales, w.offsets, w.attrs), expected, matmulTolerance(k)));
@@ -220,7 +152,10 @@ describe.each([4, 8] as const)('int%sMatmul float32', (bits) => {
     const op = transposed ? intMatmulT : intMatmul;
     // Blocks of 8 and more columns, shared by several rows; [140, 240, 4, 40] is large enough
     // for threads, whose column slices then start inside a block.
-    const cases: [number, number, number, number][] = [[6, 8, 1, 8], [9, 48, 3, 16], [20, 96, 4, 32], [70, 64, 2, 64], [5, 40, 5, 8], [140, 240, 4, 40]];
+    const cases: [number, number, number, number][] = [
+      [6, 8, 1, 8], [9, 48, 3, 16], [20, 96, 4, 32], [70, 64, 2, 64], [5, 40, 5, 8], [140, 240, 4, 40],
+      [11, 384, 1, 96], [6, 256, 2, 128], // runs of 32: the split-order loops
+    ];
     for (const paramDType of ['float32', 'float16'] as const) {
       for (const [outF, inF, blockRows, blockCols] of cases) {
         const w = intWeight(bits, outF, inF, blockRows, blockCols, paramDType, seed++);
