@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Runs the study that tests the paper's claims: QLoRA vs Q-BLoRA (λ = 1, 2, 4, 8) vs QA-LoRA
- * vs QA-BLoRA ((4, 8) on blocks of 32, (8, 8) on blocks of 64), over several seeds, through the
+ * vs QA-BLoRA ((4, 8) on blocks of 32, (8, 8) on blocks of 64 and of 32), over several seeds, through the
  * `blora` command line. Each run fine-tunes, scores the adapter (4-choice accuracy and held-out
  * loss), makes the 4-bit export (exact merge into INT4 for the QA variants, dense merge + INT4
  * re-quantization for QLoRA / Q-BLoRA) and scores it. Everything lands in one results JSON that

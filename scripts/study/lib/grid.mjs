@@ -1,7 +1,8 @@
 // The study's grid, declared once: which adapters are compared (QLoRA, Q-BLoRA over λ,
-// QA-LoRA, QA-BLoRA on blocks of 32 and 64), how each maps onto `blora finetune` flags, how its
-// 4-bit export is made, and which variants today's command line cannot express. Planning the
-// commands of a run is pure (no file is touched), so `--dry-run` and the tests use it as is.
+// QA-LoRA, QA-BLoRA (4, 8) on blocks of 32 and (8, 8) on blocks of 64 and of 32), how each maps
+// onto `blora finetune` flags, how its 4-bit export is made, and which variants cannot be run.
+// Planning the commands of a run is pure (no file is touched), so `--dry-run` and the tests use
+// it as is.
 import { join } from 'node:path';
 
 /**
@@ -13,7 +14,8 @@ import { join } from 'node:path';
  * @property {string[]} flags extra `blora finetune` flags
  * @property {number | null} lambda Q-BLoRA's λ (λin = λout), else null
  * @property {[number, number] | null} lambdas QA variants: [λin, λout], else null
- * @property {number | null} block elements per quantization block of the trained base (null: NF4 default 64)
+ * @property {number | null} block elements per quantization block of the trained base (null: NF4 default 64); QA variants
+ *   use 2-D blocks of the whole λout × λin tile unless `--tile R×C` (inside the tile) is among the flags
  * @property {'exact' | 'requantize'} export how the 4-bit model is made: exact merge into INT4, or dense merge + INT4 re-quantization
  * @property {boolean} [factorRank] factor-form QA adapter trained at factor rank r and scaling α / r, as QA-LoRA
  *   (the command line's factor rank is rank × λin, so it gets --rank r/λin --alpha α/λin)
@@ -56,15 +58,17 @@ export const VARIANTS = /** @type {Variant[]} */ ([
     name: 'qablora-8x8-b64', label: 'QA-BLoRA (8, 8), blocks of 64', family: 'qablora', method: 'qablora', flags: ['--lambda-in', '8', '--lambda-out', '8'],
     lambda: null, lambdas: [8, 8], block: 64, export: 'exact',
   },
+  {
+    name: 'qablora-8x8-b32', label: 'QA-BLoRA (8, 8), blocks of 32 (4 x 8)', family: 'qablora', method: 'qablora',
+    flags: ['--lambda-in', '8', '--lambda-out', '8', '--tile', '4x8'],
+    lambda: null, lambdas: [8, 8], block: 32, export: 'exact',
+    note: 'The same adapter as (8, 8) on blocks of 64, on a finer base: INT4 blocks of 4 rows x 8 columns, two per 8 x 8 tile, ' +
+      'so the update still merges exactly into the blocks\' offsets.',
+  },
 ]);
 
 /** Variants of the planned study that today's command line cannot express, with the reason. */
 export const UNSUPPORTED = /** @type {UnsupportedVariant[]} */ ([
-  {
-    name: 'qablora-8x8-b32', label: 'QA-BLoRA (8, 8) on blocks of 32',
-    reason: 'not yet supported: with --method qablora the INT4 blocks are exactly the λout × λin tile (64 elements here); ' +
-      'smaller blocks inside a tile are not offered',
-  },
   {
     name: 'qablora-4x8-b64', label: 'QA-BLoRA (4, 8) on blocks of 64',
     reason: 'not possible: a 64-element block cannot lie inside an 8 × 4 tile, so the merge into INT4 could not be exact',

@@ -13,7 +13,7 @@ import { FlagReader, formatHelp, parseFlags, type CommandSpec } from './args.js'
 import { EMBEDDED_MC, EMBEDDED_MODEL, existing } from './assets.js';
 import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
-import { checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
+import { adapterBlockSettings, checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
 
 /** The flags of `blora eval`. */
 export const EVAL_SPEC: CommandSpec = {
@@ -66,9 +66,7 @@ export async function evalCommand(argv: readonly string[], io: CliIO): Promise<n
   checkModelDir(model);
   const quant = r.choice('quant', ['none', 'nf4', 'int4'] as const, (run?.quant as BaseQuant | undefined) ?? 'none');
   const block = r.has('block') ? r.int('block', 0, 1) : typeof run?.block === 'number' ? run.block : undefined;
-  const isQa = adapterConfig?.method === 'qablora';
-  const tile = isQa ? { tile: { rows: adapterConfig!.lambdaOut ?? 8, cols: adapterConfig!.lambdaIn ?? 4 } } : {};
-  const quantOptions = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...tile });
+  const quantOptions = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...adapterBlockSettings(run, adapterConfig) });
   const batchSize = r.int('batch', 8, 1);
   const device = r.choice('device', ['cpu', 'cuda'] as const, 'cpu');
   const dataFile = r.has('data') ? requireFile(r.string('data')!, 'data') : null;

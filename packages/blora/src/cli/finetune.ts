@@ -22,7 +22,7 @@ import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
 import {
   CLI_METHODS, adapterMethodOf, adapterWeightsIO, checkModelDir, defaultQuantOf, loadBaseModel, prepareDevice, quantizeOptionsFor,
-  readRunSettings, type BaseQuant, type CliMethod,
+  parseBlockShape, readRunSettings, checkBlocksInsideTile, type BaseQuant, type BaseQuantSettings, type BlockShape, type CliMethod,
 } from './model-io.js';
 
 /** The flags of `blora finetune`. */
@@ -42,7 +42,8 @@ export const FINETUNE_SPEC: CommandSpec = {
     { name: 'lambda-out', type: 'string', value: 'L', help: 'output repeat factor (Q-BLoRA, QA-BLoRA)', defaultText: 'lambda-in for qblora, 8 for qablora' },
     { name: 'form', type: 'string', value: 'F', help: "qablora's adapter: matrix (the paper's single M) or factors (B·A of rank r x lambda-in, as QA-LoRA)", defaultText: 'matrix' },
     { name: 'quant', type: 'string', value: 'Q', help: 'base format: nf4, int4 or none', defaultText: 'none for lora, int4 for qablora, else nf4' },
-    { name: 'block', type: 'string', value: 'N', help: 'quantization block: NF4 blocksize, or INT4 group size (qablora: lambda-in x lambda-out)', defaultText: '64 for nf4, 32 for int4' },
+    { name: 'block', type: 'string', value: 'N', help: 'quantization block: NF4 blocksize, or INT4 group size (qablora: elements of a --tile block)', defaultText: '64 for nf4, 32 for int4' },
+    { name: 'tile', type: 'string', value: 'RxC', help: 'qablora: INT4 blocks of R rows x C columns; R must divide lambda-out and C lambda-in, so every block lies in one adapter tile', defaultText: 'lambda-out x lambda-in' },
     { name: 'steps', type: 'string', value: 'N', help: 'optimizer steps', defaultText: String(DEFAULT_TRAINING_CONFIG.steps) },
     { name: 'lr', type: 'string', value: 'X', help: 'peak learning rate', defaultText: '2e-4' },
     { name: 'batch', type: 'string', value: 'N', help: 'examples per micro-batch', defaultText: String(DEFAULT_TRAINING_CONFIG.batchSize) },
@@ -85,6 +86,8 @@ export interface FinetuneSettings {
   form: AdapterForm;
   quant: BaseQuant;
   block: number | null;
+  /** QA-BLoRA on INT4: the shape of the base's 2-D blocks, which lie inside the λout x λin tiles; null otherwise. */
+  blockShape: BlockShape | null;
   steps: number;
   lr: number;
   batch: number;
@@ -110,6 +113,34 @@ export interface FinetuneSettings {
 function requireFile(path: string, flag: string): string {
   if (!existsSync(path) || !statSync(path).isFile()) throw new UsageError(`--${flag} ${path}: no such file`);
   return resolve(path);
+}
+
+/**
+ * The INT4 block shape of a QA-BLoRA run: --tile, else the resumed run's, else the whole tile
+ * λout x λin. It must lie inside the tile (checked here, naming the numbers). Null for the other
+ * methods and bases, where --tile is refused.
+ */
+function resolveBlockShape(r: FlagReader, method: CliMethod, quant: BaseQuant, tile: BlockShape, saved: BlockShape | null | undefined): BlockShape | null {
+  const text = r.string('tile');
+  if (text !== undefined && method !== 'qablora') {
+    throw new UsageError(`--tile is for --method qablora (INT4 blocks inside the adapter's tiles); ${method} sets its blocks with --block`);
+  }
+  if (text !== undefined && quant !== 'int4') throw new UsageError(`--tile applies to --quant int4, got --quant ${quant}`);
+  if (method !== 'qablora' || quant !== 'int4') return null;
+  if (text === undefined) return saved ?? tile;
+  const shape = parseBlockShape(text, 'tile');
+  checkBlocksInsideTile(`--tile ${text}`, shape, tile);
+  return shape;
+}
+
+/** The base quantization a run's settings ask for (QA-BLoRA: its block shape inside its tiles). */
+function baseQuantSettings(s: Pick<FinetuneSettings, 'quant' | 'block' | 'method' | 'lambdaIn' | 'lambdaOut' | 'blockShape'>): BaseQuantSettings {
+  return {
+    quant: s.quant,
+    ...(s.block !== null ? { block: s.block } : {}),
+    ...(s.method === 'qablora' ? { tile: { rows: s.lambdaOut, cols: s.lambdaIn } } : {}),
+    ...(s.blockShape ? { blocks: s.blockShape } : {}),
+  };
 }
 
 /** Reads and checks the flags (applying `saved` settings first when resuming). Touches no file. */
@@ -151,15 +182,16 @@ export function resolveFinetuneSettings(r: FlagReader, saved: Partial<FinetuneSe
     throw new UsageError('--method qablora needs an offset-carrying base (--quant int4 or none): NF4 blocks have no offset to absorb the update');
   }
   const block = r.has('block') ? r.int('block', 0, 1) : saved.block ?? null;
+  const blockShape = resolveBlockShape(r, method, quant, { rows: lambdaOut, cols: lambdaIn }, same ? saved.blockShape : undefined);
   // Validates the quantization settings now, before anything is loaded.
-  quantizeOptionsFor({ quant, ...(block !== null ? { block } : {}), ...(method === 'qablora' ? { tile: { rows: lambdaOut, cols: lambdaIn } } : {}) });
+  quantizeOptionsFor(baseQuantSettings({ quant, block, method, lambdaIn, lambdaOut, blockShape }));
   const evalDataFlag = r.string('eval-data') ?? saved.evalData ?? null;
   const mcDefault = data === resolve(EMBEDDED_DATA) ? existing(EMBEDDED_MC) : null;
   const mcFlag = r.string('mc') ?? (saved.mc !== undefined ? saved.mc : mcDefault);
   return {
     model: resolve(model),
     data,
-    method, rank, alpha, dropout, lambdaIn, lambdaOut, form, quant, block,
+    method, rank, alpha, dropout, lambdaIn, lambdaOut, form, quant, block, blockShape,
     steps: r.int('steps', saved.steps ?? DEFAULT_TRAINING_CONFIG.steps, 1),
     lr: r.number('lr', saved.lr ?? DEFAULT_TRAINING_CONFIG.lr, 0, Infinity, true),
     batch: r.int('batch', saved.batch ?? DEFAULT_TRAINING_CONFIG.batchSize, 1),
@@ -222,8 +254,7 @@ export async function finetuneCommand(argv: readonly string[], io: CliIO): Promi
   const { train, heldOut } = loadData(s);
   let questions: MultipleChoiceQuestion[] = s.mc ? readMultipleChoiceJsonl(s.mc) : [];
   if (s.mcLimit > 0) questions = questions.slice(0, s.mcLimit);
-  const tile = s.method === 'qablora' ? { tile: { rows: s.lambdaOut, cols: s.lambdaIn } } : {};
-  const quantOptions = quantizeOptionsFor({ quant: s.quant, ...(s.block !== null ? { block: s.block } : {}), ...tile });
+  const quantOptions = quantizeOptionsFor(baseQuantSettings(s));
   const { model, tokenizer } = loadBaseModel(s.model, quantOptions, s.device);
   const initGenerator = new Generator(s.seed);
   const dropoutGenerator = new Generator(s.seed + 1);
@@ -264,7 +295,7 @@ export async function finetuneCommand(argv: readonly string[], io: CliIO): Promi
   const report = {
     method: s.method,
     adapter: { r: s.rank, alpha: s.alpha, lambdaIn: s.lambdaIn, lambdaOut: s.lambdaOut, form: s.form, dropout: s.dropout },
-    base: { model: s.model, quant: s.quant, block: s.block },
+    base: { model: s.model, quant: s.quant, block: s.block, blockShape: s.blockShape },
     data: { file: s.data, trainExamples: train.length, heldOutExamples: heldOut.length, questions: questions.length },
     parameters: { trainable: summary.trainable, total: summary.total, trainablePercent: summary.trainablePercent },
     training: { steps: result.steps, batch: s.batch, gradAccum: s.gradAccum, lr: s.lr, warmupRatio: s.warmupRatio, maxGradNorm: s.maxGradNorm },

@@ -9,7 +9,7 @@ import { FlagReader, formatHelp, parseFlags, type CommandSpec } from './args.js'
 import { EMBEDDED_MODEL, existing } from './assets.js';
 import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
-import { checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
+import { adapterBlockSettings, checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
 
 /** The flags of `blora generate`. */
 export const GENERATE_SPEC: CommandSpec = {
@@ -56,8 +56,7 @@ export async function generateCommand(argv: readonly string[], io: CliIO): Promi
   checkModelDir(model);
   const quant = r.choice('quant', ['none', 'nf4', 'int4'] as const, (run?.quant as BaseQuant | undefined) ?? 'none');
   const block = r.has('block') ? r.int('block', 0, 1) : typeof run?.block === 'number' ? run.block : undefined;
-  const tile = config?.method === 'qablora' ? { tile: { rows: config.lambdaOut ?? 8, cols: config.lambdaIn ?? 4 } } : {};
-  const quantOptions = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...tile });
+  const quantOptions = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...adapterBlockSettings(run, config) });
   const maxNewTokens = r.int('max-new-tokens', 64, 0);
   const temperature = r.number('temperature', 0, 0);
   const topP = r.number('top-p', 1, 0, 1, true);

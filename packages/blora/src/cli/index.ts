@@ -13,6 +13,6 @@ export { GENERATE_SPEC } from './generate.js';
 export { MERGE_SPEC } from './merge.js';
 export { QUANTIZE_SPEC } from './quantize.js';
 export {
-  CLI_METHODS, adapterMethodOf, defaultQuantOf, quantizeOptionsFor, loadBaseModel, baseLinearFactory,
-  type CliMethod, type BaseQuant, type BaseQuantSettings, type LoadedModel,
+  CLI_METHODS, adapterMethodOf, defaultQuantOf, quantizeOptionsFor, parseBlockShape, loadBaseModel, baseLinearFactory,
+  type CliMethod, type BaseQuant, type BaseQuantSettings, type BlockShape, type LoadedModel,
 } from './model-io.js';

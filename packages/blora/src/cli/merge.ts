@@ -20,7 +20,7 @@ import { FlagReader, formatHelp, parseFlags, type CommandSpec } from './args.js'
 import { EMBEDDED_MODEL, existing } from './assets.js';
 import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
-import { baseLinearFactory, checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
+import { adapterBlockSettings, baseLinearFactory, checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
 import { assertFreshOutput, writeDirectoryAtomically } from './output-dir.js';
 
 /** File name of the merge report written into the merged checkpoint directory. */
@@ -119,8 +119,7 @@ export async function mergeCommand(argv: readonly string[], io: CliIO): Promise<
   checkModelDir(model);
   const quant = r.choice('quant', ['none', 'nf4', 'int4'] as const, (run?.quant as BaseQuant | undefined) ?? 'none');
   const block = r.has('block') ? r.int('block', 0, 1) : typeof run?.block === 'number' ? run.block : undefined;
-  const tile = config.method === 'qablora' ? { tile: { rows: config.lambdaOut ?? 8, cols: config.lambdaIn ?? 4 } } : {};
-  const quantOptions = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...tile });
+  const quantOptions = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...adapterBlockSettings(run, config) });
   const requant = r.choice('requantize', ['nf4', 'int4'] as const);
   const mode = r.choice<MergeMode>('mode', ['exact', 'dense', 'requantize'], requant ? 'requantize' : quant === 'nf4' ? 'dense' : 'exact');
   if (requant && mode !== 'requantize') throw new UsageError(`--requantize ${requant} contradicts --mode ${mode}`);

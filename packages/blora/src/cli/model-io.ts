@@ -8,6 +8,8 @@ import { assignInPlace, noGrad } from '@blora/autograd';
 import { quantizeLinear, type QuantizeOptions } from '@blora/quant';
 import { loadLlama, toDType, Tokenizer, type LinearFactory, type LlamaForCausalLM } from '@blora/models';
 import type { AdapterMethod } from '../adapters/adapter.js';
+import type { AdapterConfig } from '../adapters/config.js';
+import { assertBlocksInsideTiles, QABLORA_DEFAULTS } from '../adapters/qablora.js';
 import { adapterTensors, ADAPTER_WEIGHTS_NAME } from '../peft.js';
 import type { AttachedAdapters } from '../attach.js';
 import { DenseBase } from '../layers/dense-base.js';
@@ -35,25 +37,62 @@ export function defaultQuantOf(method: CliMethod): BaseQuant {
   return method === 'lora' ? 'none' : method === 'qablora' ? 'int4' : 'nf4';
 }
 
+/** Rows x columns of a 2-D block of INT4 weights, or of a QA-BLoRA adapter's λout x λin tile. */
+export interface BlockShape {
+  /** Output rows. */
+  rows: number;
+  /** Input columns. */
+  cols: number;
+}
+
 /** The settings of the base model's quantization. */
 export interface BaseQuantSettings {
   /** The format. */
   quant: BaseQuant;
-  /** NF4 blocksize (default 64) or INT4 group size / tile element count. */
+  /** NF4 blocksize (default 64) or INT4 group size / 2-D block element count. */
   block?: number;
-  /** For INT4 under QA-BLoRA: the tile the blocks must fit, λout x λin. */
-  tile?: { rows: number; cols: number };
+  /** For INT4 under QA-BLoRA: the adapter's tile λout x λin, inside which every block must lie. */
+  tile?: BlockShape;
+  /** INT4 2-D blocks of this shape (default under QA-BLoRA: the whole tile). Ignored by the other formats. */
+  blocks?: BlockShape;
+}
+
+/**
+ * Parses a block shape written `RxC` (rows x columns, both >= 1), as given to `flag`. Throws a
+ * UsageError naming the flag otherwise.
+ */
+export function parseBlockShape(text: string, flag: string): BlockShape {
+  const m = /^(\d+)x(\d+)$/.exec(text);
+  const rows = m ? Number(m[1]) : 0;
+  const cols = m ? Number(m[2]) : 0;
+  if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 1 || cols < 1) {
+    throw new UsageError(`--${flag} must look like 8x4 (rows x columns), got '${text}'`);
+  }
+  return { rows, cols };
+}
+
+/**
+ * Throws a UsageError, naming `label` and the numbers, unless every block of `blocks` lies inside
+ * one tile of `tile` (block rows divide λout and block columns divide λin), which the exact
+ * merge of a QA-BLoRA adapter into the blocks' offsets needs.
+ */
+export function checkBlocksInsideTile(label: string, blocks: BlockShape, tile: BlockShape): void {
+  try {
+    assertBlocksInsideTiles(label, '', blocks.rows, blocks.cols, tile.rows, tile.cols);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 /**
  * The quantizer options for `settings`, or null for a dense base. NF4: bitsandbytes blocks of
- * `block` (default 64) with double quantization. INT4: with a tile (QA-BLoRA), 2-D blocks of
- * exactly the tile (λout rows x λin columns, so every block lies in one tile and the merge is
- * exact; `block`, if given, must equal their product); otherwise 1-D groups of `block`
- * (default 32) input columns.
+ * `block` (default 64) with double quantization. INT4: with `blocks` or a tile (QA-BLoRA), 2-D
+ * blocks of `blocks` (default: exactly the tile, λout rows x λin columns); under a tile they
+ * must lie inside it, so the merge is exact, and `block`, if given, must equal their element
+ * count. Otherwise 1-D groups of `block` (default 32) input columns.
  */
 export function quantizeOptionsFor(settings: BaseQuantSettings): QuantizeOptions | null {
-  const { quant, block, tile } = settings;
+  const { quant, block, tile, blocks } = settings;
   if (quant === 'none') return null;
   if (quant === 'nf4') {
     const blocksize = block ?? 64;
@@ -62,14 +101,34 @@ export function quantizeOptionsFor(settings: BaseQuantSettings): QuantizeOptions
     }
     return { format: 'nf4', blocksize, doubleQuant: true };
   }
-  if (tile) {
-    if (block !== undefined && block !== tile.rows * tile.cols) {
-      throw new UsageError(`--block ${block} does not match QA-BLoRA's tiles: INT4 blocks are λout x λin = ${tile.rows} x ${tile.cols} ` +
-        `= ${tile.rows * tile.cols} elements (set --lambda-in / --lambda-out instead, or omit --block)`);
+  const shape = blocks ?? tile;
+  if (shape) {
+    const wholeTile = tile !== undefined && shape.rows === tile.rows && shape.cols === tile.cols;
+    if (block !== undefined && block !== shape.rows * shape.cols) {
+      throw new UsageError(!wholeTile
+        ? `--block ${block} does not match the INT4 blocks of ${shape.rows} x ${shape.cols} = ${shape.rows * shape.cols} elements ` +
+          '(--tile RxC sets the block shape; omit --block or make it R·C)'
+        : `--block ${block} does not match QA-BLoRA's tiles: INT4 blocks are λout x λin = ${shape.rows} x ${shape.cols} ` +
+          `= ${shape.rows * shape.cols} elements (set --lambda-in / --lambda-out or --tile RxC instead, or omit --block)`);
     }
-    return { format: 'int4', blockRows: tile.rows, blockCols: tile.cols };
+    if (tile && !wholeTile) checkBlocksInsideTile('QA-BLoRA', shape, tile);
+    return { format: 'int4', blockRows: shape.rows, blockCols: shape.cols };
   }
   return { format: 'int4', groupSize: block ?? 32 };
+}
+
+/**
+ * The tile and INT4 block shape with which the base of an adapter is quantized again (eval,
+ * merge, generate): for QA-BLoRA, its λout x λin tile and the block shape its run.json stores
+ * (run.json files without one used blocks of the whole tile); nothing for the other methods.
+ */
+export function adapterBlockSettings(run: Record<string, unknown> | null, config: AdapterConfig | null): Pick<BaseQuantSettings, 'tile' | 'blocks'> {
+  if (config?.method !== 'qablora') return {};
+  const tile = {
+    rows: config.lambdaOut ?? config.lambda ?? QABLORA_DEFAULTS.lambdaOut, cols: config.lambdaIn ?? config.lambda ?? QABLORA_DEFAULTS.lambdaIn,
+  };
+  const stored = run?.blockShape as BlockShape | null | undefined;
+  return { tile, ...(stored ? { blocks: { rows: stored.rows, cols: stored.cols } } : {}) };
 }
 
 /** Throws a UsageError unless `dir` looks like a Hugging Face checkpoint directory. */
@@ -186,6 +245,12 @@ const isCount = (v: unknown): boolean => typeof v === 'number' && Number.isSafeI
 const isFiniteNumber = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
 const oneOf = (choices: readonly string[]) => (v: unknown): boolean => typeof v === 'string' && choices.includes(v);
 const orNull = (check: (v: unknown) => boolean) => (v: unknown): boolean => v === null || check(v);
+const isPositive = (v: unknown): boolean => isCount(v) && (v as number) > 0;
+const isBlockShape = (v: unknown): boolean => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const shape = v as Record<string, unknown>;
+  return Object.keys(shape).length === 2 && isPositive(shape.rows) && isPositive(shape.cols);
+};
 
 /** The type of every field `blora finetune` writes to run.json (ranges are checked where the values are used). */
 const RUN_FIELDS: readonly FieldCheck[] = [
@@ -197,6 +262,7 @@ const RUN_FIELDS: readonly FieldCheck[] = [
   ['nonFinite', oneOf(['stop', 'skip']), 'stop or skip'],
   ['evalData', orNull(isPath), 'a path or null'], ['mc', orNull(isPath), 'a path or null'],
   ['block', orNull(isCount), 'a non-negative integer or null'],
+  ['blockShape', orNull(isBlockShape), 'null or {"rows": R, "cols": C} with positive integers R and C'],
   ['gradientCheckpointing', (v) => typeof v === 'boolean', 'true or false'],
   ...['alpha', 'dropout', 'lr', 'warmupRatio', 'maxGradNorm'].map((f): FieldCheck => [f, isFiniteNumber, 'a finite number']),
   ...['rank', 'lambdaIn', 'lambdaOut', 'steps', 'batch', 'gradAccum', 'seed', 'maxSourceLen', 'maxTargetLen', 'evalEvery', 'evalSize',

@@ -12,7 +12,7 @@ import { FlagReader, formatHelp, parseFlags, type CommandSpec } from './args.js'
 import { EMBEDDED_MODEL, existing } from './assets.js';
 import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
-import { checkModelDir, quantizeOptionsFor } from './model-io.js';
+import { checkModelDir, parseBlockShape, quantizeOptionsFor, type BlockShape } from './model-io.js';
 import { assertFreshOutput, writeDirectoryAtomically } from './output-dir.js';
 
 /** File name of the per-layer report written into a quantized checkpoint directory. */
@@ -45,13 +45,12 @@ interface LayerRow {
   stats: QuantErrorStats;
 }
 
-function readTile(r: FlagReader, quant: 'nf4' | 'int4'): { rows: number; cols: number } | undefined {
+function readTile(r: FlagReader, quant: 'nf4' | 'int4'): BlockShape | undefined {
   const text = r.string('tile');
   if (text === undefined) return undefined;
-  const m = /^(\d+)x(\d+)$/.exec(text);
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError(`--tile must look like 8x4 (rows x columns), got '${text}'`);
+  const shape = parseBlockShape(text, 'tile');
   if (quant !== 'int4') throw new UsageError('--tile applies to --quant int4');
-  return { rows: Number(m[1]), cols: Number(m[2]) };
+  return shape;
 }
 
 /** The error table: one line per layer, then the overall RMSE. */
@@ -87,7 +86,7 @@ export async function quantizeCommand(argv: readonly string[], io: CliIO): Promi
   const quant = r.choice('quant', ['nf4', 'int4'] as const, 'nf4');
   const block = r.has('block') ? r.int('block', 0, 1) : undefined;
   const tile = readTile(r, quant);
-  const options = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...(tile ? { tile } : {}) })!;
+  const options = quantizeOptionsFor({ quant, ...(block !== undefined ? { block } : {}), ...(tile ? { blocks: tile } : {}) })!;
   const out = r.string('out');
   if (out !== undefined) assertFreshOutput(resolve(out));
   const dtype = r.choice('dtype', ['float32', 'bfloat16', 'float16'] as const, 'float32');
