@@ -3,6 +3,8 @@
  * Builds the WordNet instruction-tuning set and its held-out 4-choice test:
  *   packages/blora/assets/wordnet-task/train.jsonl    Alpaca pairs {instruction, input, output}
  *   packages/blora/assets/wordnet-task/test-mc.jsonl  4-choice questions
+ *   packages/blora/assets/wordnet-task/test-mc-cloze.jsonl  the same questions in cloze form: the
+ *     options are scored but not listed in the prompt, which asks as the open training pairs do
  * Synsets are split before any item is made: a synset used by a test question (as answer,
  * category or distractor) never appears in a training pair, and the reverse. The script
  * checks this, and that no test prompt occurs among the training prompts, before writing.
@@ -154,12 +156,27 @@ for (const edge of /** @type {Edge[]} */ (take(trainEdges.length, trainEdges))) 
 }
 shuffle(trainRecords, random);
 
+// The cloze form of each question: same choices and answer, prompt without the options line
+// ("Which word matches this definition?" + the definition; "Name a kind of X.").
+const clozeRecords = testRecords.map((r) => {
+  const kindOf = /^Which of these is (.+)\?$/.exec(r.instruction);
+  const instruction = kindOf ? `Name ${kindOf[1]}.` : r.instruction;
+  const input = kindOf ? '' : r.input.replace(/\nOptions: .*$/s, '');
+  return { ...r, question: input ? `${instruction}\n${input}` : instruction, instruction, input };
+});
+
 // ---- checks
 const overlap = [...testUsed].filter((id) => trainUsed.has(id));
 if (overlap.length > 0) throw new Error(`train and test share ${overlap.length} synsets, e.g. ${overlap.slice(0, 5).join(' ')}`);
 if ([...testUsed].some((id) => !testIds.has(id))) throw new Error('a test question uses a synset outside the test split');
 const trainPrompts = new Set(trainRecords.map((r) => `${r.instruction}\n${r.input}`));
 const leaked = testRecords.filter((r) => trainPrompts.has(`${r.instruction}\n${r.input}`));
+// A cloze prompt may equal a training prompt ("Name a kind of joke." asks for many members);
+// what must not occur is that prompt with the test's answer.
+const trainPairs = new Set(trainRecords.map((r) => `${r.instruction}\n${r.input}\n${r.output}`));
+const clozeShared = clozeRecords.filter((r) => trainPrompts.has(`${r.instruction}\n${r.input}`));
+const clozeLeaked = clozeRecords.filter((r) => trainPairs.has(`${r.instruction}\n${r.input}\n${r.choices[r.answer]}`));
+if (clozeLeaked.length > 0) throw new Error(`${clozeLeaked.length} cloze questions occur in training with their answer, e.g. ${JSON.stringify(clozeLeaked[0])}`);
 if (leaked.length > 0) throw new Error(`${leaked.length} test prompts also occur in training, e.g. ${JSON.stringify(leaked[0])}`);
 for (const r of testRecords) {
   if (r.choices.length !== 4 || new Set(r.choices).size !== 4 || !(r.answer >= 0 && r.answer < 4)) {
@@ -174,12 +191,13 @@ const trainText = jsonl(trainRecords);
 const testText = jsonl(testRecords);
 writeFileSync(join(outDir, 'train.jsonl'), trainText);
 writeFileSync(join(outDir, 'test-mc.jsonl'), testText);
+writeFileSync(join(outDir, 'test-mc-cloze.jsonl'), jsonl(clozeRecords));
 
 const tally = (/** @type {string[]} */ keys) => keys.reduce((acc, k) => ({ ...acc, [k]: (acc[k] ?? 0) + 1 }), /** @type {Record<string, number>} */ ({}));
 console.log(`WordNet: ${synsets.size} synsets; pool ${pool.size} (familiar lemma, usable definition); ${edges.length} hypernym edges`);
 console.log(`split: ${testIds.size} test synsets, ${pool.size - testIds.size} train synsets; ${trainEdges.length} train edges`);
 console.log(`train.jsonl: ${trainRecords.length} pairs, ${Buffer.byteLength(trainText)} bytes`);
-console.log(`test-mc.jsonl: ${testRecords.length} questions, ${Buffer.byteLength(testText)} bytes`);
+console.log(`test-mc.jsonl: ${testRecords.length} questions, ${Buffer.byteLength(testText)} bytes (and test-mc-cloze.jsonl, the same in cloze form; ${clozeShared.length} of its prompts also ask for other members in training)`);
 console.log(`  by kind ${JSON.stringify(tally(testRecords.map((r) => r.kind)))}, by pos ${JSON.stringify(tally(testRecords.map((r) => r.pos)))}`);
 console.log(`  answer positions ${JSON.stringify(tally(testRecords.map((r) => String(r.answer))))}`);
 console.log(`synsets used: ${trainUsed.size} train, ${testUsed.size} test, shared 0`);

@@ -4,7 +4,8 @@
  * question format? For every test question, the choices are scored twice by log-likelihood:
  *   - in the pretraining corpus's own form: "<definition>:" -> " word" (reverse-dictionary
  *     lines) and "kinds of X:" / "ways to X:" -> " member" (category lines);
- *   - as the test asks, in the Alpaca prompt with the options listed (what `blora eval` scores).
+ *   - as the test asks, in the Alpaca prompt with the options listed (test-mc.jsonl);
+ *   - in the test's cloze form, the Alpaca prompt without the options (test-mc-cloze.jsonl).
  * A model that knows the facts scores high on the first; the gap to the second is what
  * fine-tuning has to close. Prints JSON. Needs the built packages (npx turbo run build).
  *
@@ -31,7 +32,8 @@ else await import('@blora/cpu-kernels').catch(() => null);
 
 const limit = Number(values.limit);
 const raw = readMultipleChoiceJsonl(join(assets, 'wordnet-task', 'test-mc.jsonl'));
-const all = raw.map((q, i) => ({ q, kind: /kind of|way to/.test(q.instruction) ? 'kindOf' : 'definition', i }));
+const cloze = readMultipleChoiceJsonl(join(assets, 'wordnet-task', 'test-mc-cloze.jsonl'));
+const all = raw.map((q, i) => ({ q, cloze: cloze[i], kind: /kind of|way to/.test(q.instruction) ? 'kindOf' : 'definition', i }));
 const { model, tokenizer } = loadBaseModel(values.model, values.quant === 'nf4' ? quantizeOptionsFor({ quant: 'nf4' }) : null, values.device);
 model.eval();
 
@@ -42,7 +44,7 @@ function corpusContext(/** @type {{ q: import('@blora/blora').MultipleChoiceQues
   return `${item.q.instruction.includes('way to') ? 'ways to' : 'kinds of'} ${category}:`;
 }
 
-const report = { model: resolve(values.model), quant: values.quant, questions: {}, corpusForm: {}, questionForm: {} };
+const report = { model: resolve(values.model), quant: values.quant, questions: {}, corpusForm: {}, questionForm: {}, clozeForm: {} };
 for (const kind of ['definition', 'kindOf']) {
   let items = all.filter((a) => a.kind === kind);
   if (limit > 0) items = items.slice(0, limit);
@@ -59,5 +61,6 @@ for (const kind of ['definition', 'kindOf']) {
   report.questions[kind] = items.length;
   report.corpusForm[kind] = right / items.length;
   report.questionForm[kind] = evaluateMultipleChoice(model, tokenizer, items.map((i) => i.q), { batchSize: 16, device: values.device }).accuracy;
+  report.clozeForm[kind] = evaluateMultipleChoice(model, tokenizer, items.map((i) => i.cloze), { batchSize: 16, device: values.device }).accuracy;
 }
 console.log(JSON.stringify(report, null, 2));
