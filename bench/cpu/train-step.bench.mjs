@@ -1,4 +1,4 @@
-// One Q-BLoRA training step of the embedded model (4-layer Llama, hidden 128, vocabulary 4096)
+// One Q-BLoRA training step of the embedded model (packages/blora/assets/tiny-llama)
 // with its block projections in NF4 (blocks of 64, double quantization): forward, causal-LM
 // loss, backward, AdamW on the adapters, at batch 8 x 128 tokens. Timed with the native kernels
 // of @blora/cpu-kernels (which also recycle released tensor buffers), with the TypeScript
