@@ -12,7 +12,7 @@
  *
  * Usage: node scripts/study/run.mjs [--device cpu|cuda] [--model DIR] [--steps N] [--seeds 1,2,3]
  *          [--only PATTERNS] [--rank R] [--lr X] [--batch N] [--grad-accum N] [--mc-limit N]
- *          [--eval-size N] [--out DIR] [--dry-run]
+ *          [--test cloze|listed] [--eval-size N] [--out DIR] [--dry-run]
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +25,12 @@ import { STUDY_DEFAULTS, UNSUPPORTED, VARIANTS, dataFiles, planBaseEval, planStu
 const root = resolve(import.meta.dirname, '..', '..');
 const assets = join(root, 'packages', 'blora', 'assets');
 const BLORA_BIN = join(root, 'packages', 'blora', 'bin', 'blora.mjs');
+
+/** The two forms of the 4-choice test (built by scripts/data/build-task.mjs). */
+const TEST_FILES = Object.freeze({ cloze: 'test-mc-cloze.jsonl', listed: 'test-mc.jsonl' });
+
+/** The form (a key of TEST_FILES) of a test file. */
+const testForm = (/** @type {string} */ mc) => Object.entries(TEST_FILES).find(([, file]) => mc.endsWith(file))?.[0] ?? 'listed';
 
 const USAGE = `Usage: node scripts/study/run.mjs [options]
 
@@ -40,6 +46,8 @@ Runs the grid of adapters x seeds through the blora command line and writes <out
   --batch N        examples per micro-batch (default ${STUDY_DEFAULTS.batch})
   --grad-accum N   micro-batches per step (default ${STUDY_DEFAULTS.gradAccum})
   --mc-limit N     score the first N test questions (0: all; default ${STUDY_DEFAULTS.mcLimit})
+  --test FORM      cloze (the question alone, each option scored as its answer) or listed (the
+                   options listed in the prompt, a letter scored); default ${STUDY_DEFAULTS.test}
   --eval-size N    training examples held out for the held-out loss (default ${STUDY_DEFAULTS.evalSize})
   --out DIR        study directory (default runs/study-<date>)
   --dry-run        print the planned commands and the variants not yet supported; run nothing
@@ -57,7 +65,7 @@ export function parseStudyArgs(argv) {
     args: argv,
     options: {
       device: text, model: text, steps: text, seeds: text, only: text, rank: text, lr: text, batch: text,
-      'grad-accum': text, 'mc-limit': text, 'eval-size': text, out: text, 'dry-run': { type: 'boolean' }, help: { type: 'boolean' },
+      'grad-accum': text, 'mc-limit': text, test: text, 'eval-size': text, out: text, 'dry-run': { type: 'boolean' }, help: { type: 'boolean' },
     },
   });
   if (values.help) return null;
@@ -76,12 +84,14 @@ export function parseStudyArgs(argv) {
   if (!seeds.length || seeds.some((s) => !Number.isInteger(s) || s < 0) || new Set(seeds).size !== seeds.length) {
     throw new Error(`--seeds must be distinct integers >= 0 separated by commas, got '${values.seeds}'`);
   }
+  const test = values.test ?? STUDY_DEFAULTS.test;
+  if (!(test in TEST_FILES)) throw new Error(`--test must be ${Object.keys(TEST_FILES).join(' or ')}, got '${test}'`);
   const stamp = new Date().toISOString().slice(0, 10);
   return {
     settings: {
       out: resolve(values.out ?? join(root, 'runs', `study-${stamp}`)),
       model: resolve(values.model ?? join(assets, 'tiny-llama')),
-      mc: join(assets, 'wordnet-task', 'test-mc.jsonl'),
+      mc: join(assets, 'wordnet-task', TEST_FILES[/** @type {keyof typeof TEST_FILES} */ (test)]),
       device,
       steps: int('steps', STUDY_DEFAULTS.steps),
       rank: int('rank', STUDY_DEFAULTS.rank),
@@ -300,7 +310,8 @@ async function main() {
   // One command that reruns every finished run of the directory (invocations may have split the grid).
   const rerun = ['node', 'scripts/study/run.mjs', '--device', s.device, '--model', shown(s.model), '--steps', String(s.steps),
     '--seeds', allSeeds.join(','), '--rank', String(s.rank), '--lr', String(s.lr), '--batch', String(s.batch),
-    '--grad-accum', String(s.gradAccum), '--mc-limit', String(s.mcLimit), '--eval-size', String(evalSize), '--out', shown(s.out)].join(' ');
+    '--grad-accum', String(s.gradAccum), '--mc-limit', String(s.mcLimit), '--test', testForm(s.mc), '--eval-size', String(evalSize),
+    '--out', shown(s.out)].join(' ');
   const results = {
     study: {
       created: new Date().toISOString(),

@@ -85,6 +85,7 @@ export const STUDY_DEFAULTS = Object.freeze({
   batch: 16,
   gradAccum: 1,
   mcLimit: 0,
+  test: 'cloze',
   evalSize: 64,
 });
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { nameFilter, planStudy, rankFlagsOf, selectVariants, UNSUPPORTED, VARIANTS } from '../lib/grid.mjs';
+import { existsSync } from 'node:fs';
 import { parseStudyArgs } from '../run.mjs';
 
 const root = resolve(import.meta.dirname, '..', '..', '..');
@@ -84,7 +85,14 @@ test('bad settings are refused with the flag named', () => {
   assert.throws(() => parseStudyArgs(['--lr=-1']), /--lr must be a positive number, got '-1'/);
   assert.throws(() => parseStudyArgs(['--lr', 'abc']), /--lr must be a positive number, got 'abc'/);
   assert.throws(() => parseStudyArgs(['--bogus']), /Unknown option '--bogus'/);
+  assert.throws(() => parseStudyArgs(['--test', 'essay']), /--test must be cloze or listed, got 'essay'/);
   assert.equal(parseStudyArgs(['--help']), null);
+});
+
+test('--test picks the form of the 4-choice test: cloze by default, listed on request', () => {
+  assert.match(parseStudyArgs([])?.settings.mc ?? '', /wordnet-task\/test-mc-cloze\.jsonl$/);
+  assert.match(parseStudyArgs(['--test', 'listed'])?.settings.mc ?? '', /wordnet-task\/test-mc\.jsonl$/);
+  for (const file of [parseStudyArgs([])?.settings.mc, parseStudyArgs(['--test', 'listed'])?.settings.mc]) assert.ok(existsSync(file ?? ''), `${file} exists`);
 });
 
 test('--dry-run prints every planned command and the unsupported variants, and runs nothing', () => {
