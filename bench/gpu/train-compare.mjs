@@ -31,6 +31,7 @@ export function mergeTrainReports(reports) {
     config: { ...present[0].config, variants: present.flatMap((r) => r.config?.variants ?? []) },
     method: present[0].method,
     results: present.flatMap((r) => r.results ?? []),
+    profiles: Object.assign({}, ...present.map((r) => r.profiles ?? {})),
     errors: present.flatMap((r) => r.errors ?? []),
     processes: present.map((r) => ({ variants: r.config?.variants ?? [], memory: r.memory ?? null })),
   };

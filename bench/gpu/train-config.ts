@@ -65,6 +65,8 @@ export interface TrainBenchConfig {
   readonly lr: number;
   /** Recompute each block in the backward pass. */
   readonly checkpointing: boolean;
+  /** Take one extra step with every op timed (BLORA_BENCH_TRAIN_PROFILE=1) and report where the time goes. */
+  readonly profile: boolean;
   /** On out-of-memory, retry with half the layers and scale the figures (labelled as such). */
   readonly fallback: boolean;
   readonly seed: number;
@@ -150,6 +152,7 @@ export function readTrainConfig(env: NodeJS.ProcessEnv = process.env): TrainBenc
     blocksize: positiveInteger(env, 'BLORA_BENCH_TRAIN_BLOCKSIZE', 64),
     lr: positiveNumber(env, 'BLORA_BENCH_TRAIN_LR', 2e-4),
     checkpointing: isOn(env.BLORA_BENCH_TRAIN_CHECKPOINTING),
+    profile: isOn(env.BLORA_BENCH_TRAIN_PROFILE),
     fallback: env.BLORA_BENCH_TRAIN_FALLBACK === undefined || env.BLORA_BENCH_TRAIN_FALLBACK === '' || isOn(env.BLORA_BENCH_TRAIN_FALLBACK),
     seed: positiveInteger(env, 'BLORA_BENCH_TRAIN_SEED', 1),
   };

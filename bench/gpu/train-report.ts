@@ -5,6 +5,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TINYLLAMA_SHAPE, hasTinyLlamaWidths, tokensPerStep, type TrainBenchConfig, type TrainVariant } from './train-config.js';
 import type { TrainModel } from './train-model.js';
+import type { OpProfile } from '@blora/tensor';
 import type { StepRun } from './train-step.js';
 import { median } from './timing.js';
 
@@ -42,6 +43,8 @@ export interface TrainReport {
   readonly config: TrainBenchConfig;
   readonly method: string;
   readonly results: TrainResult[];
+  /** Per variant, where one profiled step's time went, op by op (BLORA_BENCH_TRAIN_PROFILE=1). */
+  readonly profiles: Record<string, OpProfile>;
   readonly errors: { group: string; id: string; error: string; [detail: string]: unknown }[];
 }
 
@@ -60,6 +63,7 @@ export function newTrainReport(config: TrainBenchConfig): TrainReport {
       'Warm-up steps first, then timed steps, each from its start to the end of a device synchronize() ' +
       '(host monotonic clock, so our JavaScript dispatch is included); the median step is reported.',
     results: [],
+    profiles: {},
     errors: [],
   };
 }

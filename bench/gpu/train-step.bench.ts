@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { memoryStats, type Tensor } from '@blora/tensor';
+import { formatOpProfile, memoryStats, type Tensor } from '@blora/tensor';
 import {
   cudaAvailable, cudaDeviceInfo, cudaMemoryInfo, cudaUnavailableReason, emptyCache, synchronize,
 } from '@blora/cuda-kernels';
@@ -86,6 +86,7 @@ function measureVariant(variant: TrainVariant): void {
       const run = runTrainingSteps(built, ids, {
         warmup: config.warmup, steps: config.steps, budgetSeconds: config.budgetSeconds, lr: config.lr,
         synchronize: onCuda ? synchronize : () => {},
+        ...(config.profile ? { profileDevice: config.device } : {}),
         onStep: (i, ms, loss) => console.log(`  ${i < 0 ? `warm-up ${i + config.warmup + 1}` : `step ${i + 1}`}: ${ms.toFixed(1)} ms, loss ${loss.toFixed(4)}`),
       });
       const memory = memoryAfter(peakBefore, firstInProcess, oomAttempts.length > 0);
@@ -93,6 +94,10 @@ function measureVariant(variant: TrainVariant): void {
         variant, config, built, run, memory, buildSeconds, oomAttempts,
       });
       report.results.push(...rows);
+      if (run.profile) {
+        report.profiles[variant] = run.profile;
+        console.log(`[${variant}] one more step, every op timed to the end of its work:\n${formatOpProfile(run.profile, 40)}`);
+      }
       const ms = median(run.stepMs);
       console.log(`[${variant}] median ${ms.toFixed(1)} ms/step, ${(tokensPerStep(config.shape) / ms * 1000).toFixed(0)} tokens/s` +
         `${memory.peakGiB !== null ? `, peak ${memory.peakGiB.toFixed(2)} GiB` : ''}` +

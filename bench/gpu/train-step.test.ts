@@ -49,7 +49,7 @@ describe('training-step benchmark configuration', () => {
     expect(c.device).toBe('cuda');
     expect(c.shape).toEqual(TINYLLAMA_SHAPE);
     expect([c.rank, c.alpha, c.lambda, c.blocksize, c.dtype, c.adapterDType]).toEqual([64, 16, 2, 64, 'bfloat16', 'float32']);
-    expect([c.warmup, c.steps, c.lr, c.checkpointing, c.fallback]).toEqual([2, 10, 2e-4, false, true]);
+    expect([c.warmup, c.steps, c.lr, c.checkpointing, c.fallback, c.profile]).toEqual([2, 10, 2e-4, false, true, false]);
     expect(c.variants).toEqual(['qlora', 'qblora', 'lora-dense']);
   });
 
@@ -62,6 +62,7 @@ describe('training-step benchmark configuration', () => {
     expect([c.warmup, c.steps]).toEqual([1, 7]);
     expect(readTrainConfig({ BLORA_BENCH_TRAIN_STEPS: '4', BLORA_BENCH_LORA_STEPS: '7' }).steps).toBe(4);
     expect(readTrainConfig({ BLORA_BENCH_TRAIN_DEVICE: 'cuda', BLORA_BENCH_TRAIN_SMOKE: '1' }).shape).toEqual(SMOKE_SHAPE);
+    expect(readTrainConfig({ BLORA_BENCH_TRAIN_PROFILE: '1' }).profile).toBe(true);
   });
 
   it('rejects bad settings with the variable named', () => {
@@ -188,6 +189,20 @@ describe('a run of training steps', () => {
     expect(run.stepMs).toHaveLength(1);
     expect(run.budgetHit).toBe(true);
     expect(Number.isFinite(run.losses[0]!)).toBe(true);
+    ids.dispose();
+    disposeModel(built.model);
+  });
+
+  it('profiles one extra step op by op when asked, after the timed steps', () => {
+    const config = cpuConfig();
+    const built = buildTrainModel('qblora', config, 1);
+    const ids = randomTokenIds(config.shape, 'cpu', 5);
+    const run = runTrainingSteps(built, ids, { warmup: 0, steps: 1, budgetSeconds: 60, lr: 1e-3, synchronize: () => {}, profileDevice: 'cpu' });
+    expect(run.stepMs).toHaveLength(1);
+    const calls = Object.fromEntries(run.profile!.entries.map((e) => [e.op, e.calls]));
+    // Q-BLoRA pools the adapter input and repeats its output; the base is NF4; one loss.
+    expect(calls).toMatchObject({ avgPool1d: expect.any(Number), repeatInterleave: expect.any(Number), nf4Matmul: expect.any(Number), crossEntropy: 1, adamwStep: expect.any(Number) });
+    expect(run.profile!.opMs).toBeGreaterThan(0);
     ids.dispose();
     disposeModel(built.model);
   });

@@ -2,7 +2,7 @@
 // position, backward, AdamW on the adapters, gradients dropped), and the timing of a run of
 // such steps. Device-agnostic: the caller supplies the device's synchronize().
 import { performance } from 'node:perf_hooks';
-import { tidy, type Tensor } from '@blora/tensor';
+import { profileOps, tidy, type OpProfile, type Tensor } from '@blora/tensor';
 import { AdamW } from '@blora/autograd';
 import type { TrainModel } from './train-model.js';
 
@@ -18,6 +18,8 @@ export interface StepRunOptions {
   readonly lr: number;
   /** Waits for the device's queued work. */
   readonly synchronize: () => void;
+  /** After the timed steps, take one more step with every op timed on this device (see `profileOps`). */
+  readonly profileDevice?: string;
   /** Called after every step with its index (warm-up steps count from 0, negative), time and loss. */
   readonly onStep?: (index: number, ms: number, loss: number) => void;
 }
@@ -32,6 +34,8 @@ export interface StepRun {
   readonly losses: number[];
   /** True when the budget cut the timed steps short. */
   readonly budgetHit: boolean;
+  /** The op profile of the extra step, when one was asked for. */
+  readonly profile?: OpProfile;
 }
 
 /**
@@ -62,6 +66,7 @@ export function runTrainingSteps(built: TrainModel, ids: Tensor, options: StepRu
   const stepMs: number[] = [];
   const losses: number[] = [];
   let budgetHit = false;
+  let profile: OpProfile | undefined;
   const timedStep = (index: number): number => {
     const start = performance.now();
     const loss = trainStep(built, ids, optimizer);
@@ -87,9 +92,15 @@ export function runTrainingSteps(built: TrainModel, ids: Tensor, options: StepRu
       stepMs.push(ms);
       spent += ms;
     }
+    if (options.profileDevice !== undefined) {
+      const device = options.profileDevice;
+      const { result: loss, profile: p } = profileOps(device, () => trainStep(built, ids, optimizer));
+      loss.dispose();
+      profile = p;
+    }
   } finally {
     optimizer.zeroGrad();
     optimizer.dispose();
   }
-  return { warmupMs, stepMs, losses, budgetHit };
+  return { warmupMs, stepMs, losses, budgetHit, ...(profile ? { profile } : {}) };
 }

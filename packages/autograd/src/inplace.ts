@@ -1,6 +1,6 @@
 // Writing new values into an existing tensor. Parameters and optimizer state are updated in
 // place so that everything holding them (optimizers, modules, user code) sees the new values.
-import { cast, getKernel, type Tensor } from '@blora/tensor';
+import { cast, runKernel, type Tensor } from '@blora/tensor';
 import { noGrad } from './grad-mode.js';
 
 /**
@@ -24,7 +24,7 @@ export function assignInPlace(dst: Tensor, src: Tensor): void {
     const converted = moved.dtype === dst.dtype ? moved : cast(moved, dst.dtype);
     try {
       if (converted.storage === dst.storage && converted.offset === dst.offset && converted.isContiguous) return;
-      getKernel('copy', dst.device)([converted], [dst], {});
+      runKernel('copy', dst.device, [converted], [dst]);
     } finally {
       if (converted !== src) converted.dispose();
       if (moved !== src && moved !== converted) moved.dispose();

@@ -5,6 +5,7 @@
 import type { DType } from './dtype.js';
 import type { Shape } from './shape.js';
 import { Tensor } from './tensor.js';
+import { timedDispatch } from './op-profile.js';
 
 /** Op attributes: plain data (numbers, strings, arrays) that parameterise a kernel. */
 export type Attrs = Readonly<Record<string, unknown>>;
@@ -106,15 +107,28 @@ export function execute(
     throw new Error(`${op}: an op without inputs needs a device`);
   }
   const kernel = getKernel(op, device);
-  const outs = outputs.map((o) => Tensor.empty(o.shape, o.dtype, device));
-  try {
-    kernel(inputs, outs, attrs);
-  } catch (e) {
-    for (const t of outs) t.dispose();
-    throw e;
-  }
+  const outs = timedDispatch(op, device, () => {
+    const made = outputs.map((o) => Tensor.empty(o.shape, o.dtype, device));
+    try {
+      kernel(inputs, made, attrs);
+    } catch (e) {
+      for (const t of made) t.dispose();
+      throw e;
+    }
+    return made;
+  });
   recordOp(op, inputs, outs, attrs);
   return outs;
+}
+
+/**
+ * Runs the kernel of `op` on `device` directly on tensors the caller owns: nothing is
+ * allocated or recorded (in-place updates such as `adamwStep`, internal copies). An open op
+ * profile times it like a dispatched op.
+ */
+export function runKernel(op: string, device: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Attrs = {}): void {
+  const kernel = getKernel(op, device);
+  timedDispatch(op, device, () => kernel(inputs, outputs, attrs));
 }
 
 /** `execute` for ops with exactly one output. */

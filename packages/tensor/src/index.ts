@@ -6,12 +6,12 @@
  */
 import './cpu/index.js';
 import { initTensorHooks, Tensor } from './tensor.js';
-import { getKernel, recordOp } from './dispatch.js';
+import { recordOp, runKernel } from './dispatch.js';
 
 // A fresh dense copy on the tensor's own device, run outside autograd's view (it is a temporary).
 function denseCopy(t: Tensor): Tensor {
   const out = Tensor.empty(t.shape, t.dtype, t.device);
-  getKernel('copy', t.device)([t], [out], {});
+  runKernel('copy', t.device, [t], [out]);
   return out;
 }
 
@@ -24,10 +24,11 @@ export * from './shape.js';
 export { Storage } from './storage.js';
 export { registerBackend, getBackend, listDevices, type Backend } from './backend.js';
 export {
-  registerKernel, findKernel, getKernel, listKernels, execute, execute1, recordOp, setOpObserver, commonDevice,
+  registerKernel, findKernel, getKernel, runKernel, listKernels, execute, execute1, recordOp, setOpObserver, commonDevice,
   type Attrs, type KernelFn, type OpObserver, type OpRecord, type OutputSpec,
 } from './dispatch.js';
-export { tidy, keep, dispose, memoryStats, type MemoryStats } from './memory.js';
+export { tidy, keep, dispose, memoryStats, peakBytes, resetPeakMemory, type MemoryStats } from './memory.js';
+export { startOpProfile, stopOpProfile, profileOps, formatOpProfile, type OpProfile, type OpProfileEntry } from './op-profile.js';
 export * from './ops/index.js';
 export { cpuBackend } from './cpu/backend.js';
 export * from './philox.js';

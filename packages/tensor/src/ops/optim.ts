@@ -1,5 +1,5 @@
 // Fused optimizer updates. These change their tensors in place, which no other op does.
-import { getKernel } from '../dispatch.js';
+import { runKernel } from '../dispatch.js';
 import { isFloatDType } from '../dtype.js';
 import { formatShape } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -67,5 +67,5 @@ export function adamwStep(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, att
   check('eps', eps, eps > 0, 'a finite number > 0');
   check('weightDecay', weightDecay, weightDecay >= 0, 'a finite number >= 0');
   check('step', step, Number.isInteger(step) && step >= 1, 'an integer >= 1');
-  getKernel('adamwStep', param.device)([param, grad, m, v], [], { lr, beta1, beta2, eps, weightDecay, step });
+  runKernel('adamwStep', param.device, [param, grad, m, v], [], { lr, beta1, beta2, eps, weightDecay, step });
 }
