@@ -8,6 +8,18 @@ import {
 } from '@blora/tensor';
 import { getGradient, getSaveSpec, type GradContext, type GradRule, type SaveSpec } from './gradients.js';
 import { isGradEnabled, noGrad } from './grad-mode.js';
+import { heldViews, holdFor, materialize, type Held } from './recompute.js';
+
+/** One tensor a node keeps for its rule (see `GraphNode.savedTensors`). */
+export interface SavedTensor {
+  /** The tape's view. */
+  readonly tensor: Tensor;
+  /** Whether it is an input or an output of the op, and which. */
+  readonly role: 'input' | 'output';
+  readonly index: number;
+  /** True when the op's tensor is rebuilt in backward and this is one of the tensors it is rebuilt from. */
+  readonly rebuilt: boolean;
+}
 
 /** Where the gradient of one node input goes: an output of an earlier node, or a leaf tensor. */
 export interface Edge {
@@ -32,6 +44,9 @@ export class GraphNode {
   private outputs: readonly Tensor[];
   private edges: readonly (Edge | null)[];
   private saved: Tensor[];
+  /** Saved tensors rebuilt from their recipes when the rule runs, by input / output index. */
+  private readonly rebuiltInputs = new Map<number, Held>();
+  private readonly rebuiltOutputs = new Map<number, Held>();
   private freed = false;
 
   constructor(
@@ -48,17 +63,24 @@ export class GraphNode {
     this.edges = inputs.map((t) => (t.requiresGrad && isFloatDType(t.dtype) ? edgeTo(t) : null));
     this.saved = [];
     const needsGrad = this.edges.map((e) => e !== null);
-    const hold = (list: readonly Tensor[], spec: SaveSpec['inputs']) => {
+    const own = (t: Tensor) => {
+      const handle = keep(Tensor.view(t, t.shape, t.strides, t.offset));
+      this.saved.push(handle);
+      return handle;
+    };
+    const hold = (list: readonly Tensor[], spec: SaveSpec['inputs'], rebuilt: Map<number, Held>) => {
       const which = typeof spec === 'function' ? spec(needsGrad) : spec;
       return list.map((t, i) => {
         if (which && !which.includes(i)) return t;
-        const handle = keep(Tensor.view(t, t.shape, t.strides, t.offset));
-        this.saved.push(handle);
-        return handle;
+        const held = holdFor(t, own);
+        if (held.kind === 'view') return held.tensor;
+        // Rebuilt before the rule runs; until then only its shape, dtype and device are read.
+        rebuilt.set(i, held);
+        return t;
       });
     };
-    this.inputs = hold(inputs, save?.inputs);
-    this.outputs = hold(outputs, save?.outputs);
+    this.inputs = hold(inputs, save?.inputs, this.rebuiltInputs);
+    this.outputs = hold(outputs, save?.outputs, this.rebuiltOutputs);
   }
 
   /** True once backward has run through this node and released what it saved. */
@@ -66,9 +88,29 @@ export class GraphNode {
     return this.freed;
   }
 
-  /** Number of tensors this node keeps alive for its rule. */
+  /** Number of tensors this node keeps alive for its rule (sources of rebuilt tensors included). */
   get savedCount(): number {
     return this.saved.length;
+  }
+
+  /**
+   * The tape's views of the tensors this node keeps alive for its rule (empty once freed),
+   * with which input or output each one is; for a tensor rebuilt in backward (see
+   * `recomputeForBackward`), the sources it is rebuilt from. For measuring what a graph holds.
+   */
+  savedTensors(): SavedTensor[] {
+    const out: SavedTensor[] = [];
+    const saved = new Set(this.saved);
+    const list = (tensors: readonly Tensor[], rebuilt: ReadonlyMap<number, Held>, role: 'input' | 'output') => {
+      tensors.forEach((t, index) => {
+        const held = rebuilt.get(index);
+        if (held) for (const v of heldViews(held)) out.push({ tensor: v, role, index, rebuilt: true });
+        else if (saved.has(t)) out.push({ tensor: t, role, index, rebuilt: false });
+      });
+    };
+    list(this.inputs, this.rebuiltInputs, 'input');
+    list(this.outputs, this.rebuiltOutputs, 'output');
+    return out;
   }
 
   /** @internal The nodes whose outputs feed this one. */
@@ -80,23 +122,38 @@ export class GraphNode {
 
   /** @internal Runs the rule; returns the gradient for each input that needs one, paired with its edge. */
   run(outputGrads: readonly (Tensor | null)[]): { edge: Edge; grad: Tensor }[] {
+    // Tensors saved as recipes are rebuilt now and freed once the rule has run.
+    const made: Tensor[] = [];
+    try {
+      const rebuild = (list: readonly Tensor[], rebuilt: ReadonlyMap<number, Held>) =>
+        rebuilt.size === 0 ? list : list.map((t, i) => {
+          const held = rebuilt.get(i);
+          return held ? noGrad(() => materialize(held, made)) : t;
+        });
+      return this.runRule(rebuild(this.inputs, this.rebuiltInputs), rebuild(this.outputs, this.rebuiltOutputs), outputGrads);
+    } finally {
+      for (const t of made) t.dispose();
+    }
+  }
+
+  private runRule(inputs: readonly Tensor[], outputs: readonly Tensor[], outputGrads: readonly (Tensor | null)[]): { edge: Edge; grad: Tensor }[] {
     const ctx: GradContext = {
-      inputs: this.inputs,
-      outputs: this.outputs,
+      inputs,
+      outputs,
       attrs: this.attrs,
       outputGrads,
       needsGrad: this.edges.map((e) => e !== null),
     };
     // tidy frees every temporary the rule creates; what it returns survives.
     const grads = tidy(() => this.rule(ctx));
-    if (!Array.isArray(grads) || grads.length !== this.inputs.length) {
+    if (!Array.isArray(grads) || grads.length !== inputs.length) {
       throw new Error(`backward: the rule of '${this.op}' returned ${Array.isArray(grads) ? grads.length : typeof grads} ` +
-        `gradients for ${this.inputs.length} inputs`);
+        `gradients for ${inputs.length} inputs`);
     }
     // The engine owns every gradient it routes. A rule may return an output gradient itself,
     // the same tensor twice, or a saved tensor: those get their own view so that each routed
     // gradient can be disposed independently.
-    const foreign = new Set<Tensor>([...this.inputs, ...this.outputs]);
+    const foreign = new Set<Tensor>([...inputs, ...outputs]);
     const routed = new Set<Tensor>();
     const result: { edge: Edge; grad: Tensor }[] = [];
     grads.forEach((g, i) => {
@@ -128,6 +185,8 @@ export class GraphNode {
   free(): void {
     for (const t of this.saved) t.dispose();
     this.saved = [];
+    this.rebuiltInputs.clear();
+    this.rebuiltOutputs.clear();
     this.inputs = [];
     this.outputs = [];
     this.edges = [];

@@ -20,7 +20,7 @@ export {
 } from './gradients.js';
 export { isGradEnabled, setGradEnabled, noGrad, enableGrad } from './grad-mode.js';
 export {
-  backward, backwardMany, detach, requiresGrad, gradFnName, recordNode, releaseGraph, installAutograd, GraphNode,
+  backward, backwardMany, detach, requiresGrad, gradFnName, recordNode, releaseGraph, installAutograd, GraphNode, type SavedTensor,
   type BackwardOptions, type Edge,
 } from './engine.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult, type Fn as GradcheckFn } from './gradcheck.js';
@@ -40,3 +40,4 @@ export { AdamW, type AdamWOptions, type AdamWHyper } from './optim/adamw.js';
 export { SGD, type SGDOptions, type SGDHyper } from './optim/sgd.js';
 export { clipGradNorm, type ClipOptions } from './optim/clip.js';
 export { LRScheduler, constantWithWarmup, linearWithWarmup, cosineWithWarmup, type LRLambda, type HasParamGroups } from './optim/schedule.js';
+export { recomputeForBackward } from './recompute.js';

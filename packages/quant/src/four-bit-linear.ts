@@ -1,6 +1,6 @@
 // NF4 / FP4 linear weights in bitsandbytes' layout: packed codes of the flattened weight,
 // a float32 absmax per block (or its double quantization), and the 16-value code table.
-import { formatShape, tensor, type DType, type Tensor } from '@blora/tensor';
+import { formatShape, keep, tensor, type DType, type Tensor } from '@blora/tensor';
 import { blockCount, quantizeFourBit } from './blockwise.js';
 import { codeTable, type FourBitType } from './codes.js';
 import { DEFAULT_NESTED_BLOCKSIZE, doubleQuantize, fourBitBitsPerParameter } from './double-quant.js';
@@ -158,7 +158,8 @@ export class FourBitLinear extends QuantizedLinear {
     if (this.absmax) return this.absmax;
     if (!this.restored || this.restored.isDisposed) {
       const dq = this.doubleQuant!;
-      this.restored = dequantizeBlockwise8(dq.codes, dq.nestedAbsmax, dq.code, { blocksize: dq.nestedBlocksize, offset: dq.offset });
+      // Kept past the caller's tidy scope: the cache belongs to the weight, not to the forward pass.
+      this.restored = keep(dequantizeBlockwise8(dq.codes, dq.nestedAbsmax, dq.code, { blocksize: dq.nestedBlocksize, offset: dq.offset }));
     }
     return this.restored;
   }

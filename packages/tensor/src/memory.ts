@@ -13,6 +13,8 @@ export interface MemoryStats {
 }
 
 const stats = new Map<string, MemoryStats>();
+/** Highest `bytes` seen on each device since the start or the last `resetPeakMemory`. */
+const peaks = new Map<string, number>();
 
 function statsOf(device: string): MemoryStats {
   let s = stats.get(device);
@@ -25,6 +27,7 @@ export function trackStorage(device: string, bytes: number): void {
   const s = statsOf(device);
   s.liveStorages += Math.sign(bytes);
   s.bytes += bytes;
+  if (bytes > 0 && s.bytes > (peaks.get(device) ?? 0)) peaks.set(device, s.bytes);
 }
 
 /** @internal Called by Tensor on creation (+1) and disposal (-1). */
@@ -35,6 +38,26 @@ export function trackTensor(device: string, delta: number): void {
 /** Memory held on `device` (default `'cpu'`), as counted by this library. */
 export function memoryStats(device = 'cpu'): MemoryStats {
   return { ...statsOf(device) };
+}
+
+/**
+ * The most bytes held at once on `device` (default `'cpu'`) by this library's allocations
+ * since the process started or since the last `resetPeakMemory(device)`. Counted at each
+ * allocation, so a temporary that lives for one op is included.
+ */
+export function peakBytes(device = 'cpu'): number {
+  return Math.max(peaks.get(device) ?? 0, statsOf(device).bytes);
+}
+
+/**
+ * Starts a new peak measurement on `device` (default `'cpu'`): the peak becomes the bytes
+ * held now. Returns the peak that was reached before the reset. Measure a phase with
+ * `resetPeakMemory(d); run(); peakBytes(d)`.
+ */
+export function resetPeakMemory(device = 'cpu'): number {
+  const before = peakBytes(device);
+  peaks.set(device, statsOf(device).bytes);
+  return before;
 }
 
 type Scope = Set<Tensor>;

@@ -1,5 +1,5 @@
 // A frozen base layer plus an adapter: y = base(x) + Δy.
-import { add, type Tensor } from '@blora/tensor';
+import { add, tidy, type Tensor } from '@blora/tensor';
 import { Module } from '@blora/autograd';
 import type { FrozenLinear } from '../layers/frozen-linear.js';
 import type { Adapter } from './adapter.js';
@@ -34,9 +34,16 @@ export class AdaptedLinear extends Module {
     return this.base.outFeatures;
   }
 
-  /** base(x) + adapter(x) for `x` `[..., inFeatures]`. */
+  /**
+   * base(x) + adapter(x) for `x` `[..., inFeatures]`. The adapter's temporaries and the two
+   * terms are freed as soon as the sum exists (the tape keeps its own views of what it needs).
+   */
   forward(x: Tensor): Tensor {
     const y = this.base.forward(x);
-    return this.adapterEnabled ? add(y, this.adapter.forward(x)) : y;
+    if (!this.adapterEnabled) return y;
+    const delta = tidy(() => this.adapter.forward(x));
+    const sum = add(y, delta);
+    for (const t of [y, delta]) if (t !== x) t.dispose();
+    return sum;
   }
 }

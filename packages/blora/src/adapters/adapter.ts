@@ -8,7 +8,7 @@ import {
   avgPool1d, cast, clone, formatShape, matmul, mul, repeatInterleave, transpose, zeros,
   type DType, type Generator, type Tensor,
 } from '@blora/tensor';
-import { Dropout, kaimingUniform, Module, noGrad } from '@blora/autograd';
+import { Dropout, kaimingUniform, Module, noGrad, recomputeForBackward } from '@blora/autograd';
 import type { FrozenLinear } from '../layers/frozen-linear.js';
 
 /** The adapter methods. */
@@ -181,16 +181,36 @@ export abstract class Adapter extends Module {
     if (x.rank === 0 || x.shape[x.rank - 1] !== this.inFeatures) {
       throw new RangeError(`${this.where()}: expected input [..., ${this.inFeatures}], got ${formatShape(x.shape)}`);
     }
-    const input = x.dtype === this.dtype ? x : cast(x, this.dtype);
-    const pooled = this.lambdaIn > 1 ? avgPool1d(input, this.lambdaIn) : input;
-    const z = this.dropout.forward(pooled);
-    const small = this.form === 'factors'
-      ? matmul(matmul(z, transpose(this.loraA!)), transpose(this.loraB!))
-      : matmul(z, transpose(this.loraM!));
+    // Each temporary is freed as soon as the next one exists (the tape holds its own views of
+    // what backward reads, so freeing never takes anything from it); x belongs to the caller.
+    const then = (prev: Tensor, next: Tensor): Tensor => {
+      if (prev !== next && prev !== x) prev.dispose();
+      return next;
+    };
+    const prepare = (t: Tensor): Tensor => {
+      const input = t.dtype === this.dtype ? t : cast(t, this.dtype);
+      if (this.lambdaIn === 1) return input;
+      const pooled = avgPool1d(input, this.lambdaIn);
+      if (input !== t) input.dispose();
+      return pooled;
+    };
+    // The product with A keeps its input for backward. When that input is a cast (and pool) of
+    // x and no dropout mask comes in between, backward redoes the cast from x instead: x is
+    // narrower and shared by the projections that read it, where each float copy is not.
+    const dropping = this.dropout.training && this.dropout.p > 0;
+    const pooled = x.dtype !== this.dtype && !dropping ? recomputeForBackward([x], prepare) : prepare(x);
+    const z = then(pooled, this.dropout.forward(pooled));
+    let small: Tensor;
+    if (this.form === 'factors') {
+      const down = then(z, matmul(z, transpose(this.loraA!)));
+      small = then(down, matmul(down, transpose(this.loraB!)));
+    } else {
+      small = then(z, matmul(z, transpose(this.loraM!)));
+    }
     // Scaling before the repeat touches λout times fewer elements and gives the same values.
-    const scaled = mul(small, this.scaling);
-    const out = this.lambdaOut > 1 ? repeatInterleave(scaled, this.lambdaOut, -1) : scaled;
-    return out.dtype === x.dtype ? out : cast(out, x.dtype);
+    const scaled = then(small, mul(small, this.scaling));
+    const out = this.lambdaOut > 1 ? then(scaled, repeatInterleave(scaled, this.lambdaOut, -1)) : scaled;
+    return out.dtype === x.dtype ? out : then(out, cast(out, x.dtype));
   }
 
   /** C `[out/λout, in/λin]`: B·A for the factor form, a copy of M for the matrix form. */

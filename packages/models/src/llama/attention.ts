@@ -1,7 +1,7 @@
 // Multi-head self-attention of Llama-family blocks: grouped-query heads, rotary position
 // embeddings (rotate_half layout), a causal mask and Mistral's sliding window.
 import { attention, permute, reshape, rope, type Tensor } from '@blora/tensor';
-import { Module } from '@blora/autograd';
+import { Module, recomputeForBackward } from '@blora/autograd';
 import type { LlamaConfig } from './config.js';
 import type { KVCache } from './kv-cache.js';
 import type { LinearModule } from './layers.js';
@@ -76,7 +76,8 @@ export class LlamaAttention extends Module {
     let v = heads(this.v_proj.forward(x), this.kvHeads);
     if (cache) ({ k, v } = cache.cache.append(cache.layer, k, v));
     const o = attention(q, k, v, { causal: true, window: this.window, scale: 1 / Math.sqrt(this.headDim) });
-    const merged = reshape(permute(o, [0, 2, 1, 3]), [b, t, this.heads * this.headDim]);
+    // The merged copy of o is rebuilt from o (which attention keeps) when backward needs it.
+    const merged = recomputeForBackward([o], (y) => reshape(permute(y, [0, 2, 1, 3]), [b, t, this.heads * this.headDim]));
     return this.o_proj.forward(merged);
   }
 }

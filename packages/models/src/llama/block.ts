@@ -1,6 +1,6 @@
 // One pre-norm decoder block: x + attn(norm(x)), then h + mlp(norm(h)).
-import { add, type Tensor } from '@blora/tensor';
-import { Module, RMSNorm } from '@blora/autograd';
+import { add, tidy, type Tensor } from '@blora/tensor';
+import { Module, RMSNorm, recomputeForBackward } from '@blora/autograd';
 import type { AttentionCache, LlamaAttention } from './attention.js';
 import type { LlamaMLP } from './mlp.js';
 import type { RopeTables } from './rope.js';
@@ -25,9 +25,18 @@ export class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = this.registerModule('post_attention_layernorm', postAttentionLayernorm);
   }
 
-  /** `x` `[B, T, hidden]` -> `[B, T, hidden]`. */
+  /**
+   * `x` `[B, T, hidden]` -> `[B, T, hidden]`. Each half runs in its own scope, so its
+   * temporaries are freed when it ends. The normalised inputs are rebuilt in backward from the
+   * norms' inputs (which the norms keep anyway) rather than kept beside them.
+   */
   forward(x: Tensor, tables: RopeTables, cache?: AttentionCache): Tensor {
-    const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), tables, cache));
-    return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    const attended = tidy(() => {
+      const normed = recomputeForBackward([x], (t) => this.input_layernorm.forward(t));
+      return this.self_attn.forward(normed, tables, cache);
+    });
+    const h = add(x, attended);
+    const mixed = tidy(() => this.mlp.forward(recomputeForBackward([h], (t) => this.post_attention_layernorm.forward(t))));
+    return add(h, mixed);
   }
 }

@@ -1,6 +1,6 @@
 // The gated MLP of Llama-family blocks: SwiGLU (LLaMA, Mistral) or GeGLU (Gemma).
 import { gelu, mul, silu, type Tensor } from '@blora/tensor';
-import { Module } from '@blora/autograd';
+import { Module, recomputeForBackward } from '@blora/autograd';
 import type { LlamaConfig, MlpActivation } from './config.js';
 import type { LinearModule } from './layers.js';
 
@@ -44,8 +44,20 @@ export class LlamaMLP extends Module {
     this.down_proj = this.registerModule('down_proj', projections.down_proj);
   }
 
-  /** `x` `[..., hidden]` -> `[..., hidden]`. */
+  /**
+   * `x` `[..., hidden]` -> `[..., hidden]`. Backward keeps the gate and up projections only:
+   * the activation and the product are rebuilt from them (elementwise, cheap) when a gradient
+   * rule needs their values.
+   */
   forward(x: Tensor): Tensor {
-    return this.down_proj.forward(mul(activate(this.gate_proj.forward(x), this.activation), this.up_proj.forward(x)));
+    const gate = this.gate_proj.forward(x);
+    const act = recomputeForBackward([gate], (g) => activate(g, this.activation));
+    const up = this.up_proj.forward(x);
+    const product = recomputeForBackward([act, up], (a, u) => mul(a, u));
+    const out = this.down_proj.forward(product);
+    // Freed once down_proj has run (the tape, which holds its own views of what backward reads,
+    // finds the product's sources alive when it saves the product); not at the scope's end.
+    for (const t of new Set([gate, act, up, product])) if (t !== x && t !== out) t.dispose();
+    return out;
   }
 }

@@ -193,13 +193,16 @@ export class LlamaForCausalLM extends Module {
     let h = this.model.embed_tokens.forward(input);
     // Gemma scales the embeddings by sqrt(hidden), the factor rounded to the activation dtype.
     if (this.config.family === 'gemma') h = mul(h, Math.sqrt(this.config.hiddenSize));
+    // Each layer runs in its own scope, so its temporaries (what the tape does not keep for
+    // backward) are freed as soon as the layer is done rather than at the end of the forward.
     this.model.layers.items.forEach((layer, i) => {
+      const x = h;
       if (recompute) {
         // The tables are inputs (not captured) so the checkpoint keeps them for the recomputation.
-        const run = (x: Tensor, cos: Tensor, sin: Tensor) => layer.forward(x, { cos, sin });
-        h = checkpoint(run, [h, tables.cos, tables.sin]);
+        const run = (y: Tensor, cos: Tensor, sin: Tensor) => layer.forward(y, { cos, sin });
+        h = tidy(() => checkpoint(run, [x, tables.cos, tables.sin]));
       } else {
-        h = layer.forward(h, tables, cache ? { cache, layer: i } : undefined);
+        h = tidy(() => layer.forward(x, tables, cache ? { cache, layer: i } : undefined));
       }
     });
     return this.model.norm.forward(h);
