@@ -44,7 +44,8 @@
         {
           "target_name": "blora_cpu_avx2",
           "type": "static_library",
-          "sources": ["native/kernels_avx2.cc", "native/kernels_avx2_nn.cc", "native/kernels_avx2_q8.cc"],
+          "sources": ["native/kernels_avx2.cc", "native/kernels_avx2_nn.cc", "native/kernels_avx2_q8.cc",
+                      "native/kernels_avx2_q8_quantize.cc"],
           "cflags_cc": ["-mavx2", "-mfma"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma"] }
         },

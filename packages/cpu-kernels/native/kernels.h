@@ -179,6 +179,37 @@ struct KernelTable {
    */
   void (*nf4_dot_q8)(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
                      const int8_t* levels, const Int8Rows& x, int64_t rows, float* dots);
+
+  /**
+   * Optional (else the portable loop of quant_q8.cc): rounds one row of `in` values (a multiple
+   * of `chunk`, itself a multiple of 32) into q, lane_scales and lane_bias of the Int8Rows
+   * layout and, when sum_block > 0, the sums of scale * q per sum_block values into `sums`.
+   * False on a non-finite value.
+   */
+  bool (*quantize_q8_row)(const float* x, int64_t in, int64_t chunk, int64_t sum_block, int8_t* q,
+                          float* lane_scales, int32_t* lane_bias, float* sums);
+
+  /**
+   * Weight rows and activation rows (each at most) of the tile loops below; 0 = no tile loops.
+   * With them, the int8-activation products take up to 32 activation rows in one pass (the
+   * weight is streamed once) instead of the row-at-a-time loops above, which they replace.
+   */
+  int q8_tile;
+
+  /**
+   * Optional: dots[i * wrows + w] = the int4_dot_q8 sum of weight row w (flat index start +
+   * w * ld, the parameters of its blocks from the first column at scales[w] and offsets[w]) and
+   * activation row i of x, for w < wrows and i < xrows (both at most q8_tile). Same
+   * requirements as int4_dot_q8.
+   */
+  void (*int4_tile_q8)(const uint8_t* codes, int64_t start, int64_t ld, int64_t n, const float* const* scales,
+                       const float* const* offsets, int64_t block, const Int8Rows& x, int64_t wrows, int64_t xrows,
+                       float* dots);
+
+  /** Optional: the nf4_dot_q8 sums of a tile of weight rows (start + w * ld) and activation rows, laid out as above. */
+  void (*nf4_tile_q8)(const uint8_t* packed, int64_t start, int64_t ld, int64_t n, const float* absmax,
+                      int64_t blocksize, const int8_t* levels, const Int8Rows& x, int64_t wrows, int64_t xrows,
+                      float* dots);
 };
 
 /** Portable C++ loops; available everywhere. */

@@ -443,7 +443,7 @@ const KernelTable kAvx2Kernels = {
     gemm_micro, pack_a_rows, pack_b_cols, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop, activation,
     avx2::decode_nf4, avx2::decode_int, avx2::axpy_rows, avx2::nf4_dot, avx2::nf4_axpy, avx2::int_dot,
     avx2::int_axpy, /*nf4_dot_split=*/nullptr, /*int4_dot_split=*/nullptr, /*q8_chunk=*/64, avx2::int4_dot_q8,
-    avx2::nf4_dot_q8,
+    avx2::nf4_dot_q8, avx2::quantize_q8_row, /*q8_tile=*/0, /*int4_tile_q8=*/nullptr, /*nf4_tile_q8=*/nullptr,
 };
 
 }  // namespace blora

@@ -35,5 +35,9 @@ void int4_dot_q8(const uint8_t* codes, int64_t start, int64_t n, const float* sc
 void nf4_dot_q8(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
                 const int8_t* levels, const Int8Rows& x, int64_t rows, float* dots);
 
+/** Rounds a row of activations to int8 (kernels_avx2_q8_quantize.cc); see KernelTable::quantize_q8_row. */
+bool quantize_q8_row(const float* x, int64_t in, int64_t chunk, int64_t sum_block, int8_t* q, float* lane_scales,
+                     int32_t* lane_bias, float* sums);
+
 }  // namespace avx2
 }  // namespace blora

@@ -8,6 +8,12 @@
 // 8L .. 8L + 7 of the chunk and lanes 4j .. 4j + 3 belong to its j-th group of 32 values (one
 // weight scale each). NF4 levels are signed: the lookup returns level + 128, and each lane
 // starts from -128 times the sum of its eight activations, which cancels the added 128.
+//
+// Each call computes a tile of up to 4 weight rows by up to 4 activation rows: a chunk of a
+// weight row is decoded once for all the activation rows, and a chunk of an activation row is
+// loaded once for all the weight rows (from L1; the caller keeps the tile's rows there), which
+// also gives the out-of-order core up to 16 independent accumulators to overlap the loads of
+// the weight stream with. Rows of a tile are `ld` values apart; the next tile follows it.
 #include "kernels_avx512_q8.h"
 
 #include <immintrin.h>
@@ -22,6 +28,7 @@ namespace avx512 {
 namespace {
 
 constexpr int64_t kChunk = 128;
+constexpr int kMaxTile = 4;
 
 /** The weight scales of the chunk whose first group of 32 values is `group`, spread to its lanes. */
 struct GroupScales {
@@ -48,125 +55,166 @@ struct GroupScales {
   }
 };
 
-/** The nibbles of the chunk's 64 code bytes: high ones (even elements), then low ones (odd elements). */
-inline void split_codes(const uint8_t* codes, int64_t first, __m512i* hi, __m512i* lo) {
-  const __m512i v = _mm512_loadu_si512(codes + (first >> 1));
-  const __m512i mask = _mm512_set1_epi8(15);
+/**
+ * The nibbles of the chunk's 64 code bytes: high ones (even elements), then low ones (odd
+ * elements). The same bytes of the next tile's weight row (`ahead` bytes on) are fetched into
+ * L1 meanwhile: the weight streams from the last-level cache, and the hardware prefetchers
+ * alone leave the loads waiting on it, worst at the start of each row.
+ */
+inline void split_codes(const uint8_t* codes, int64_t first, int64_t ahead, __m512i mask, __m512i* hi, __m512i* lo) {
+  const uint8_t* p = codes + (first >> 1);
+  _mm_prefetch(reinterpret_cast<const char*>(p) + ahead, _MM_HINT_T0);
+  const __m512i v = _mm512_loadu_si512(p);
   *hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
   *lo = _mm512_and_si512(v, mask);
 }
 
 /**
- * acc[i] += lanes(i, c) * weight scales * lane scales of row i for every chunk c: load(c)
- * decodes the chunk's weights, scale(c) gives their lane scales.
+ * acc[i][w] += products of activation row i with weight row w, times the weight scales and
+ * the lane scales of row i, for every chunk: decode(w, c, &hi, &lo) gives weight row w's bytes
+ * of chunk c, scale(w, c) their scales, start(i, c) the lanes' starting values.
  */
-template <int R, typename Load, typename Lanes, typename Scale>
-inline void accumulate(int64_t n, const Int8Rows& x, const Load& load, const Lanes& lanes, const Scale& scale,
-                       __m512 acc[R]) {
-  const float* lane_scales[R];
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) lane_scales[i] = x.lane_scales + i * (x.in / 8);
+template <int W, int X, typename Decode, typename Scale, typename Start>
+inline void accumulate(int64_t n, const Int8Rows& x, const Decode& decode, const Scale& scale, const Start& start,
+                       __m512 (&acc)[X][W]) {
   for (int64_t c = 0; c < n; c += kChunk) {
-    load(c);
-    const __m512 ws = scale(c);
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
-      const __m512 ls = _mm512_loadu_ps(lane_scales[i] + c / 8);
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes(i, c)), _mm512_mul_ps(ws, ls), acc[i]);
+#pragma GCC unroll 4
+    for (int w = 0; w < W; ++w) {
+      __m512i hi, lo;
+      decode(w, c, &hi, &lo);
+      const __m512 ws = scale(w, c);
+#pragma GCC unroll 4
+      for (int i = 0; i < X; ++i) {
+        const int8_t* q = x.q + i * x.in + c;
+        const __m512i dots = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start(i, c), hi, _mm512_loadu_si512(q)), lo,
+                                                 _mm512_loadu_si512(q + kChunk / 2));
+        const __m512 ls = _mm512_loadu_ps(x.lane_scales + i * (x.in / 8) + c / 8);
+        acc[i][w] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_mul_ps(ws, ls), acc[i][w]);
+      }
     }
   }
 }
 
-/** Row i's products with the chunk's two halves of weight bytes, added into `start` lanes. */
-inline __m512i chunk_lanes(const Int8Rows& x, int i, int64_t c, __m512i start, __m512i even, __m512i odd) {
-  const int8_t* q = x.q + i * x.in + c;
-  return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, even, _mm512_loadu_si512(q)), odd,
-                             _mm512_loadu_si512(q + kChunk / 2));
+/** dots[i * W + w] = the sum of acc[i][w]. */
+template <int W, int X>
+inline void store_sums(__m512 (&acc)[X][W], float* dots) {
+#pragma GCC unroll 4
+  for (int i = 0; i < X; ++i) {
+    if constexpr (W == 4) {
+      _mm_storeu_ps(dots + i * W, hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+    } else {
+#pragma GCC unroll 4
+      for (int w = 0; w < W; ++w) dots[i * W + w] = hsum(acc[i][w]);
+    }
+  }
 }
 
-template <int R>
-void int4_fixed(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
-                int64_t block, const Int8Rows& x, float* dots) {
-  __m512 acc[R];
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+template <int W, int X>
+void int4_fixed(const uint8_t* codes, int64_t start, int64_t ld, int64_t n, const float* const* scales,
+                const float* const* offsets, int64_t block, const Int8Rows& x, float* dots) {
+  __m512 acc[X][W];
+#pragma GCC unroll 4
+  for (int i = 0; i < X; ++i)
+#pragma GCC unroll 4
+    for (int w = 0; w < W; ++w) acc[i][w] = _mm512_setzero_ps();
   const GroupScales group_scales(block);
-  __m512i hi = _mm512_setzero_si512(), lo = _mm512_setzero_si512();
-  accumulate<R>(
-      n, x, [&](int64_t c) { split_codes(codes, start + c, &hi, &lo); },
-      [&](int i, int64_t c) { return chunk_lanes(x, i, c, _mm512_setzero_si512(), hi, lo); },
-      [&](int64_t c) { return group_scales(scales, c / 32); }, acc);
+  const __m512i mask = _mm512_set1_epi8(15);
+  accumulate<W, X>(
+      n, x, [&](int w, int64_t c, __m512i* hi, __m512i* lo) { split_codes(codes, start + w * ld + c, W * ld / 2, mask, hi, lo); },
+      [&](int w, int64_t c) {
+        // The parameter rows stream too (two floats per 32 weights at blocks of 32): fetch the
+        // scales two lines ahead, and the offsets, read only after the loop, as it passes them.
+        const int64_t b = group_scales.block(c / 32);
+        _mm_prefetch(reinterpret_cast<const char*>(scales[w] + b + 32), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(offsets[w] + b), _MM_HINT_T0);
+        return group_scales(scales[w], c / 32);
+      },
+      [](int, int64_t) { return _mm512_setzero_si512(); }, acc);
+  // The offsets multiply the block sums of the rounded activations.
   const int64_t blocks = n / block;
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) {
-    // The offsets multiply the block sums of the rounded activations.
-    const float* sums = x.block_sums + i * (x.in / block);
-    __m512 t = acc[i];
-    for (int64_t b = 0; b < blocks; b += 16) {
-      const __mmask16 m = lanes(blocks - b);
-      t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, offsets + b), _mm512_maskz_loadu_ps(m, sums + b), t);
+  for (int64_t b = 0; b < blocks; b += 16) {
+    const __mmask16 m = lanes(blocks - b);
+#pragma GCC unroll 4
+    for (int i = 0; i < X; ++i) {
+      const __m512 sums = _mm512_maskz_loadu_ps(m, x.block_sums + i * (x.in / block) + b);
+#pragma GCC unroll 4
+      for (int w = 0; w < W; ++w) acc[i][w] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, offsets[w] + b), sums, acc[i][w]);
     }
-    dots[i] = hsum(t);
   }
+  store_sums<W, X>(acc, dots);
 }
 
-template <int R>
-void nf4_fixed(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
+template <int W, int X>
+void nf4_fixed(const uint8_t* packed, int64_t start, int64_t ld, int64_t n, const float* absmax, int64_t blocksize,
                const int8_t* levels, const Int8Rows& x, float* dots) {
   // level + 128 for each code, in every 128-bit lane (vpshufb looks up within lanes).
   alignas(64) uint8_t biased[64];
   for (int j = 0; j < 64; ++j) biased[j] = static_cast<uint8_t>(levels[j & 15] + 128);
   const __m512i lut = _mm512_load_si512(biased);
-  __m512 acc[R];
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+  __m512 acc[X][W];
+#pragma GCC unroll 4
+  for (int i = 0; i < X; ++i)
+#pragma GCC unroll 4
+    for (int w = 0; w < W; ++w) acc[i][w] = _mm512_setzero_ps();
   const GroupScales group_scales(blocksize);
-  __m512i hi = _mm512_setzero_si512(), lo = _mm512_setzero_si512();
-  auto load = [&](int64_t c) {
-    split_codes(packed, start + c, &hi, &lo);
-    hi = _mm512_shuffle_epi8(lut, hi);
-    lo = _mm512_shuffle_epi8(lut, lo);
+  const __m512i mask = _mm512_set1_epi8(15);
+  auto decode = [&](int w, int64_t c, __m512i* hi, __m512i* lo) {
+    split_codes(packed, start + w * ld + c, W * ld / 2, mask, hi, lo);
+    *hi = _mm512_shuffle_epi8(lut, *hi);
+    *lo = _mm512_shuffle_epi8(lut, *lo);
   };
-  auto chunk = [&](int i, int64_t c) {
-    const __m512i bias = _mm512_loadu_si512(x.lane_bias + i * (x.in / 8) + c / 8);
-    return chunk_lanes(x, i, c, bias, hi, lo);
-  };
-  accumulate<R>(n, x, load, chunk, [&](int64_t c) { return group_scales(absmax, (start + c) / 32); }, acc);
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) dots[i] = hsum(acc[i]);
+  auto scale = [&](int w, int64_t c) { return group_scales(absmax, (start + w * ld + c) / 32); };
+  auto bias = [&](int i, int64_t c) { return _mm512_loadu_si512(x.lane_bias + i * (x.in / 8) + c / 8); };
+  accumulate<W, X>(n, x, decode, scale, bias, acc);
+  store_sums<W, X>(acc, dots);
 }
 
+/** Calls fn with the tile's sizes as compile-time constants (W, X in 1 .. 4). */
 template <typename Fn>
-inline void with_rows(int64_t rows, const Fn& fn) {
-  switch (rows) {
-    case 1: return fn(std::integral_constant<int, 1>());
-    case 2: return fn(std::integral_constant<int, 2>());
-    case 3: return fn(std::integral_constant<int, 3>());
-    case 4: return fn(std::integral_constant<int, 4>());
-    case 5: return fn(std::integral_constant<int, 5>());
-    case 6: return fn(std::integral_constant<int, 6>());
-    case 7: return fn(std::integral_constant<int, 7>());
-    case 8: return fn(std::integral_constant<int, 8>());
+inline void with_tile(int64_t wrows, int64_t xrows, const Fn& fn) {
+  auto with_x = [&](auto w) {
+    switch (xrows) {
+      case 1: return fn(w, std::integral_constant<int, 1>());
+      case 2: return fn(w, std::integral_constant<int, 2>());
+      case 3: return fn(w, std::integral_constant<int, 3>());
+      case 4: return fn(w, std::integral_constant<int, 4>());
+      default: return;
+    }
+  };
+  switch (wrows) {
+    case 1: return with_x(std::integral_constant<int, 1>());
+    case 2: return with_x(std::integral_constant<int, 2>());
+    case 3: return with_x(std::integral_constant<int, 3>());
+    case 4: return with_x(std::integral_constant<int, 4>());
     default: return;
   }
 }
 
-void int4_dot_q8(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
-                 int64_t block, const Int8Rows& x, int64_t rows, float* dots) {
-  with_rows(rows, [&](auto r) { int4_fixed<decltype(r)::value>(codes, start, n, scales, offsets, block, x, dots); });
+void int4_tile_q8(const uint8_t* codes, int64_t start, int64_t ld, int64_t n, const float* const* scales,
+                  const float* const* offsets, int64_t block, const Int8Rows& x, int64_t wrows, int64_t xrows,
+                  float* dots) {
+  with_tile(wrows, xrows, [&](auto w, auto i) {
+    int4_fixed<decltype(w)::value, decltype(i)::value>(codes, start, ld, n, scales, offsets, block, x, dots);
+  });
 }
 
-void nf4_dot_q8(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
-                const int8_t* levels, const Int8Rows& x, int64_t rows, float* dots) {
-  with_rows(rows, [&](auto r) { nf4_fixed<decltype(r)::value>(packed, start, n, absmax, blocksize, levels, x, dots); });
+void nf4_tile_q8(const uint8_t* packed, int64_t start, int64_t ld, int64_t n, const float* absmax, int64_t blocksize,
+                 const int8_t* levels, const Int8Rows& x, int64_t wrows, int64_t xrows, float* dots) {
+  with_tile(wrows, xrows, [&](auto w, auto i) {
+    nf4_fixed<decltype(w)::value, decltype(i)::value>(packed, start, ld, n, absmax, blocksize, levels, x, dots);
+  });
 }
 
 }  // namespace
 
 void fill_q8_loops(KernelTable* table) {
   table->q8_chunk = static_cast<int>(kChunk);
-  table->int4_dot_q8 = int4_dot_q8;
-  table->nf4_dot_q8 = nf4_dot_q8;
+  // The tile loops replace the row-at-a-time ones (whose chunks are 64 values).
+  table->int4_dot_q8 = nullptr;
+  table->nf4_dot_q8 = nullptr;
+  table->q8_tile = kMaxTile;
+  table->int4_tile_q8 = int4_tile_q8;
+  table->nf4_tile_q8 = nf4_tile_q8;
 }
 
 }  // namespace avx512

@@ -200,6 +200,7 @@ const KernelTable kScalarKernels = {
     gemm_micro, /*pack_a_rows=*/nullptr, /*pack_b_cols=*/nullptr, gemv_rows, gemv_cols, binary, softmax_rows, avg_pool, exp_loop, activation,
     decode_nf4, decode_int, axpy_rows, /*nf4_dot=*/nullptr, /*nf4_axpy=*/nullptr, /*int_dot=*/nullptr, /*int_axpy=*/nullptr,
     /*nf4_dot_split=*/nullptr, /*int4_dot_split=*/nullptr, kQ8Chunk, int4_dot_q8, nf4_dot_q8,
+    /*quantize_q8_row=*/nullptr, /*q8_tile=*/0, /*int4_tile_q8=*/nullptr, /*nf4_tile_q8=*/nullptr,
 };
 
 }  // namespace blora

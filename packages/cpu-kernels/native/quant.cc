@@ -373,12 +373,14 @@ bool quant_matmul_f32(const KernelTable& kt, int threads, const QuantWeight& w, 
   // GEMM does that better than streaming the weight again.
   if (transposed && rows <= kSmallRows) return small_matmul_t(kt, threads, w, x, rows, ldx, y);
   if (!transposed && rows <= kStreamRows) {
-    for (int64_t r0 = 0; r0 < rows; r0 += kSmallRows) {
-      const int64_t g = std::min(kSmallRows, rows - r0);
-      const float* xg = x + r0 * ldx;
-      float* yg = y + r0 * n;
-      if (int8_activations && quant_matmul_q8(kt, threads, w, xg, g, ldx, yg)) continue;
-      if (!small_matmul(kt, threads, w, xg, g, ldx, yg)) return false;
+    // Int8 activations take as many rows at once as their loops do (all of them with tile loops).
+    const int64_t group = int8_activations ? std::max(kSmallRows, q8_max_rows(kt)) : kSmallRows;
+    for (int64_t r0 = 0; r0 < rows; r0 += group) {
+      const int64_t g = std::min(group, rows - r0);
+      if (int8_activations && quant_matmul_q8(kt, threads, w, x + r0 * ldx, g, ldx, y + r0 * n)) continue;
+      for (int64_t s0 = r0; s0 < r0 + g; s0 += kSmallRows) {
+        if (!small_matmul(kt, threads, w, x + s0 * ldx, std::min(kSmallRows, r0 + g - s0), ldx, y + s0 * n)) return false;
+      }
     }
     return true;
   }

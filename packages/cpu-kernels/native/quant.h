@@ -39,8 +39,8 @@ void decode_weight_row(const KernelTable& kt, const QuantWeight& w, int64_t r, i
  * y = x W^T (x [rows, in], y [rows, out]) or, when `transposed`, y = x W (x [rows, out],
  * y [rows, in]). Rows of x are ldx apart and contiguous; y is dense. With
  * `int8_activations`, a product y = x W^T of at most 32 rows takes that approximation (see
- * quant_q8.h) for each group of up to 8 rows that quant_matmul_q8 can run; everything else
- * stays float32. Returns false when scratch memory could not be allocated.
+ * quant_q8.h) for each group of up to q8_max_rows rows that quant_matmul_q8 can run;
+ * everything else stays float32. Returns false when scratch memory could not be allocated.
  */
 bool quant_matmul_f32(const KernelTable& kt, int threads, const QuantWeight& w, bool transposed, const float* x,
                       int64_t rows, int64_t ldx, float* y, bool int8_activations = false);

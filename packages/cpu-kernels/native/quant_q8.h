@@ -25,10 +25,13 @@ namespace blora {
  */
 bool int8_levels(const float* table, int8_t levels[16], float* level_scale);
 
+/** The most rows of x quant_matmul_q8 takes at once: 32 with tile loops (KernelTable::q8_tile), else 8. */
+int64_t q8_max_rows(const KernelTable& kt);
+
 /**
- * y = x W^T with int8 activations for at most 8 rows of x (rows ldx apart, each contiguous),
- * when the table has int8 loops and the weight's layout suits them (4-bit codes, in a multiple
- * of kt.q8_chunk, blocks multiples of 32 values). Returns false, having written nothing, when
+ * y = x W^T with int8 activations for at most q8_max_rows(kt) rows of x (rows ldx apart, each
+ * contiguous), when the table has int8 loops and the weight's layout suits them (4-bit codes,
+ * in a multiple of kt.q8_chunk, blocks multiples of 32 values). Returns false, having written nothing, when
  * it does not apply (the caller then takes the float32 path): another format or layout, a
  * non-finite activation or table value, or no memory for the quantized rows.
  */

@@ -111,6 +111,49 @@ describe.skipIf(!NATIVE)('int8 activations', () => {
     }
   });
 
+  it('take 1 to 32 rows in one pass: odd weight heights, tasks and column tiles of the tile loops', () => {
+    // Heights leave 1 to 3 weight rows past whole groups of 4; the larger products split over
+    // threads, and 17 or 32 rows of width 4096 span two column tiles.
+    const cases = [
+      ['int4', 37, 1024, 32, 'float32', [1, 3, 16, 17]],
+      ['int4', 6, 640, 64, 'float16', [1, 3, 16, 17]],
+      ['int4', 5, 4096, 64, 'float32', [17, 32]],
+      ['nf4', 35, 1024, 64, undefined, [1, 3, 16, 17]],
+      ['nf4', 3, 4096, 32, undefined, [1, 32]],
+    ] as const;
+    for (const [kind, outF, inF, block, paramDType, rowCounts] of cases) {
+      const int = kind === 'int4' ? intWeight(4, outF, inF, 1, block, paramDType ?? 'float32', seed++) : null;
+      const four = kind === 'nf4' ? fourBitWeight(outF, inF, block, seed++, NF4_CODE) : null;
+      const levels = four ? roundTable(four.raw.table) : null;
+      const dense = int
+        ? int.exact
+        : Float64Array.from(four!.raw.codes, (code, i) => four!.raw.absmax[Math.floor(i / block)]! * levels![code]!);
+      for (const rows of rowCounts) {
+        const { x, values } = activations(rows, inF, seed++, rows === 3 ? 'rows-apart' : 'dense');
+        const expected = reference(roundActivations(values, rows, inF), rows, dense, outF, inF, false);
+        const magnitude = Math.max(...reference(values.map(Math.abs), rows, dense.map(Math.abs), outF, inF, false));
+        withInt8(() => {
+          const y = int
+            ? intMatmul(4, x, int.codes, int.scales, int.offsets, int.attrs)
+            : nf4Matmul(x, four!.packed, four!.absmax, four!.table, four!.attrs);
+          expectClose(y, expected, sumTolerance(magnitude));
+        });
+      }
+    }
+  });
+
+  it('widths that are no multiple of 64 stay within the bound (int8 on the loops whose chunks fit, else float32)', () => {
+    const [outF, inF, rows] = [9, 352, 17];
+    const w = intWeight(4, outF, inF, 1, 32, 'float32', seed++);
+    const { x, values } = activations(rows, inF, seed++);
+    const exact = reference(values, rows, w.dense, outF, inF, false);
+    const limit = reference(values.map(() => 1 / 254), rows, w.dense.map(Math.abs), outF, inF, false);
+    withInt8(() => {
+      const got = intMatmul(4, x, w.codes, w.scales, w.offsets, w.attrs).toFloat64Array();
+      for (let j = 0; j < got.length; j++) expect(Math.abs(got[j]! - exact[j]!)).toBeLessThanOrEqual(limit[j]! + 1e-5);
+    });
+  });
+
   it('stay within the documented bound of the float32 product', () => {
     // |error| <= sum over blocks of max |x_block| / 254 * sum |W|  (+ for NF4: sum |x| * absmax * max |table| / 254).
     const [outF, inF] = [24, 1024];
