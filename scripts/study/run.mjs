@@ -221,13 +221,15 @@ async function main() {
   }
   const { settings: s, seeds, only, evalSize, dryRun } = parsed;
   let selection;
+  let runs;
   try {
     selection = selectVariants(only);
+    runs = planStudy(s, selection.variants, seeds);
   } catch (error) {
-    process.stderr.write(`study: ${/** @type {Error} */ (error).message}\n`);
+    // A bad pattern, or a variant that cannot take this rank (QA-LoRA's factor rank is rank / λin).
+    process.stderr.write(`study: ${/** @type {Error} */ (error).message}${only ? '' : '; pick the variants that can with --only'}\n`);
     return 2;
   }
-  const runs = planStudy(s, selection.variants, seeds);
   const base = planBaseEval(s);
 
   if (dryRun) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { nameFilter, planStudy, rankFlagsOf, selectVariants, UNSUPPORTED, VARIANTS } from '../lib/grid.mjs';
 import { existsSync } from 'node:fs';
@@ -109,6 +109,17 @@ test('--dry-run prints every planned command and the unsupported variants, and r
   assert.equal(commands.filter((c) => / merge .*--requantize int4 /.test(c)).length, 2 * 5);
   for (const u of UNSUPPORTED) assert.ok(text.includes(`# ${u.name} (`), u.name);
   assert.throws(() => execFileSync('ls', [out], { stdio: 'ignore' }));
+});
+
+test('a rank some variant cannot take is a clear error (exit 2) unless --only leaves that variant out', () => {
+  const run = (/** @type {string[]} */ args) => spawnSync(process.execPath, [join(root, 'scripts', 'study', 'run.mjs'), '--dry-run', '--rank', '4', ...args],
+    { cwd: root, encoding: 'utf8' });
+  const all = run([]);
+  assert.equal(all.status, 2);
+  assert.match(all.stderr, /^study: qalora-g32: rank 4 must be a multiple of λin = 32 .*pick the variants that can with --only\n$/);
+  const some = run(['--only', 'qlora,qblora-l2']);
+  assert.equal(some.status, 0, some.stderr);
+  assert.match(some.stdout, / finetune .*--method qblora .*--rank 4 /);
 });
 
 test('QA-LoRA trains B·A at factor rank r with QLoRA scaling; other variants pass --rank r', () => {
