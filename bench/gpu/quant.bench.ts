@@ -65,15 +65,22 @@ function disposeAll(ts: readonly Tensor[]): void {
   for (const t of ts) t.dispose();
 }
 
-/** Median device ms of one call of `enqueue(i)`, rotating i over `copies`. */
-function graphMs(enqueue: (i: number) => void, copies: number, perCallGuessMs: number): { medianMs: number; minMs: number; maxMs: number; repeats: number; inner: number } {
-  const replays = Math.max(1, Math.min(200, Math.ceil(20 / Math.max(perCallGuessMs * copies, 1e-3))));
+/** Device time wanted per timed sample: long enough for the clock, short enough for 48 cases. */
+const SAMPLE_MS = 20;
+
+/**
+ * Median device ms of one call of `enqueue(i)`, rotating i over `copies`. One untimed-size
+ * replay first sizes the number of replays per sample, so slow kernels (a large-M GEMM takes
+ * milliseconds) are not replayed as often as a GEMV.
+ */
+function graphMs(enqueue: (i: number) => void, copies: number): { medianMs: number; minMs: number; maxMs: number; repeats: number; inner: number } {
+  const rotation = () => {
+    for (let i = 0; i < copies; i++) enqueue(i);
+  };
+  const onceMs = deviceTimePerReplay(rotation, 1);
+  const replays = Math.max(1, Math.min(200, Math.ceil(SAMPLE_MS / Math.max(onceMs, 1e-3))));
   const samples: number[] = [];
-  for (let r = 0; r < config.repeats; r++) {
-    samples.push(deviceTimePerReplay(() => {
-      for (let i = 0; i < copies; i++) enqueue(i);
-    }, replays) / copies);
-  }
+  for (let r = 0; r < config.repeats; r++) samples.push(deviceTimePerReplay(rotation, replays) / copies);
   return { medianMs: median(samples), minMs: Math.min(...samples), maxMs: Math.max(...samples), repeats: config.repeats, inner: replays * copies };
 }
 
@@ -161,9 +168,9 @@ function benchShape(format: 'nf4' | 'int4', outF: number, inF: number, m: number
       };
     };
     measure(`quant.${format}.fused.${direction}.${shape}`, () =>
-      figure('fused', 'fused', graphMs(fused, copies, 0.01), 'fused kernel, device time per call (CUDA graph); GB/s on codes + scales'));
+      figure('fused', 'fused', graphMs(fused, copies), 'fused kernel, device time per call (CUDA graph); GB/s on codes + scales'));
     measure(`quant.${format}.dequant_gemm.${direction}.${shape}`, () =>
-      figure('dequant_gemm', 'dequantize + GEMM', graphMs((i) => unfused(i, ys[i]!), copies, 0.05),
+      figure('dequant_gemm', 'dequantize + GEMM', graphMs((i) => unfused(i, ys[i]!), copies),
         'our dequantize kernel into a bf16 scratch, then our GEMM; device time per call (CUDA graph)'));
     if (m <= 16 && direction === 'xWt') {
       measure(`quant.${format}.op.${direction}.${shape}`, () => {

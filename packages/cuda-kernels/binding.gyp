@@ -1,7 +1,10 @@
 {
   # The CUDA addon: host code (.cc) is compiled by the C++ compiler node-gyp uses, kernel files
   # (.cu) by nvcc through the rule below; the CUDA runtime is linked statically, so the addon
-  # needs only the NVIDIA driver at run time.
+  # needs only the NVIDIA driver at run time. Hopper (H100, H200) runs the sm_90a image, which
+  # alone holds the wgmma / TMA GEMM (an sm_90a cubin serves every compute capability 9.0 device,
+  # so no plain sm_90 image is built: the driver could pick it and lose the Hopper path); sm_80
+  # serves Ampere, and the compute_90 PTX is JIT-compiled for anything newer.
   'variables': {
     'cuda_root%': '<!(node scripts/cuda-root.mjs)',
   },
@@ -26,6 +29,7 @@
         'native/matmul_simt.cu',
         'native/matmul_tensorcore.cu',
         'native/gemm_bf16_pipelined.cu',
+        'native/gemm_bf16_wgmma.cu',
         'native/reduce_middle.cu',
         'native/indexing.cu',
         'native/pool.cu',
@@ -70,6 +74,8 @@
             'native/quant.cuh',
             'native/quant_gemm.cuh',
             'native/gemm_pipelined.h',
+            'native/gemm_wgmma.h',
+            'native/hopper_ptx.cuh',
             'native/dense_map.cuh',
             'native/reduce_common.cuh',
           ],
@@ -79,7 +85,7 @@
           'action': [
             '<(cuda_root)/bin/nvcc', '-c', '<(RULE_INPUT_PATH)', '-o', '<(INTERMEDIATE_DIR)/<(RULE_INPUT_ROOT).o',
             '-O3', '--std=c++17', '-Xcompiler', '-fPIC',
-            '-gencode', 'arch=compute_90,code=sm_90',
+            '-gencode', 'arch=compute_90a,code=sm_90a',
             '-gencode', 'arch=compute_80,code=sm_80',
             '-gencode', 'arch=compute_90,code=compute_90',
           ],

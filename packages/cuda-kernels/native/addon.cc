@@ -190,6 +190,24 @@ NAN_METHOD(MatmulKernel) {
   });
 }
 
+// setGemmPath(name): picks the tensor-core GEMM path ('auto', 'wgmma' or 'pipelined') for the
+// rest of the process, overriding BLORA_CUDA_GEMM; returns the previous path's name.
+NAN_METHOD(SetGemmPath) {
+  guarded([&] {
+    if (info.Length() < 1 || !info[0]->IsString()) fail("setGemmPath: expected 'auto', 'wgmma' or 'pipelined'");
+    Nan::Utf8String name(info[0]);
+    info.GetReturnValue().Set(Nan::New(setGemmPathByName(*name)).ToLocalChecked());
+  });
+}
+
+// wgmmaAvailable(): whether the TMA + wgmma GEMM can run on this device.
+NAN_METHOD(WgmmaAvailable) {
+  guarded([&] {
+    requireDevice();
+    info.GetReturnValue().Set(Nan::New(wgmmaAvailable()));
+  });
+}
+
 // softmaxRows(log, x, out, rows, cols)
 NAN_METHOD(SoftmaxRows) {
   guarded([&] {
@@ -246,6 +264,8 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "softmaxRows", SoftmaxRows);
   Nan::SetMethod(target, "matmul", Matmul);
   Nan::SetMethod(target, "matmulKernel", MatmulKernel);
+  Nan::SetMethod(target, "setGemmPath", SetGemmPath);
+  Nan::SetMethod(target, "wgmmaAvailable", WgmmaAvailable);
   registerDataBindings(target);
   registerNnBindings(target);
   registerQuantBindings(target);

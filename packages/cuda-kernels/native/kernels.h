@@ -55,9 +55,16 @@ void launchSoftmaxRows(bool logSoftmax, const TensorArg& x, const TensorArg& out
 void launchMatmulSimt(const TensorArg& a, const TensorArg& b, const TensorArg& out);
 // matmul_tensorcore.cu: bfloat16 and float16 on the tensor cores (float32 accumulation).
 void launchMatmulTensorCore(const TensorArg& a, const TensorArg& b, const TensorArg& out);
-// matmul_tensorcore.cu: which kernel a matmul of these operands runs on ('pipelined-128x256',
-// 'pipelined-128x128', 'mma-64x64' or 'simt-64x64'), for tests and benchmarks.
+// matmul_tensorcore.cu: which kernel a matmul of these operands runs on ('wgmma-128x256',
+// 'wgmma-128x128', 'pipelined-128x256', 'pipelined-128x128', 'mma-64x64' or 'simt-64x64'),
+// for tests and benchmarks.
 std::string matmulKernelName(const TensorArg& a, const TensorArg& b, const TensorArg& out);
+// gemm_bf16_wgmma.cu: sets the tensor-core GEMM path by name ('auto', 'wgmma' or
+// 'pipelined', overriding BLORA_CUDA_GEMM) and returns the previous one's name.
+std::string setGemmPathByName(const std::string& name);
+// gemm_bf16_wgmma.cu: true when the TMA + wgmma GEMM can run on this device (Hopper, with
+// the build's sm_90a image loaded).
+bool wgmmaAvailable();
 
 // --- Training kernels. Axes are normalized; index tensors are int32 and already checked to
 // lie in range by the op front ends. ---

@@ -1,7 +1,8 @@
 // bfloat16 and float16 matmul on tensor cores: mma.sync m16n8k16 with float32 accumulation,
-// rounded once to the element type at the store. Large aligned products go to the pipelined
-// kernel of gemm_bf16_pipelined.cu; this file's kernel is the general path for the rest
-// (small, ragged, unaligned or strided operands).
+// rounded once to the element type at the store. Large aligned products go to the TMA + wgmma
+// kernel of gemm_bf16_wgmma.cu on Hopper, else to the pipelined kernel of
+// gemm_bf16_pipelined.cu (BLORA_CUDA_GEMM picks between them, see gemm_wgmma.h); this
+// file's kernel is the general path for the rest (small, ragged, unaligned or strided operands).
 //
 // A block computes a 64x64 output tile with 4 warps (2x2, each 32x32 = 2x4 mma tiles),
 // stepping through K 32 at a time. Both operands are staged in shared memory with K
@@ -16,6 +17,7 @@
 // the K-contiguous tile. Unaligned or ragged edges fall back to element loads, so any
 // strides stay correct.
 #include "gemm_pipelined.h"
+#include "gemm_wgmma.h"
 #include "kernels.h"
 #include "launch.cuh"
 #include "matmul_shape.cuh"
@@ -179,6 +181,7 @@ bool canVectorize(const TensorArg& t, int64_t denseStride, int64_t otherStride) 
 void launchMatmulTensorCore(const TensorArg& a, const TensorArg& b, const TensorArg& out) {
   const MatmulShape s = matmulShape("matmul", a, b, out);
   if (s.M == 0 || s.N == 0 || s.batches == 0) return;
+  if (launchGemmWgmma(a, b, out, s)) return;
   if (launchGemmPipelined(a, b, out, s)) return;
   const dim3 grid = matmulGrid("matmul", s, kTile, kTile);
   // K-major unless the operand is dense along M (for a) or N (for b) instead.
@@ -209,6 +212,8 @@ void launchMatmulTensorCore(const TensorArg& a, const TensorArg& b, const Tensor
 std::string matmulKernelName(const TensorArg& a, const TensorArg& b, const TensorArg& out) {
   if (a.dtype != DType::BFloat16 && a.dtype != DType::Float16) return "simt-64x64";
   const MatmulShape s = matmulShape("matmul", a, b, out);
+  const int wideN = gemmWgmmaTileN(a, b, s);
+  if (wideN > 0) return "wgmma-128x" + std::to_string(wideN);
   const int bn = gemmPipelinedTileN(a, b, s);
   return bn > 0 ? "pipelined-128x" + std::to_string(bn) : "mma-64x64";
 }

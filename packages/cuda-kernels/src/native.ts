@@ -84,8 +84,15 @@ export interface NativeAddon {
   reduceMiddle(op: number, x: Float64Array, out: Float64Array, outer: number, reduced: number, inner: number): void;
   softmaxRows(log: boolean, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
   matmul(a: Float64Array, b: Float64Array, out: Float64Array): void;
-  /** The kernel `matmul` would use for these operands, e.g. 'pipelined-128x256' or 'mma-64x64'. */
+  /** The kernel `matmul` would use for these operands, e.g. 'wgmma-128x256', 'pipelined-128x256' or 'mma-64x64'. */
   matmulKernel(a: Float64Array, b: Float64Array, out: Float64Array): string;
+  /**
+   * Picks the tensor-core GEMM path ('auto', 'wgmma' or 'pipelined') for the rest of the process,
+   * overriding `BLORA_CUDA_GEMM`; returns the previous path.
+   */
+  setGemmPath(path: 'auto' | 'wgmma' | 'pipelined'): 'auto' | 'wgmma' | 'pipelined';
+  /** Whether the TMA + wgmma GEMM can run here (a Hopper GPU running the build's sm_90a code). */
+  wgmmaAvailable(): boolean;
   // Data movement (bindings_data.cc).
   copyInto(src: Float64Array, dst: Float64Array): void;
   indexSelect(x: Float64Array, index: Float64Array, out: Float64Array, axis: number): void;

@@ -1,0 +1,44 @@
+// The Hopper tensor-core GEMM for large bfloat16 / float16 products (gemm_bf16_wgmma.cu),
+// tried first by the tensor-core matmul launcher, and the switch that picks the GEMM path.
+#pragma once
+
+#include <string>
+
+#include "common.h"
+#include "matmul_shape.cuh"
+
+namespace blora {
+
+// Which large-GEMM kernel the tensor-core matmul prefers. Auto: the wgmma kernel for large
+// aligned products on a Hopper GPU, else the pipelined mma.sync kernel. Wgmma: the wgmma
+// kernel for every product whose operands it can read, whatever the size. Pipelined: never
+// the wgmma kernel. Products a kernel cannot take fall through to the next one either way.
+enum class GemmPath : int { Auto = 0, Wgmma = 1, Pipelined = 2 };
+
+// "auto", "wgmma" or "pipelined".
+const char* gemmPathName(GemmPath path);
+// Parses a path name; throws std::invalid_argument naming `source` for anything else
+// (the empty string means auto).
+GemmPath parseGemmPath(const std::string& text, const char* source);
+// The current path: BLORA_CUDA_GEMM, read once at first use, unless setGemmPath changed it.
+GemmPath gemmPath();
+// Overrides the path for the rest of the process (tests, benchmarks); returns the old one.
+GemmPath setGemmPath(GemmPath path);
+
+// True when the device is compute capability 9.0 and runs this build's sm_90a image, so
+// wgmma and the bulk tensor copies can be used (checked once with a one-thread kernel).
+bool wgmmaAvailable();
+
+// The N extent of the wgmma kernel's block tile for this product (256 or 128), or 0 when the
+// product does not suit the kernel under the current path (see launchGemmWgmma).
+int gemmWgmmaTileN(const TensorArg& a, const TensorArg& b, const MatmulShape& s);
+
+// Queues out = a @ b on the wgmma kernel and returns true when it suits the product:
+// bfloat16 or float16 on a device where wgmmaAvailable(), each operand dense along K or along
+// M / N with its other matrix stride a multiple of 8 elements (and at least the dense extent),
+// its first element 16-byte aligned, its batch dims collapsing to one stride (a multiple of 8
+// elements, or 0 for a broadcast operand), and, on the auto path, a product large enough to
+// fill the device. Returns false, queuing nothing, otherwise.
+bool launchGemmWgmma(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s);
+
+}  // namespace blora
