@@ -2,7 +2,7 @@
 // so quick runs can shrink shapes and repeat counts. The defaults match peers.py's.
 
 /** Measurement groups of our side, in the order they run. */
-export const OUR_GROUPS = ['copy', 'gemm', 'elementwise', 'reduce'] as const;
+export const OUR_GROUPS = ['copy', 'gemm', 'elementwise', 'reduce', 'pool'] as const;
 
 /** One measurement group. */
 export type OurGroup = (typeof OUR_GROUPS)[number];

@@ -94,6 +94,20 @@ function rowValues(t: Tensor, r: number): Float64Array {
   return tidy(() => clone(narrow(t, 0, r, 1)).toFloat64Array());
 }
 
+/**
+ * Checks a pooling map on a few rows: `expected(inputRow)` gives the output row; returns the
+ * largest |out - ref| / max(|ref|, 1e-30).
+ */
+export function rowMapError(x: Tensor, out: Tensor, expected: (row: Float64Array) => ArrayLike<number>): number {
+  let worst = 0;
+  for (const r of [0, x.shape[0]! >> 1, x.shape[0]! - 1]) {
+    const ref = expected(rowValues(x, r));
+    const got = rowValues(out, r);
+    for (let k = 0; k < got.length; k++) worst = Math.max(worst, Math.abs(got[k]! - ref[k]!) / Math.max(Math.abs(ref[k]!), 1e-30));
+  }
+  return worst;
+}
+
 /** Checks out = a + b on a few rows; returns the largest |out - ref| / (|a| + |b|). */
 export function addError(a: Tensor, b: Tensor, out: Tensor): number {
   let worst = 0;

@@ -6,12 +6,14 @@
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { abs, add, clone, matmul, narrow, reshape, sum, tidy, transpose, type Tensor } from '@blora/tensor';
+import {
+  abs, add, avgPool1d, avgPool1dBackward, clone, matmul, narrow, repeatInterleave, reshape, sum, sumRuns, tidy, transpose, type Tensor,
+} from '@blora/tensor';
 import {
   cudaAvailable, cudaDeviceInfo, cudaMemoryInfo, cudaUnavailableReason, emptyCache, synchronize,
 } from '@blora/cuda-kernels';
 import { copiesFor, gemmId, readConfig, type BenchConfig, type OurGroup } from './config.js';
-import { addError, copyMismatches, gemmError, randomOnDevice, rowSumError, type BenchDType } from './inputs.js';
+import { addError, copyMismatches, gemmError, randomOnDevice, rowMapError, rowSumError, type BenchDType } from './inputs.js';
 import { formatTable, newReport, relateToCopy, writeReport, type BenchReport, type BenchResult } from './report.js';
 import { timeDeviceCalls, type Timing } from './timing.js';
 
@@ -238,6 +240,52 @@ function benchOtherSums(cfg: BenchConfig): void {
   });
 }
 
+/** The adapters' maps at λ = 2 (Q-BLoRA's default): one wide and one narrow side each. */
+const POOL_LAMBDA = 2;
+const POOL_MAPS = [
+  { name: 'avgPool1d', wideInput: true, run: (x: Tensor) => avgPool1d(x, POOL_LAMBDA),
+    expected: (row: Float64Array) => Array.from({ length: row.length / POOL_LAMBDA }, (_, o) => (row[2 * o]! + row[2 * o + 1]!) / POOL_LAMBDA) },
+  { name: 'sumRuns', wideInput: true, run: (x: Tensor) => sumRuns(x, POOL_LAMBDA),
+    expected: (row: Float64Array) => Array.from({ length: row.length / POOL_LAMBDA }, (_, o) => row[2 * o]! + row[2 * o + 1]!) },
+  { name: 'repeatInterleave', wideInput: false, run: (x: Tensor) => repeatInterleave(x, POOL_LAMBDA),
+    expected: (row: Float64Array) => Array.from({ length: row.length * POOL_LAMBDA }, (_, i) => row[Math.floor(i / POOL_LAMBDA)]!) },
+  { name: 'avgPool1dBackward', wideInput: false, run: (x: Tensor) => avgPool1dBackward(x, POOL_LAMBDA),
+    expected: (row: Float64Array) => Array.from({ length: row.length * POOL_LAMBDA }, (_, i) => row[Math.floor(i / POOL_LAMBDA)]! / POOL_LAMBDA) },
+] as const;
+
+/**
+ * Q-BLoRA's pooling maps and their gradients, forward and backward (avgPool1d, sumRuns,
+ * repeatInterleave, avgPool1dBackward) over the last dim at λ = 2, in GB/s on the bytes read
+ * and written: memory-bound maps, measured against copy bandwidth.
+ */
+function benchPool(cfg: BenchConfig): void {
+  const [rows, cols] = rowsCols(cfg);
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    for (const map of POOL_MAPS) {
+      const id = `pool.${map.name}.${short(dtype)}`;
+      measure('pool', id, () => {
+        const inCols = map.wideInput ? cols : cols / POOL_LAMBDA;
+        const x = randomOnDevice([rows, inCols], dtype);
+        try {
+          const t = time(() => map.run(x).dispose());
+          const out = map.run(x);
+          const err = rowMapError(x, out, map.expected);
+          out.dispose();
+          const check = checked(id, err, dtype === 'bfloat16' ? 1e-2 : 1e-6);
+          const bytes = (rows * cols + (rows * cols) / POOL_LAMBDA) * itemBytes(dtype);
+          return {
+            id, group: 'pool', label: `${map.name} λ=${POOL_LAMBDA} ${short(dtype)} [${rows}, ${inCols}]`,
+            unit: 'GB/s', value: bytes / (t.medianMs * 1e-3) / 1e9, ...t, bytes, copies: 1, check,
+            method: `${map.name}(x, ${POOL_LAMBDA}) into a new tensor; bytes = the wide side + the narrow side, one read and one write`,
+          };
+        } finally {
+          x.dispose();
+        }
+      });
+    }
+  }
+}
+
 const runners: Record<OurGroup, (cfg: BenchConfig) => void> = {
   copy: benchCopy,
   gemm: benchGemm,
@@ -246,6 +294,7 @@ const runners: Record<OurGroup, (cfg: BenchConfig) => void> = {
     benchSum(cfg);
     benchOtherSums(cfg);
   },
+  pool: benchPool,
 };
 
 function finish(r: BenchReport): void {

@@ -90,9 +90,17 @@ describe('pooling rules', () => {
     gradcheck((x) => T.repeatInterleave(x, 2), [leaf([3, 4], 4)]);
     gradcheck((x) => T.repeatInterleave(x, 3, 0), [leaf([2, 3], 5, { nonContiguous: true })]);
     gradcheck((x) => T.repeatInterleave(x, 2, -2), [leaf([2, 3, 2], 6)]);
+    gradcheck((x) => T.repeatInterleave(x, 3), [leaf([2, 2, 3], 8, { nonContiguous: true })]);
     const x = leaf([2], 7);
     T.sum(T.mul(T.repeatInterleave(x, 2), tensor([1, 2, 3, 4], { dtype: 'float64' }))).backward();
     expect(values(x.grad!)).toEqual([3, 7]);
+  });
+
+  it('avgPool1dBackward and sumRuns, the maps the two gradients use (and their own gradients)', () => {
+    gradcheck((g) => T.avgPool1dBackward(g, 3), [leaf([2, 4], 9)]);
+    gradcheck((g) => T.avgPool1dBackward(g, 2), [leaf([3, 2], 10, { nonContiguous: true })]);
+    gradcheck((x) => T.sumRuns(x, 2), [leaf([3, 6], 11)]);
+    gradcheck((x) => T.sumRuns(x, 3), [leaf([2, 9], 12, { nonContiguous: true })]);
   });
 
   it('the adapter path pool -> matmul -> repeatInterleave', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { avgPool1d, expand, permute, repeatInterleave, setOpObserver, slice, tensor, transpose, type DType, type OpRecord, type Tensor } from '../src/index.js';
+import { avgPool1d, avgPool1dBackward, div, expand, sumRuns, permute, repeatInterleave, setOpObserver, slice, tensor, transpose, type DType, type OpRecord, type Tensor } from '../src/index.js';
 import { assertClose, randomTensor } from '../src/testing.js';
 
 function refAvgPool(x: Tensor, kernel: number): Float64Array {
@@ -126,6 +126,56 @@ describe('repeatInterleave', () => {
     expect(() => repeatInterleave(rand([3]), 2.5)).toThrow('repeatInterleave: repeats must be a non-negative integer, got 2.5');
     expect(() => repeatInterleave(rand([3]), 2, 1)).toThrow('repeatInterleave: axis 1 is out of range for a tensor of rank 1');
     expect(() => repeatInterleave(tensor(1), 2)).toThrow('repeatInterleave: axis -1 is out of range for a tensor of rank 0');
+  });
+});
+
+describe('sumRuns and avgPool1dBackward (the gradients of repeatInterleave and avgPool1d)', () => {
+  const layouts = (dtype: DType): Tensor[] => [
+    rand([3, 12], dtype), rand([2, 3, 6], dtype, true), transpose(rand([6, 3], dtype)), expand(rand([1, 6], dtype), [3, 6]), rand([6], dtype),
+  ];
+
+  it('sumRuns adds runs of the last dim in float64, every float dtype and layout', () => {
+    for (const dtype of ['float32', 'float64', 'bfloat16', 'float16'] as const) {
+      for (const x of layouts(dtype)) {
+        for (const k of [1, 2, 3]) {
+          const out = sumRuns(x, k);
+          expect(out.shape).toEqual([...x.shape.slice(0, -1), x.shape[x.rank - 1]! / k]);
+          expect(out.dtype).toBe(dtype);
+          assertClose(out, refAvgPool(x, k).map((v) => v * k), tol[dtype]);
+        }
+      }
+    }
+    expect(sumRuns(tensor([1, 2, 3, 5.5], { dtype: 'float64' }), 2).toArray()).toEqual([3, 8.5]);
+  });
+
+  it('avgPool1dBackward repeats each value divided by the kernel, exactly div(repeatInterleave(dy, k), k)', () => {
+    for (const dtype of ['float32', 'float64', 'bfloat16', 'float16'] as const) {
+      for (const dy of layouts(dtype)) {
+        for (const k of [1, 2, 3]) {
+          const out = avgPool1dBackward(dy, k);
+          expect(out.shape).toEqual([...dy.shape.slice(0, -1), dy.shape[dy.rank - 1]! * k]);
+          const expected = refRepeatInterleave(dy, k, dy.rank - 1).map((v) => v / k);
+          assertClose(out, expected, tol[dtype]);
+          expect(Array.from(out.toFloat64Array())).toEqual(Array.from(div(repeatInterleave(dy, k), k).toFloat64Array()));
+        }
+      }
+    }
+  });
+
+  it('record their contracts and reject bad input', () => {
+    const records: OpRecord[] = [];
+    const prev = setOpObserver((r) => records.push(r));
+    try {
+      sumRuns(rand([2, 8]), 4);
+      avgPool1dBackward(rand([2, 2]), 4);
+    } finally {
+      setOpObserver(prev);
+    }
+    expect(records.map((r) => [r.op, r.attrs, r.outputs[0]!.shape])).toEqual([['sumRuns', { kernel: 4 }, [2, 2]], ['avgPool1dBackward', { kernel: 4 }, [2, 8]]]);
+    expect(() => sumRuns(rand([2, 10]), 4)).toThrow('sumRuns: last dim 10 of [2, 10] is not divisible by kernel 4');
+    expect(() => sumRuns(rand([4], 'int32'), 2)).toThrow('sumRuns: expected a floating-point tensor, got int32[4]');
+    expect(() => avgPool1dBackward(rand([4]), 0)).toThrow('avgPool1dBackward: kernel must be a positive integer, got 0');
+    expect(() => avgPool1dBackward(tensor(3), 1)).toThrow('avgPool1dBackward: needs at least one dimension');
   });
 });
 

@@ -1,8 +1,9 @@
-// cat, repeatInterleave and avgPool1d on the cuda device. cat copies each input into its
-// slice of the output; repeatInterleave of a contiguous tensor has a vectorized kernel, any
-// other view is one copy from a view of x with a stride-0 repeat dim; avgPool1d has its own
-// kernel.
-import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
+// cat, repeatInterleave, avgPool1d and the two maps of their gradients (avgPool1dBackward,
+// sumRuns) on the cuda device. cat copies each input into its slice of the output;
+// repeatInterleave of a contiguous tensor has a vectorized kernel, any other view is one copy
+// from a view of x with a stride-0 repeat dim; the others have their own kernels
+// (avgPool1dBackward reads a dense gradient: a strided one is copied first).
+import { contiguous, contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
 import { native } from '../native.js';
@@ -33,7 +34,7 @@ function repeatInterleaveOnCuda(x: Tensor, out: Tensor, repeats: number, axis: n
   );
 }
 
-/** Registers cat, repeatInterleave and avgPool1d for 'cuda'. */
+/** Registers cat, repeatInterleave, avgPool1d, avgPool1dBackward and sumRuns for 'cuda'. */
 export function registerJoinKernels(): void {
   registerKernel('cat', 'cuda', (inputs, [out], attrs) => {
     runKernel('cat', [...inputs, out!], () => catOnCuda(inputs, out!, attrs.axis as number));
@@ -44,5 +45,17 @@ export function registerJoinKernels(): void {
   });
   registerKernel('avgPool1d', 'cuda', ([x], [out], attrs) => {
     runKernel('avgPool1d', [x!, out!], () => native().avgPool1d(tensorArg(x!), tensorArg(out!), attrs.kernel as number));
+  });
+  registerKernel('sumRuns', 'cuda', ([x], [out], attrs) => {
+    runKernel('sumRuns', [x!, out!], () => native().sumRuns(tensorArg(x!), tensorArg(out!), attrs.kernel as number));
+  });
+  registerKernel('avgPool1dBackward', 'cuda', ([dy], [out], attrs) => {
+    if (out!.numel === 0) return;
+    const dense = dy!.isContiguous ? dy! : contiguous(dy!);
+    try {
+      runKernel('avgPool1dBackward', [dense, out!], () => native().avgPool1dBackward(tensorArg(dense), tensorArg(out!), attrs.kernel as number));
+    } finally {
+      if (dense !== dy) dense.dispose();
+    }
   });
 }

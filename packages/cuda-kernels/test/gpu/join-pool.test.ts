@@ -1,7 +1,7 @@
 // cat, repeatInterleave and avgPool1d on cuda: every dtype they take, every axis, dense /
 // strided / transposed / unaligned inputs and empty pieces, against plain-loop references and
 // the CPU; the vectorized kernels of the adapters' pooling maps and their gradients.
-import { avgPool1d, cat, div, empty, narrow, repeatInterleave, reshape, tensor, type DType, type Tensor } from '@blora/tensor';
+import { avgPool1d, avgPool1dBackward, cat, div, empty, narrow, repeatInterleave, reshape, sumRuns, tensor, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { avgPool1dBackwardInto, cudaAvailable, sumRunsInto } from '@blora/cuda-kernels';
@@ -220,6 +220,22 @@ describe.skipIf(!cudaAvailable())('vectorized pooling kernels on cuda', () => {
           sumRunsInto(x, out, kernel);
           assertClose(out.toFloat64Array(), roundTo(expected, dtype), toleranceFor(dtype));
           for (const t of [x, out]) t.dispose();
+        }
+      }
+    }
+  });
+
+  it('the avgPool1dBackward and sumRuns ops (what the autograd rules call) match the CPU on every layout', () => {
+    for (const dtype of FLOAT_DTYPES) {
+      for (const layout of LAYOUTS) {
+        const shape = [4, 12];
+        const values = roundTo(valuesFor(dtype, sizeOf(shape), 120), dtype);
+        for (const kernel of [2, 3]) {
+          checkBoth((device) => [makeTensor(values, shape, dtype, device, layout)], ([x]) => sumRuns(x!, kernel),
+            Array.from({ length: values.length / kernel }, (_, o) => values.slice(o * kernel, (o + 1) * kernel).reduce((a, b) => a + b, 0)),
+            toleranceFor(dtype));
+          checkBoth((device) => [makeTensor(values, shape, dtype, device, layout)], ([dy]) => avgPool1dBackward(dy!, kernel),
+            roundTo(Array.from({ length: values.length * kernel }, (_, i) => values[Math.floor(i / kernel)]! / kernel), dtype), toleranceFor(dtype));
         }
       }
     }

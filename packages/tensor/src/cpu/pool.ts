@@ -1,5 +1,6 @@
-// CPU kernels for avgPool1d (sums in JS numbers, divides once per output) and
-// repeatInterleave (copies raw storage elements, exact for every dtype).
+// CPU kernels for avgPool1d (sums in JS numbers, divides once per output), its gradient
+// avgPool1dBackward (each value divided once, then repeated), sumRuns (avgPool1d without the
+// division) and repeatInterleave (copies raw storage elements, exact for every dtype).
 import { registerKernel } from '../dispatch.js';
 import { numel } from '../shape.js';
 import { commitValues, outputValues, readValues, storageOf } from './access.js';
@@ -14,6 +15,29 @@ registerKernel('avgPool1d', 'cpu', ([x], [out], { kernel }) => {
     for (let end = i + k; i < end; i++) sum += values[i]!;
     // Dividing (not multiplying by 1/k) keeps the mean of k equal values exact.
     dst[o] = sum / k;
+  }
+  commitValues(out!, dst);
+});
+
+registerKernel('sumRuns', 'cpu', ([x], [out], { kernel }) => {
+  const k = kernel as number;
+  const values = readValues(x!);
+  const dst = outputValues(out!);
+  for (let o = 0, i = 0; o < dst.length; o++) {
+    let sum = 0;
+    for (let end = i + k; i < end; i++) sum += values[i]!;
+    dst[o] = sum;
+  }
+  commitValues(out!, dst);
+});
+
+registerKernel('avgPool1dBackward', 'cpu', ([dy], [out], { kernel }) => {
+  const k = kernel as number;
+  const values = readValues(dy!);
+  const dst = outputValues(out!);
+  for (let i = 0, p = 0; i < values.length; i++) {
+    const v = values[i]! / k;
+    for (let j = 0; j < k; j++) dst[p++] = v;
   }
   commitValues(out!, dst);
 });

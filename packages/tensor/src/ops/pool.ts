@@ -1,5 +1,5 @@
-// The two reshaping primitives of the balanced adapters: average pooling of consecutive
-// features and element-wise repetition.
+// The two reshaping primitives of the balanced adapters, average pooling of consecutive
+// features and element-wise repetition, and the two maps their gradients are made of.
 import { isFloatDType } from '../dtype.js';
 import { execute1 } from '../dispatch.js';
 import { formatShape, normalizeAxis } from '../shape.js';
@@ -22,6 +22,43 @@ export function avgPool1d(x: Tensor, kernel: number): Tensor {
     throw new RangeError(`avgPool1d: last dim ${last} of ${formatShape(x.shape)} is not divisible by kernel ${kernel}`);
   }
   return execute1('avgPool1d', [x], [...x.shape.slice(0, -1), last / kernel], x.dtype, { kernel });
+}
+
+/** Checks what avgPool1dBackward and sumRuns share: a float tensor with a last dim and a positive kernel. */
+function checkRunOperand(op: string, x: Tensor, kernel: number): void {
+  x.assertAlive(op);
+  if (!isFloatDType(x.dtype)) throw new TypeError(`${op}: expected a floating-point tensor, got ${x.describe()}`);
+  if (!Number.isInteger(kernel) || kernel < 1) throw new RangeError(`${op}: kernel must be a positive integer, got ${kernel}`);
+  if (x.rank === 0) throw new RangeError(`${op}: needs at least one dimension, got ${x.describe()}`);
+}
+
+/**
+ * The gradient of `avgPool1d`: every element of `dy` repeated `kernel` times along the last
+ * dim and divided by `kernel`, `[..., d] -> [..., d * kernel]`; the same values as
+ * `div(repeatInterleave(dy, kernel), kernel)` in one pass.
+ *
+ * Op name: `avgPool1dBackward`, inputs `[dy]`, attrs `{ kernel }`.
+ */
+export function avgPool1dBackward(dy: Tensor, kernel: number): Tensor {
+  checkRunOperand('avgPool1dBackward', dy, kernel);
+  const last = dy.shape[dy.rank - 1]!;
+  return execute1('avgPool1dBackward', [dy], [...dy.shape.slice(0, -1), last * kernel], dy.dtype, { kernel });
+}
+
+/**
+ * Sums each run of `kernel` consecutive elements of the last dim, `[..., d] -> [..., d / kernel]`
+ * (`d` divisible by `kernel`): the gradient of `repeatInterleave` along the last dim. Float
+ * dtypes; each run is summed in order in float64 and rounded once.
+ *
+ * Op name: `sumRuns`, inputs `[x]`, attrs `{ kernel }`.
+ */
+export function sumRuns(x: Tensor, kernel: number): Tensor {
+  checkRunOperand('sumRuns', x, kernel);
+  const last = x.shape[x.rank - 1]!;
+  if (last % kernel !== 0) {
+    throw new RangeError(`sumRuns: last dim ${last} of ${formatShape(x.shape)} is not divisible by kernel ${kernel}`);
+  }
+  return execute1('sumRuns', [x], [...x.shape.slice(0, -1), last / kernel], x.dtype, { kernel });
 }
 
 /**
