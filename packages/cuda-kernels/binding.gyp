@@ -40,6 +40,8 @@
         'native/cross_entropy.cu',
         'native/attention.cu',
         'native/attention_backward.cu',
+        'native/attention_tc.cu',
+        'native/attention_tc_backward.cu',
         'native/quant_dequant.cu',
         'native/quant_gemv.cu',
         'native/quant_gemm.cu',

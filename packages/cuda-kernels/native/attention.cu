@@ -1,9 +1,11 @@
-// Attention forward, flash style: the T x S score matrix never reaches global memory. A block
-// takes 16 query rows of one (batch, head), 4 per warp, and walks the visible keys in tiles
-// of 32 staged in shared memory (K, V), keeping per row a running max m, a running sum l of
-// exp(score - m) and the unnormalized output (lanes own output dims), rescaled whenever m
-// grows (online softmax). Scores and sums are in the compute type (float32 for float32 and
-// the 16-bit types, float64 for float64). Rows that see no key get o = 0, lse = -Infinity.
+// Attention forward, flash style (the SIMT kernel; bfloat16 / float16 problems with head dims
+// 64 and 128 take the tensor-core kernel of attention_tc.cu when it applies): the T x S score
+// matrix never reaches global memory. A block takes 16 query rows of one (batch, head), 4 per
+// warp, and walks the visible keys in tiles of 32 staged in shared memory (K, V), keeping per
+// row a running max m, a running sum l of exp(score - m) and the unnormalized output (lanes own
+// output dims), rescaled whenever m grows (online softmax). Scores and sums are in the compute
+// type (float32 for float32 and the 16-bit types, float64 for float64). Rows that see no key
+// get o = 0, lse = -Infinity.
 #include "attention_common.cuh"
 #include "block_reduce.cuh"
 #include "launch.cuh"
@@ -128,6 +130,12 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 }  // namespace
 
+// attention_tc.cu: the tensor-core forward (bfloat16 / float16, D = Dv = 64 or 128, inputs
+// readable in 16-byte rows) unless BLORA_CUDA_ATTENTION / setAttentionPath says 'simt'; false,
+// launching nothing, when it does not apply.
+bool launchAttentionTensorCore(const TensorArg& q, const TensorArg& k, const TensorArg& v, const TensorArg& o,
+                               const TensorArg& lse, const AttnDims& a);
+
 void launchAttention(const TensorArg& q, const TensorArg& k, const TensorArg& v, const TensorArg& o,
                      const TensorArg& lse, const AttentionMask& mask) {
   const char* op = "attention";
@@ -141,6 +149,7 @@ void launchAttention(const TensorArg& q, const TensorArg& k, const TensorArg& v,
   }
   const int64_t work = a.b * a.h * ((a.t + kRows - 1) / kRows);
   if (work == 0) return;
+  if (launchAttentionTensorCore(q, k, v, o, lse, a)) return;
   visitDType<DTypeSet::Float>(q.dtype, op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using C = typename Num<T>::Compute;

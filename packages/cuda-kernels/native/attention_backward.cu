@@ -1,4 +1,6 @@
 // Attention backward from the saved log-sum-exp: probabilities are recomputed, never stored.
+// (The SIMT kernels; bfloat16 / float16 problems with head dims 64 and 128 take the tensor-core
+// kernels of attention_tc_backward.cu when they apply.)
 // With P = exp(scale q.k - lse), Delta_t = dO_t . o_t and dS = P (dO.v - Delta) scale:
 //   dq_t = sum_s dS_ts k_s,   dk_s = sum_t dS_ts q_t,   dv_s = sum_t P_ts dO_t.
 // Two kernels, no atomics (so results are deterministic):
@@ -289,6 +291,12 @@ void requireGradient(const char* op, const TensorArg& grad, const TensorArg& lik
 
 }  // namespace
 
+// attention_tc_backward.cu: the tensor-core backward (same conditions as the forward's, dO
+// readable in 16-byte rows too); false, launching nothing, when it does not apply.
+bool launchAttentionBackwardTensorCore(const TensorArg& dO, const TensorArg& q, const TensorArg& k, const TensorArg& v,
+                                       const TensorArg& o, const TensorArg& lse, const TensorArg& dq,
+                                       const TensorArg& dk, const TensorArg& dv, const AttnDims& a);
+
 void launchAttentionBackward(const TensorArg& dO, const TensorArg& q, const TensorArg& k, const TensorArg& v,
                              const TensorArg& o, const TensorArg& lse, const TensorArg& dq, const TensorArg& dk,
                              const TensorArg& dv, const AttentionMask& mask) {
@@ -308,6 +316,7 @@ void launchAttentionBackward(const TensorArg& dO, const TensorArg& q, const Tens
   requireGradient(op, dq, q, "dq");
   requireGradient(op, dk, k, "dk");
   requireGradient(op, dv, v, "dv");
+  if (launchAttentionBackwardTensorCore(dO, q, k, v, o, lse, dq, dk, dv, a)) return;
   const int64_t dqWork = a.b * a.h * ((a.t + kDqRows - 1) / kDqRows);
   const int64_t kvWork = a.b * a.hkv * ((a.s + kAttnKeys - 1) / kAttnKeys);
   visitDType<DTypeSet::Float>(q.dtype, op, [&](auto tag) {

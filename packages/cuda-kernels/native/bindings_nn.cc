@@ -4,6 +4,12 @@
 #include "kernels.h"
 
 namespace blora {
+
+// attention_tc.cu: the attention path setting ('auto', 'tensorcore', 'simt'; returns the previous
+// one) and the kernels attention (dO null) or attentionBackward would take for these operands.
+std::string setAttentionPathByName(const std::string& name);
+std::string attentionKernelName(const TensorArg& q, const TensorArg& k, const TensorArg& v, const TensorArg* dO);
+
 namespace {
 
 // rmsNorm(x, weight, y, rstd, eps, offset)
@@ -89,6 +95,28 @@ NAN_METHOD(AttentionBackward) {
   });
 }
 
+// setAttentionPath(name): picks the attention kernels ('auto', 'tensorcore' or 'simt') for the
+// rest of the process, overriding BLORA_CUDA_ATTENTION; returns the previous path's name.
+NAN_METHOD(SetAttentionPath) {
+  guarded([&] {
+    if (info.Length() < 1 || !info[0]->IsString()) fail("setAttentionPath: expected 'auto', 'tensorcore' or 'simt'");
+    Nan::Utf8String name(info[0]);
+    info.GetReturnValue().Set(Nan::New(setAttentionPathByName(*name)).ToLocalChecked());
+  });
+}
+
+// attentionKernel(q, k, v, dO | null) -> 'tensorcore' | 'simt'
+NAN_METHOD(AttentionKernel) {
+  guarded([&] {
+    const bool backward = info.Length() > 3 && !info[3]->IsNull() && !info[3]->IsUndefined();
+    TensorArg dO;
+    if (backward) dO = tensorArg(info, 3, "dO");
+    const std::string name = attentionKernelName(tensorArg(info, 0, "q"), tensorArg(info, 1, "k"),
+                                                 tensorArg(info, 2, "v"), backward ? &dO : nullptr);
+    info.GetReturnValue().Set(Nan::New(name).ToLocalChecked());
+  });
+}
+
 }  // namespace
 
 void registerNnBindings(v8::Local<v8::Object> target) {
@@ -99,6 +127,8 @@ void registerNnBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "crossEntropyBackward", CrossEntropyBackward);
   Nan::SetMethod(target, "attention", Attention);
   Nan::SetMethod(target, "attentionBackward", AttentionBackward);
+  Nan::SetMethod(target, "setAttentionPath", SetAttentionPath);
+  Nan::SetMethod(target, "attentionKernel", AttentionKernel);
 }
 
 }  // namespace blora

@@ -121,6 +121,13 @@ export interface NativeAddon {
   attentionBackward(dO: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, o: Float64Array,
     lse: Float64Array, dq: Float64Array, dk: Float64Array, dv: Float64Array, causal: boolean, window: number,
     scale: number): void;
+  /**
+   * Picks the attention kernels ('auto', 'tensorcore' or 'simt') for the rest of the process,
+   * overriding `BLORA_CUDA_ATTENTION`; returns the previous path.
+   */
+  setAttentionPath(path: 'auto' | 'tensorcore' | 'simt'): 'auto' | 'tensorcore' | 'simt';
+  /** The kernels `attention` (dO null) or `attentionBackward` would run these operands on. */
+  attentionKernel(q: Float64Array, k: Float64Array, v: Float64Array, dO: Float64Array | null): 'tensorcore' | 'simt';
   // Quantized weights (bindings_quant.cc).
   readonly quantGemvMaxRows: number;
   fourBitDequantize(packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,

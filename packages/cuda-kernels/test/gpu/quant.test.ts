@@ -11,7 +11,7 @@ import {
   type FourBitOpAttrs, type IntOpAttrs,
 } from '@blora/quant';
 import { describe, expect, it } from 'vitest';
-import { cudaAvailable } from '@blora/cuda-kernels';
+import { cudaAvailable, DEQUANT_GEMM_MIN_ROWS, setQuantGemmPath } from '@blora/cuda-kernels';
 import { FLOAT_DTYPES, makeTensor, roundTo, sizeOf, valuesFor, type Layout } from './helpers.js';
 
 /** Seeded bytes. */
@@ -277,6 +277,42 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
         }
       }
     }
+  });
+
+  it('the dequantize + GEMM path (auto from DEQUANT_GEMM_MIN_ROWS rows on Hopper) equals the fused kernel', () => {
+    const w = fourBitWeight(136, 160, 64, 41);
+    const iw = intWeight(4, 136, 128, 1, 64, 'float32', 42);
+    const previous = setQuantGemmPath('fused');
+    try {
+      for (const dtype of HALF_DTYPES) {
+        for (const rows of [130, DEQUANT_GEMM_MIN_ROWS + 3]) {
+          for (const transposed of [false, true]) {
+            for (const [attrs, tensors, run] of [
+              [w.attrs, fourBitTensors(w, 'cuda'), (x: Tensor, [p, a, t]: Tensor[]) => (transposed ? nf4MatmulT : nf4Matmul)(x, p!, a!, t!, w.attrs)],
+              [iw.attrs, intTensors(iw, 'cuda'), (x: Tensor, [c, sc, o]: Tensor[]) => (transposed ? intMatmulT : intMatmul)(4, x, c!, sc!, o!, iw.attrs)],
+            ] as const) {
+              const k = transposed ? attrs.outFeatures : attrs.inFeatures;
+              const x = makeTensor(roundTo(valuesFor(dtype, rows * k, 43 + rows), dtype), [rows, k], dtype, 'cuda', 'contiguous');
+              setQuantGemmPath('fused');
+              const fused = run(x, [...tensors]);
+              setQuantGemmPath('dequant');
+              const viaDense = run(x, [...tensors]);
+              setQuantGemmPath('auto');
+              const auto = run(x, [...tensors]);
+              const tol = dtype === 'float16' ? { rtol: 2e-3, atol: 2e-3 } : { rtol: 1.6e-2, atol: 1.6e-2 };
+              assertClose(viaDense.toFloat64Array(), fused.toFloat64Array(), tol);
+              // auto is one of the two, bit for bit
+              const autoBits = Array.from(auto.toTypedArray());
+              expect([fused, viaDense].some((r) => Array.from(r.toTypedArray()).every((v, i) => v === autoBits[i]))).toBe(true);
+              for (const t of [x, fused, viaDense, auto, ...tensors]) t.dispose();
+            }
+          }
+        }
+      }
+    } finally {
+      setQuantGemmPath(previous);
+    }
+    expect(() => setQuantGemmPath('fastest' as never)).toThrow(/setQuantGemmPath: expected auto, fused, dequant; got 'fastest'/);
   });
 
   it('the fused products equal dequantize-then-matmul on the same device', () => {
