@@ -2,7 +2,7 @@
 // native/attention_tc_backward.cu) next to the SIMT kernels (native/attention.cu,
 // native/attention_backward.cu), through the launchers the addon calls.
 //
-// Build: dev/build-attention.sh (sm_90a and sm_80, CUDA runtime linked statically). Run:
+// Build: dev/build.sh attention_tc (sm_90a and sm_80, CUDA runtime linked statically). Run:
 //   dev/attention_tc          checks, then timings
 //   dev/attention_tc check    checks only
 //   dev/attention_tc time     timings only
@@ -32,34 +32,15 @@
 #include "../native/attention_backward.cu"
 #include "../native/attention_tc.cu"
 #include "../native/attention_tc_backward.cu"
+#include "harness.cuh"
 
 namespace attn_dev {
 
 using namespace blora;
 
-int failures = 0;
-
-void cudaOrDie(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    std::printf("FATAL: %s: %s\n", what, cudaGetErrorString(err));
-    std::exit(2);
-  }
-}
-
-// Waits for the stream, but gives up (and exits) after 30 s: a barrier bug shows as a hang.
-void waitOrDie(const char* what) {
-  const auto start = std::chrono::steady_clock::now();
-  for (;;) {
-    const cudaError_t err = cudaStreamQuery(stream());
-    if (err == cudaSuccess) return;
-    if (err != cudaErrorNotReady) cudaOrDie(err, what);
-    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(30)) {
-      std::printf("FATAL: %s did not finish within 30 s (a deadlock?)\n", what);
-      std::fflush(stdout);
-      std::_Exit(3);
-    }
-  }
-}
+using dev::cudaOrDie;
+using dev::failures;
+using dev::waitOrDie;
 
 double halfToDouble(uint16_t bits, bool bf16) {
   if (bf16) {

@@ -1,7 +1,7 @@
 // Standalone check and timing of the TMA + wgmma GEMM (native/gemm_bf16_wgmma.cu), next to
 // the pipelined mma.sync kernel (native/gemm_bf16_pipelined.cu), on a Hopper GPU.
 //
-// Build: dev/build.sh (sm_90a, CUDA runtime linked statically). Run:
+// Build: dev/build.sh gemm_wgmma (sm_90a and sm_80, CUDA runtime linked statically). Run:
 //   dev/gemm_wgmma          checks, then timings
 //   dev/gemm_wgmma check    checks only
 //   dev/gemm_wgmma time     timings only
@@ -21,34 +21,15 @@
 #include "../native/device.cc"
 #include "../native/gemm_bf16_pipelined.cu"
 #include "../native/gemm_bf16_wgmma.cu"
+#include "harness.cuh"
 
 namespace gemm_dev {
 
 using namespace blora;
 
-int failures = 0;
-
-void cudaOrDie(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    std::printf("FATAL: %s: %s\n", what, cudaGetErrorString(err));
-    std::exit(2);
-  }
-}
-
-// Waits for the stream, but gives up (and exits) after 30 s: a barrier bug shows as a hang.
-void waitOrDie(const char* what) {
-  const auto start = std::chrono::steady_clock::now();
-  for (;;) {
-    const cudaError_t err = cudaStreamQuery(stream());
-    if (err == cudaSuccess) return;
-    if (err != cudaErrorNotReady) cudaOrDie(err, what);
-    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(30)) {
-      std::printf("FATAL: %s did not finish within 30 s (a deadlock in the pipeline?)\n", what);
-      std::fflush(stdout);
-      std::_Exit(3);
-    }
-  }
-}
+using dev::cudaOrDie;
+using dev::failures;
+using dev::waitOrDie;
 
 // Seeded uniform values in [-1, 1), rounded to T.
 template <typename T>

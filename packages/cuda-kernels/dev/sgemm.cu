@@ -1,7 +1,7 @@
 // Standalone check and timing of the float32 SGEMM (native/matmul_simt.cu), next to the
 // 64x64 shared-memory kernel it replaced.
 //
-// Build: dev/build-sgemm.sh (sm_90a and sm_80, CUDA runtime linked statically). Run:
+// Build: dev/build.sh sgemm (sm_90a and sm_80, CUDA runtime linked statically). Run:
 //   dev/sgemm          checks, then timings
 //   dev/sgemm check    checks only
 //   dev/sgemm time     timings only
@@ -26,34 +26,17 @@
 #include "../native/allocator.cc"
 #include "../native/device.cc"
 #include "../native/matmul_simt.cu"
+#include "harness.cuh"
 
 namespace sgemm_dev {
 
 using namespace blora;
 
-int failures = 0;
-
-void cudaOrDie(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    std::printf("FATAL: %s: %s\n", what, cudaGetErrorString(err));
-    std::exit(2);
-  }
-}
+using dev::cudaOrDie;
+using dev::failures;
 
 // Waits for the stream, but gives up (and exits) after 60 s.
-void waitOrDie(const char* what) {
-  const auto start = std::chrono::steady_clock::now();
-  for (;;) {
-    const cudaError_t err = cudaStreamQuery(stream());
-    if (err == cudaSuccess) return;
-    if (err != cudaErrorNotReady) cudaOrDie(err, what);
-    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(60)) {
-      std::printf("FATAL: %s did not finish within 60 s\n", what);
-      std::fflush(stdout);
-      std::_Exit(3);
-    }
-  }
-}
+void waitOrDie(const char* what) { dev::waitOrDie(what, 60); }
 
 __global__ void fillValue(float* p, int64_t n, float v) {
   BLORA_GRID_STRIDE_LOOP(i, n) { p[i] = v; }

@@ -3,101 +3,16 @@
 // widths, ragged M / N / K edges, batches (broadcast ones too), and the fallback for
 // unaligned operands. Inputs are small integers, so every product and float32 sum is exact
 // and the result must equal the float64 reference rounded once to the output dtype.
-import { expand, matmul, narrow, reshape, tensor, tidy, transpose, type DType, type Tensor } from '@blora/tensor';
+import { expand, matmul, tensor, tidy, transpose, type DType } from '@blora/tensor';
 import { seededRandom } from '@blora/tensor/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
 import { tensorArg } from '../../src/descriptor.js';
 import { native } from '../../src/native.js';
+import { checkProduct as check, operand, type Operand } from './gemm-operands.js';
 import { roundTo } from './helpers.js';
 
 const HALF_DTYPES: readonly DType[] = ['bfloat16', 'float16'];
-
-/** `n` seeded integers in [-3, 3]. */
-function smallInts(n: number, seed: number): Float64Array {
-  const rnd = seededRandom(seed);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.floor(rnd() * 7) - 3;
-  return out;
-}
-
-/** An operand: its logical row-major values and how to build the (possibly strided) tensor on a device. */
-interface Operand {
-  /** Row-major values of the logical [batch, rows, cols] matrix. */
-  values: Float64Array;
-  make: (device: string) => Tensor;
-}
-
-/**
- * A [batch, rows, cols] operand of small integers. 'rowMajor' stores it as is; 'colMajor'
- * stores [batch, cols, rows] and transposes the view; `pad` widens the stored rows (so the
- * leading dim is not the logical extent); `offset` starts the data that many elements into
- * a flat buffer (an unaligned first element when it is not a multiple of 8).
- */
-function operand(dtype: DType, batch: number, rows: number, cols: number, layout: 'rowMajor' | 'colMajor', seed: number,
-  pad = 0, offset = 0): Operand {
-  const values = smallInts(batch * rows * cols, seed);
-  const [outer, inner] = layout === 'rowMajor' ? [rows, cols] : [cols, rows];
-  const ld = inner + pad;
-  const stored = new Float64Array(offset + batch * outer * ld).fill(99);
-  for (let b = 0; b < batch; b++) {
-    for (let i = 0; i < rows; i++) {
-      for (let j = 0; j < cols; j++) {
-        const v = values[(b * rows + i) * cols + j]!;
-        const [o, n] = layout === 'rowMajor' ? [i, j] : [j, i];
-        stored[offset + (b * outer + o) * ld + n] = v;
-      }
-    }
-  }
-  const make = (device: string) => tidy(() => {
-    const flat = tensor(stored, { dtype, device });
-    const block = reshape(narrow(flat, 0, offset, batch * outer * ld), [batch, outer, ld]);
-    const view = narrow(block, 2, 0, inner);
-    return layout === 'rowMajor' ? view : transpose(view, 1, 2);
-  });
-  return { values, make };
-}
-
-/** Float64 [batch, m, n] product of row-major values, rounded to `dtype`. */
-function reference(a: Float64Array, b: Float64Array, batch: number, m: number, k: number, n: number, dtype: DType): Float64Array {
-  const out = new Float64Array(batch * m * n);
-  for (let p = 0; p < batch; p++) {
-    for (let i = 0; i < m; i++) {
-      const row = out.subarray((p * m + i) * n, (p * m + i + 1) * n);
-      for (let q = 0; q < k; q++) {
-        const av = a[(p * m + i) * k + q]!;
-        if (av === 0) continue;
-        const bRow = (p * k + q) * n;
-        for (let j = 0; j < n; j++) row[j] = row[j]! + av * b[bRow + j]!;
-      }
-    }
-  }
-  return roundTo(out, dtype);
-}
-
-/** Multiplies on cuda, checks the kernel chosen and compares with the exact reference. */
-function check(a: Operand, b: Operand, batch: number, m: number, k: number, n: number, dtype: DType, kernel: string): void {
-  const [x, y] = [a.make('cuda'), b.make('cuda')];
-  const out = matmul(x, y);
-  try {
-    expect(native().matmulKernel(tensorArg(x), tensorArg(y), tensorArg(out))).toBe(kernel);
-    const actual = out.toFloat64Array();
-    const expected = reference(a.values, b.values, batch, m, k, n, dtype);
-    let bad = 0;
-    let first = -1;
-    for (let i = 0; i < expected.length; i++) {
-      if (actual[i] !== expected[i]) {
-        bad++;
-        if (first < 0) first = i;
-      }
-    }
-    expect(bad, bad > 0 ? `${bad} wrong, first at ${first}: ${actual[first]} != ${expected[first]}` : '').toBe(0);
-  } finally {
-    out.dispose();
-    x.dispose();
-    y.dispose();
-  }
-}
 
 // Batch counts that give the wide (128 x 256) and the narrow (128 x 128) tile enough
 // blocks on GPUs of 100 to 150 SMs, for 2 x 1 output tiles per matrix.

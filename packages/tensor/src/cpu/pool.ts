@@ -1,35 +1,31 @@
 // CPU kernels for avgPool1d (sums in JS numbers, divides once per output), its gradient
 // avgPool1dBackward (each value divided once, then repeated), sumRuns (avgPool1d without the
 // division) and repeatInterleave (copies raw storage elements, exact for every dtype).
-import { registerKernel } from '../dispatch.js';
+import { registerKernel, type Attrs } from '../dispatch.js';
+import type { Tensor } from '../tensor.js';
 import { numel } from '../shape.js';
 import { commitValues, outputValues, readValues, storageOf } from './access.js';
 import { rawValues } from './join.js';
 
-registerKernel('avgPool1d', 'cpu', ([x], [out], { kernel }) => {
-  const k = kernel as number;
-  const values = readValues(x!);
-  const dst = outputValues(out!);
-  for (let o = 0, i = 0; o < dst.length; o++) {
-    let sum = 0;
-    for (let end = i + k; i < end; i++) sum += values[i]!;
-    // Dividing (not multiplying by 1/k) keeps the mean of k equal values exact.
-    dst[o] = sum / k;
-  }
-  commitValues(out!, dst);
-});
+/** Sums each run of `kernel` consecutive values (in JS numbers, in order), divided by `divisor`. */
+function runSumsKernel(divisor: (kernel: number) => number) {
+  return ([x]: readonly Tensor[], [out]: readonly Tensor[], { kernel }: Attrs): void => {
+    const k = kernel as number;
+    const d = divisor(k);
+    const values = readValues(x!);
+    const dst = outputValues(out!);
+    for (let o = 0, i = 0; o < dst.length; o++) {
+      let sum = 0;
+      for (let end = i + k; i < end; i++) sum += values[i]!;
+      // Dividing (not multiplying by 1/k) keeps the mean of k equal values exact.
+      dst[o] = sum / d;
+    }
+    commitValues(out!, dst);
+  };
+}
 
-registerKernel('sumRuns', 'cpu', ([x], [out], { kernel }) => {
-  const k = kernel as number;
-  const values = readValues(x!);
-  const dst = outputValues(out!);
-  for (let o = 0, i = 0; o < dst.length; o++) {
-    let sum = 0;
-    for (let end = i + k; i < end; i++) sum += values[i]!;
-    dst[o] = sum;
-  }
-  commitValues(out!, dst);
-});
+registerKernel('avgPool1d', 'cpu', runSumsKernel((k) => k));
+registerKernel('sumRuns', 'cpu', runSumsKernel(() => 1));
 
 registerKernel('avgPool1dBackward', 'cpu', ([dy], [out], { kernel }) => {
   const k = kernel as number;
