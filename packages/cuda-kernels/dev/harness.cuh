@@ -1,0 +1,39 @@
+// What the standalone kernel harnesses in dev/ share: a fatal CUDA error ends the run with exit
+// code 2, waiting on the addon's stream has a time limit (a barrier bug shows as exit code 3,
+// not a frozen process), and failed checks are counted into the exit code. Include it after
+// ../native/device.cc, which defines stream().
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+namespace blora::dev {
+
+/** Checks that failed so far; the harness exits with 1 when any did. */
+inline int failures = 0;
+
+/** Ends the run (exit code 2) when `err` is an error, naming what failed. */
+inline void cudaOrDie(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    std::printf("FATAL: %s: %s\n", what, cudaGetErrorString(err));
+    std::exit(2);
+  }
+}
+
+/** Waits for the addon's stream; after `limitSeconds` gives up with exit code 3 (a deadlock?). */
+inline void waitOrDie(const char* what, int limitSeconds = 30) {
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    const cudaError_t err = cudaStreamQuery(blora::stream());
+    if (err == cudaSuccess) return;
+    if (err != cudaErrorNotReady) cudaOrDie(err, what);
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(limitSeconds)) {
+      std::printf("FATAL: %s did not finish within %d s (a deadlock?)\n", what, limitSeconds);
+      std::fflush(stdout);
+      std::_Exit(3);
+    }
+  }
+}
+
+}  // namespace blora::dev
