@@ -82,8 +82,9 @@ afterEach(() => {
 
 describe.skipIf(!NATIVE)('int8 activations', () => {
   // Widths that are multiples of 128 take the int8 loops on every instruction set.
-  it('INT4: match x rounded per block of 32, for blocks of 32 to 256, float32 and float16 parameters, 1 to 32 rows', () => {
-    for (const [outF, inF, blockRows, blockCols] of [[37, 128, 1, 32], [20, 384, 2, 64], [9, 384, 1, 96], [16, 1024, 4, 128], [5, 1024, 1, 256]] as const) {
+  it('INT4: match x rounded per block of 32, for blocks of 32 to 512, float32 and float16 parameters, 1 to 32 rows', () => {
+    // Blocks of 512 span several chunks of the single-row loop (one scale per chunk).
+    for (const [outF, inF, blockRows, blockCols] of [[37, 128, 1, 32], [20, 384, 2, 64], [9, 384, 1, 96], [16, 1024, 4, 128], [5, 1024, 1, 256], [8, 1024, 1, 512]] as const) {
       for (const paramDType of ['float32', 'float16'] as const) {
         const w = intWeight(4, outF, inF, blockRows, blockCols, paramDType, seed++);
         // More than 8 rows are taken 8 at a time.
@@ -98,7 +99,9 @@ describe.skipIf(!NATIVE)('int8 activations', () => {
   });
 
   it('NF4 and other tables: match x rounded per block of 32 and the table rounded to int8 levels', () => {
-    for (const [outF, inF, blocksize, table] of [[33, 128, 64, NF4_CODE], [12, 384, 32, undefined], [7, 1024, 96, NF4_CODE], [10, 384, 128, undefined], [6, 1024, 256, NF4_CODE]] as const) {
+    // Blocks of 256 over rows of 384 values: rows that start inside a block; blocks of 512 span
+    // several chunks.
+    for (const [outF, inF, blocksize, table] of [[33, 128, 64, NF4_CODE], [12, 384, 32, undefined], [7, 1024, 96, NF4_CODE], [10, 384, 128, undefined], [6, 1024, 256, NF4_CODE], [9, 384, 256, NF4_CODE], [8, 1024, 512, undefined]] as const) {
       const w = fourBitWeight(outF, inF, blocksize, seed++, table);
       const levels = roundTable(w.raw.table);
       const rounded = Float64Array.from(w.raw.codes, (code, i) => w.raw.absmax[Math.floor(i / blocksize)]! * levels[code]!);
