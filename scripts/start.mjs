@@ -5,8 +5,8 @@
  * NF4 base, through the `blora` command line, and prints accuracy on the 4-choice WordNet test
  * before and after, held-out loss, training throughput and wall time.
  *
- * The defaults are sized to finish in under 10 minutes on 2 CPU cores; the full study is a few
- * flags away (printed at the end). Everything is written under runs/start-<timestamp>/.
+ * The defaults are sized to finish in under 10 minutes on 2 CPU cores; longer runs are a few
+ * flags away (printed at the end), and scripts/study/run.mjs compares every method. Everything is written under runs/start-<timestamp>/.
  *
  * Usage: node scripts/start.mjs [--steps N] [--mc-limit N | --eval-all] [--rank R] [--lambda L]
  *          [--lr X] [--batch N] [--grad-accum N] [--eval-size N] [--model DIR] [--out DIR]
@@ -23,7 +23,9 @@ const listedTest = join(assets, 'wordnet-task', 'test-mc.jsonl');
 const clozeTest = join(assets, 'wordnet-task', 'test-mc-cloze.jsonl');
 
 const DEFAULTS = { steps: '250', 'mc-limit': '200', rank: '16', lambda: '2', lr: '1e-3', batch: '8', 'grad-accum': '1', 'eval-size': '64' };
-const FULL_STUDY = 'npm start -- --steps 1000 --batch 4 --grad-accum 4 --eval-all';
+const LONGER_RUN = 'npm start -- --steps 1000 --batch 4 --grad-accum 4 --eval-all';
+/** Where every method is compared over several seeds. */
+const STUDY = 'docs/study.md (node scripts/study/run.mjs)';
 
 const USAGE = `Usage: npm start -- [options]   (or: node scripts/start.mjs [options])
 
@@ -44,7 +46,8 @@ trainable parameters) on the same NF4 base, then compares 4-choice accuracy befo
   --model DIR      base checkpoint (default: the embedded model, packages/blora/assets/tiny-llama)
   --out DIR        output directory (default runs/start-<timestamp>)
 
-The full study: ${FULL_STUDY}
+A longer run on all 500 questions: ${LONGER_RUN}
+Every method over three seeds: ${STUDY}
 `;
 
 const fail = (/** @type {string} */ message, code = 1) => {
@@ -204,7 +207,7 @@ const report = [
     'both adapters train on its NF4-quantized copy.',
   `held-out loss: mean response-token loss on ${split.heldOut.length} held-out training-format examples. ` +
     `Base eval ${baseEval.seconds.toFixed(0)} s; total ${totalSeconds.toFixed(0)} s. Outputs: ${relative(root, out)}/`,
-  `for the full study: ${FULL_STUDY}`,
+  `a longer run on all 500 questions: ${LONGER_RUN}; every method over three seeds: ${STUDY}`,
   '',
 ].join('\n');
 writeFileSync(join(out, 'results.json'), `${JSON.stringify({ settings: { ...opt, mcLimit, model }, kernels, base, rows, totalSeconds }, null, 2)}\n`);
