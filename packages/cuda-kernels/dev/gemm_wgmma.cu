@@ -371,18 +371,8 @@ void runTimings() {
 
 int main(int argc, char** argv) {
   using namespace gemm_dev;
-  const std::string mode = argc > 1 ? argv[1] : "all";
-  if (mode != "all" && mode != "check" && mode != "time") {
-    std::printf("usage: %s [check|time|all]\n", argv[0]);
-    return 2;
-  }
-  const ProbeResult& dev = probeDevice();
-  if (!dev.available) {
-    std::printf("no usable GPU: %s\n", dev.reason.c_str());
-    return 2;
-  }
-  std::printf("%s, compute capability %d.%d, %d SMs, %zu KB shared memory per block, driver %d\n", dev.deviceName.c_str(),
-              dev.computeMajor, dev.computeMinor, smCount(), maxSharedMemoryPerBlock() / 1024, dev.driverVersion);
+  const std::string mode = dev::harnessMode(argc, argv);
+  if (mode.empty()) return 2;
   std::printf("cuTensorMapEncodeTiled found: %s; sm_90a image loaded (wgmmaAvailable): %s\n",
               wgmma::tensorMapEncoder() ? "yes" : "NO", wgmmaAvailable() ? "yes" : "NO");
   if (!wgmmaAvailable()) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 namespace blora::dev {
 
@@ -34,6 +35,27 @@ inline void waitOrDie(const char* what, int limitSeconds = 30) {
       std::_Exit(3);
     }
   }
+}
+
+/**
+ * Reads the harness's mode (all, check or time; all by default) and prints the GPU it runs on.
+ * Returns an empty string, after saying why, when the mode is unknown or there is no usable GPU
+ * (the harness then exits with code 2).
+ */
+inline std::string harnessMode(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "all";
+  if (mode != "all" && mode != "check" && mode != "time") {
+    std::printf("usage: %s [check|time|all]\n", argv[0]);
+    return "";
+  }
+  const blora::ProbeResult& dev = blora::probeDevice();
+  if (!dev.available) {
+    std::printf("no usable GPU: %s\n", dev.reason.c_str());
+    return "";
+  }
+  std::printf("%s, compute capability %d.%d, %d SMs, %zu KB shared memory per block, driver %d\n", dev.deviceName.c_str(),
+              dev.computeMajor, dev.computeMinor, blora::smCount(), blora::maxSharedMemoryPerBlock() / 1024, dev.driverVersion);
+  return mode;
 }
 
 }  // namespace blora::dev

@@ -466,18 +466,8 @@ void runTimings() {
 
 int main(int argc, char** argv) {
   using namespace sgemm_dev;
-  const std::string mode = argc > 1 ? argv[1] : "all";
-  if (mode != "all" && mode != "check" && mode != "time") {
-    std::printf("usage: %s [check|time|all]\n", argv[0]);
-    return 2;
-  }
-  const ProbeResult& dev = probeDevice();
-  if (!dev.available) {
-    std::printf("no usable GPU: %s\n", dev.reason.c_str());
-    return 2;
-  }
-  std::printf("%s, compute capability %d.%d, %d SMs, driver %d\n", dev.deviceName.c_str(), dev.computeMajor,
-              dev.computeMinor, smCount(), dev.driverVersion);
+  const std::string mode = dev::harnessMode(argc, argv);
+  if (mode.empty()) return 2;
   try {
     if (mode != "time") runChecks();
     if (mode != "check") runTimings();

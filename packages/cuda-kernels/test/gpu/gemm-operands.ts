@@ -97,3 +97,39 @@ export function checkProduct(a: Operand, b: Operand, batch: number, m: number, k
     y.dispose();
   }
 }
+
+/**
+ * x [m, k] · Wᵀ (W [n, k], a transposed view) of seeded values in [-1, 1) rounded to `dtype`:
+ * checks the kernel that runs (`kernel` matches its name) and, on every 7th row, that each
+ * output is the float64 product within the dtype's rounding (plus float32 summation error).
+ */
+export function checkRoundedProduct(m: number, k: number, n: number, dtype: DType, seed: number, kernel: string | RegExp): void {
+  const rnd = seededRandom(seed);
+  const av = roundTo(Float64Array.from({ length: m * k }, () => rnd() * 2 - 1), dtype);
+  const bv = roundTo(Float64Array.from({ length: n * k }, () => rnd() * 2 - 1), dtype);
+  const x = tensor(av, { shape: [m, k], dtype, device: 'cuda' });
+  const w = tensor(bv, { shape: [n, k], dtype, device: 'cuda' });
+  const wt = transpose(w);
+  const out = matmul(x, wt);
+  try {
+    expect(native().matmulKernel(tensorArg(x), tensorArg(wt), tensorArg(out))).toMatch(kernel);
+    const actual = out.toFloat64Array();
+    const eps = dtype === 'bfloat16' ? 2 ** -8 : 2 ** -11;
+    for (let i = 0; i < m; i += 7) {
+      for (let j = 0; j < n; j++) {
+        let ref = 0;
+        let scale = 0;
+        for (let q = 0; q < k; q++) {
+          ref += av[i * k + q]! * bv[j * k + q]!;
+          scale += Math.abs(av[i * k + q]! * bv[j * k + q]!);
+        }
+        const err = Math.abs(actual[i * n + j]! - ref);
+        if (!(err <= eps * Math.abs(ref) + 1e-6 * scale)) {
+          throw new Error(`${dtype} (${i}, ${j}): ${actual[i * n + j]} vs ${ref} (error ${err})`);
+        }
+      }
+    }
+  } finally {
+    for (const t of [out, x, wt, w]) t.dispose();
+  }
+}

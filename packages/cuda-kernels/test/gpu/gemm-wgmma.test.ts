@@ -4,14 +4,11 @@
 // batches with a broadcast weight, the fallbacks for operands the copy engine cannot read,
 // and the path switch itself. Inputs are small integers, so every product and float32 sum is
 // exact and the result must equal the float64 reference rounded once to the output dtype.
-import { expand, matmul, tensor, tidy, transpose, type DType, type Tensor } from '@blora/tensor';
-import { seededRandom } from '@blora/tensor/testing';
+import { expand, tidy, transpose, type DType } from '@blora/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cudaAvailable, cudaDeviceInfo } from '@blora/cuda-kernels';
-import { tensorArg } from '../../src/descriptor.js';
 import { native } from '../../src/native.js';
-import { checkProduct, operand, type Operand } from './gemm-operands.js';
-import { roundTo } from './helpers.js';
+import { checkProduct, checkRoundedProduct, operand, type Operand } from './gemm-operands.js';
 
 const HALF_DTYPES: readonly DType[] = ['bfloat16', 'float16'];
 const LAYOUTS = ['rowMajor', 'colMajor'] as const;
@@ -112,37 +109,7 @@ describe.skipIf(!hopper)('TMA + wgmma GEMM on cuda', () => {
   });
 
   it('rounds non-integer products once, within the dtype rounding of the float64 result', () => {
-    const [m, k, n] = [1100, 136, 1500];
-    for (const dtype of HALF_DTYPES) {
-      const rnd = seededRandom(21);
-      const av = roundTo(Float64Array.from({ length: m * k }, () => rnd() * 2 - 1), dtype);
-      const bv = roundTo(Float64Array.from({ length: n * k }, () => rnd() * 2 - 1), dtype);
-      const x = tensor(av, { shape: [m, k], dtype, device: 'cuda' });
-      const w = tensor(bv, { shape: [n, k], dtype, device: 'cuda' });
-      const wt = transpose(w);
-      const out = matmul(x, wt);
-      try {
-        expect(native().matmulKernel(tensorArg(x), tensorArg(wt), tensorArg(out))).toMatch(/^wgmma-128x/);
-        const actual = out.toFloat64Array();
-        const eps = dtype === 'bfloat16' ? 2 ** -8 : 2 ** -11;
-        for (let i = 0; i < m; i += 7) {
-          for (let j = 0; j < n; j++) {
-            let ref = 0;
-            let scale = 0;
-            for (let q = 0; q < k; q++) {
-              ref += av[i * k + q]! * bv[j * k + q]!;
-              scale += Math.abs(av[i * k + q]! * bv[j * k + q]!);
-            }
-            const err = Math.abs(actual[i * n + j]! - ref);
-            if (!(err <= eps * Math.abs(ref) + 1e-6 * scale)) {
-              throw new Error(`${dtype} (${i}, ${j}): ${actual[i * n + j]} vs ${ref} (error ${err})`);
-            }
-          }
-        }
-      } finally {
-        for (const t of [out, x, wt, w] as Tensor[]) t.dispose();
-      }
-    }
+    for (const dtype of HALF_DTYPES) checkRoundedProduct(1100, 136, 1500, dtype, 21, /^wgmma-128x/);
   });
 
   it('on the auto path takes large products and leaves small ones to the other kernels', () => {
