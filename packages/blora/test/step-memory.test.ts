@@ -68,10 +68,12 @@ function tapeBytes(root: Tensor, model: Set<Storage>): number {
  * per layer its input x and the attention residual h (bfloat16, the norms' inputs) with each
  * norm's float32 rstd (none for the first norm, which sees the frozen embedding); q, o
  * (bfloat16, d), k, v (kv), the attention's float32 log-sum-exp per head; gate and up (m);
- * per adapter A·x (float32, rank r·λ) and its scaling constant; the rope tables; after the
- * layers the final norm's input and rstd, and the loss's logits, targets and log-sum-exp.
- * Not on the list, because they are rebuilt in backward: the normalised inputs, the adapters'
- * float32 inputs, the merged attention output, silu(gate) and silu(gate)·up.
+ * per adapter A·pool(x) (float32, rank r·λ); the rope tables; after the layers the final
+ * norm's input and rstd, and the loss's logits, targets and log-sum-exp.
+ * Not on the list, because they are rebuilt in backward: the normalised inputs, the merged
+ * attention output, silu(gate) and silu(gate)·up. The adapters keep no float32 copy of their
+ * input at all (their fused product with A reads x itself in backward) and no scaling constant
+ * (the scale is an attribute of the fused product with B).
  */
 function expectedTapeBytes(lambda: number): number {
   const { d, m, heads, kvHeads, layers, batch, seq, vocab } = SHAPE;
@@ -79,7 +81,7 @@ function expectedTapeBytes(lambda: number): number {
   const predicted = batch * (seq - 1);
   const kv = (d / heads) * kvHeads;
   const rank = R * lambda;
-  const perLayer = n * (2 * d * 2 + 2 * 4 + 2 * d * 2 + 2 * kv * 2 + heads * 4 + 2 * m * 2 + 7 * rank * 4) + 7 * 4;
+  const perLayer = n * (2 * d * 2 + 2 * 4 + 2 * d * 2 + 2 * kv * 2 + heads * 4 + 2 * m * 2 + 7 * rank * 4);
   const firstNormRstd = n * 4;
   const rope = 2 * seq * (d / heads / 2) * 4;
   const head = n * d * 2 + n * 4 + predicted * vocab * 2 + predicted * 4 + predicted * 4;

@@ -5,3 +5,4 @@ import './reduce.js';
 import './matmul.js';
 import './indexing.js';
 import './pool.js';
+import './adapter.js';

@@ -1,5 +1,5 @@
 // A frozen base layer plus an adapter: y = base(x) + Δy.
-import { add, tidy, type Tensor } from '@blora/tensor';
+import type { Tensor } from '@blora/tensor';
 import { Module } from '@blora/autograd';
 import type { FrozenLinear } from '../layers/frozen-linear.js';
 import type { Adapter } from './adapter.js';
@@ -35,15 +35,15 @@ export class AdaptedLinear extends Module {
   }
 
   /**
-   * base(x) + adapter(x) for `x` `[..., inFeatures]`. The adapter's temporaries and the two
-   * terms are freed as soon as the sum exists (the tape keeps its own views of what it needs).
+   * base(x) + adapter(x) for `x` `[..., inFeatures]`, through `Adapter.addTo` (the fused
+   * adapter products where the device has them). The base output is freed as soon as the sum
+   * exists (the tape keeps its own views of what it needs).
    */
   forward(x: Tensor): Tensor {
     const y = this.base.forward(x);
     if (!this.adapterEnabled) return y;
-    const delta = tidy(() => this.adapter.forward(x));
-    const sum = add(y, delta);
-    for (const t of [y, delta]) if (t !== x) t.dispose();
+    const sum = this.adapter.addTo(y, x);
+    if (y !== x) y.dispose();
     return sum;
   }
 }

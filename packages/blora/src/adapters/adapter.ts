@@ -4,9 +4,12 @@
 //
 //   Δy = s · repeatInterleave(C · dropout(avgPool_λin(x)), λout)
 //   ΔW[i, k] = (s / λin) · C[⌊i / λout⌋, ⌊k / λin⌋]          (constant on λout x λin tiles)
+//
+// `addTo` adds Δy to the base layer's output with the fused products poolLinear and
+// repeatLinear where the device has them, so the two maps cost no pass of their own.
 import {
-  avgPool1d, cast, clone, formatShape, matmul, mul, repeatInterleave, transpose, zeros,
-  type DType, type Generator, type Tensor,
+  add, avgPool1d, cast, clone, findKernel, formatShape, matmul, mul, poolLinear, repeatInterleave, repeatLinear, tidy, transpose,
+  zeros, type DType, type Generator, type Tensor,
 } from '@blora/tensor';
 import { Dropout, kaimingUniform, Module, noGrad, recomputeForBackward } from '@blora/autograd';
 import type { FrozenLinear } from '../layers/frozen-linear.js';
@@ -178,28 +181,14 @@ export abstract class Adapter extends Module {
 
   /** The update Δy `[..., out]` for `x` `[..., in]` (without the base layer's output). */
   forward(x: Tensor): Tensor {
-    if (x.rank === 0 || x.shape[x.rank - 1] !== this.inFeatures) {
-      throw new RangeError(`${this.where()}: expected input [..., ${this.inFeatures}], got ${formatShape(x.shape)}`);
-    }
+    this.checkInput(x);
     // Each temporary is freed as soon as the next one exists (the tape holds its own views of
     // what backward reads, so freeing never takes anything from it); x belongs to the caller.
     const then = (prev: Tensor, next: Tensor): Tensor => {
       if (prev !== next && prev !== x) prev.dispose();
       return next;
     };
-    const prepare = (t: Tensor): Tensor => {
-      const input = t.dtype === this.dtype ? t : cast(t, this.dtype);
-      if (this.lambdaIn === 1) return input;
-      const pooled = avgPool1d(input, this.lambdaIn);
-      if (input !== t) input.dispose();
-      return pooled;
-    };
-    // The product with A keeps its input for backward. When that input is a cast (and pool) of
-    // x and no dropout mask comes in between, backward redoes the cast from x instead: x is
-    // narrower and shared by the projections that read it, where each float copy is not.
-    const dropping = this.dropout.training && this.dropout.p > 0;
-    const pooled = x.dtype !== this.dtype && !dropping ? recomputeForBackward([x], prepare) : prepare(x);
-    const z = then(pooled, this.dropout.forward(pooled));
+    const z = this.adapterInput(x);
     let small: Tensor;
     if (this.form === 'factors') {
       const down = then(z, matmul(z, transpose(this.loraA!)));
@@ -211,6 +200,75 @@ export abstract class Adapter extends Module {
     const scaled = then(small, mul(small, this.scaling));
     const out = this.lambdaOut > 1 ? then(scaled, repeatInterleave(scaled, this.lambdaOut, -1)) : scaled;
     return out.dtype === x.dtype ? out : then(out, cast(out, x.dtype));
+  }
+
+  /**
+   * `y + Δy`: the base layer's output `y` `[..., out]` plus this adapter's update for its input
+   * `x` `[..., in]`, as a new tensor of y's dtype (y and x stay the caller's). When the device
+   * has kernels for the fused products `poolLinear` and `repeatLinear` and the parameters are
+   * float32 or float64, the pooling and cast of x ride on the product with A, and the scaling,
+   * repeat, cast and sum with y on the product with B, so the update makes no pass of its own
+   * over the activations. An active dropout (training, p > 0) sits between the pool and A, and
+   * the matrix form has no A: then x is pooled first and only the product with B (or M) is
+   * fused. Elsewhere it computes `add(y, forward(x))`.
+   */
+  addTo(y: Tensor, x: Tensor): Tensor {
+    this.checkInput(x);
+    if (!this.hasFusedKernels(x.device)) {
+      const delta = tidy(() => this.forward(x));
+      const sum = add(y, delta);
+      delta.dispose();
+      return sum;
+    }
+    return tidy(() => {
+      const options = { lambda: this.lambdaOut, scale: this.scaling, base: y };
+      if (this.form === 'factors' && !this.dropping()) {
+        // poolLinear reads x itself in backward: no cast or pool of x is kept or rebuilt.
+        return repeatLinear(poolLinear(x, this.loraA!, this.lambdaIn), this.loraB!, options);
+      }
+      const z = this.adapterInput(x);
+      if (this.form === 'matrix') return repeatLinear(z, this.loraM!, options);
+      const down = matmul(z, transpose(this.loraA!));
+      if (z !== x) z.dispose();
+      return repeatLinear(down, this.loraB!, options);
+    });
+  }
+
+  /** Whether `device` has the kernels of the fused path and the parameters have a dtype they take. */
+  private hasFusedKernels(device: string): boolean {
+    return (this.dtype === 'float32' || this.dtype === 'float64') &&
+      findKernel('poolLinear', device) !== undefined && findKernel('repeatLinear', device) !== undefined;
+  }
+
+  /** Whether a dropout mask applies (training with p > 0). */
+  private dropping(): boolean {
+    return this.dropout.training && this.dropout.p > 0;
+  }
+
+  /** Throws unless `x` is `[..., in]`. */
+  private checkInput(x: Tensor): void {
+    if (x.rank === 0 || x.shape[x.rank - 1] !== this.inFeatures) {
+      throw new RangeError(`${this.where()}: expected input [..., ${this.inFeatures}], got ${formatShape(x.shape)}`);
+    }
+  }
+
+  /** dropout(avgPool_λin(cast(x))) `[..., in/λin]` in the parameters' dtype (x itself when nothing changes it). */
+  private adapterInput(x: Tensor): Tensor {
+    const prepare = (t: Tensor): Tensor => {
+      const input = t.dtype === this.dtype ? t : cast(t, this.dtype);
+      if (this.lambdaIn === 1) return input;
+      const pooled = avgPool1d(input, this.lambdaIn);
+      if (input !== t) input.dispose();
+      return pooled;
+    };
+    // The product after this keeps its input for backward. When that input is a cast (and pool)
+    // of x and no dropout mask comes in between, backward redoes the cast from x instead: x is
+    // narrower and shared by the projections that read it, where each float copy is not.
+    const dropping = this.dropping();
+    const pooled = x.dtype !== this.dtype && !dropping ? recomputeForBackward([x], prepare) : prepare(x);
+    const z = this.dropout.forward(pooled);
+    if (z !== pooled && pooled !== x) pooled.dispose();
+    return z;
   }
 
   /** C `[out/λout, in/λin]`: B·A for the factor form, a copy of M for the matrix form. */

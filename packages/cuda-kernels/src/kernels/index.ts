@@ -1,4 +1,5 @@
 // Every kernel the cuda device provides.
+import { registerAdapterKernels } from './adapter.js';
 import { registerAttentionKernels } from './attention.js';
 import { registerCopyKernels } from './copy.js';
 import { registerCrossEntropyKernels } from './cross-entropy.js';
@@ -31,5 +32,6 @@ export function registerCudaKernels(): void {
   registerCrossEntropyKernels();
   registerAttentionKernels();
   registerQuantKernels();
+  registerAdapterKernels();
   registerHostFallbackKernels();
 }

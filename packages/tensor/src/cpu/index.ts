@@ -10,6 +10,7 @@ import './matmul.js';
 import './indexing.js';
 import './join.js';
 import './pool.js';
+import './adapter.js';
 import './random.js';
 import './nn.js';
 import './optim.js';

@@ -10,6 +10,7 @@ export * from './matmul.js';
 export * from './indexing.js';
 export * from './join.js';
 export * from './pool.js';
+export * from './adapter.js';
 export * from './random.js';
 export * from './nn.js';
 export * from './optim.js';

@@ -1,0 +1,406 @@
+// Standalone check and timing of the tensor-core 4-bit GEMV (native/quant_gemv_tc.cuh) for
+// decoding shapes (M = 1..16 activation rows), NF4 and INT4 weights, next to the ceiling that
+// bounds it: a kernel that only reads the same code and scale bytes.
+//
+// Build: dev/build.sh gemv4. Run:
+//   dev/gemv4          checks, then timings
+//   dev/gemv4 check    checks only
+//   dev/gemv4 time     timings only
+// Checks: every launch configuration against a float64 CPU reference built from the very
+// weights the dequantize kernels produce (rounded to the activation dtype), on seeded random
+// codes, scales and activations, odd sizes included. Timings: one call per weight copy (copies
+// together >= 2.5 x the 60 MB L2) captured in a CUDA graph, replayed back to back between two
+// events; the median of 9 samples. GB/s counts the bytes of codes + scales once per call.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../native/device.cc"
+#include "../native/quant_gemv_tc.cuh"
+#include "harness.cuh"
+
+namespace gemv_dev {
+
+using namespace blora;
+using dev::cudaOrDie;
+using dev::failures;
+using dev::waitOrDie;
+
+// --- host data ---
+
+uint64_t splitmix(uint64_t& s) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+float uniform(uint64_t& s) { return float(splitmix(s) >> 40) / float(1 << 24); }  // [0, 1)
+
+float bf16Round(float v) {  // round to nearest even, as __float2bfloat16_rn
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  u &= 0xffff0000u;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+uint16_t bf16Bits(float v) {
+  v = bf16Round(v);
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  return uint16_t(u >> 16);
+}
+
+// The NF4 code values (the standard normal quantiles of the format, to float32 precision).
+const float kNf4[16] = {-1.0f, -0.6961928f, -0.5250731f, -0.3949175f, -0.2844414f, -0.1848449f, -0.0910500f, 0.0f,
+                        0.0795803f, 0.1609302f, 0.2461123f, 0.3379152f, 0.4407098f, 0.5626170f, 0.7229568f, 1.0f};
+
+enum class Format { Nf4, Int4 };
+const char* formatName(Format f) { return f == Format::Nf4 ? "nf4" : "int4"; }
+
+// One quantized weight [out, in] (blocks of 64 along the input dim) on host and device.
+struct Weight {
+  Format format;
+  int64_t out, in;
+  std::vector<uint8_t> codes;               // out * in / 2, high nibble first
+  std::vector<float> scales, offsets;       // absmax (NF4) or alpha / beta (INT4), per block of 64
+  uint8_t* dCodes = nullptr;
+  float *dScales = nullptr, *dOffsets = nullptr, *dTable = nullptr;
+  double bytes() const { return double(codes.size()) + 4.0 * double(scales.size() + offsets.size()); }
+  // The weight the dequantize kernels build, as float32.
+  float value(int64_t r, int64_t c) const {
+    const int64_t i = r * in + c;
+    const uint32_t q = (i & 1) ? (codes[i >> 1] & 15u) : (codes[i >> 1] >> 4);
+    const int64_t b = i / 64;
+    if (format == Format::Nf4) return kNf4[q] * scales[b];
+    return float(double(scales[b]) * double(q) + double(offsets[b]));
+  }
+};
+
+Weight makeWeight(Format f, int64_t out, int64_t in, uint64_t seed) {
+  Weight w{f, out, in};
+  w.codes.resize(size_t(out * in / 2));
+  for (auto& b : w.codes) b = uint8_t(splitmix(seed));
+  const int64_t blocks = out * in / 64;
+  w.scales.resize(size_t(blocks));
+  for (auto& s : w.scales) s = 0.02f + 0.05f * uniform(seed);
+  if (f == Format::Int4) {
+    w.offsets.resize(size_t(blocks));
+    for (auto& o : w.offsets) o = -8.f * 0.04f * uniform(seed);
+  }
+  cudaOrDie(cudaMalloc(&w.dCodes, w.codes.size()), "cudaMalloc codes");
+  cudaOrDie(cudaMemcpy(w.dCodes, w.codes.data(), w.codes.size(), cudaMemcpyHostToDevice), "copy codes");
+  cudaOrDie(cudaMalloc(&w.dScales, w.scales.size() * 4), "cudaMalloc scales");
+  cudaOrDie(cudaMemcpy(w.dScales, w.scales.data(), w.scales.size() * 4, cudaMemcpyHostToDevice), "copy scales");
+  if (f == Format::Int4) {
+    cudaOrDie(cudaMalloc(&w.dOffsets, w.offsets.size() * 4), "cudaMalloc offsets");
+    cudaOrDie(cudaMemcpy(w.dOffsets, w.offsets.data(), w.offsets.size() * 4, cudaMemcpyHostToDevice), "copy offsets");
+  } else {
+    cudaOrDie(cudaMalloc(&w.dTable, 64), "cudaMalloc table");
+    cudaOrDie(cudaMemcpy(w.dTable, kNf4, 64, cudaMemcpyHostToDevice), "copy table");
+  }
+  return w;
+}
+
+void release(Weight& w) {
+  cudaFree(w.dCodes);
+  cudaFree(w.dScales);
+  cudaFree(w.dOffsets);
+  cudaFree(w.dTable);
+}
+
+// --- launching one configuration ---
+
+using Bf16 = __nv_bfloat16;
+
+struct Scratch {
+  float* partials = nullptr;
+  unsigned* tickets = nullptr;
+  size_t partialBytes = 0;
+  void ensure(size_t bytes, size_t groups) {
+    if (bytes > partialBytes) {
+      cudaFree(partials);
+      cudaOrDie(cudaMalloc(&partials, bytes), "cudaMalloc partials");
+      partialBytes = bytes;
+    }
+    if (!tickets) {
+      cudaOrDie(cudaMalloc(&tickets, 1 << 20), "cudaMalloc tickets");
+      cudaOrDie(cudaMemset(tickets, 0, 1 << 20), "zero tickets");
+    }
+    (void)groups;
+  }
+} scratch;
+
+struct Config {
+  int nTiles, groups;
+  std::string name() const { return "tiles" + std::to_string(nTiles) + "/groups" + std::to_string(groups); }
+};
+const Config kConfigs[] = {{1, 2}, {1, 4}, {1, 8}, {2, 1}, {2, 2}, {2, 4}, {4, 1}, {4, 2}};
+
+template <int NTiles, int Groups, typename Source>
+void launchWith(const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
+  const GemvTcGrid grid = gemvTcGrid<Bf16, NTiles, Groups>(w.out, w.in, rows);
+  GemvTcArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, grid.splits, nullptr, nullptr};
+  if (grid.splits > 1) {
+    scratch.ensure(size_t(grid.splits) * rows * w.out * 4, grid.rowSets);
+    args.partials = scratch.partials;
+    args.tickets = scratch.tickets;
+  }
+  const dim3 blocks(grid.rowSets, unsigned(grid.splits));
+  auto go = [&](auto kernel) {
+    cudaOrDie(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024), "raise smem");
+    kernel<<<blocks, kGemvTcWarps * 32, grid.dynamicSmem, stream()>>>(args, src);
+  };
+  if (rows > 8) go(gemvTcKernel<Bf16, Source, NTiles, Groups, true>);
+  else go(gemvTcKernel<Bf16, Source, NTiles, Groups, false>);
+}
+
+template <typename Source>
+void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
+  if (c.nTiles == 1 && c.groups == 2) launchWith<1, 2>(w, src, x, rows, y);
+  else if (c.nTiles == 1 && c.groups == 4) launchWith<1, 4>(w, src, x, rows, y);
+  else if (c.nTiles == 1 && c.groups == 8) launchWith<1, 8>(w, src, x, rows, y);
+  else if (c.nTiles == 2 && c.groups == 1) launchWith<2, 1>(w, src, x, rows, y);
+  else if (c.nTiles == 2 && c.groups == 2) launchWith<2, 2>(w, src, x, rows, y);
+  else if (c.nTiles == 2 && c.groups == 4) launchWith<2, 4>(w, src, x, rows, y);
+  else if (c.nTiles == 4 && c.groups == 1) launchWith<4, 1>(w, src, x, rows, y);
+  else launchWith<4, 2>(w, src, x, rows, y);
+}
+
+void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) {
+  if (w.format == Format::Nf4) {
+    const FourBitGroups src{w.dCodes, w.dScales, w.in, 6};
+    launchConfig(c, w, src, x, rows, y);
+  } else {
+    const IntGroups<float> src{w.dCodes, w.dScales, w.dOffsets, w.in, 1, w.in / 64, 6};
+    launchConfig(c, w, src, x, rows, y);
+  }
+  cudaOrDie(cudaGetLastError(), "GEMV launch");
+}
+
+// The ceiling: read every 16-byte word of codes and scales once, fold them, write one word per block.
+__global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, uint32_t* sink) {
+  uint32_t acc = 0;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < na; i += stride) {
+    const uint4 v = __ldg(a + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < nb; i += stride) {
+    const uint4 v = __ldg(b + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
+}
+
+// --- checks ---
+
+std::vector<uint16_t> randomActivations(int rows, int64_t in, uint64_t seed) {
+  std::vector<uint16_t> x(size_t(rows * in));
+  for (auto& v : x) v = bf16Bits(2.f * uniform(seed) - 1.f);
+  return x;
+}
+
+float fromBits(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+bool checkOne(Format f, int64_t out, int64_t in, int rows, uint64_t seed) {
+  Weight w = makeWeight(f, out, in, seed);
+  const std::vector<uint16_t> x = randomActivations(rows, in, seed + 99);
+  std::vector<double> ref(size_t(rows * out));
+  double refSq = 0;
+  for (int m = 0; m < rows; m++) {
+    for (int64_t r = 0; r < out; r++) {
+      double s = 0;
+      for (int64_t c = 0; c < in; c++) s += double(fromBits(x[m * in + c])) * double(bf16Round(w.value(r, c)));
+      ref[m * out + r] = s;
+      refSq += s * s;
+    }
+  }
+  const double rms = std::sqrt(refSq / std::max<double>(1, double(ref.size())));
+  Bf16 *dx, *dy;
+  cudaOrDie(cudaMalloc(&dx, x.size() * 2), "cudaMalloc x");
+  cudaOrDie(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "copy x");
+  cudaOrDie(cudaMalloc(&dy, ref.size() * 2), "cudaMalloc y");
+  bool ok = true;
+  for (const Config& c : kConfigs) {
+    cudaOrDie(cudaMemsetAsync(dy, 0xff, ref.size() * 2, stream()), "poison y");
+    for (int rep = 0; rep < 2; rep++) launch(c, w, dx, rows, dy);  // twice: the tickets must reset
+    waitOrDie("GEMV check");
+    std::vector<uint16_t> y(ref.size());
+    cudaOrDie(cudaMemcpy(y.data(), dy, y.size() * 2, cudaMemcpyDeviceToHost), "copy y");
+    double worst = 0;
+    for (size_t i = 0; i < y.size(); i++) {
+      const double v = fromBits(y[i]);
+      const double err = std::isfinite(v) ? std::fabs(v - ref[i]) : 1e30;
+      worst = std::max(worst, err / (std::fabs(ref[i]) + rms));
+    }
+    // bfloat16 output rounding (2^-9 relative), float32 sums, and NF4 code values rounded to
+    // bfloat16 before the absmax product (the reference rounds the product once).
+    const bool pass = worst < 8e-3;
+    if (!pass) {
+      ok = false;
+      failures++;
+    }
+    std::printf("  %-5s %6lldx%-6lld M=%-2d %-16s worst |err| / (|ref| + rms) = %.2e %s\n", formatName(f), (long long)out,
+                (long long)in, rows, c.name().c_str(), worst, pass ? "ok" : "FAIL");
+  }
+  cudaFree(dx);
+  cudaFree(dy);
+  release(w);
+  return ok;
+}
+
+void runChecks() {
+  std::printf("\n== Correctness (float64 reference on the dequantized weights) ==\n");
+  uint64_t seed = 11;
+  const struct {
+    int64_t out, in;
+    int rows;
+  } shapes[] = {{8, 128, 1}, {37, 384, 3}, {100, 1024, 16}, {257, 2176, 9}, {1000, 4096, 1}, {64, 11008, 5}};
+  for (Format f : {Format::Nf4, Format::Int4}) {
+    for (const auto& s : shapes) checkOne(f, s.out, s.in, s.rows, seed++);
+  }
+}
+
+// --- timings ---
+
+double graphMicros(int copies, const std::function<void(int)>& enqueue) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  cudaOrDie(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal), "begin capture");
+  for (int i = 0; i < copies; i++) enqueue(i);
+  cudaOrDie(cudaStreamEndCapture(stream(), &graph), "end capture");
+  cudaOrDie(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+  for (int i = 0; i < 3; i++) cudaGraphLaunch(exec, stream());
+  waitOrDie("graph warm-up");
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  std::vector<double> samples;
+  for (int s = 0; s < 9; s++) {
+    cudaEventRecord(a, stream());
+    for (int r = 0; r < 20; r++) cudaGraphLaunch(exec, stream());
+    cudaEventRecord(b, stream());
+    waitOrDie("graph replays");
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    samples.push_back(1000.0 * ms / (20.0 * copies));
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+__global__ void copyKernel(const uint4* src, uint4* dst, int64_t n) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) dst[i] = __ldg(src + i);
+}
+
+// A plain 16-byte grid-stride copy of 1 GiB (what the benchmarks call copy bandwidth), read + written bytes.
+double copyGBs() {
+  const size_t bytes = size_t(1) << 30;
+  void *src, *dst;
+  cudaOrDie(cudaMalloc(&src, bytes), "cudaMalloc copy");
+  cudaOrDie(cudaMalloc(&dst, bytes), "cudaMalloc copy");
+  cudaMemsetAsync(src, 1, bytes, stream());
+  const double us = graphMicros(1, [&](int) {
+    copyKernel<<<smCount() * 8, 256, 0, stream()>>>(static_cast<const uint4*>(src), static_cast<uint4*>(dst), int64_t(bytes / 16));
+  });
+  cudaFree(src);
+  cudaFree(dst);
+  return 2.0 * double(bytes) / (us * 1e-6) / 1e9;
+}
+
+void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsList, double copy) {
+  Weight first = makeWeight(f, out, in, 5);
+  const int copies = int(std::min(32.0, std::ceil(150e6 / first.bytes())));
+  std::vector<Weight> ws{first};
+  for (int i = 1; i < copies; i++) ws.push_back(makeWeight(f, out, in, 5 + i));
+  const std::vector<uint16_t> x = randomActivations(16, in, 3);
+  Bf16 *dx, *dy;
+  uint32_t* sink;
+  cudaOrDie(cudaMalloc(&dx, x.size() * 2), "cudaMalloc x");
+  cudaOrDie(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "copy x");
+  cudaOrDie(cudaMalloc(&dy, size_t(16 * out * 2)), "cudaMalloc y");
+  cudaOrDie(cudaMalloc(&sink, 1 << 16), "cudaMalloc sink");
+  scratch.ensure(size_t(16) * 16 * out * 4, 0);  // the most any configuration splits into (no allocation while capturing)
+  const double bytes = first.bytes();
+  const double readUs = graphMicros(copies, [&](int i) {
+    const Weight& w = ws[size_t(i)];
+    const int64_t nScales = int64_t(w.scales.size()) * 4 / 16;
+    readOnlyKernel<<<smCount() * 8, 256, 0, stream()>>>(reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
+                                                       reinterpret_cast<const uint4*>(w.dScales), nScales, sink);
+  });
+  std::printf("%-5s %6lldx%-6lld %5.2f MB  read-only ceiling %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", formatName(f),
+              (long long)out, (long long)in, bytes / 1e6, readUs, bytes / (readUs * 1e-6) / 1e9,
+              100.0 * bytes / (readUs * 1e-6) / 1e9 / copy);
+  for (int rows : rowsList) {
+    double best = 1e30;
+    std::string bestName;
+    for (const Config& c : kConfigs) {
+      const double us = graphMicros(copies, [&](int i) { launch(c, ws[size_t(i)], dx, rows, dy); });
+      const double gbs = bytes / (us * 1e-6) / 1e9;
+      std::printf("    M=%-2d %-16s %7.2f us %6.0f GB/s %5.1f %% of copy %5.1f %% of read-only\n", rows, c.name().c_str(), us, gbs,
+                  100.0 * gbs / copy, 100.0 * readUs / us);
+      if (us < best) best = us, bestName = c.name();
+    }
+    std::printf("  best M=%-2d %s %.2f us (%.1f %% of copy)\n", rows, bestName.c_str(), best,
+                100.0 * bytes / (best * 1e-6) / 1e9 / copy);
+    std::fflush(stdout);
+  }
+  cudaFree(dx);
+  cudaFree(dy);
+  cudaFree(sink);
+  for (Weight& w : ws) release(w);
+}
+
+void runTimings() {
+  const double copy = copyGBs();
+  std::printf("\n== Timings (graph replays, weights rotated over >= 150 MB) ==\ndevice-to-device copy 1 GiB: %.0f GB/s (read + write)\n",
+              copy);
+  const std::vector<int> rows = {1, 4, 16};
+  for (Format f : {Format::Nf4, Format::Int4}) {
+    timeShape(f, 4096, 4096, rows, copy);
+    timeShape(f, 11008, 4096, rows, copy);
+    timeShape(f, 4096, 11008, rows, copy);
+  }
+}
+
+// One launch of a configuration, for a profiler (`dev/gemv4 profile`).
+void runProfile() {
+  Weight w = makeWeight(Format::Nf4, 4096, 4096, 5);
+  const std::vector<uint16_t> x = randomActivations(1, 4096, 3);
+  Bf16 *dx, *dy;
+  cudaOrDie(cudaMalloc(&dx, x.size() * 2), "cudaMalloc x");
+  cudaOrDie(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "copy x");
+  cudaOrDie(cudaMalloc(&dy, 4096 * 2), "cudaMalloc y");
+  for (const Config& c : {Config{1, 8}, Config{4, 2}}) launch(c, w, dx, 1, dy);
+  waitOrDie("profile");
+  release(w);
+}
+
+}  // namespace gemv_dev
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "profile") {
+    gemv_dev::runProfile();
+    return 0;
+  }
+  const std::string mode = blora::dev::harnessMode(argc, argv);
+  if (mode.empty()) return 2;
+  if (mode != "time") gemv_dev::runChecks();
+  if (mode != "check") gemv_dev::runTimings();
+  std::printf("\n%d failed checks\n", blora::dev::failures);
+  return blora::dev::failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,104 @@
+// The fused adapter products on cuda (poolLinear, repeatLinear) against the CPU kernels, which
+// their own tests check against float64 loops: every input dtype, λ 1..4, odd sizes, batch
+// dims, strided and transposed operands; then a Q-BLoRA layer's forward and gradients on cuda
+// against the same layer on the CPU.
+import { cast, poolLinear, repeatLinear, sum, mul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
+import { assertClose, randomValues } from '@blora/tensor/testing';
+import { describe, expect, it } from 'vitest';
+import { cudaAvailable } from '@blora/cuda-kernels';
+import '@blora/autograd';
+import { makeTensor, roundTo, type Layout } from './helpers.js';
+
+const TOL: Record<DType, { rtol: number; atol: number }> = {
+  float64: { rtol: 1e-10, atol: 1e-10 },
+  float32: { rtol: 2e-5, atol: 2e-5 },
+  float16: { rtol: 2e-3, atol: 2e-3 },
+  bfloat16: { rtol: 1.6e-2, atol: 1.6e-2 },
+} as Record<DType, { rtol: number; atol: number }>;
+
+/** Runs `op` on both devices from the same values; returns [cuda, cpu] results. */
+function onBoth(build: (device: string) => Tensor[], op: (inputs: Tensor[]) => Tensor): [Float64Array, Float64Array] {
+  const results = ['cuda', 'cpu'].map((device) => {
+    const inputs = build(device);
+    const out = op(inputs);
+    expect(out.device).toBe(device);
+    const values = out.toFloat64Array();
+    for (const t of [out, ...inputs]) t.dispose();
+    return values;
+  });
+  return [results[0]!, results[1]!];
+}
+
+describe.skipIf(!cudaAvailable())('fused adapter products on cuda', () => {
+  it('poolLinear matches the CPU for every x dtype, λ, layout and a batch dim', () => {
+    let seed = 1;
+    for (const xDtype of ['float32', 'float64', 'float16', 'bfloat16'] as DType[]) {
+      for (const wDtype of ['float32', 'float64'] as DType[]) {
+        for (const lambda of [1, 2, 3, 4]) {
+          for (const layout of ['contiguous', 'strided', 'transposed'] as Layout[]) {
+            const k = 7, n = 5;
+            const xShape = [3, 5, k * lambda];
+            const xv = roundTo(randomValues(3 * 5 * k * lambda, seed++), xDtype);
+            const wv = randomValues(n * k, seed++);
+            const [cuda, cpu] = onBoth(
+              (d) => [makeTensor(xv, xShape, xDtype, d, layout), makeTensor(wv, [n, k], wDtype, d, 'contiguous')],
+              ([x, w]) => poolLinear(x!, w!, lambda),
+            );
+            assertClose(cuda, cpu, TOL[wDtype]);
+          }
+        }
+      }
+    }
+  });
+
+  it('repeatLinear matches the CPU with and without a base, for every output dtype, a transposed weight', () => {
+    let seed = 100;
+    for (const dtype of ['float32', 'float64'] as DType[]) {
+      for (const outDtype of ['float32', 'float64', 'float16', 'bfloat16'] as DType[]) {
+        for (const lambda of [1, 2, 3]) {
+          for (const withBase of [false, true]) {
+            const r = 5, nr = 3, rows = 13;
+            const hv = randomValues(rows * r, seed++);
+            const wv = randomValues(nr * r, seed++);
+            const bv = roundTo(randomValues(rows * nr * lambda, seed++), outDtype);
+            const [cuda, cpu] = onBoth(
+              (d) => {
+                const h = makeTensor(hv, [rows, r], dtype, d, 'strided');
+                const wT = makeTensor(wv, [r, nr], dtype, d, 'contiguous');
+                const base = makeTensor(bv, [rows, nr * lambda], outDtype, d, 'transposed');
+                return [h, wT, base];
+              },
+              ([h, wT, base]) => repeatLinear(h!, transpose(wT!), { lambda, scale: 1.75, ...(withBase ? { base: base! } : {}), dtype: outDtype }),
+            );
+            // Computed in h's dtype, rounded once to the output's: the looser of the two bounds.
+            const tol = TOL[outDtype].rtol > TOL[dtype].rtol ? TOL[outDtype] : TOL[dtype];
+            assertClose(cuda, cpu, tol);
+          }
+        }
+      }
+    }
+  });
+
+  it('gives the same forward values and gradients as the CPU through autograd', () => {
+    const rows = 9, k = 6, lambda = 2, r = 4, nr = 5;
+    const xv = roundTo(randomValues(rows * k * lambda, 7), 'bfloat16');
+    const av = randomValues(r * k, 8);
+    const bv = randomValues(nr * r, 9);
+    const basev = roundTo(randomValues(rows * nr * lambda, 10), 'bfloat16');
+    const wv = roundTo(randomValues(rows * nr * lambda, 11), 'bfloat16');
+    const results = ['cuda', 'cpu'].map((device) => {
+      const x = cast(tensor(Array.from(xv), { shape: [rows, k * lambda], device }), 'bfloat16');
+      const a = tensor(Array.from(av), { shape: [r, k], device });
+      const b = tensor(Array.from(bv), { shape: [nr, r], device });
+      const base = cast(tensor(Array.from(basev), { shape: [rows, nr * lambda], device }), 'bfloat16');
+      const weights = cast(tensor(Array.from(wv), { shape: [rows, nr * lambda], device }), 'bfloat16');
+      const inputs = [x, a, b, base];
+      for (const t of inputs) t.requiresGrad = true;
+      const y = repeatLinear(poolLinear(x, a, lambda), b, { lambda, scale: 2, base });
+      sum(cast(mul(y, weights), 'float32')).backward();
+      return [y.toFloat64Array(), ...inputs.map((t) => t.grad!.toFloat64Array())];
+    });
+    const tols = [TOL.bfloat16, TOL.bfloat16, { rtol: 1e-3, atol: 1e-3 }, { rtol: 1e-3, atol: 1e-3 }, TOL.bfloat16];
+    results[0]!.forEach((g, i) => assertClose(g, results[1]![i]!, tols[i]!));
+  });
+});
