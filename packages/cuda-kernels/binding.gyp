@@ -33,6 +33,7 @@
         'native/reduce_middle.cu',
         'native/indexing.cu',
         'native/pool.cu',
+        'native/adapter_maps.cu',
         'native/random.cu',
         'native/optim.cu',
         'native/rmsnorm.cu',

@@ -28,6 +28,14 @@ __device__ __forceinline__ void cpAsyncCommit() {
 #endif
 }
 
+// Waits until at most `Pending` of the copy groups this thread committed are still in flight.
+template <int Pending>
+__device__ __forceinline__ void cpAsyncWaitPending() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+#endif
+}
+
 // Waits until every copy this thread committed has landed.
 __device__ __forceinline__ void cpAsyncWaitAll() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

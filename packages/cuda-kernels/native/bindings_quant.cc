@@ -94,6 +94,21 @@ NAN_METHOD(AvgPool1dBackward) {
   guarded([&] { launchAvgPool1dBackward(tensorArg(info, 0, "gradient"), tensorArg(info, 1, "output"), integerArg(info, 2, "kernel")); });
 }
 
+// poolCast(x, out, kernel): out (float32 / float64) = run means of x's last dim, cast on the way.
+NAN_METHOD(PoolCast) {
+  guarded([&] { launchPoolCast(tensorArg(info, 0, "input"), tensorArg(info, 1, "output"), integerArg(info, 2, "kernel")); });
+}
+
+// repeatAdd(z, base | null, out, lambda, scale): out = base + scale * repeatInterleave(z, lambda).
+NAN_METHOD(RepeatAdd) {
+  guarded([&] {
+    const bool hasBase = !info[1]->IsNull() && !info[1]->IsUndefined();
+    const TensorArg base = hasBase ? tensorArg(info, 1, "base") : TensorArg{};
+    launchRepeatAdd(tensorArg(info, 0, "product"), hasBase ? &base : nullptr, tensorArg(info, 2, "output"),
+                    integerArg(info, 3, "lambda"), numberArg(info, 4, "scale"));
+  });
+}
+
 // repeatInterleave(x, out, repeats, axis) -> bool (false: layout not handled, nothing launched)
 NAN_METHOD(RepeatInterleave) {
   guarded([&] {
@@ -185,6 +200,8 @@ void registerQuantBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "fourBitGemm", FourBitGemm);
   Nan::SetMethod(target, "intGemm", IntGemm);
   Nan::SetMethod(target, "avgPool1dBackward", AvgPool1dBackward);
+  Nan::SetMethod(target, "poolCast", PoolCast);
+  Nan::SetMethod(target, "repeatAdd", RepeatAdd);
   Nan::SetMethod(target, "repeatInterleave", RepeatInterleave);
   Nan::SetMethod(target, "sumRuns", SumRuns);
   Nan::SetMethod(target, "graphBegin", GraphBegin);

@@ -96,6 +96,12 @@ void launchSumRuns(const TensorArg& x, const TensorArg& out, int64_t kernel);
 // pool.cu: out (contiguous) = x with every element repeated `repeats` times along `axis`, for a
 // contiguous x; returns false (nothing launched) for any other layout.
 bool launchRepeatInterleave(const TensorArg& x, const TensorArg& out, int64_t repeats, int axis);
+// adapter_maps.cu: out (float32 / float64) = means of runs of `kernel` elements of the last dim
+// of x (any float dtype); both contiguous.
+void launchPoolCast(const TensorArg& x, const TensorArg& out, int64_t kernel);
+// adapter_maps.cu: out[..., j * lambda + e] = base[...] + scale * z[..., j] (z float32 / float64;
+// base, when given, of out's dtype); all contiguous.
+void launchRepeatAdd(const TensorArg& z, const TensorArg* base, const TensorArg& out, int64_t lambda, double scale);
 
 // random.cu: Philox-4x32-10 streams, the exact mapping of ops/random.ts in @blora/tensor.
 struct PhiloxSeed {

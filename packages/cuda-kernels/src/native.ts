@@ -147,6 +147,8 @@ export interface NativeAddon {
     bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, transposed: boolean): boolean;
   // Pooling maps of the adapters (bindings_quant.cc).
   avgPool1dBackward(dy: Float64Array, dx: Float64Array, kernel: number): void;
+  poolCast(x: Float64Array, out: Float64Array, kernel: number): void;
+  repeatAdd(z: Float64Array, base: Float64Array | null, out: Float64Array, lambda: number, scale: number): void;
   sumRuns(x: Float64Array, out: Float64Array, kernel: number): void;
   /** Vectorized repeat of a contiguous tensor; false when the layout is not handled (nothing ran). */
   repeatInterleave(x: Float64Array, out: Float64Array, repeats: number, axis: number): boolean;

@@ -31,5 +31,6 @@ export { tidy, keep, dispose, memoryStats, peakBytes, resetPeakMemory, type Memo
 export { startOpProfile, stopOpProfile, profileOps, formatOpProfile, type OpProfile, type OpProfileEntry } from './op-profile.js';
 export * from './ops/index.js';
 export { cpuBackend } from './cpu/backend.js';
+export { KernelTemporaries, matmulTransposedInto } from './kernel-temporaries.js';
 export * from './philox.js';
 export * from './safetensors/index.js';

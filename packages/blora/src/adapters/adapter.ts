@@ -6,7 +6,8 @@
 //   ΔW[i, k] = (s / λin) · C[⌊i / λout⌋, ⌊k / λin⌋]          (constant on λout x λin tiles)
 //
 // `addTo` adds Δy to the base layer's output with the fused products poolLinear and
-// repeatLinear where the device has them, so the two maps cost no pass of their own.
+// repeatLinear where the device has them, which spares the output-sized float32 temporaries
+// of the plain composition.
 import {
   add, avgPool1d, cast, clone, findKernel, formatShape, matmul, mul, poolLinear, repeatInterleave, repeatLinear, tidy, transpose,
   zeros, type DType, type Generator, type Tensor,
@@ -206,9 +207,9 @@ export abstract class Adapter extends Module {
    * `y + Δy`: the base layer's output `y` `[..., out]` plus this adapter's update for its input
    * `x` `[..., in]`, as a new tensor of y's dtype (y and x stay the caller's). When the device
    * has kernels for the fused products `poolLinear` and `repeatLinear` and the parameters are
-   * float32 or float64, the pooling and cast of x ride on the product with A, and the scaling,
-   * repeat, cast and sum with y on the product with B, so the update makes no pass of its own
-   * over the activations. An active dropout (training, p > 0) sits between the pool and A, and
+   * float32 or float64, the pooling and cast of x go with the product with A, and the scaling,
+   * repeat, cast and sum with y with the product with B (each device runs them in as few passes
+   * as its kernels allow). An active dropout (training, p > 0) sits between the pool and A, and
    * the matrix form has no A: then x is pooled first and only the product with B (or M) is
    * fused. Elsewhere it computes `add(y, forward(x))`.
    */

@@ -5,6 +5,7 @@
 // freed before the kernel returns. When repeatLinear's output or base has another dtype than
 // its product, it finishes with one loop that scales, repeats, adds and rounds in a single pass.
 import { getKernel, registerKernel, type Attrs } from '../dispatch.js';
+import { KernelTemporaries, matmulTransposedInto } from '../kernel-temporaries.js';
 import { Tensor } from '../tensor.js';
 import { commitValues, outputValues, readValues, storageOf } from './access.js';
 
@@ -14,43 +15,6 @@ import { commitValues, outputValues, readValues, storageOf } from './access.js';
  */
 function runCpu(op: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Attrs = {}): void {
   getKernel(op, 'cpu')(inputs, outputs, attrs);
-}
-
-/** Temporaries of one kernel call, freed together at the end. */
-class Temporaries {
-  private readonly list: Tensor[] = [];
-
-  /** Registers `t` for freeing and returns it. */
-  add(t: Tensor): Tensor {
-    this.list.push(t);
-    return t;
-  }
-
-  /** Frees every registered tensor. */
-  free(): void {
-    for (const t of this.list) t.dispose();
-    this.list.length = 0;
-  }
-}
-
-/** `t` `[..., c]` as an operand of rank >= 2 for the matmul kernel: itself, or a `[1, c]` view of a vector. */
-function asMatrix(t: Tensor, temps: Temporaries): Tensor {
-  if (t.rank >= 2) return t;
-  return temps.add(Tensor.view(t, [1, t.shape[0]!], [0, t.strides[0]!], t.offset));
-}
-
-/**
- * dst `[..., n]` = a `[..., k]` · weightᵀ for weight `[n, k]` (read through its strides). `dst`
- * is contiguous. The matmul kernel gets weightᵀ as a view broadcast over a's batch dims, so
- * a batch whose dims fold into rows becomes one tall product.
- */
-function multiplyByTranspose(a: Tensor, weight: Tensor, dst: Tensor, temps: Temporaries): void {
-  const lhs = asMatrix(a, temps);
-  const out = asMatrix(dst, temps);
-  const [n, k] = weight.shape as [number, number];
-  const batch = lhs.shape.slice(0, -2);
-  const rhs = temps.add(Tensor.view(weight, [...batch, k, n], [...batch.map(() => 0), weight.strides[1]!, weight.strides[0]!], weight.offset));
-  runCpu('matmul', [lhs, rhs], [out]);
 }
 
 /** Writes zeros into the dense float tensor `t`. */
@@ -69,20 +33,20 @@ registerKernel('poolLinear', 'cpu', ([x, weight], [out], { lambda }) => {
     fillZero(out!);
     return;
   }
-  const temps = new Temporaries();
+  const temps = new KernelTemporaries('cpu');
   try {
     let pooled = x!;
     if (pooled.dtype !== dtype) {
-      const cast = temps.add(Tensor.empty(pooled.shape, dtype, 'cpu'));
+      const cast = temps.empty(pooled.shape, dtype);
       runCpu('cast', [pooled], [cast], { dtype });
       pooled = cast;
     }
     if (lam > 1) {
-      const averaged = temps.add(Tensor.empty([...pooled.shape.slice(0, -1), k], dtype, 'cpu'));
+      const averaged = temps.empty([...pooled.shape.slice(0, -1), k], dtype);
       runCpu('avgPool1d', [pooled], [averaged], { kernel: lam });
       pooled = averaged;
     }
-    multiplyByTranspose(pooled, weight!, out!, temps);
+    matmulTransposedInto(pooled, weight!, out!, temps);
   } finally {
     temps.free();
   }
@@ -93,18 +57,18 @@ registerKernel('poolLinear', 'cpu', ([x, weight], [out], { lambda }) => {
  * base of the product's dtype: mul (on the small product), repeatInterleave and add, each of
  * which a faster CPU kernel may replace.
  */
-function finishWithKernels(product: Tensor, out: Tensor, base: Tensor | undefined, lambda: number, scale: number, temps: Temporaries): void {
+function finishWithKernels(product: Tensor, out: Tensor, base: Tensor | undefined, lambda: number, scale: number, temps: KernelTemporaries): void {
   let result = product;
   if (scale !== 1) {
     const value = product.dtype === 'float64' ? new Float64Array([scale]) : new Float32Array([scale]);
     const factor = temps.add(Tensor.fromTypedArray(value, [], product.dtype, 'cpu'));
     const broadcast = temps.add(Tensor.view(factor, product.shape, product.shape.map(() => 0), 0));
-    const scaled = lambda === 1 && !base ? out : temps.add(Tensor.empty(product.shape, product.dtype, 'cpu'));
+    const scaled = lambda === 1 && !base ? out : temps.empty(product.shape, product.dtype);
     runCpu('mul', [product, broadcast], [scaled]);
     result = scaled;
   }
   if (lambda > 1) {
-    const repeated = base ? temps.add(Tensor.empty(out.shape, out.dtype, 'cpu')) : out;
+    const repeated = base ? temps.empty(out.shape, out.dtype) : out;
     runCpu('repeatInterleave', [result], [repeated], { repeats: lambda, axis: out.rank - 1 });
     result = repeated;
   }
@@ -146,13 +110,13 @@ registerKernel('repeatLinear', 'cpu', ([h, weight, base], [out], { lambda, scale
   const s = scale as number;
   const b = hasBase ? base! : undefined;
   const dtype = h!.dtype;
-  const temps = new Temporaries();
+  const temps = new KernelTemporaries('cpu');
   try {
     const [nr, r] = weight!.shape as [number, number];
     const direct = lam === 1 && s === 1 && !b && out!.dtype === dtype;
-    const product = direct ? out! : temps.add(Tensor.empty([...h!.shape.slice(0, -1), nr], dtype, 'cpu'));
+    const product = direct ? out! : temps.empty([...h!.shape.slice(0, -1), nr], dtype);
     if (r === 0) fillZero(product);
-    else multiplyByTranspose(h!, weight!, product, temps);
+    else matmulTransposedInto(h!, weight!, product, temps);
     if (direct) return;
     if (out!.dtype === dtype && (!b || b.dtype === dtype)) finishWithKernels(product, out!, b, lam, s, temps);
     else finishInOnePass(product, out!, b, lam, s);

@@ -1,9 +1,9 @@
 // The two fused products of the balanced adapters. The adapter's update is
 //   y = base + s · repeatInterleave(B · A · avgPool_λin(x), λout)
-// and each parameter-free map rides on the product next to it: `poolLinear` averages the input
-// while it loads it as the operand of the product with A, `repeatLinear` repeats, scales and adds
-// the product with B into the base output while it stores the result. A device kernel can then
-// read the activations once and write the output once.
+// and each parameter-free map is one op with the product next to it: `poolLinear` casts and
+// averages the input of the product with A, `repeatLinear` scales, repeats and adds the product
+// with B into the base output. A device's kernels are free to fold the maps into the products'
+// loads and stores; they need no output-sized float32 temporary either way.
 import { isFloatDType, type DType } from '../dtype.js';
 import { execute1 } from '../dispatch.js';
 import { formatShape } from '../shape.js';
