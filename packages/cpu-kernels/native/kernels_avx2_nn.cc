@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include "avx2_util.h"
+#include "kernel_util.h"
 
 namespace blora {
 namespace avx2 {
@@ -20,22 +21,6 @@ namespace avx2 {
 namespace {
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-/** i / blocksize; a shift for the usual power-of-two block sizes (a 64-bit division costs tens of cycles). */
-inline int64_t block_of(int64_t i, int64_t blocksize) {
-  return (blocksize & (blocksize - 1)) == 0 ? i >> __builtin_ctzll(static_cast<uint64_t>(blocksize)) : i / blocksize;
-}
-
-inline int nibble(const uint8_t* packed, int64_t i) {
-  const int byte = packed[i >> 1];
-  return (i & 1) ? byte & 15 : byte >> 4;
-}
 
 /** The eight 4-bit codes of elements i .. i + 7 (i even) as 32-bit lanes. */
 inline __m256i nibbles8(const uint8_t* packed, int64_t i) {
@@ -196,33 +181,13 @@ void int_axpy_fixed(const uint8_t* codes, int64_t start, int64_t n, const float*
 template <int Bits>
 void int_axpy_bits(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
                    int64_t block, int64_t phase, const float* alpha, int64_t rows, float* y, int64_t ldy) {
-  switch (rows) {
-    case 1: return int_axpy_fixed<Bits, 1>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    case 2: return int_axpy_fixed<Bits, 2>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    case 3: return int_axpy_fixed<Bits, 3>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    case 4: return int_axpy_fixed<Bits, 4>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    case 5: return int_axpy_fixed<Bits, 5>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    case 6: return int_axpy_fixed<Bits, 6>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    case 7: return int_axpy_fixed<Bits, 7>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    case 8: return int_axpy_fixed<Bits, 8>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy);
-    default: return;
-  }
+  with_rows(rows, [&](auto r) { int_axpy_fixed<Bits, decltype(r)::value>(codes, start, n, scales, offsets, block, phase, alpha, y, ldy); });
 }
 
 template <int Bits>
 void int_dot_bits(const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,
                   int64_t block, const float* x, int64_t ldx, int64_t rows, float* dots) {
-  switch (rows) {
-    case 1: return int_dot_fixed<Bits, 1>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    case 2: return int_dot_fixed<Bits, 2>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    case 3: return int_dot_fixed<Bits, 3>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    case 4: return int_dot_fixed<Bits, 4>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    case 5: return int_dot_fixed<Bits, 5>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    case 6: return int_dot_fixed<Bits, 6>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    case 7: return int_dot_fixed<Bits, 7>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    case 8: return int_dot_fixed<Bits, 8>(codes, start, n, scales, offsets, block, x, ldx, dots);
-    default: return;
-  }
+  with_rows(rows, [&](auto r) { int_dot_fixed<Bits, decltype(r)::value>(codes, start, n, scales, offsets, block, x, ldx, dots); });
 }
 
 }  // namespace
@@ -252,32 +217,12 @@ void decode_nf4(const uint8_t* packed, int64_t start, int64_t count, const float
 
 void nf4_dot(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
              const float* table, const float* x, int64_t ldx, int64_t rows, float* dots) {
-  switch (rows) {
-    case 1: return nf4_dot_fixed<1>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    case 2: return nf4_dot_fixed<2>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    case 3: return nf4_dot_fixed<3>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    case 4: return nf4_dot_fixed<4>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    case 5: return nf4_dot_fixed<5>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    case 6: return nf4_dot_fixed<6>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    case 7: return nf4_dot_fixed<7>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    case 8: return nf4_dot_fixed<8>(packed, start, n, absmax, blocksize, table, x, ldx, dots);
-    default: return;
-  }
+  with_rows(rows, [&](auto r) { nf4_dot_fixed<decltype(r)::value>(packed, start, n, absmax, blocksize, table, x, ldx, dots); });
 }
 
 void nf4_axpy(const uint8_t* packed, int64_t start, int64_t n, const float* absmax, int64_t blocksize,
               const float* table, const float* alpha, int64_t rows, float* y, int64_t ldy) {
-  switch (rows) {
-    case 1: return nf4_axpy_fixed<1>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    case 2: return nf4_axpy_fixed<2>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    case 3: return nf4_axpy_fixed<3>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    case 4: return nf4_axpy_fixed<4>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    case 5: return nf4_axpy_fixed<5>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    case 6: return nf4_axpy_fixed<6>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    case 7: return nf4_axpy_fixed<7>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    case 8: return nf4_axpy_fixed<8>(packed, start, n, absmax, blocksize, table, alpha, y, ldy);
-    default: return;
-  }
+  with_rows(rows, [&](auto r) { nf4_axpy_fixed<decltype(r)::value>(packed, start, n, absmax, blocksize, table, alpha, y, ldy); });
 }
 
 void int_dot(int bits, const uint8_t* codes, int64_t start, int64_t n, const float* scales, const float* offsets,

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "avx2_util.h"
+#include "kernel_util.h"
 #include "kernels_avx2_nn.h"
 
 namespace blora {
@@ -129,21 +130,6 @@ void nf4_fixed(const uint8_t* packed, int64_t start, int64_t n, const float* abs
   accumulate<R>(n, x, load, lanes, [&](int64_t c) { return half_scales(absmax, groups, (start + c) / 32); }, acc);
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) dots[i] = hsum(acc[i]);
-}
-
-template <typename Fn>
-inline void with_rows(int64_t rows, const Fn& fn) {
-  switch (rows) {
-    case 1: return fn(std::integral_constant<int, 1>());
-    case 2: return fn(std::integral_constant<int, 2>());
-    case 3: return fn(std::integral_constant<int, 3>());
-    case 4: return fn(std::integral_constant<int, 4>());
-    case 5: return fn(std::integral_constant<int, 5>());
-    case 6: return fn(std::integral_constant<int, 6>());
-    case 7: return fn(std::integral_constant<int, 7>());
-    case 8: return fn(std::integral_constant<int, 8>());
-    default: return;
-  }
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 // replace (the memory-bound elementwise and pooling loops) are taken from the AVX2 table.
 #include <immintrin.h>
 
+#include "avx2_util.h"
 #include "avx512_util.h"
 #include "kernels.h"
 #include "kernels_avx512_nn.h"
@@ -19,6 +20,7 @@ constexpr int kNr = 32;
 using avx512::hsum;
 using avx512::hsum4;
 using avx512::lanes;
+using avx2::transpose8;
 
 // ---------------------------------------------------------------------------------------------
 // GEMM micro-kernel: a 14 x 32 tile of C in 28 zmm registers; per depth step two loads of B,
@@ -67,29 +69,6 @@ void gemm_micro(int64_t kc, const float* a, const float* b, float* c, int64_t ld
 
 // ---------------------------------------------------------------------------------------------
 // Packing for the layouts that need a transpose: 8 x 8 blocks transposed in ymm registers.
-
-inline void transpose8(__m256 r[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 // dst[p * 14 + r] = src[r * rs + p]: rows 0-7 and 8-13 transposed in two 8 x 8 blocks per
 // eight depth steps; the second block's two unused lanes are masked off.

@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "avx512_util.h"
+#include "kernel_util.h"
 #include "kernels_avx512_q8.h"
 
 namespace blora {
@@ -31,28 +32,6 @@ namespace avx512 {
 namespace {
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-inline uint64_t load_u64(const uint8_t* p) {
-  uint64_t v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-/** i / blocksize; a shift for the usual power-of-two block sizes. */
-inline int64_t block_of(int64_t i, int64_t blocksize) {
-  return (blocksize & (blocksize - 1)) == 0 ? i >> __builtin_ctzll(static_cast<uint64_t>(blocksize)) : i / blocksize;
-}
-
-inline int nibble(const uint8_t* packed, int64_t i) {
-  const int byte = packed[i >> 1];
-  return (i & 1) ? byte & 15 : byte >> 4;
-}
 
 /**
  * The codes of elements i .. i + count (i even, count 8 or 16) in lanes 0 .. count, in bits
@@ -247,22 +226,6 @@ struct Int8Runs {
     });
   }
 };
-
-/** Calls fn(std::integral_constant<int, R>) for the runtime row count 1 <= rows <= 8. */
-template <typename Fn>
-inline void with_rows(int64_t rows, const Fn& fn) {
-  switch (rows) {
-    case 1: return fn(std::integral_constant<int, 1>());
-    case 2: return fn(std::integral_constant<int, 2>());
-    case 3: return fn(std::integral_constant<int, 3>());
-    case 4: return fn(std::integral_constant<int, 4>());
-    case 5: return fn(std::integral_constant<int, 5>());
-    case 6: return fn(std::integral_constant<int, 6>());
-    case 7: return fn(std::integral_constant<int, 7>());
-    case 8: return fn(std::integral_constant<int, 8>());
-    default: return;
-  }
-}
 
 /**
  * The dot products of one weight row slice with R activation rows in split order: runs(body)

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernel_util.h"
 #include "kernels.h"
 
 namespace blora {
@@ -106,11 +107,6 @@ void activation(ActivationOp op, const float* src, float* dst, int64_t n) {
     if (op == ActivationOp::Sigmoid) dst[i] = static_cast<float>(s);
     else dst[i] = x == -HUGE_VAL ? -0.0f : static_cast<float>(x * s);
   }
-}
-
-inline int nibble(const uint8_t* packed, int64_t i) {
-  const int byte = packed[i >> 1];
-  return (i & 1) ? byte & 15 : byte >> 4;
 }
 
 void decode_nf4(const uint8_t* packed, int64_t start, int64_t count, const float* absmax, int64_t blocksize,
