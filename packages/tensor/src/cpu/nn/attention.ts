@@ -2,6 +2,7 @@
 // Both walk one query row at a time; the only scratch beyond the outputs is one row of
 // S probabilities, so memory stays linear in the sequence lengths.
 import { registerKernel, type Attrs } from '../../dispatch.js';
+import type { Tensor } from '../../tensor.js';
 import { commitValues, outputValues, readValues } from '../access.js';
 
 interface Mask {
@@ -21,13 +22,15 @@ function maskOf(attrs: Attrs): Mask {
   return { causal: attrs.causal as boolean, window: (attrs.window as number | null) ?? null };
 }
 
+/** Sizes, heads per key/value head, scale and mask of one attention call (q [b, h, t, d], k [b, hkv, s, d], v [b, hkv, s, dv]). */
+function dimsOf(q: Tensor, k: Tensor, v: Tensor, attrs: Attrs) {
+  const [b, h, t, d] = q.shape as [number, number, number, number];
+  const [, hkv, s] = k.shape as [number, number, number, number];
+  return { b, h, t, d, hkv, s, dv: v.shape[3]!, group: h / hkv, scale: attrs.scale as number, mask: maskOf(attrs) };
+}
+
 registerKernel('attention', 'cpu', ([q, k, v], [o, lse], attrs) => {
-  const [b, h, t, d] = q!.shape as [number, number, number, number];
-  const [, hkv, s] = k!.shape as [number, number, number, number];
-  const dv = v!.shape[3]!;
-  const group = h / hkv;
-  const scale = attrs.scale as number;
-  const mask = maskOf(attrs);
+  const { b, h, t, d, hkv, s, dv, group, scale, mask } = dimsOf(q!, k!, v!, attrs);
   const qv = readValues(q!);
   const kv = readValues(k!);
   const vv = readValues(v!);
@@ -79,12 +82,7 @@ registerKernel('attention', 'cpu', ([q, k, v], [o, lse], attrs) => {
 // With P = softmax(S), S = scale q k^T and D_t = dO_t . o_t:
 // dv_s += P_ts dO_t, dS_ts = P_ts (dO_t . v_s - D_t), dq_t += scale dS_ts k_s, dk_s += scale dS_ts q_t.
 registerKernel('attentionBackward', 'cpu', ([dO, q, k, v, o, lse], [dq, dk, dvOut], attrs) => {
-  const [b, h, t, d] = q!.shape as [number, number, number, number];
-  const [, hkv, s] = k!.shape as [number, number, number, number];
-  const dv = v!.shape[3]!;
-  const group = h / hkv;
-  const scale = attrs.scale as number;
-  const mask = maskOf(attrs);
+  const { b, h, t, d, hkv, s, dv, group, scale, mask } = dimsOf(q!, k!, v!, attrs);
   const dov = readValues(dO!);
   const qv = readValues(q!);
   const kv = readValues(k!);
