@@ -14,6 +14,7 @@ import { EMBEDDED_MC, EMBEDDED_MODEL, existing } from './assets.js';
 import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
 import { adapterBlockSettings, checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
+import { BASE_MODEL_FLAG, ADAPTER_FLAG, BASE_QUANT_FLAG, BLOCK_FLAG } from './adapter-flags.js';
 
 /** The flags of `blora eval`. */
 export const EVAL_SPEC: CommandSpec = {
@@ -21,16 +22,16 @@ export const EVAL_SPEC: CommandSpec = {
   usage: 'blora eval [--model DIR] [--adapter DIR] [--mc FILE] [--data FILE] [--text FILE] [options]',
   summary: 'Evaluate a base model, alone or with an adapter: multiple-choice accuracy, held-out loss, text perplexity.',
   flags: [
-    { name: 'model', type: 'string', value: 'DIR', help: 'Hugging Face checkpoint directory', defaultText: "the adapter's base model, else the embedded tiny model" },
-    { name: 'adapter', type: 'string', value: 'DIR', help: 'adapter directory (PEFT layout, e.g. the --out of blora finetune)' },
+    BASE_MODEL_FLAG,
+    ADAPTER_FLAG,
     { name: 'mc', type: 'string', value: 'FILE', help: 'multiple-choice questions, JSONL (instruction, input, choices, answer)', defaultText: 'the embedded test when nothing else is asked, or with --mc-limit' },
     { name: 'mc-limit', type: 'string', value: 'N', help: 'score only the first N questions (0: all)', defaultText: '0' },
     { name: 'data', type: 'string', value: 'FILE', help: 'Alpaca JSONL: mean loss and perplexity of the responses' },
     { name: 'text', type: 'string', value: 'FILE', help: 'plain text: perplexity' },
     { name: 'max-tokens', type: 'string', value: 'N', help: 'score at most N tokens of --text (0: all)', defaultText: '0' },
     { name: 'window', type: 'string', value: 'N', help: 'tokens per window for --text', defaultText: '256' },
-    { name: 'quant', type: 'string', value: 'Q', help: 'base format: none, nf4 or int4', defaultText: "as the adapter was trained (its run.json), else none" },
-    { name: 'block', type: 'string', value: 'N', help: 'quantization block (see blora finetune --help)' },
+    BASE_QUANT_FLAG,
+    BLOCK_FLAG,
     { name: 'batch', type: 'string', value: 'N', help: 'sequences per forward pass', defaultText: '8' },
     { name: 'device', type: 'string', value: 'D', help: 'cpu or cuda', defaultText: 'cpu' },
     { name: 'json', type: 'boolean', help: 'print the results as JSON' },

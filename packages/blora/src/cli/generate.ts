@@ -10,6 +10,7 @@ import { EMBEDDED_MODEL, existing } from './assets.js';
 import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
 import { adapterBlockSettings, checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
+import { BASE_MODEL_FLAG, ADAPTER_FLAG, BASE_QUANT_FLAG, BLOCK_FLAG } from './adapter-flags.js';
 
 /** The flags of `blora generate`. */
 export const GENERATE_SPEC: CommandSpec = {
@@ -20,10 +21,10 @@ export const GENERATE_SPEC: CommandSpec = {
     { name: 'instruction', type: 'string', value: 'TEXT', help: 'instruction, put in the Alpaca prompt template' },
     { name: 'input', type: 'string', value: 'TEXT', help: 'optional context for --instruction' },
     { name: 'prompt', type: 'string', value: 'TEXT', help: 'raw prompt (no template)' },
-    { name: 'model', type: 'string', value: 'DIR', help: 'Hugging Face checkpoint directory', defaultText: "the adapter's base model, else the embedded tiny model" },
-    { name: 'adapter', type: 'string', value: 'DIR', help: 'adapter directory (PEFT layout)' },
-    { name: 'quant', type: 'string', value: 'Q', help: 'base format: none, nf4 or int4', defaultText: "from the adapter's run.json, else none" },
-    { name: 'block', type: 'string', value: 'N', help: 'quantization block (see blora finetune --help)' },
+    BASE_MODEL_FLAG,
+    ADAPTER_FLAG,
+    BASE_QUANT_FLAG,
+    BLOCK_FLAG,
     { name: 'max-new-tokens', type: 'string', value: 'N', help: 'most tokens to generate', defaultText: '64' },
     { name: 'temperature', type: 'string', value: 'T', help: 'sampling temperature (0: greedy)', defaultText: '0' },
     { name: 'top-p', type: 'string', value: 'P', help: 'nucleus sampling threshold', defaultText: '1' },

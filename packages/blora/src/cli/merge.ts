@@ -22,6 +22,7 @@ import { UsageError } from './errors.js';
 import type { CliIO } from './io.js';
 import { adapterBlockSettings, baseLinearFactory, checkModelDir, loadBaseModel, prepareDevice, quantizeOptionsFor, readRunSettings, type BaseQuant } from './model-io.js';
 import { assertFreshOutput, writeDirectoryAtomically } from './output-dir.js';
+import { BASE_MODEL_FLAG, ADAPTER_FLAG, BASE_QUANT_FLAG, BLOCK_FLAG } from './adapter-flags.js';
 
 /** File name of the merge report written into the merged checkpoint directory. */
 export const MERGE_REPORT = 'merge-report.json';
@@ -35,11 +36,11 @@ export const MERGE_SPEC: CommandSpec = {
   usage: 'blora merge --adapter DIR --out DIR [--model DIR] [--mode exact|dense|requantize] [--requantize nf4|int4]',
   summary: 'Merge an adapter into its base model and save the result as a Hugging Face checkpoint directory.',
   flags: [
-    { name: 'adapter', type: 'string', value: 'DIR', help: 'adapter directory (PEFT layout)' },
+    ADAPTER_FLAG,
     { name: 'out', type: 'string', value: 'DIR', help: 'where the merged checkpoint goes (must be new or empty)' },
-    { name: 'model', type: 'string', value: 'DIR', help: 'base checkpoint directory', defaultText: "the adapter's base model, else the embedded tiny model" },
-    { name: 'quant', type: 'string', value: 'Q', help: 'base format the adapter was trained on: none, nf4 or int4', defaultText: "from the adapter's run.json, else none" },
-    { name: 'block', type: 'string', value: 'N', help: 'quantization block (see blora finetune --help)' },
+    BASE_MODEL_FLAG,
+    BASE_QUANT_FLAG,
+    BLOCK_FLAG,
     { name: 'mode', type: 'string', value: 'M', help: 'exact (into dense weights or INT4 offsets), dense (dequantize + add) or requantize', defaultText: 'exact; dense for an NF4 base; requantize with --requantize' },
     { name: 'requantize', type: 'string', value: 'Q', help: 'quantize the merged weights again to nf4 or int4 (lossy; the error of each layer is reported)' },
     { name: 'requantize-block', type: 'string', value: 'N', help: 'NF4 blocksize or INT4 group size for --requantize', defaultText: '64 for nf4, 32 for int4' },
