@@ -43,10 +43,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     const T* kBase = k + bi * a.ks[0] + kvh * a.ks[1];
     const T* vBase = v + bi * a.vs[0] + kvh * a.vs[1];
     __syncthreads();  // the previous work item is done with shared memory
-    for (int64_t idx = threadIdx.x; idx < kRows * a.d; idx += blockDim.x) {
-      const int64_t r = idx / a.d, c = idx % a.d, t = t0 + r;
-      qs[idx] = t < a.t ? Num<T>::load(qBase[t * a.qs[2] + c * a.qs[3]]) : C(0);
-    }
+    stageRows(qs, a.d, qBase, a.qs[2], a.qs[3], t0, a.t, kRows, a.d);
     const int64_t tLast = (t0 + kRows < a.t ? t0 + kRows : a.t) - 1;
     const int64_t keyStart = a.keyLo(t0), keyEnd = a.keyHi(tLast);
     C m[kAttnRowsPerWarp], l[kAttnRowsPerWarp], acc[kAttnRowsPerWarp][NL];
@@ -59,14 +56,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     for (int64_t s0 = keyStart; s0 < keyEnd; s0 += kAttnKeys) {
       __syncthreads();  // Q is staged / the previous tile is consumed
-      for (int64_t idx = threadIdx.x; idx < kAttnKeys * a.d; idx += blockDim.x) {
-        const int64_t j = idx / a.d, c = idx % a.d, s = s0 + j;
-        ksh[j * (a.d + 1) + c] = s < keyEnd ? Num<T>::load(kBase[s * a.ks[2] + c * a.ks[3]]) : C(0);
-      }
-      for (int64_t idx = threadIdx.x; idx < kAttnKeys * a.dv; idx += blockDim.x) {
-        const int64_t j = idx / a.dv, c = idx % a.dv, s = s0 + j;
-        vsh[idx] = s < keyEnd ? Num<T>::load(vBase[s * a.vs[2] + c * a.vs[3]]) : C(0);
-      }
+      stageRows(ksh, a.d + 1, kBase, a.ks[2], a.ks[3], s0, keyEnd, kAttnKeys, a.d);
+      stageRows(vsh, a.dv, vBase, a.vs[2], a.vs[3], s0, keyEnd, kAttnKeys, a.dv);
       __syncthreads();
       // Scores of this lane's key against the warp's rows: one K read serves every row.
       C dot[kAttnRowsPerWarp] = {};

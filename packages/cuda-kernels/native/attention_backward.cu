@@ -66,14 +66,8 @@ __global__ void __launch_bounds__(kDqWarps * 32)
     const T* kBase = k + bi * a.ks[0] + kvh * a.ks[1];
     const T* vBase = v + bi * a.vs[0] + kvh * a.vs[1];
     __syncthreads();  // the previous work item is done with shared memory
-    for (int64_t idx = threadIdx.x; idx < kDqRows * a.d; idx += blockDim.x) {
-      const int64_t r = idx / a.d, c = idx % a.d, t = t0 + r;
-      qsh[idx] = t < a.t ? Num<T>::load(qBase[t * a.qs[2] + c * a.qs[3]]) : C(0);
-    }
-    for (int64_t idx = threadIdx.x; idx < kDqRows * a.dv; idx += blockDim.x) {
-      const int64_t r = idx / a.dv, c = idx % a.dv, t = t0 + r;
-      dosh[idx] = t < a.t ? Num<T>::load(dOBase[t * dos.s[2] + c * dos.s[3]]) : C(0);
-    }
+    stageRows(qsh, a.d, qBase, a.qs[2], a.qs[3], t0, a.t, kDqRows, a.d);
+    stageRows(dosh, a.dv, dOBase, dos.s[2], dos.s[3], t0, a.t, kDqRows, a.dv);
     // Delta and lse of the warp's rows.
     for (int i = 0; i < kAttnRowsPerWarp; i++) {
       const int r = warp * kAttnRowsPerWarp + i;
@@ -101,14 +95,8 @@ __global__ void __launch_bounds__(kDqWarps * 32)
     const int64_t keyStart = a.keyLo(t0), keyEnd = a.keyHi(tLast);
     for (int64_t s0 = keyStart; s0 < keyEnd; s0 += kAttnKeys) {
       __syncthreads();
-      for (int64_t idx = threadIdx.x; idx < kAttnKeys * a.d; idx += blockDim.x) {
-        const int64_t j = idx / a.d, c = idx % a.d, s = s0 + j;
-        ksh[j * (a.d + 1) + c] = s < keyEnd ? Num<T>::load(kBase[s * a.ks[2] + c * a.ks[3]]) : C(0);
-      }
-      for (int64_t idx = threadIdx.x; idx < kAttnKeys * a.dv; idx += blockDim.x) {
-        const int64_t j = idx / a.dv, c = idx % a.dv, s = s0 + j;
-        vsh[j * (a.dv + 1) + c] = s < keyEnd ? Num<T>::load(vBase[s * a.vs[2] + c * a.vs[3]]) : C(0);
-      }
+      stageRows(ksh, a.d + 1, kBase, a.ks[2], a.ks[3], s0, keyEnd, kAttnKeys, a.d);
+      stageRows(vsh, a.dv + 1, vBase, a.vs[2], a.vs[3], s0, keyEnd, kAttnKeys, a.dv);
       __syncthreads();
       C dot[kAttnRowsPerWarp] = {}, dp[kAttnRowsPerWarp] = {};
       for (int64_t c = 0; c < a.d; c++) {
@@ -184,14 +172,8 @@ __global__ void __launch_bounds__(kKvWarps * 32)
     const T* kBase = k + bi * a.ks[0] + kvh * a.ks[1];
     const T* vBase = v + bi * a.vs[0] + kvh * a.vs[1];
     __syncthreads();  // the previous work item is done with shared memory
-    for (int64_t idx = threadIdx.x; idx < kAttnKeys * a.d; idx += blockDim.x) {
-      const int64_t j = idx / a.d, c = idx % a.d, s = s0 + j;
-      ksh[idx] = s < a.s ? Num<T>::load(kBase[s * a.ks[2] + c * a.ks[3]]) : C(0);
-    }
-    for (int64_t idx = threadIdx.x; idx < kAttnKeys * a.dv; idx += blockDim.x) {
-      const int64_t j = idx / a.dv, c = idx % a.dv, s = s0 + j;
-      vsh[idx] = s < a.s ? Num<T>::load(vBase[s * a.vs[2] + c * a.vs[3]]) : C(0);
-    }
+    stageRows(ksh, a.d, kBase, a.ks[2], a.ks[3], s0, a.s, kAttnKeys, a.d);
+    stageRows(vsh, a.dv, vBase, a.vs[2], a.vs[3], s0, a.s, kAttnKeys, a.dv);
     C dkAcc[kAttnRowsPerWarp][NL], dvAcc[kAttnRowsPerWarp][NL];
 #pragma unroll
     for (int i = 0; i < kAttnRowsPerWarp; i++) {
@@ -211,14 +193,8 @@ __global__ void __launch_bounds__(kKvWarps * 32)
       const T* dOBase = dO + bi * dos.s[0] + hq * dos.s[1];
       for (int64_t t0 = tStart; t0 < tEnd; t0 += kQueries) {
         __syncthreads();  // K and V are staged / the previous query tile is consumed
-        for (int64_t idx = threadIdx.x; idx < kQueries * a.d; idx += blockDim.x) {
-          const int64_t j = idx / a.d, c = idx % a.d, t = t0 + j;
-          qsh[j * (a.d + 1) + c] = t < tEnd ? Num<T>::load(qBase[t * a.qs[2] + c * a.qs[3]]) : C(0);
-        }
-        for (int64_t idx = threadIdx.x; idx < kQueries * a.dv; idx += blockDim.x) {
-          const int64_t j = idx / a.dv, c = idx % a.dv, t = t0 + j;
-          dosh[j * (a.dv + 1) + c] = t < tEnd ? Num<T>::load(dOBase[t * dos.s[2] + c * dos.s[3]]) : C(0);
-        }
+        stageRows(qsh, a.d + 1, qBase, a.qs[2], a.qs[3], t0, tEnd, kQueries, a.d);
+        stageRows(dosh, a.dv + 1, dOBase, dos.s[2], dos.s[3], t0, tEnd, kQueries, a.dv);
         if (threadIdx.x < kQueries) {
           const int64_t t = t0 + threadIdx.x;
           lsesh[threadIdx.x] = t < tEnd ? lse[rowBase + t] : C(0);

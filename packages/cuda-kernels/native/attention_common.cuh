@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "numeric.cuh"
 
 namespace blora {
 
@@ -105,5 +106,17 @@ void allowSharedMemory(Kernel* kernel, size_t bytes, const char* op, const AttnD
 
 // Blocks of a 1-D grid over `count` work items (the kernels loop over the rest).
 inline unsigned attentionGrid(int64_t count) { return unsigned(count < (int64_t(1) << 30) ? count : (int64_t(1) << 30)); }
+
+// Stages `rows` rows of an attention operand in shared memory as compute-type values, all threads
+// of the block taking part: dst[r * pitch + c] = src[(first + r) * rowStride + c * colStride] for
+// c < cols, zeros for rows at or past `end`.
+template <typename T, typename C>
+__device__ __forceinline__ void stageRows(C* dst, int64_t pitch, const T* src, int64_t rowStride, int64_t colStride,
+                                          int64_t first, int64_t end, int64_t rows, int64_t cols) {
+  for (int64_t idx = threadIdx.x; idx < rows * cols; idx += blockDim.x) {
+    const int64_t r = idx / cols, c = idx % cols, row = first + r;
+    dst[r * pitch + c] = row < end ? Num<T>::load(src[row * rowStride + c * colStride]) : C(0);
+  }
+}
 
 }  // namespace blora

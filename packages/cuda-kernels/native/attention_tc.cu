@@ -92,13 +92,7 @@ __global__ void __launch_bounds__(Warps * 32)
       } else {
         loadA<D>(qa, qTile, warp * 16, ks, lane);
       }
-#pragma unroll
-      for (int nj = 0; nj < kKeyTile / 16; nj++) {
-        uint32_t b[4];
-        loadBFromRows<D>(b, kTile, nj * 16, ks, lane);
-        mma<T>(s[2 * nj], qa, b[0], b[1]);
-        mma<T>(s[2 * nj + 1], qa, b[2], b[3]);
-      }
+      mmaWithRows<T, D, kKeyTile>(s, qa, kTile, ks, lane);
     }
 
     // Scores in log2 units; masked ones -inf (only on tiles some row does not fully see).

@@ -171,6 +171,19 @@ __device__ __forceinline__ void loadBFromRows(uint32_t (&b)[4], uint32_t tile, i
   ldmatrix4<false>(b, tile + Tile<D>::offset(n0 + (lane & 7) + (m >> 1) * 8, ks * 2 + (m & 1)));
 }
 
+// acc[n] += a · rows [8 n, 8 n + 8) of `tile` (stored [n][k]) transposed, at k step `ks`, for
+// every n < N / 8: one k step of a 16-row x N product such as S = Q Kᵀ.
+template <typename T, int D, int N>
+__device__ __forceinline__ void mmaWithRows(float (&acc)[N / 8][4], const uint32_t (&a)[4], uint32_t tile, int ks, int lane) {
+#pragma unroll
+  for (int nj = 0; nj < N / 16; nj++) {
+    uint32_t b[4];
+    loadBFromRows<D>(b, tile, nj * 16, ks, lane);
+    mma<T>(acc[2 * nj], a, b[0], b[1]);
+    mma<T>(acc[2 * nj + 1], a, b[2], b[3]);
+  }
+}
+
 // B fragments of two n tiles (columns n0.., n0 + 8..) for the k rows k0..k0 + 15 of a tile
 // stored [k][n] (transposed by ldmatrix).
 template <int D>

@@ -159,16 +159,8 @@ __global__ void __launch_bounds__(kBackwardThreads)
         loadA<D>(ka, kTile, warp * 16, ks, lane);
         loadA<D>(va, vTile, warp * 16, ks, lane);
       }
-#pragma unroll
-      for (int nj = 0; nj < kQueries / 16; nj++) {
-        uint32_t b[4];
-        loadBFromRows<D>(b, qTile, nj * 16, ks, lane);
-        mma<T>(s[2 * nj], ka, b[0], b[1]);
-        mma<T>(s[2 * nj + 1], ka, b[2], b[3]);
-        loadBFromRows<D>(b, dOTile, nj * 16, ks, lane);
-        mma<T>(dp[2 * nj], va, b[0], b[1]);
-        mma<T>(dp[2 * nj + 1], va, b[2], b[3]);
-      }
+      mmaWithRows<T, D, kQueries>(s, ka, qTile, ks, lane);
+      mmaWithRows<T, D, kQueries>(dp, va, dOTile, ks, lane);
     }
 
     // Pᵀ = 2^(S scale log2 e - lse log2 e) and dSᵀ = Pᵀ (dPᵀ - Delta); masked pairs give 0.
@@ -322,16 +314,8 @@ __global__ void __launch_bounds__(kBackwardThreads)
         loadA<D>(qa, qTile, warp * 16, ks, lane);
         loadA<D>(da, dOTile, warp * 16, ks, lane);
       }
-#pragma unroll
-      for (int nj = 0; nj < kKeyTile / 16; nj++) {
-        uint32_t b[4];
-        loadBFromRows<D>(b, kTile, nj * 16, ks, lane);
-        mma<T>(s[2 * nj], qa, b[0], b[1]);
-        mma<T>(s[2 * nj + 1], qa, b[2], b[3]);
-        loadBFromRows<D>(b, vTile, nj * 16, ks, lane);
-        mma<T>(dp[2 * nj], da, b[0], b[1]);
-        mma<T>(dp[2 * nj + 1], da, b[2], b[3]);
-      }
+      mmaWithRows<T, D, kKeyTile>(s, qa, kTile, ks, lane);
+      mmaWithRows<T, D, kKeyTile>(dp, da, vTile, ks, lane);
     }
 
     // dS = P (dP - Delta), P = 2^(S scale log2 e - lse log2 e); masked pairs give 0.
