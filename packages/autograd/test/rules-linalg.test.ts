@@ -86,6 +86,17 @@ describe('pooling rules', () => {
     gradcheck((x) => T.avgPool1d(x, 1), [leaf([5], 3)]);
   });
 
+  it('avgPool1d into another dtype: the gradient comes back in x\'s dtype', () => {
+    const x = T.cast(tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], { shape: [2, 6], dtype: 'float64' }), 'bfloat16');
+    x.requiresGrad = true;
+    const y = T.avgPool1d(x, 2, { dtype: 'float32' });
+    expect(y.dtype).toBe('float32');
+    T.sum(T.mul(y, tensor([1, 2, 3, 4, 5, 6], { shape: [2, 3] }))).backward();
+    expect(x.grad!.dtype).toBe('bfloat16');
+    // d/dx of mean(x[2j], x[2j + 1]) · w[j] is w[j] / 2 for both elements of the run.
+    expect(values(x.grad!)).toEqual([0.5, 0.5, 1, 1, 1.5, 1.5, 2, 2, 2.5, 2.5, 3, 3]);
+  });
+
   it('repeatInterleave', () => {
     gradcheck((x) => T.repeatInterleave(x, 2), [leaf([3, 4], 4)]);
     gradcheck((x) => T.repeatInterleave(x, 3, 0), [leaf([2, 3], 5, { nonContiguous: true })]);

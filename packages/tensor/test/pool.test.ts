@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { avgPool1d, avgPool1dBackward, div, expand, sumRuns, permute, repeatInterleave, setOpObserver, slice, tensor, transpose, type DType, type OpRecord, type Tensor } from '../src/index.js';
+import { avgPool1d, avgPool1dBackward, bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBfloat16Bits, float32ToFloat16Bits, div, expand, sumRuns, permute, repeatInterleave, setOpObserver, slice, tensor, transpose, type DType, type OpRecord, type Tensor } from '../src/index.js';
 import { assertClose, randomTensor } from '../src/testing.js';
 
 function refAvgPool(x: Tensor, kernel: number): Float64Array {
@@ -26,6 +26,14 @@ function refRepeatInterleave(x: Tensor, repeats: number, axis: number): Float64A
     }
   }
   return out;
+}
+
+/** `v` rounded to nearest even in `dtype`. */
+function roundTo(v: number, dtype: DType): number {
+  if (dtype === 'float32') return Math.fround(v);
+  if (dtype === 'bfloat16') return bfloat16BitsToFloat32(float32ToBfloat16Bits(v));
+  if (dtype === 'float16') return float16BitsToFloat32(float32ToFloat16Bits(v));
+  return v;
 }
 
 const tol: Record<string, { rtol: number; atol: number }> = {
@@ -61,6 +69,22 @@ describe('avgPool1d', () => {
     expect(avgPool1d(rand([0, 4]), 2).shape).toEqual([0, 2]);
     expect(avgPool1d(rand([3, 0]), 4).shape).toEqual([3, 0]);
     expect(avgPool1d(tensor([1, 2, 3, 5], { dtype: 'float64' }), 2).toArray()).toEqual([1.5, 4]);
+  });
+
+  it('rounds once into another float dtype when asked (the cast rides along)', () => {
+    const pairs: [DType, DType][] = [
+      ['bfloat16', 'float32'], ['float16', 'float64'], ['float64', 'float32'], ['float32', 'bfloat16'], ['bfloat16', 'float16'],
+    ];
+    for (const [from, to] of pairs) {
+      for (const [x, k] of [[rand([3, 12], from), 4], [transpose(rand([9, 2], from)), 3], [rand([5, 7], from, true), 1]] as [Tensor, number][]) {
+        const out = avgPool1d(x, k, { dtype: to });
+        expect(out.dtype).toBe(to);
+        expect(out.shape).toEqual([...x.shape.slice(0, -1), x.shape[x.rank - 1]! / k]);
+        // The float64 means of the exact inputs, rounded once to `to`.
+        expect(Array.from(out.toFloat64Array())).toEqual(Array.from(refAvgPool(x, k), (v) => roundTo(v, to)));
+      }
+    }
+    expect(() => avgPool1d(rand([4]), 2, { dtype: 'int32' })).toThrow('avgPool1d: the output dtype must be a float dtype, got int32');
   });
 
   it('records its contract', () => {

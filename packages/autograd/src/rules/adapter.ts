@@ -2,7 +2,7 @@
 // transpose of the other up to the 1/λ factor, so the input gradient of one is the other op:
 // a device with fused kernels runs the backward through them too.
 import {
-  avgPool1d, cast, matmul, mul, reshape, repeatLinear, sumRuns, transpose, type DType, type Tensor,
+  avgPool1d, cast, matmul, mul, reshape, repeatLinear, transpose, type DType, type Tensor,
 } from '@blora/tensor';
 import { registerGradient } from '../gradients.js';
 import { crossInputs } from './util.js';
@@ -19,7 +19,7 @@ function as(t: Tensor, dtype: DType): Tensor {
 }
 
 // out = avgPool(cast(x, D), λ) · Wᵀ:
-//   dW = gᵀ · avgPool(cast(x, D), λ) over all rows;
+//   dW = gᵀ · avgPool(cast(x, D), λ) over all rows (the pool casts as it reads);
 //   dx = repeatInterleave(g · W, λ) / λ in x's dtype, which is repeatLinear(g, Wᵀ, scale 1/λ).
 registerGradient('poolLinear', ({ inputs: [x, weight], attrs, outputGrads: [g], needsGrad }) => {
   if (!g) return [null, null];
@@ -29,15 +29,14 @@ registerGradient('poolLinear', ({ inputs: [x, weight], attrs, outputGrads: [g], 
     : null;
   let dweight: Tensor | null = null;
   if (needsGrad[1]) {
-    const wide = as(x!, weight!.dtype);
-    const pooled = lambda === 1 ? wide : avgPool1d(wide, lambda);
+    const pooled = lambda === 1 ? as(x!, weight!.dtype) : avgPool1d(x!, lambda, { dtype: weight!.dtype });
     dweight = matmul(transpose(rows(g)), rows(pooled));
   }
   return [dx, dweight];
 }, { inputs: crossInputs, outputs: [] });
 
 // out = base + s · repeatInterleave(h · Wᵀ, λ), rounded to the output dtype:
-//   dbase = g (in base's dtype); dz = s · sumRuns(cast(g, D), λ);
+//   dbase = g (in base's dtype); dz = s · sumRuns(cast(g, D), λ), computed as (s·λ) · the run means;
 //   dh = dz · W; dW = dzᵀ · h over all rows.
 registerGradient('repeatLinear', ({ inputs: [h, weight, base], attrs, outputGrads: [g], needsGrad }) => {
   if (!g) return [null, null, ...(base ? [null] : [])];
@@ -47,9 +46,10 @@ registerGradient('repeatLinear', ({ inputs: [h, weight, base], attrs, outputGrad
   let dh: Tensor | null = null;
   let dweight: Tensor | null = null;
   if (needsGrad[0] || needsGrad[1]) {
-    const wide = as(g, h!.dtype);
-    const summed = lambda === 1 ? wide : sumRuns(wide, lambda);
-    const dz = scale === 1 ? summed : mul(summed, scale);
+    // s · (sum of each run) = (s · λ) · (mean of each run): the mean reads g once, cast included.
+    const summed = lambda === 1 ? as(g, h!.dtype) : avgPool1d(g, lambda, { dtype: h!.dtype });
+    const factor = lambda === 1 ? scale : scale * lambda;
+    const dz = factor === 1 ? summed : mul(summed, factor);
     if (needsGrad[0]) dh = matmul(dz, weight!);
     if (needsGrad[1]) dweight = matmul(transpose(rows(dz)), rows(h!));
   }

@@ -1,13 +1,20 @@
 // Gradient rules of avgPool1d and repeatInterleave, the two parameter-free maps around the
 // adapter (each is the other's transpose up to the 1/kernel factor), and of the two ops their
 // gradients use, avgPool1dBackward and sumRuns.
-import { avgPool1d, avgPool1dBackward, repeatInterleave, reshape, sum, sumRuns } from '@blora/tensor';
+import { avgPool1d, avgPool1dBackward, cast, repeatInterleave, reshape, sum, sumRuns } from '@blora/tensor';
 import { registerGradient } from '../gradients.js';
 
 const NOTHING = { inputs: [], outputs: [] } as const;
 
 // Each input feature contributes 1/kernel to one output feature.
-registerGradient('avgPool1d', ({ attrs, outputGrads: [g] }) => [avgPool1dBackward(g!, attrs.kernel as number)], NOTHING);
+// With an output dtype of its own (a cast riding along), the gradient goes back to x's dtype.
+registerGradient('avgPool1d', ({ inputs: [x], attrs, outputGrads: [g] }) => {
+  const dx = avgPool1dBackward(g!, attrs.kernel as number);
+  if (dx.dtype === x!.dtype) return [dx];
+  const back = cast(dx, x!.dtype);
+  dx.dispose();
+  return [back];
+}, NOTHING);
 
 // avgPool1dBackward is linear: its transpose averages the runs back.
 registerGradient('avgPool1dBackward', ({ attrs, outputGrads: [g] }) => [avgPool1d(g!, attrs.kernel as number)], NOTHING);

@@ -255,12 +255,10 @@ export abstract class Adapter extends Module {
 
   /** dropout(avgPool_λin(cast(x))) `[..., in/λin]` in the parameters' dtype (x itself when nothing changes it). */
   private adapterInput(x: Tensor): Tensor {
+    // The pool casts as it reads (one pass over x).
     const prepare = (t: Tensor): Tensor => {
-      const input = t.dtype === this.dtype ? t : cast(t, this.dtype);
-      if (this.lambdaIn === 1) return input;
-      const pooled = avgPool1d(input, this.lambdaIn);
-      if (input !== t) input.dispose();
-      return pooled;
+      if (this.lambdaIn > 1) return avgPool1d(t, this.lambdaIn, { dtype: this.dtype });
+      return t.dtype === this.dtype ? t : cast(t, this.dtype);
     };
     // The product after this keeps its input for backward. When that input is a cast (and pool)
     // of x and no dropout mask comes in between, backward redoes the cast from x instead: x is

@@ -36,7 +36,7 @@ function poolLinear(x: Tensor, weight: Tensor, out: Tensor, lambda: number): voi
     let pooled = x;
     if (lambda > 1) {
       pooled = temps.empty([...x.shape.slice(0, -1), k], dtype);
-      withDense([x], ([dense]) => native().poolCast(dense!, tensorArg(pooled), lambda));
+      run('avgPool1d', [x], [pooled], { kernel: lambda });  // casts while it pools
     } else if (x.dtype !== dtype) {
       pooled = castTo(x, dtype, temps);  // the vectorized cast kernel
     }

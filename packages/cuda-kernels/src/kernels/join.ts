@@ -2,11 +2,14 @@
 // sumRuns) on the cuda device. cat copies each input into its slice of the output;
 // repeatInterleave of a contiguous tensor has a vectorized kernel, any other view is one copy
 // from a view of x with a stride-0 repeat dim; the others have their own kernels
-// (avgPool1dBackward reads a dense gradient: a strided one is copied first).
+// (avgPool1dBackward reads a dense gradient: a strided one is copied first; avgPool1d into
+// another dtype casts while it pools).
 import { contiguous, contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
 import { native } from '../native.js';
+import { withDense } from './dense.js';
+import { withScratch } from './scratch.js';
 
 function catOnCuda(inputs: readonly Tensor[], out: Tensor, axis: number): void {
   const addon = native();
@@ -34,6 +37,29 @@ function repeatInterleaveOnCuda(x: Tensor, out: Tensor, repeats: number, axis: n
   );
 }
 
+/**
+ * avgPool1d into `out`: in x's dtype by the pooling kernels; into another dtype by the pass that
+ * casts while it pools (float32 / float64 outputs; others through a float64 temporary).
+ */
+function avgPool1dOnCuda(x: Tensor, out: Tensor, kernel: number): void {
+  const addon = native();
+  if (out.dtype === x.dtype) {
+    addon.avgPool1d(tensorArg(x), tensorArg(out), kernel);
+    return;
+  }
+  withDense([x], ([dense]) => {
+    if (out.dtype === 'float32' || out.dtype === 'float64') {
+      addon.poolCast(dense!, tensorArg(out), kernel);
+      return;
+    }
+    withScratch('float64', out.numel, (address) => {
+      const wide = layoutArg(address, 0, 'float64', out.shape, contiguousStrides(out.shape));
+      addon.poolCast(dense!, wide, kernel);
+      addon.cast(wide, tensorArg(out));
+    });
+  });
+}
+
 /** Registers cat, repeatInterleave, avgPool1d, avgPool1dBackward and sumRuns for 'cuda'. */
 export function registerJoinKernels(): void {
   registerKernel('cat', 'cuda', (inputs, [out], attrs) => {
@@ -44,7 +70,7 @@ export function registerJoinKernels(): void {
       repeatInterleaveOnCuda(x!, out!, attrs.repeats as number, attrs.axis as number));
   });
   registerKernel('avgPool1d', 'cuda', ([x], [out], attrs) => {
-    runKernel('avgPool1d', [x!, out!], () => native().avgPool1d(tensorArg(x!), tensorArg(out!), attrs.kernel as number));
+    runKernel('avgPool1d', [x!, out!], () => avgPool1dOnCuda(x!, out!, attrs.kernel as number));
   });
   registerKernel('sumRuns', 'cuda', ([x], [out], attrs) => {
     runKernel('sumRuns', [x!, out!], () => native().sumRuns(tensorArg(x!), tensorArg(out!), attrs.kernel as number));

@@ -2,7 +2,7 @@
 // their own tests check against float64 loops: every input dtype, λ 1..4, odd sizes, batch
 // dims, strided and transposed operands; then a Q-BLoRA layer's forward and gradients on cuda
 // against the same layer on the CPU.
-import { cast, poolLinear, repeatLinear, sum, mul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
+import { avgPool1d, cast, poolLinear, repeatLinear, sum, mul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, randomValues } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
@@ -46,6 +46,22 @@ describe.skipIf(!cudaAvailable())('fused adapter products on cuda', () => {
             );
             assertClose(cuda, cpu, TOL[wDtype]);
           }
+        }
+      }
+    }
+  });
+
+  it('avgPool1d into another dtype (the cast riding along) matches the CPU', () => {
+    let seed = 50;
+    const pairs: [DType, DType][] = [['bfloat16', 'float32'], ['float16', 'float64'], ['float32', 'bfloat16'], ['float64', 'float16']];
+    for (const [from, to] of pairs) {
+      for (const lambda of [2, 3]) {
+        for (const layout of ['contiguous', 'transposed'] as Layout[]) {
+          const xv = roundTo(randomValues(6 * 4 * lambda, seed++), from);
+          const [cuda, cpu] = onBoth((d) => [makeTensor(xv, [6, 4 * lambda], from, d, layout)], ([x]) => avgPool1d(x!, lambda, { dtype: to }));
+          // Means formed in float64 on both devices; the half types go through float64 on cuda.
+          if (to === 'float32' || to === 'float64') expect(Array.from(cuda)).toEqual(Array.from(cpu));
+          else assertClose(cuda, cpu, TOL[to]);
         }
       }
     }

@@ -1,6 +1,6 @@
 // The two reshaping primitives of the balanced adapters, average pooling of consecutive
 // features and element-wise repetition, and the two maps their gradients are made of.
-import { isFloatDType } from '../dtype.js';
+import { isFloatDType, type DType } from '../dtype.js';
 import { execute1 } from '../dispatch.js';
 import { formatShape, normalizeAxis } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -8,20 +8,24 @@ import type { Tensor } from '../tensor.js';
 /**
  * Averages each run of `kernel` consecutive elements of the last dim (stride = kernel, no
  * padding): `[..., d] -> [..., d / kernel]`. `d` must be divisible by `kernel`. Float dtypes;
- * half types are averaged in float32.
+ * each run is summed in float64 and rounded once to the output dtype, which is
+ * `options.dtype` (a float dtype; by default x's), so a cast can ride along:
+ * `avgPool1d(x, 2, { dtype: 'float32' })` reads a bfloat16 x once.
  *
- * Op name: `avgPool1d`, inputs `[x]`, attrs `{ kernel }`.
+ * Op name: `avgPool1d`, inputs `[x]`, attrs `{ kernel }` (the output's dtype is the output tensor's).
  */
-export function avgPool1d(x: Tensor, kernel: number): Tensor {
+export function avgPool1d(x: Tensor, kernel: number, options: { dtype?: DType } = {}): Tensor {
   x.assertAlive('avgPool1d');
   if (!isFloatDType(x.dtype)) throw new TypeError(`avgPool1d: expected a floating-point tensor, got ${x.describe()}`);
   if (!Number.isInteger(kernel) || kernel < 1) throw new RangeError(`avgPool1d: kernel must be a positive integer, got ${kernel}`);
   if (x.rank === 0) throw new RangeError(`avgPool1d: needs at least one dimension, got ${x.describe()}`);
+  const dtype = options.dtype ?? x.dtype;
+  if (!isFloatDType(dtype)) throw new TypeError(`avgPool1d: the output dtype must be a float dtype, got ${dtype}`);
   const last = x.shape[x.rank - 1]!;
   if (last % kernel !== 0) {
     throw new RangeError(`avgPool1d: last dim ${last} of ${formatShape(x.shape)} is not divisible by kernel ${kernel}`);
   }
-  return execute1('avgPool1d', [x], [...x.shape.slice(0, -1), last / kernel], x.dtype, { kernel });
+  return execute1('avgPool1d', [x], [...x.shape.slice(0, -1), last / kernel], dtype, { kernel });
 }
 
 /** Checks what avgPool1dBackward and sumRuns share: a float tensor with a last dim and a positive kernel. */
