@@ -175,7 +175,7 @@ function main() {
     comparison.push(...trainComparison(peers, train));
     const merged = {
       date: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      gpu: peers?.gpu ?? ours?.gpu ?? null,
+      gpu: peers?.gpu ?? ours?.gpu ?? quant?.peers?.gpu ?? null,
       versions: { ...(peers?.versions ?? {}), node: process.version },
       quick: opts.quick,
       status,

@@ -78,6 +78,8 @@
             'native/quant_gemm.cuh',
             'native/gemm_pipelined.h',
             'native/gemm_wgmma.h',
+            'native/gemm_wgmma_tile.cuh',
+            'native/quant_gemm_wgmma.cuh',
             'native/hopper_ptx.cuh',
             'native/dense_map.cuh',
             'native/reduce_common.cuh',

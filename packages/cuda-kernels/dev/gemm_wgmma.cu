@@ -29,6 +29,7 @@ using namespace blora;
 
 using dev::cudaOrDie;
 using dev::failures;
+using dev::medianMs;
 using dev::waitOrDie;
 
 // Seeded uniform values in [-1, 1), rounded to T.
@@ -305,28 +306,6 @@ void runChecks() {
     checkRefused(p);
   }
   setGemmPath(GemmPath::Auto);
-}
-
-// Median time of `launch` in ms: 3 warm-up runs, then 20 runs queued back to back with an
-// event between each (so host-side launch work overlaps the kernels and is not timed).
-template <typename Launch>
-double medianMs(Launch launch) {
-  for (int i = 0; i < 3; i++) launch();
-  waitOrDie("warm-up");
-  constexpr int kRuns = 20;
-  cudaEvent_t events[kRuns + 1];
-  for (cudaEvent_t& e : events) cudaEventCreate(&e);
-  cudaEventRecord(events[0], stream());
-  for (int i = 0; i < kRuns; i++) {
-    launch();
-    cudaEventRecord(events[i + 1], stream());
-  }
-  waitOrDie("the timed runs");
-  std::vector<float> ms(kRuns);
-  for (int i = 0; i < kRuns; i++) cudaEventElapsedTime(&ms[i], events[i], events[i + 1]);
-  for (cudaEvent_t& e : events) cudaEventDestroy(e);
-  std::sort(ms.begin(), ms.end());
-  return ms[kRuns / 2];
 }
 
 void runTimings() {

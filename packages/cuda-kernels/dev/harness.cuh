@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
+#include <algorithm>
 
 namespace blora::dev {
 
@@ -56,6 +58,28 @@ inline std::string harnessMode(int argc, char** argv) {
   std::printf("%s, compute capability %d.%d, %d SMs, %zu KB shared memory per block, driver %d\n", dev.deviceName.c_str(),
               dev.computeMajor, dev.computeMinor, blora::smCount(), blora::maxSharedMemoryPerBlock() / 1024, dev.driverVersion);
   return mode;
+}
+
+// Median time of `launch` in ms: 3 warm-up runs, then 20 runs queued back to back with an
+// event between each (so host-side launch work overlaps the kernels and is not timed).
+template <typename Launch>
+inline double medianMs(Launch launch) {
+  for (int i = 0; i < 3; i++) launch();
+  waitOrDie("warm-up");
+  constexpr int kRuns = 20;
+  cudaEvent_t events[kRuns + 1];
+  for (cudaEvent_t& e : events) cudaEventCreate(&e);
+  cudaEventRecord(events[0], stream());
+  for (int i = 0; i < kRuns; i++) {
+    launch();
+    cudaEventRecord(events[i + 1], stream());
+  }
+  waitOrDie("the timed runs");
+  std::vector<float> ms(kRuns);
+  for (int i = 0; i < kRuns; i++) cudaEventElapsedTime(&ms[i], events[i], events[i + 1]);
+  for (cudaEvent_t& e : events) cudaEventDestroy(e);
+  std::sort(ms.begin(), ms.end());
+  return ms[kRuns / 2];
 }
 
 }  // namespace blora::dev

@@ -362,26 +362,11 @@ void runChecks() {
   }
 }
 
-// Median time of `launch(copy)` in ms: 3 warm-up runs, then 20 runs queued back to back with an
-// event between each.
+// Median time of `launch(copy)` in ms (dev::medianMs), the copies taken in turn.
 template <typename Launch>
 double medianMs(int copies, Launch launch) {
-  for (int i = 0; i < 3; i++) launch(i % copies);
-  waitOrDie("warm-up");
-  constexpr int kRuns = 20;
-  cudaEvent_t events[kRuns + 1];
-  for (cudaEvent_t& e : events) cudaEventCreate(&e);
-  cudaEventRecord(events[0], stream());
-  for (int i = 0; i < kRuns; i++) {
-    launch(i % copies);
-    cudaEventRecord(events[i + 1], stream());
-  }
-  waitOrDie("the timed runs");
-  std::vector<float> ms(kRuns);
-  for (int i = 0; i < kRuns; i++) cudaEventElapsedTime(&ms[i], events[i], events[i + 1]);
-  for (cudaEvent_t& e : events) cudaEventDestroy(e);
-  std::sort(ms.begin(), ms.end());
-  return ms[kRuns / 2];
+  int run = 0;
+  return dev::medianMs([&] { launch(run++ % copies); });
 }
 
 struct Timed {

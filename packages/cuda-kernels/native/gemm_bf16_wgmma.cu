@@ -15,11 +15,8 @@
 // share their A and B panels in L2. The producer runs ahead into the next tile while the
 // consumers store the current one.
 //
-// Shared-memory layout: every operand tile is made of 128-byte rows (64 elements) swizzled
-// by TMA's 128B mode, which is the layout wgmma's 128B-swizzle descriptors read. A K-major
-// operand (row-major A, a [N, K] weight as B) is one box of MN rows x 64 K; an M/N-major one
-// (a transposed A, a row-major [K, N] B) is MN / 64 boxes of 64 K rows x 64 MN, 8 KB apart.
-// Edges: TMA zero-fills everything outside the tensor, so any M, N, K work.
+// Shared-memory layout and the consumers' loop: gemm_wgmma_tile.cuh. Edges: TMA zero-fills
+// everything outside the tensor, so any M, N, K work.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -27,6 +24,7 @@
 #include <type_traits>
 
 #include "gemm_wgmma.h"
+#include "gemm_wgmma_tile.cuh"
 #include "hopper_ptx.cuh"
 #include "kernels.h"
 #include "launch.cuh"
@@ -36,42 +34,7 @@
 namespace blora {
 namespace wgmma {
 
-constexpr int kBM = 128;                    // block tile rows: one 64-row slab per consumer
-constexpr int kBK = 64;                     // K per stage: 64 16-bit elements = one 128-byte row
-constexpr int kConsumers = 2;               // consumer warpgroups
-constexpr int kThreads = 128 * (1 + kConsumers);
-constexpr int kGroupM = 8;                  // tile rows per L2 group
-
-template <int BN, int Stages>
-struct Config {
-  static constexpr int kABytes = kBM * kBK * 2;
-  static constexpr int kBBytes = BN * kBK * 2;
-  static constexpr int kStageBytes = kABytes + kBBytes;
-  // The stages plus slack to round the start up to the 1024-byte swizzle period.
-  static constexpr int kSharedBytes = Stages * kStageBytes + 1024;
-};
-
-// Output tile of a linear tile index: batch-major, then groups of kGroupM tile rows walked
-// down each column of tiles.
-struct TileCoords {
-  int batch, m0, n0;
-};
-
-__device__ __forceinline__ TileCoords tileCoords(int tile, int tilesM, int tilesN, int bn) {
-  const int perBatch = tilesM * tilesN;
-  const int r = tile % perBatch;
-  const int perGroup = kGroupM * tilesN;
-  const int firstM = (r / perGroup) * kGroupM;
-  const int groupRows = min(tilesM - firstM, kGroupM);
-  const int inGroup = r % perGroup;
-  return {tile / perBatch, (firstM + inGroup % groupRows) * kBM, (inGroup / groupRows) * bn};
-}
-
-__device__ __forceinline__ uint32_t bitsOf(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
-__device__ __forceinline__ uint32_t bitsOf(__half v) { return __half_as_ushort(v); }
-
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-constexpr int kAtomBytes = 64 * 128;  // one 64-row box of 128-byte rows
 constexpr int kProducerRegisters = 40;
 constexpr int kConsumerRegisters = 232;  // 128 * 40 + 256 * 232 <= 64K registers of the block
 
@@ -144,68 +107,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     hopper::claimRegisters<kConsumerRegisters>();
     const int consumer = warpgroup - 1;
     const int warp = (int(threadIdx.x) / 32) % 4, lane = int(threadIdx.x) % 32;
-    constexpr bool kBf16 = std::is_same<T, __nv_bfloat16>::value;
     float acc[BN / 2];
     uint32_t it = 0;  // K steps consumed so far, in the producer's order
     for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
       const TileCoords c = tileCoords(tile, tilesM, tilesN, BN);
-#pragma unroll
-      for (int i = 0; i < BN / 2; i++) acc[i] = 0.f;
-      for (int kb = 0; kb < kTiles; kb++, it++) {
-        const uint32_t s = it % Stages;
-        hopper::mbarrierWait(full0 + 8 * s, (it / Stages) & 1);
-        const uint32_t stageA = stages + s * Cfg::kStageBytes;
-        const uint32_t stageB = stageA + Cfg::kABytes;
-        hopper::fenceAccumulators(acc);
-        hopper::wgmmaFence();
-#pragma unroll
-        for (int kk = 0; kk < kBK / 16; kk++) {
-          // K-major: this consumer's 64 rows start 64 * 128 bytes in; a k16 step is 32 bytes
-          // along the (swizzled) row, which the hardware resolves from the address bits.
-          // Leading offset unused; 8-row groups 1024 bytes apart.
-          // M/N-major: this consumer's 64 columns are the consumer-th box; a k16 step is 16
-          // rows of 128 bytes. Leading offset: the next 64-column box; stride: 8 K rows.
-          const uint32_t addressA = AKMajor ? stageA + consumer * 64 * 128 + kk * 32
-                                            : stageA + consumer * kAtomBytes + kk * 16 * 128;
-          const uint32_t addressB = BKMajor ? stageB + kk * 32 : stageB + kk * 16 * 128;
-          const uint64_t descA = hopper::swizzled128Descriptor(addressA, AKMajor ? 16 : kAtomBytes, 1024);
-          const uint64_t descB = hopper::swizzled128Descriptor(addressB, BKMajor ? 16 : kAtomBytes, 1024);
-          hopper::wgmma<BN, kBf16, !AKMajor, !BKMajor>(acc, descA, descB);
-        }
-        hopper::wgmmaCommit();
-        // The previous K step's MMAs are done once at most this one is pending: release its
-        // stage (the current one stays busy until the next step, or the end of the tile).
-        hopper::wgmmaWait<1>();
-        hopper::fenceAccumulators(acc);
-        if (kb > 0 && lane == 0) hopper::mbarrierArrive(empty0 + 8 * ((it - 1) % Stages));
-      }
-      hopper::wgmmaWait<0>();
-      hopper::fenceAccumulators(acc);
-      if (lane == 0) hopper::mbarrierArrive(empty0 + 8 * ((it - 1) % Stages));
-
-      // Fragment layout of m64nNk16: register 4j + 2h + e of a thread holds row
-      // 16 * warp + lane / 4 + 8h, column 8j + 2 * (lane % 4) + e of the consumer's slab.
-      T* out = C + int64_t(c.batch) * M * N;
-      const int row0 = c.m0 + consumer * 64 + warp * 16 + lane / 4;
-      const int col0 = c.n0 + 2 * (lane % 4);
-#pragma unroll
-      for (int j = 0; j < BN / 8; j++) {
-        const int col = col0 + 8 * j;
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-          const int row = row0 + 8 * h;
-          if (row >= M || col >= N) continue;
-          T* dst = out + int64_t(row) * N + col;
-          const T v0 = Num<T>::store(acc[4 * j + 2 * h]);
-          const T v1 = Num<T>::store(acc[4 * j + 2 * h + 1]);
-          if (pairedOut) {  // N even and the output 4-byte aligned: col + 1 < N too
-            *reinterpret_cast<uint32_t*>(dst) = bitsOf(v0) | (bitsOf(v1) << 16);
-          } else {
-            dst[0] = v0;
-            if (col + 1 < N) dst[1] = v1;
-          }
-        }
-      }
+      multiplyTile<T, AKMajor, BKMajor, BN, Stages>(acc, stages, full0, empty0, it, kTiles, consumer, lane);
+      storeTile<T, BN>(acc, C + int64_t(c.batch) * M * N, M, N, c.m0, c.n0, consumer, warp, lane, pairedOut);
     }
   }
 #endif
@@ -254,15 +161,6 @@ bool runImageProbe() {
   cudaFree(flag);
   return launched && host == 1;
 }
-
-// How the copy engine reads one operand: dense along K (kMajor) or along M / N, `ld`
-// elements between its rows, and a batch stride when it is a rank-3 map.
-struct OperandPlan {
-  bool kMajor = true;
-  bool batched = false;
-  int64_t ld = 0;
-  int64_t batchStride = 0;
-};
 
 // The one stride that steps through the batch dims of `t` in row-major order (0 when the
 // operand is broadcast over them); false when they do not collapse to one.

@@ -2,6 +2,9 @@
 // tried first by the tensor-core matmul launcher, and the switch that picks the GEMM path.
 #pragma once
 
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
 #include <string>
 
 #include "common.h"
@@ -40,5 +43,33 @@ int gemmWgmmaTileN(const TensorArg& a, const TensorArg& b, const MatmulShape& s)
 // elements, or 0 for a broadcast operand), and, on the auto path, a product large enough to
 // fill the device. Returns false, queuing nothing, otherwise.
 bool launchGemmWgmma(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s);
+
+
+namespace wgmma {
+
+// The driver's cuTensorMapEncodeTiled, reached through the runtime (null when missing).
+PFN_cuTensorMapEncodeTiled_v12000 tensorMapEncoder();
+
+// How the copy engine reads one operand: dense along K (kMajor) or along M / N, `ld`
+// elements between its rows, and a batch stride when it is a rank-3 map.
+struct OperandPlan {
+  bool kMajor = true;
+  bool batched = false;
+  int64_t ld = 0;
+  int64_t batchStride = 0;
+};
+
+// Plans a 16-bit operand with K extent `extentK` and M / N extent `extentMN` for TMA: a
+// 16-byte aligned start, a dense K or M / N dimension, the other stride a multiple of 8
+// elements covering the dense extent, batch dims collapsing to one stride. False otherwise.
+bool planOperand(const TensorArg& t, int64_t strideK, int64_t strideMN, int64_t extentK, int64_t extentMN,
+                 int64_t batches, OperandPlan& p);
+
+// A tensor map over a planned operand with 128B swizzle and boxes of 64 dense elements by
+// `boxOuter` rows (K-major: boxOuter rows of M / N; M/N-major: 64 rows of K).
+bool encodeOperand(CUtensorMap& map, const TensorArg& t, const OperandPlan& p, int64_t extentK, int64_t extentMN,
+                   int64_t batches, int boxOuter);
+
+}  // namespace wgmma
 
 }  // namespace blora

@@ -51,6 +51,16 @@ __device__ __forceinline__ void mbarrierWait(uint32_t bar, uint32_t parity) {
   } while (!done);
 }
 
+// Makes this thread's earlier shared-memory stores visible to the async proxy (wgmma reads
+// operands through it): needed between st.shared of an operand and the arrival that hands the
+// stage to the MMAs.
+__device__ __forceinline__ void fenceProxyAsyncShared() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// One 16-byte store to shared memory.
+__device__ __forceinline__ void storeShared16(uint32_t address, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(address), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+
 // --- Bulk tensor copies: the box of the tensor map at the given element coordinates
 // (innermost first) lands in shared memory, swizzled as the map says. Out-of-bounds elements
 // are zero-filled and still count toward the barrier's transaction bytes. ---

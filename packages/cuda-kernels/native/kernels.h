@@ -187,7 +187,8 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
                        const TensorArg& out, const FourBitLayout& layout);
 void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
                    const TensorArg& out, const IntLayout& layout);
-// quant_gemm.cu: the fused dequantize + GEMM on the tensor cores, x bfloat16 / float16 [M, k]
+// quant_gemm.cu: the fused dequantize + GEMM on the tensor cores (on Hopper the TMA + wgmma
+// kernel of quant_gemm_wgmma.cuh where the product fills the GPU), x bfloat16 / float16 [M, k]
 // (dense rows, 16-byte aligned), out contiguous [M, n] of x's dtype: out = x · Wᵀ (transposed
 // false: k = in, n = out) or x · W (transposed true: k = out, n = in). Returns false, launching
 // nothing, when the operands or the layout do not suit it (inFeatures % 32, a power-of-two

@@ -10,11 +10,14 @@
 //   then the activation dtype, see quant_gemm.cuh) into the other of two shared-memory buffers.
 // Shared tiles are 16-byte chunks XOR-swizzled by row, so ldmatrix and the stores are free of
 // bank conflicts. Rows and columns past the edges are zero-filled and never stored.
+// On Hopper, products large enough to fill the GPU go to the TMA + wgmma kernel of
+// quant_gemm_wgmma.cuh instead (about twice as fast at 4096 rows).
 #include <type_traits>
 
 #include "kernels.h"
 #include "launch.cuh"
 #include "quant_gemm.cuh"
+#include "quant_gemm_wgmma.cuh"
 
 namespace blora {
 
@@ -196,12 +199,18 @@ bool gemmOperandsFit(const TensorArg& x, const TensorArg& out, int64_t k, int64_
   return (x.shape[0] + kBM - 1) / kBM <= 65535;
 }
 
+// Runs the product on the Hopper kernel (quant_gemm_wgmma.cuh) where it suits the product, else
+// on the mma.sync kernel above. Blocks narrower than a chunk, whose scales are read per pair
+// while decoding, stay on the latter: the Hopper kernel's decoders must keep pace with its MMAs.
 template <typename Source>
 void launchFused(const TensorArg& x, const Source& w, const float* table, const TensorArg& out, int64_t k, int64_t n,
                  bool transposed) {
   const int64_t m = x.shape[0];
   if (m == 0) return;
   const int64_t lda = m > 1 ? x.strides[0] : k;
+  if constexpr (!Source::kScalesPerPair) {
+    if (wgmma::launchFusedQuantWgmma(x, lda, w, table, out, k, n, transposed)) return;
+  }
   const dim3 grid(unsigned((n + kBN - 1) / kBN), unsigned((m + kBM - 1) / kBM));
   auto run = [&](auto tag, auto transposedTag) {
     using T = typename decltype(tag)::type;

@@ -71,6 +71,7 @@ struct CodeValues {
 
 // NF4 / FP4: W[i] = table[code_i] * absmax[i >> blockShift].
 struct FourBitSource {
+  static constexpr bool kScalesPerPair = false;  // one scale a chunk
   const uint8_t* packed;
   const float* absmax;
   int64_t in;
@@ -107,6 +108,7 @@ struct FourBitSource {
 // blocks narrower than a chunk (colShift < 5), whose scales are read per pair while decoding.
 template <typename Scale, bool Narrow>
 struct IntSource {
+  static constexpr bool kScalesPerPair = Narrow;
   const uint8_t* codes;
   const Scale* scales;
   const Scale* offsets;
@@ -117,18 +119,20 @@ struct IntSource {
 
   struct Chunk {
     uint4 codes;
-    float alpha, beta;  // of the chunk's first block
+    Scale alpha, beta;  // of the chunk's first block, as stored: converted when decoding, so a
+                        // load issued ahead is not waited for at once
     int64_t block;      // index of that block; blocks narrower than 32 columns follow it
   };
 
   __device__ __forceinline__ Chunk load(int64_t r, int64_t c, bool valid) const {
-    Chunk ch{make_uint4(0, 0, 0, 0), 0.f, 0.f, -1};
+    Chunk ch{make_uint4(0, 0, 0, 0), Scale(0.f), Scale(0.f), -1};
     if (valid) {
       const int64_t i = r * in + c;
       ch.codes = load16(codes + (i >> 1));
-      ch.block = (r / blockRows) * gridCols + (c >> colShift);
-      ch.alpha = scaleValue(scales[ch.block]);
-      ch.beta = scaleValue(offsets[ch.block]);
+      // Row blocks of one row (the usual 1-D groups) skip the 64-bit division.
+      ch.block = (blockRows == 1 ? r : r / blockRows) * gridCols + (c >> colShift);
+      ch.alpha = scales[ch.block];
+      ch.beta = offsets[ch.block];
     }
     return ch;
   }
@@ -136,10 +140,11 @@ struct IntSource {
   template <typename T>
   __device__ __forceinline__ void decode(const Chunk& ch, CodeValues table, uint32_t (&out)[kChunkPairs]) const {
     const bool oneBlock = !Narrow || ch.block < 0;
+    const float chunkAlpha = scaleValue(ch.alpha), chunkBeta = scaleValue(ch.beta);
 #pragma unroll
     for (int p = 0; p < kChunkPairs; p++) {
       const uint32_t byte = byteOf(ch.codes, p);
-      float alpha = ch.alpha, beta = ch.beta;
+      float alpha = chunkAlpha, beta = chunkBeta;
       // A block narrower than the chunk: elements 2p and 2p + 1 share one (blockCols is even),
       // except for blockCols 1, where the second element takes the next block.
       float alpha1 = alpha, beta1 = beta;

@@ -5,10 +5,10 @@
 //   kernel that reads each code once and decodes on the fly (on the tensor cores for
 //   bfloat16 / float16 activations);
 // - larger `*Matmul` and every `*MatmulT` (dx = dy · W) with bfloat16 / float16 activations run
-//   the fused dequantize + GEMM kernel, which decodes W tile by tile on chip, when the layout
-//   suits it (inFeatures % 32 == 0, power-of-two blocks; see native/kernels.h), except from
-//   DEQUANT_GEMM_MIN_ROWS rows on a GPU with the Hopper (wgmma) GEMM, where decoding W once
-//   and running that GEMM is faster (BLORA_CUDA_QUANT_GEMM=auto|fused|dequant overrides);
+//   the fused dequantize + GEMM kernel, which decodes W tile by tile on chip (on Hopper, from
+//   128 rows, the TMA + wgmma one: native/quant_gemm_wgmma.cuh), when the layout suits it
+//   (inFeatures % 32 == 0, power-of-two blocks; see native/kernels.h); BLORA_CUDA_QUANT_GEMM=
+//   dequant (or setQuantGemmPath) sends them to the path below instead;
 // - everything else decodes W into a scratch block of the activation dtype, then runs the
 //   device's GEMM. The scratch block holds out · in elements for the duration of the op.
 import { registerKernel, type Attrs, type DType, type Tensor } from '@blora/tensor';
@@ -60,18 +60,17 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
 }
 
 /**
- * Activation rows from which, where the Hopper GEMM runs, decoding W into scratch and running
- * that GEMM beats the fused kernel: on an H200 at 4096 rows it takes 0.70 ms against 1.42 for
- * NF4 4096 x 11008 (0.31 against 0.64 for INT4 4096²), at 256 rows 0.81 against 0.21.
+ * How the 4-bit GEMMs above the GEMV size are taken: 'auto' and 'fused' run the fused kernel
+ * where it applies, 'dequant' always decodes W into scratch and runs the dense GEMM. On an H200
+ * at 4096 rows the fused Hopper kernel takes up to 10 % longer than decoding once for NF4 (0.28
+ * against 0.26 ms at 4096²) and the same time for INT4, is 1.5-6.6x faster at 256 rows, and holds no
+ * dense copy of W; a TinyLlama-shape training step takes 155 ms either way for QLoRA, 147-148
+ * against 151-152 for Q-BLoRA.
  */
-export const DEQUANT_GEMM_MIN_ROWS = 2048;
-
-/** How the 4-bit GEMMs above the GEMV size are taken: see the header comment. */
 export type QuantGemmPath = 'auto' | 'fused' | 'dequant';
 
 const QUANT_GEMM_PATHS: readonly QuantGemmPath[] = ['auto', 'fused', 'dequant'];
 let quantGemmPath: QuantGemmPath | undefined;
-let hopperGemm: boolean | undefined;
 
 function currentQuantGemmPath(): QuantGemmPath {
   if (quantGemmPath === undefined) {
@@ -95,13 +94,6 @@ export function setQuantGemmPath(path: QuantGemmPath): QuantGemmPath {
   return previous;
 }
 
-/** True when a product of `rows` activation rows should decode W and run the dense GEMM instead of the fused kernel. */
-function preferDequantGemm(rows: number): boolean {
-  const path = currentQuantGemmPath();
-  if (path !== 'auto') return path === 'dequant';
-  hopperGemm ??= native().wgmmaAvailable();
-  return hopperGemm && rows >= DEQUANT_GEMM_MIN_ROWS;
-}
 
 /** A dense [rows, cols] matrix of `dtype` at `address` + `offset` elements. */
 function matrixArg(address: number, offset: number, dtype: DType, rows: number, cols: number): Float64Array {
@@ -126,7 +118,7 @@ function quantizedMatmul(format: WeightFormat, x: Tensor, weight: readonly Tenso
       format.gemv(a, w, y);
       return;
     }
-    if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && !preferDequantGemm(rows) && format.gemm(a, w, y, transposed)) return;
+    if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && currentQuantGemmPath() !== 'dequant' && format.gemm(a, w, y, transposed)) return;
     withScratch(x.dtype, outFeatures * inFeatures, (scratch) => {
       format.dequantize(w, matrixArg(scratch, 0, x.dtype, outFeatures, inFeatures));
       // W as stored is [out, in]; the product wants Wᵀ [in, out] for y and W for dx.

@@ -3,7 +3,8 @@
 // and the dequantize + GEMM path, for NF4 and INT4 / INT8 blocks with float16 and float32
 // scales, every activation dtype, odd sizes and strided activations; the tensor-core GEMV and
 // fused dequantize-GEMM kernels for 16-bit activations; against a plain-loop decode of the
-// weight with a float64 product, the CPU kernels and dequantize-then-matmul.
+// weight with a float64 product, the CPU kernels and dequantize-then-matmul; on Hopper the
+// TMA + wgmma fused kernel too, forced for every size.
 import { matmul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import {
@@ -11,7 +12,8 @@ import {
   type FourBitOpAttrs, type IntOpAttrs,
 } from '@blora/quant';
 import { describe, expect, it } from 'vitest';
-import { cudaAvailable, DEQUANT_GEMM_MIN_ROWS, setQuantGemmPath } from '@blora/cuda-kernels';
+import { cudaAvailable, setQuantGemmPath } from '@blora/cuda-kernels';
+import { native } from '../../src/native.js';
 import { FLOAT_DTYPES, makeTensor, roundTo, sizeOf, valuesFor, type Layout } from './helpers.js';
 
 /** Seeded bytes. */
@@ -238,6 +240,7 @@ describe.skipIf(!cudaAvailable())('dequantizeBlockwise8 on cuda', () => {
 // GEMM rows across the 128-row tile edge, output and reduction dims with partial tiles.
 const FUSED_LEADS = [[1], [7], [9], [16], [17], [33], [130], [2, 70]];
 const HALF_DTYPES: readonly DType[] = ['bfloat16', 'float16'];
+const hopper = cudaAvailable() && native().wgmmaAvailable();
 
 describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16-bit activations)', () => {
   it('nf4Matmul / nf4MatmulT: GEMV and fused GEMM against float64 and the CPU', () => {
@@ -279,13 +282,40 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
     }
   });
 
-  it('the dequantize + GEMM path (auto from DEQUANT_GEMM_MIN_ROWS rows on Hopper) equals the fused kernel', () => {
+  it.skipIf(!hopper)('the Hopper (TMA + wgmma) fused kernel, forced for every size: NF4 and INT4, both products', () => {
+    // The GEMM path switch sends every fused product to the wgmma kernel (auto keeps small ones
+    // on the mma.sync kernel): rows across the 128-row tile, [136, 160] with a half K step,
+    // INT4 groups of 32 and 64 with float16 and float32 scales, 2-D tiles of 8 rows x 32 columns.
+    const nf4 = fourBitWeight(136, 160, 64, 51);
+    const int4 = [intWeight(4, 72, 96, 1, 32, 'float16', 52), intWeight(4, 136, 128, 1, 64, 'float32', 53), intWeight(4, 48, 64, 8, 32, 'float32', 54)];
+    const previous = native().setGemmPath('wgmma');
+    try {
+      for (const dtype of HALF_DTYPES) {
+        for (const lead of [[17], [130], [2, 70]]) {
+          for (const transposed of [false, true]) {
+            const [k, n] = transposed ? [nf4.attrs.outFeatures, nf4.attrs.inFeatures] : [nf4.attrs.inFeatures, nf4.attrs.outFeatures];
+            checkProduct(lead, k, n, dtype, 'contiguous', nf4.dense, nf4.attrs.outFeatures, nf4.attrs.inFeatures, transposed, (d) => fourBitTensors(nf4, d),
+              (x, [p, a, t], tr) => (tr ? nf4MatmulT : nf4Matmul)(x, p!, a!, t!, nf4.attrs));
+            for (const w of int4) {
+              const [ki, ni] = transposed ? [w.attrs.outFeatures, w.attrs.inFeatures] : [w.attrs.inFeatures, w.attrs.outFeatures];
+              checkProduct(lead, ki, ni, dtype, 'contiguous', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, transposed, (d) => intTensors(w, d),
+                (x, [c, sc, o], tr) => (tr ? intMatmulT : intMatmul)(4, x, c!, sc!, o!, w.attrs));
+            }
+          }
+        }
+      }
+    } finally {
+      native().setGemmPath(previous);
+    }
+  });
+
+  it('the dequantize + GEMM path (BLORA_CUDA_QUANT_GEMM=dequant) equals the fused kernel, which auto takes', () => {
     const w = fourBitWeight(136, 160, 64, 41);
     const iw = intWeight(4, 136, 128, 1, 64, 'float32', 42);
     const previous = setQuantGemmPath('fused');
     try {
       for (const dtype of HALF_DTYPES) {
-        for (const rows of [130, DEQUANT_GEMM_MIN_ROWS + 3]) {
+        for (const rows of [100, 2051]) {  // on Hopper: the mma.sync kernel (under 128 rows), the wgmma one
           for (const transposed of [false, true]) {
             for (const [attrs, tensors, run] of [
               [w.attrs, fourBitTensors(w, 'cuda'), (x: Tensor, [p, a, t]: Tensor[]) => (transposed ? nf4MatmulT : nf4Matmul)(x, p!, a!, t!, w.attrs)],
@@ -301,9 +331,8 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
               const auto = run(x, [...tensors]);
               const tol = dtype === 'float16' ? { rtol: 2e-3, atol: 2e-3 } : { rtol: 1.6e-2, atol: 1.6e-2 };
               assertClose(viaDense.toFloat64Array(), fused.toFloat64Array(), tol);
-              // auto is one of the two, bit for bit
-              const autoBits = Array.from(auto.toTypedArray());
-              expect([fused, viaDense].some((r) => Array.from(r.toTypedArray()).every((v, i) => v === autoBits[i]))).toBe(true);
+              // auto is the fused kernel, bit for bit
+              expect(Array.from(auto.toTypedArray())).toEqual(Array.from(fused.toTypedArray()));
               for (const t of [x, fused, viaDense, auto, ...tensors]) t.dispose();
             }
           }

@@ -1,0 +1,300 @@
+// The fused 4-bit GEMM on Hopper: the wgmma GEMM's pipeline (gemm_wgmma_tile.cuh) with the
+// weight decoded into shared memory instead of copied, so W never exists densely in global
+// memory. The operands are swapped: the MMA's A operand is the weight (128 output features a
+// tile, decoded), its B operand the activations (BN rows, copied by TMA), so each tile computes
+// a block of the transposed output and decodes half as many codes per MMA as with the weight
+// as B (which needs 256-wide weight tiles to keep the MMAs large):
+//   forward   y [M, out] = x [M, in] · Wᵀ:  yᵀ = W · xᵀ, A = W tile (K-major: 128 rows of out x 64 of in)
+//   backward dx [M, in] = dy [M, out] · W:  dxᵀ = Wᵀ · dyᵀ, A = Wᵀ tile (M-major: 64 rows of out x 128 of in)
+// Per K step of 64, thread 0 of the producer warpgroup copies the activation tile with TMA, and
+// the step's 256 chunks of 32 codes (each read with one 16-byte load, a step or two before it is
+// decoded) are decoded into the stage's swizzled A tile: half by the producer warpgroup, half by
+// the first consumer's threads kConsumerLead steps ahead, while their MMAs run (the producer
+// alone cannot decode as fast as the tensor cores consume). Every decoding thread then arrives
+// on the stage's "full" barrier. Both products store W the same way: segment s of
+// a step (one weight row's 64 columns) is the 128-byte smem row s, which is row s of the K-major
+// tile and, for the M-major one, row s % 64 of box s / 64.
+//
+// Values: each weight is computed in float32 like the dequantize kernels, then rounded to the
+// activation dtype (quant_gemm.cuh), so the MMAs see exactly the weight of the
+// dequantize-then-GEMM path. Edges: activation rows and K past the ends are zero-filled by
+// TMA, weight rows and columns past them decode to zeros; stores are bounds-checked.
+#pragma once
+
+#include <algorithm>
+
+#include "gemm_wgmma.h"
+#include "gemm_wgmma_tile.cuh"
+#include "launch.cuh"
+#include "quant_gemm.cuh"
+
+namespace blora {
+namespace wgmma {
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// The producer decodes (three steps of chunks in registers), so it keeps more registers than
+// the copy-only producer of the bf16 GEMM: 128 * (168 - 104) frees what 256 * (200 - 168) claim.
+constexpr int kDecoderRegisters = 104;
+constexpr int kMmaRegisters = 200;
+// Steps ahead of their MMAs at which the consumers decode their share of a stage.
+constexpr int kConsumerLead = 2;
+
+// Where one K step of a block's walk over its output tiles is.
+struct StepCursor {
+  int tile, kb, m0, n0;
+
+  __device__ __forceinline__ void moveTo(int t, int tilesM, int tilesN, int bn) {
+    tile = t;
+    kb = 0;
+    const TileCoords c = tileCoords(t, tilesM, tilesN, bn);
+    m0 = c.m0;
+    n0 = c.n0;
+  }
+  __device__ __forceinline__ void advance(int kTiles, int tiles, int tilesM, int tilesN, int bn) {
+    if (++kb < kTiles) return;
+    if (tile + int(gridDim.x) < tiles) moveTo(tile + int(gridDim.x), tilesM, tilesN, bn);
+    else tile = tiles;  // past the end
+  }
+};
+
+// The weight operand of one step: 2 * kBM chunks of 32 codes, chunk id = 2 * segment + half.
+// `at.m0` is the tile's first output feature: a weight row (forward) or column (backward).
+template <typename T, typename Source, bool Transposed>
+struct WeightSteps {
+  Source w;
+  int features, K;  // output features (out forward, in backward) and the reduction length
+  const float* codeValues;  // shared memory
+
+  __device__ __forceinline__ typename Source::Chunk load(const StepCursor& at, int id) const {
+    const int segment = id >> 1, half = id & 1;
+    if (Transposed) {
+      const int row = at.kb * kBK + (segment & 63), col = at.m0 + 64 * (segment >> 6) + 32 * half;
+      return w.load(row, col, row < K && col < features);
+    }
+    const int row = at.m0 + segment, col = at.kb * kBK + 32 * half;
+    return w.load(row, col, row < features && col < K);
+  }
+
+  // Decodes a chunk into its four 16-byte pieces of the stage's A tile (128-byte rows, 128B swizzle).
+  __device__ __forceinline__ void store(const typename Source::Chunk& chunk, uint32_t stageA, int id) const {
+    uint32_t pairs[kChunkPairs];
+    w.template decode<T>(chunk, CodeValues{codeValues}, pairs);
+    const int segment = id >> 1, half = id & 1;
+    const uint32_t row = stageA + uint32_t(segment) * 128;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      hopper::storeShared16(row + ((uint32_t(4 * half + q) ^ uint32_t(segment & 7)) << 4), pairs[4 * q], pairs[4 * q + 1],
+                            pairs[4 * q + 2], pairs[4 * q + 3]);
+    }
+  }
+};
+
+// Writes one consumer's 64 x BN accumulators, a block of the transposed output (64 features x
+// BN rows), into C [rows, features] at (n0, m0), rounded once, with bounds checks.
+template <typename T, int BN>
+__device__ __forceinline__ void storeTransposedTile(const float (&acc)[BN / 2], T* out, int rows, int features, int m0,
+                                                    int n0, int consumer, int warp, int lane) {
+  const int feature0 = m0 + consumer * 64 + warp * 16 + lane / 4;
+  const int row0 = n0 + 2 * (lane % 4);
+#pragma unroll
+  for (int j = 0; j < BN / 8; j++) {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      const int feature = feature0 + 8 * h;
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int row = row0 + 8 * j + e;
+        if (feature < features && row < rows) out[int64_t(row) * features + feature] = Num<T>::store(acc[4 * j + 2 * h + e]);
+      }
+    }
+  }
+}
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+
+// Chunks of a step each producer thread decodes; the rest go to the first consumer's threads,
+// one each. On an H200 at 4096 rows this split (128 + 128 of 256) runs 4-11 % faster than the
+// producer decoding all of them (dev/quant_gemm_wgmma).
+constexpr int kProducerChunks = 1;
+constexpr int kConsumerDecoders = 2 * kBM - 128 * kProducerChunks;
+
+// M: activation rows; features: output features; tilesW x tilesX tiles of 128 features x BN rows.
+template <typename T, typename Source, bool Transposed, int BN, int Stages>
+__global__ void __launch_bounds__(kThreads, 1)
+    fusedQuantGemmKernel(const __grid_constant__ CUtensorMap mapX, Source w, const float* table, T* __restrict__ C, int M,
+                         int features, int K, int tilesW, int tilesX, int tiles) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Cfg = Config<BN, Stages>;
+  using Chunk = typename Source::Chunk;
+  static_assert(Stages > kConsumerLead + 1, "the consumers decode into stages the MMAs have left");
+  __shared__ __align__(8) uint64_t fullBars[Stages];   // activations copied and weights decoded
+  __shared__ __align__(8) uint64_t emptyBars[Stages];  // stage read by every consumer warp
+  __shared__ float codeValues[16];
+  extern __shared__ unsigned char dynamicShared[];
+  const uint32_t stages = (hopper::sharedAddress(dynamicShared) + 1023u) & ~1023u;
+  const uint32_t full0 = hopper::sharedAddress(fullBars), empty0 = hopper::sharedAddress(emptyBars);
+  const int kTiles = (K + kBK - 1) / kBK;
+  const int warpgroup = int(threadIdx.x) / 128;
+  const WeightSteps<T, Source, Transposed> weight{w, features, K, codeValues};
+  auto stageA = [&](uint32_t it) { return stages + (it % Stages) * Cfg::kStageBytes; };
+  // Waits until step `it`'s stage is free: round r reuses it after the consumers released
+  // round r - 1; round 0 passes at once.
+  auto waitFree = [&](uint32_t it) { hopper::mbarrierWait(empty0 + 8 * (it % Stages), ((it / Stages) & 1) ^ 1); };
+  auto announce = [&](uint32_t it) {
+    hopper::fenceProxyAsyncShared();
+    hopper::mbarrierArrive(full0 + 8 * (it % Stages));
+  };
+
+  loadCodeValues(codeValues, table);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < Stages; s++) {
+      // The TMA's expect_tx, then every decoding thread.
+      hopper::mbarrierInit(full0 + 8 * s, 1 + 128 + kConsumerDecoders);
+      hopper::mbarrierInit(empty0 + 8 * s, kConsumers * 4);  // one arrival per consumer warp
+    }
+    hopper::fenceBarrierInit();
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    hopper::releaseRegisters<kDecoderRegisters>();
+    const int t = int(threadIdx.x);
+    if (t == 0) hopper::prefetchTensorMap(&mapX);
+    // The chunks of this step, of the next one and of the one after (loaded two steps ahead).
+    StepCursor at;
+    at.moveTo(int(blockIdx.x), tilesW, tilesX, BN);
+    StepCursor next = at;
+    next.advance(kTiles, tiles, tilesW, tilesX, BN);
+    StepCursor after = next;
+    after.advance(kTiles, tiles, tilesW, tilesX, BN);
+    Chunk current[kProducerChunks], ahead[kProducerChunks];
+#pragma unroll
+    for (int i = 0; i < kProducerChunks; i++) {
+      current[i] = weight.load(at, t + 128 * i);
+      if (next.tile < tiles) ahead[i] = weight.load(next, t + 128 * i);
+    }
+    for (uint32_t it = 0; at.tile < tiles; it++) {
+      Chunk later[kProducerChunks];
+      if (after.tile < tiles) {
+#pragma unroll
+        for (int i = 0; i < kProducerChunks; i++) later[i] = weight.load(after, t + 128 * i);
+      }
+      waitFree(it);
+      if (t == 0) {
+        const uint32_t full = full0 + 8 * (it % Stages);
+        hopper::mbarrierArriveExpectTx(full, Cfg::kBBytes);
+        hopper::tmaLoad2d(stageA(it) + Cfg::kABytes, &mapX, full, at.kb * kBK, at.n0);
+      }
+#pragma unroll
+      for (int i = 0; i < kProducerChunks; i++) weight.store(current[i], stageA(it), t + 128 * i);
+      announce(it);
+#pragma unroll
+      for (int i = 0; i < kProducerChunks; i++) {
+        current[i] = ahead[i];
+        ahead[i] = later[i];
+      }
+      at = next;
+      next = after;
+      after.advance(kTiles, tiles, tilesW, tilesX, BN);
+    }
+  } else {
+    hopper::claimRegisters<kMmaRegisters>();
+    const int consumer = warpgroup - 1;
+    const int warp = (int(threadIdx.x) / 32) % 4, lane = int(threadIdx.x) % 32;
+    const int decoder = int(threadIdx.x) - 128;
+    const int id = 128 * kProducerChunks + decoder;  // this thread's chunk of every step, if any
+    const bool decodes = decoder < kConsumerDecoders;
+    // The step this thread decodes next (kConsumerLead ahead of the MMAs once running), and its chunk.
+    StepCursor at;
+    at.moveTo(int(blockIdx.x), tilesW, tilesX, BN);
+    uint32_t decoded = 0;
+    Chunk ahead{};
+    auto decodeNext = [&] {
+      if (!decodes || at.tile >= tiles) return;
+      waitFree(decoded);
+      weight.store(ahead, stageA(decoded), id);
+      announce(decoded);
+      decoded++;
+      at.advance(kTiles, tiles, tilesW, tilesX, BN);
+      if (at.tile < tiles) ahead = weight.load(at, id);
+    };
+    if (decodes) ahead = weight.load(at, id);
+    for (int i = 0; i < kConsumerLead; i++) decodeNext();
+    float acc[BN / 2];
+    uint32_t it = 0;
+    for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
+      const TileCoords c = tileCoords(tile, tilesW, tilesX, BN);
+      multiplyTile<T, !Transposed, true, BN, Stages>(acc, stages, full0, empty0, it, kTiles, consumer, lane, decodeNext);
+      storeTransposedTile<T, BN>(acc, C, M, features, c.m0, c.n0, consumer, warp, lane);
+    }
+  }
+#endif
+}
+
+// The stage rings of the two tile widths: 192 KB of shared memory each, like the bf16 GEMM's.
+constexpr int kQuantWideStages = 4;    // 128 x 256 tiles, 48 KB a stage
+constexpr int kQuantNarrowStages = 6;  // 128 x 128 tiles, 32 KB a stage
+
+// The activation-row extent of the block tile (BN) for an [m, k] x [k, n] fused product, or 0
+// when it should not run on this kernel: no Hopper image or the pipelined path chosen, and on
+// the auto path fewer than 128 activation rows (from 256 rows on, an H200 runs every LLaMA-7B
+// layer shape 1.3-1.5x faster here than on the mma.sync kernel, even with half the SMs idle).
+inline int fusedQuantTileN(int64_t m, int64_t k, int64_t n) {
+  const GemmPath path = gemmPath();
+  if (path == GemmPath::Pipelined || m <= 0 || !wgmmaAvailable()) return 0;
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) return 0;
+  const int64_t sms = smCount();
+  const int64_t tilesW = (n + kBM - 1) / kBM;
+  const int64_t wideTiles = tilesW * ((m + 255) / 256), narrowTiles = tilesW * ((m + 127) / 128);
+  if (narrowTiles > INT32_MAX) return 0;
+  if (path == GemmPath::Auto && m < 128) return 0;
+  const int bn = wideTiles >= sms ? 256 : 128;
+  const int shared = bn == 256 ? Config<256, kQuantWideStages>::kSharedBytes : Config<128, kQuantNarrowStages>::kSharedBytes;
+  return size_t(shared) + 1024 <= maxSharedMemoryPerBlock() ? bn : 0;
+}
+
+// Queues out [m, n] = x [m, k] · (W decoded by `w`) on the fused wgmma kernel (x · Wᵀ, or x · W
+// when transposed) and returns true, or returns false, queuing nothing, when the product does
+// not suit it (see fusedQuantTileN) or x cannot be read by TMA. x and out as gemmOperandsFit
+// in quant_gemm.cu accepts them.
+template <typename Source>
+bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, const float* table, const TensorArg& out,
+                           int64_t k, int64_t n, bool transposed) {
+  const int64_t m = x.shape[0];
+  const int bn = fusedQuantTileN(m, k, n);
+  if (bn == 0) return false;
+  OperandPlan plan;
+  CUtensorMap mapX;
+  if (!planOperand(x, 1, lda, k, m, 1, plan) || !plan.kMajor || !encodeOperand(mapX, x, plan, k, m, 1, bn)) return false;
+  const int tilesW = int((n + kBM - 1) / kBM), tilesX = int((m + bn - 1) / bn);
+  auto run = [&](auto typeTag, auto transposedTag, auto widthTag) {
+    using T = typename decltype(typeTag)::type;
+    constexpr bool Transposed = decltype(transposedTag)::value;
+    constexpr int BN = decltype(widthTag)::value;
+    constexpr int Stages = BN == 256 ? kQuantWideStages : kQuantNarrowStages;
+    constexpr int bytes = Config<BN, Stages>::kSharedBytes;
+    auto kernel = fusedQuantGemmKernel<T, Source, Transposed, BN, Stages>;
+    static const bool configured = [&] {
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+            "fused 4-bit GEMM (wgmma): shared memory size");
+      return true;
+    }();
+    (void)configured;
+    const int tiles = tilesW * tilesX;
+    kernel<<<std::min(tiles, smCount()), kThreads, bytes, stream()>>>(mapX, w, table, reinterpret_cast<T*>(out.first()),
+                                                                      int(m), int(n), int(k), tilesW, tilesX, tiles);
+  };
+  auto withWidth = [&](auto typeTag, auto transposedTag) {
+    if (bn == 256) run(typeTag, transposedTag, std::integral_constant<int, 256>{});
+    else run(typeTag, transposedTag, std::integral_constant<int, 128>{});
+  };
+  auto withDirection = [&](auto typeTag) {
+    if (transposed) withWidth(typeTag, std::true_type{});
+    else withWidth(typeTag, std::false_type{});
+  };
+  if (x.dtype == DType::BFloat16) withDirection(TypeTag<__nv_bfloat16>{});
+  else withDirection(TypeTag<__half>{});
+  return true;
+}
+
+}  // namespace wgmma
+}  // namespace blora
