@@ -7,7 +7,8 @@
 //   in the compute type, as div(repeatInterleave(dy), kernel) does;
 // - repeatInterleave along any axis of a contiguous tensor (raw bits, every dtype).
 // Contiguous inputs take vectorized kernels (16-byte loads or stores per thread, 32-bit index
-// math where the sizes allow); other views take a strided one-thread-per-output kernel.
+// math where the sizes allow; avgPool1dBackward by 2, 4 or 8 reads each thread's gradient
+// elements with one load); other views take a strided one-thread-per-output kernel.
 #include <type_traits>
 
 #include "kernels.h"
@@ -184,6 +185,34 @@ __global__ void poolBackwardKernel(const T* dy, T* dx, Index vectors, Index tota
   }
 }
 
+// The same for a kernel K dividing the vector (2, 4 or 8 for 16-bit types, 2 or 4 for float32):
+// the VE / K gradient elements of output vector v are read with one aligned load of 16 / K bytes
+// (dy aligned to it), and the division by the constant power of two is exact either way.
+template <typename T, int K, typename Index>
+__global__ void poolBackwardSpreadKernel(const T* dy, T* dx, Index vectors) {
+  using C = typename Num<T>::Compute;
+  constexpr int VE = vectorElems<T>();
+  constexpr int S = VE / K;  // gradient elements per output vector
+  using Load = typename std::conditional<S * sizeof(T) == 8, uint2,
+                                         typename std::conditional<S * sizeof(T) == 4, uint32_t, uint16_t>::type>::type;
+  static_assert(sizeof(Load) == S * sizeof(T), "one load per output vector");
+  for (Index v = Index(blockIdx.x) * blockDim.x + threadIdx.x; v < vectors; v += Index(blockDim.x) * gridDim.x) {
+    union {
+      Load raw;
+      T v[S];
+    } in;
+    in.raw = __ldg(reinterpret_cast<const Load*>(dy) + v);
+    Vector<T> o;
+#pragma unroll
+    for (int j = 0; j < S; j++) {
+      const T value = Num<T>::store(Num<T>::load(in.v[j]) / C(K));
+#pragma unroll
+      for (int e = 0; e < K; e++) o.v[j * K + e] = value;
+    }
+    reinterpret_cast<uint4*>(dx)[v] = o.raw;
+  }
+}
+
 // out viewed as [blocks, repeats, inner] takes x [blocks, inner] (raw bits). Inner == 1: thread v
 // writes output vector v from consecutive sources; otherwise inner is a multiple of the vector
 // and whole vectors are copied.
@@ -249,11 +278,28 @@ void launchAvgPool1dBackward(const TensorArg& dy, const TensorArg& dx, int64_t k
     constexpr int VE = vectorElems<T>();
     T* dxp = reinterpret_cast<T*>(dx.first());
     const int64_t vectors = aligned16(dxp) ? total / VE : 0;
+    const T* dyp = reinterpret_cast<const T*>(dy.first());
     withIndexType(total, [&](auto indexTag) {
       using Index = typename decltype(indexTag)::type;
+      // Whole vectors only (a dividing kernel leaves no tail) and dy aligned to its loads.
+      auto spread = [&](auto kernelTag) {
+        constexpr int K = decltype(kernelTag)::value;
+        if constexpr (VE % K != 0 || VE == K) {
+          return false;
+        } else {
+          if (total % VE != 0 || vectors == 0 || reinterpret_cast<uintptr_t>(dyp) % (sizeof(T) * (VE / K)) != 0) return false;
+          poolBackwardSpreadKernel<T, K, Index><<<elementwiseBlocks(vectors), kElementwiseThreads, 0, stream()>>>(
+              dyp, dxp, Index(vectors));
+          return true;
+        }
+      };
+      const bool spread2 = kernel == 2 && spread(std::integral_constant<int, 2>{});
+      const bool spread4 = kernel == 4 && spread(std::integral_constant<int, 4>{});
+      const bool spread8 = kernel == 8 && spread(std::integral_constant<int, 8>{});
+      if (spread2 || spread4 || spread8) return;
       const int64_t work = std::max<int64_t>(vectors, total - vectors * VE);
       poolBackwardKernel<T, Index><<<elementwiseBlocks(work), kElementwiseThreads, 0, stream()>>>(
-          reinterpret_cast<const T*>(dy.first()), dxp, Index(vectors), Index(total), Index(kernel));
+          dyp, dxp, Index(vectors), Index(total), Index(kernel));
     });
   });
   checkLaunch(op);

@@ -187,7 +187,9 @@ describe.skipIf(!cudaAvailable())('vectorized pooling kernels on cuda', () => {
 
   it('avgPool1dBackward equals div(repeatInterleave(dy), kernel) of the CPU bit for bit', () => {
     for (const dtype of FLOAT_DTYPES) {
-      for (const [shape, kernel] of [[[3, 7], 2], [[4, 5], 3], [[2, 9], 8], [[1, 3], 1]] as [number[], number][]) {
+      // Ragged sizes take the general kernel; whole vectors with a kernel of 2, 4 or 8 the one
+      // that reads each thread's gradient elements with one load.
+      for (const [shape, kernel] of [[[3, 7], 2], [[4, 5], 3], [[2, 9], 8], [[1, 3], 1], [[3, 64], 2], [[5, 40], 4], [[2, 32], 8]] as [number[], number][]) {
         const values = roundTo(valuesFor(dtype, sizeOf(shape), 80 + kernel), dtype);
         const dy = makeTensor(values, shape, dtype, 'cuda', 'contiguous');
         const outShape = [...shape.slice(0, -1), shape[shape.length - 1]! * kernel];
@@ -200,6 +202,23 @@ describe.skipIf(!cudaAvailable())('vectorized pooling kernels on cuda', () => {
         assertClose(dx.toFloat64Array(), roundTo(reference, dtype), toleranceFor(dtype));
         for (const t of [dy, dx, cpuDy, cpu]) t.dispose();
       }
+    }
+  });
+
+  it('avgPool1dBackward reads a gradient that starts off its load alignment (general kernel)', () => {
+    for (const dtype of FLOAT_DTYPES) {
+      const values = roundTo(valuesFor(dtype, 65, 91), dtype);
+      const whole = makeTensor(values, [65], dtype, 'cuda', 'contiguous');
+      const dy = narrow(whole, 0, 1, 64);  // one element in: not aligned to a vector of gradient elements
+      for (const kernel of [2, 4]) {
+        const dx = empty([64 * kernel], { dtype, device: 'cuda' });
+        avgPool1dBackwardInto(dy, dx, kernel);
+        const expected = roundTo(Array.from({ length: 64 * kernel }, (_, i) => values[1 + Math.floor(i / kernel)]! / kernel), dtype);
+        expect(Array.from(dx.toFloat64Array())).toEqual(Array.from(expected));
+        dx.dispose();
+      }
+      dy.dispose();
+      whole.dispose();
     }
   });
 
