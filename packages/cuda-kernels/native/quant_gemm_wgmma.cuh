@@ -113,7 +113,9 @@ __device__ __forceinline__ void storeTransposedTile(const float (&acc)[BN / 2], 
 
 // Chunks of a step each producer thread decodes; the rest go to the first consumer's threads,
 // one each. On an H200 at 4096 rows this split (128 + 128 of 256) runs 4-11 % faster than the
-// producer decoding all of them (dev/quant_gemm_wgmma).
+// producer decoding all of them and 5-12 % faster than the consumers decoding all of them
+// (dev/quant_gemm_wgmma, each pair side by side in one run;
+// bench/results/logs/quant-gemm-wgmma-2026-11-30-split.log).
 constexpr int kProducerChunks = 1;
 constexpr int kConsumerDecoders = 2 * kBM - 128 * kProducerChunks;
 
