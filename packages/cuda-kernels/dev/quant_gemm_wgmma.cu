@@ -113,7 +113,7 @@ Weight makeWeight(Format format, int64_t out, int64_t in, int blockCols, bool ha
   w.codes.resize(size_t(n / 2));
   for (auto& b : w.codes) b = uint8_t(byte(rng));
   auto code = [&](int64_t i) { return (i & 1) ? (w.codes[i / 2] & 15) : (w.codes[i / 2] >> 4); };
-  const int64_t blocks = n / blockCols;
+  const int64_t blocks = (n + blockCols - 1) / blockCols;  // NF4: the last block may be partial
   w.values.resize(size_t(n));
   if (format == Format::Nf4) {
     std::vector<float> absmax(static_cast<size_t>(blocks));
@@ -268,6 +268,10 @@ void runChecks() {
     }
     freeWeight(w);
   }
+  // An odd number of output features: no paired stores.
+  Weight odd = makeWeight(Format::Nf4, 393, 480, 64, true, seed++);
+  checkOne(odd, false, 77, true, 0, GemmPath::Wgmma, seed++);
+  freeWeight(odd);
   // Enough tiles for the 128 x 256 tile (with 132 SMs): 9 x 16 tiles forward and backward.
   Weight wide = makeWeight(Format::Nf4, 4096, 128, 64, true, seed++);
   checkOne(wide, false, 1100, true, 0, GemmPath::Wgmma, seed++);

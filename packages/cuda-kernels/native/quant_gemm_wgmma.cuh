@@ -89,22 +89,38 @@ struct WeightSteps {
   }
 };
 
+// The 8 x 8 matrix of 16-bit values whose row lane / 4, columns 2 (lane % 4) and + 1, this lane
+// holds (low half first), transposed across the warp into the same layout.
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t v) {
+  uint32_t t;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(t) : "r"(v));
+  return t;
+}
+
 // Writes one consumer's 64 x BN accumulators, a block of the transposed output (64 features x
-// BN rows), into C [rows, features] at (n0, m0), rounded once, with bounds checks.
+// BN rows), into C [rows, features] at (n0, m0), rounded once, with bounds checks. Each 8 x 8
+// block of the fragment is rounded to pairs and transposed across the warp, so a lane stores
+// two adjacent features of one row (one 4-byte store when `paired`: features even, C aligned).
 template <typename T, int BN>
 __device__ __forceinline__ void storeTransposedTile(const float (&acc)[BN / 2], T* out, int rows, int features, int m0,
-                                                    int n0, int consumer, int warp, int lane) {
-  const int feature0 = m0 + consumer * 64 + warp * 16 + lane / 4;
-  const int row0 = n0 + 2 * (lane % 4);
+                                                    int n0, int consumer, int warp, int lane, bool paired) {
+  const int feature0 = m0 + consumer * 64 + warp * 16 + 2 * (lane % 4);
+  const int row0 = n0 + lane / 4;
 #pragma unroll
   for (int j = 0; j < BN / 8; j++) {
+    const int row = row0 + 8 * j;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
+      const uint32_t pair = transpose8x8(packPair<T>(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]));
       const int feature = feature0 + 8 * h;
-#pragma unroll
-      for (int e = 0; e < 2; e++) {
-        const int row = row0 + 8 * j + e;
-        if (feature < features && row < rows) out[int64_t(row) * features + feature] = Num<T>::store(acc[4 * j + 2 * h + e]);
+      if (row >= rows || feature >= features) continue;
+      T* dst = out + int64_t(row) * features + feature;
+      if (paired) {  // feature + 1 < features too
+        *reinterpret_cast<uint32_t*>(dst) = pair;
+      } else {
+        const uint16_t lo = uint16_t(pair & 0xffffu), hi = uint16_t(pair >> 16);
+        memcpy(dst, &lo, 2);
+        if (feature + 1 < features) memcpy(dst + 1, &hi, 2);
       }
     }
   }
@@ -123,7 +139,7 @@ constexpr int kConsumerDecoders = 2 * kBM - 128 * kProducerChunks;
 template <typename T, typename Source, bool Transposed, int BN, int Stages>
 __global__ void __launch_bounds__(kThreads, 1)
     fusedQuantGemmKernel(const __grid_constant__ CUtensorMap mapX, Source w, const float* table, T* __restrict__ C, int M,
-                         int features, int K, int tilesW, int tilesX, int tiles) {
+                         int features, int K, int tilesW, int tilesX, int tiles, bool pairedOut) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Cfg = Config<BN, Stages>;
   using Chunk = typename Source::Chunk;
@@ -226,7 +242,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
       const TileCoords c = tileCoords(tile, tilesW, tilesX, BN);
       multiplyTile<T, !Transposed, true, BN, Stages>(acc, stages, full0, empty0, it, kTiles, consumer, lane, decodeNext);
-      storeTransposedTile<T, BN>(acc, C, M, features, c.m0, c.n0, consumer, warp, lane);
+      storeTransposedTile<T, BN>(acc, C, M, features, c.m0, c.n0, consumer, warp, lane, pairedOut);
     }
   }
 #endif
@@ -268,6 +284,7 @@ bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, con
   CUtensorMap mapX;
   if (!planOperand(x, 1, lda, k, m, 1, plan) || !plan.kMajor || !encodeOperand(mapX, x, plan, k, m, 1, bn)) return false;
   const int tilesW = int((n + kBM - 1) / kBM), tilesX = int((m + bn - 1) / bn);
+  const bool paired = n % 2 == 0 && reinterpret_cast<uintptr_t>(out.first()) % 4 == 0;
   auto run = [&](auto typeTag, auto transposedTag, auto widthTag) {
     using T = typename decltype(typeTag)::type;
     constexpr bool Transposed = decltype(transposedTag)::value;
@@ -283,7 +300,7 @@ bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, con
     (void)configured;
     const int tiles = tilesW * tilesX;
     kernel<<<std::min(tiles, smCount()), kThreads, bytes, stream()>>>(mapX, w, table, reinterpret_cast<T*>(out.first()),
-                                                                      int(m), int(n), int(k), tilesW, tilesX, tiles);
+                                                                      int(m), int(n), int(k), tilesW, tilesX, tiles, paired);
   };
   auto withWidth = [&](auto typeTag, auto transposedTag) {
     if (bn == 256) run(typeTag, transposedTag, std::integral_constant<int, 256>{});
