@@ -284,7 +284,8 @@ void runChecks() {
 // Timings: one call per weight copy, copies cycling, so that weights come from memory.
 void runTimings() {
   std::printf("\n== Timings (bf16 activations, median of 20, TFLOP/s; NF4 blocksize 64, INT4 groups of 64 with float16 scales)\n");
-  std::printf("%-6s %-6s %-18s %12s %12s %14s\n", "format", "prod", "M x K x N", "wgmma fused", "mma fused", "dequant+GEMM");
+  std::printf("%-6s %-6s %-18s %-15s %-15s %s\n", "format", "prod", "M x K x N", "wgmma fused", "mma.sync fused",
+              "dequant + wgmma GEMM   (each: TFLOP/s, ms)");
   int l2 = 0;
   cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
   const int64_t shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};  // W [out, in]
