@@ -3,41 +3,9 @@
 // float32 matmul runs inside them. Checked against float64 loops in every kernel configuration.
 import { describe, expect, it } from 'vitest';
 import { findKernel, permute, poolLinear, registerKernel, repeatLinear, tensor, transpose, type KernelFn, type Tensor } from '@blora/tensor';
-import { nonContiguousTensor, randomValues } from '@blora/tensor/testing';
+import { nonContiguousTensor, poolLinearReference, randomValues, repeatLinearReference } from '@blora/tensor/testing';
 import { cpuKernelsInfo } from '../src/index.js';
 import { expectClose, inEveryMode, NATIVE } from './helpers.js';
-
-/** out[m, n] = Σ_k mean(x[m, kλ .. kλ+λ)) · w[n, k] for row-major values. */
-function poolLinearReference(x: ArrayLike<number>, w: ArrayLike<number>, m: number, k: number, n: number, lambda: number): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let acc = 0;
-      for (let c = 0; c < k; c++) {
-        let run = 0;
-        for (let e = 0; e < lambda; e++) run += x[i * k * lambda + c * lambda + e]!;
-        acc += (run / lambda) * w[j * k + c]!;
-      }
-      out[i * n + j] = acc;
-    }
-  }
-  return out;
-}
-
-/** out[m, jλ+e] = base[m, jλ+e] + s · Σ_r h[m, r] · w[j, r] for row-major values. */
-function repeatLinearReference(
-  h: ArrayLike<number>, w: ArrayLike<number>, base: ArrayLike<number>, m: number, r: number, nr: number, lambda: number, scale: number,
-): Float64Array {
-  const out = new Float64Array(m * nr * lambda);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < nr; j++) {
-      let acc = 0;
-      for (let c = 0; c < r; c++) acc += h[i * r + c]! * w[j * r + c]!;
-      for (let e = 0; e < lambda; e++) out[i * nr * lambda + j * lambda + e] = base[i * nr * lambda + j * lambda + e]! + scale * acc;
-    }
-  }
-  return out;
-}
 
 const TOL = { rtol: 2e-5, atol: 2e-5 };
 
@@ -66,8 +34,8 @@ describe.skipIf(!NATIVE)('poolLinear and repeatLinear float32 with the native ke
     const m = b * t;
     const xv = randomValues(m * k * lambda, 5, -2, 2);
     const wv = randomValues(n * k, 6);
-    const expected = poolLinearReference(xv, wv, m, k, n, lambda);
     const w = tensor(wv, { shape: [n, k] });
+    const expected = poolLinearReference(tensor(xv, { shape: [m, k * lambda] }), w, lambda);
     const wT = transpose(tensor(Float64Array.from({ length: k * n }, (_, i) => wv[(i % n) * k + Math.floor(i / n)]!), { shape: [k, n] }));
     const inputs: Tensor[] = [
       tensor(xv, { shape: [b, t, k * lambda] }),
@@ -81,20 +49,22 @@ describe.skipIf(!NATIVE)('poolLinear and repeatLinear float32 with the native ke
     const hv = randomValues(m * n, 7);
     const rv = randomValues(k * n, 8);
     const base = randomValues(m * k * lambda, 9);
-    const expectedUp = repeatLinearReference(hv, rv, base, m, n, k, lambda, 0.5);
+    const hRef = tensor(hv, { shape: [m, n] });
+    const upRef = tensor(rv, { shape: [k, n] });
+    const expectedUp = repeatLinearReference(hRef, upRef, lambda, 0.5, tensor(base, { shape: [m, k * lambda] }));
     inEveryMode(() => {
       for (const x of inputs) for (const weight of [w, wT]) expectClose(poolLinear(x, weight, lambda), expected, TOL);
       expectClose(poolLinear(tensor(xv, { shape: [b, t, k * lambda], dtype: 'bfloat16' }), w, lambda),
-        poolLinearReference(tensor(xv, { dtype: 'bfloat16' }).toFloat64Array(), wv, m, k, n, lambda), TOL);
+        poolLinearReference(tensor(xv, { shape: [m, k * lambda], dtype: 'bfloat16' }), w, lambda), TOL);
       const h = nonContiguousTensor(hv, [b, t, n]);
       const up = tensor(rv, { shape: [k, n] });
       expectClose(repeatLinear(h, up, { lambda, scale: 0.5, base: tensor(base, { shape: [b, t, k * lambda] }) }), expectedUp, TOL);
       // A bfloat16 base and output, and no base at all (zeros), with and without a repeat.
       const base16 = tensor(base, { shape: [b, t, k * lambda], dtype: 'bfloat16' });
       expectClose(repeatLinear(h, up, { lambda, scale: 0.5, base: base16 }),
-        repeatLinearReference(hv, rv, base16.toFloat64Array(), m, n, k, lambda, 0.5), { rtol: 8e-3, atol: 2e-2 });
+        repeatLinearReference(hRef, upRef, lambda, 0.5, base16), { rtol: 8e-3, atol: 2e-2 });
       for (const [lam, scale] of [[1, 1], [1, -2], [3, 1]] as const) {
-        expectClose(repeatLinear(h, up, { lambda: lam, scale }), repeatLinearReference(hv, rv, new Float64Array(m * k * lam), m, n, k, lam, scale), TOL);
+        expectClose(repeatLinear(h, up, { lambda: lam, scale }), repeatLinearReference(hRef, upRef, lam, scale), TOL);
       }
     });
   });

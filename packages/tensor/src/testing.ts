@@ -111,4 +111,5 @@ export function assertClose(actual: Tensor | ArrayLike<number>, expected: Tensor
   }
 }
 
+export { poolLinearReference, repeatLinearReference } from './testing-adapter.js';
 export { JSON_MUTATIONS, fuzzJson, mutateJson, type FuzzOptions, type FuzzReport, type JsonMutation } from './testing-fuzz.js';

@@ -4,7 +4,7 @@ import {
   cpuBackend, expand, findKernel, memoryStats, permute, poolLinear, registerBackend, registerKernel, repeatLinear, setOpObserver,
   tensor, transpose, type DType, type KernelFn, type OpRecord, type Tensor,
 } from '../src/index.js';
-import { assertClose, randomTensor } from '../src/testing.js';
+import { assertClose, poolLinearReference, randomTensor, repeatLinearReference } from '../src/testing.js';
 
 const FLOAT_DTYPES: readonly DType[] = ['float32', 'float64', 'float16', 'bfloat16'];
 const COMPUTE_DTYPES = ['float32', 'float64'] as const;
@@ -12,51 +12,6 @@ const COMPUTE_DTYPES = ['float32', 'float64'] as const;
 let seed = 9100;
 const rand = (shape: number[], dtype: DType = 'float32', nonContiguous = false): Tensor =>
   randomTensor(shape, { seed: seed++, dtype, nonContiguous, low: -2, high: 2 });
-
-/** Rows of a `[..., c]` shape. */
-const rowCount = (shape: readonly number[]): number => shape.slice(0, -1).reduce((p, d) => p * d, 1);
-
-/** out[m, n] = Σ_k ((1/λ) Σ_e x[m, kλ+e]) · w[n, k], in float64. */
-function refPoolLinear(x: Tensor, w: Tensor, lambda: number): Float64Array {
-  const xv = x.toFloat64Array();
-  const wv = w.toFloat64Array();
-  const [n, k] = w.shape as [number, number];
-  const m = rowCount(x.shape);
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let acc = 0;
-      for (let c = 0; c < k; c++) {
-        let run = 0;
-        for (let e = 0; e < lambda; e++) run += xv[i * k * lambda + c * lambda + e]!;
-        acc += (run / lambda) * wv[j * k + c]!;
-      }
-      out[i * n + j] = acc;
-    }
-  }
-  return out;
-}
-
-/** out[m, jλ+e] = base[m, jλ+e] + s · Σ_r h[m, r] · w[j, r], in float64. */
-function refRepeatLinear(h: Tensor, w: Tensor, lambda: number, scale: number, base?: Tensor): Float64Array {
-  const hv = h.toFloat64Array();
-  const wv = w.toFloat64Array();
-  const bv = base?.toFloat64Array();
-  const [nr, r] = w.shape as [number, number];
-  const m = rowCount(h.shape);
-  const out = new Float64Array(m * nr * lambda);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < nr; j++) {
-      let acc = 0;
-      for (let c = 0; c < r; c++) acc += hv[i * r + c]! * wv[j * r + c]!;
-      for (let e = 0; e < lambda; e++) {
-        const p = i * nr * lambda + j * lambda + e;
-        out[p] = (bv ? bv[p]! : 0) + scale * acc;
-      }
-    }
-  }
-  return out;
-}
 
 /** Tolerance of a result computed in `compute` and stored as `out`. */
 function tolFor(compute: DType, out: DType): { rtol: number; atol: number } {
@@ -87,7 +42,7 @@ describe('poolLinear', () => {
           const out = poolLinear(x, w, lambda);
           expect(out.shape).toEqual([5, 3]);
           expect(out.dtype).toBe(d);
-          assertClose(out, refPoolLinear(x, w, lambda), tolFor(d, d));
+          assertClose(out, poolLinearReference(x, w, lambda), tolFor(d, d));
         }
       }
     }
@@ -107,7 +62,7 @@ describe('poolLinear', () => {
         for (const [x, w] of cases) {
           const out = poolLinear(x, w, lambda);
           expect(out.shape).toEqual([...x.shape.slice(0, -1), 4]);
-          assertClose(out, refPoolLinear(x, w, lambda), tolFor(d, d));
+          assertClose(out, poolLinearReference(x, w, lambda), tolFor(d, d));
         }
       }
     }
@@ -157,13 +112,13 @@ describe('repeatLinear', () => {
         const plain = repeatLinear(h, w, { lambda });
         expect(plain.dtype).toBe(d);
         expect(plain.shape).toEqual([5, 3 * lambda]);
-        assertClose(plain, refRepeatLinear(h, w, lambda, 1), tolFor(d, d));
+        assertClose(plain, repeatLinearReference(h, w, lambda, 1), tolFor(d, d));
         for (const baseDtype of FLOAT_DTYPES) {
           const base = rand([5, 3 * lambda], baseDtype);
           for (const scale of [0.75, 1]) {
             const out = repeatLinear(h, w, { lambda, scale, base });
             expect(out.dtype).toBe(baseDtype);
-            assertClose(out, refRepeatLinear(h, w, lambda, scale, base), tolFor(d, baseDtype));
+            assertClose(out, repeatLinearReference(h, w, lambda, scale, base), tolFor(d, baseDtype));
           }
         }
       }
@@ -177,11 +132,11 @@ describe('repeatLinear', () => {
       for (const lambda of [1, 2]) {
         const out = repeatLinear(h, w, { lambda, scale: -1.5, dtype });
         expect(out.dtype).toBe(dtype);
-        assertClose(out, refRepeatLinear(h, w, lambda, -1.5), tolFor('float64', dtype));
+        assertClose(out, repeatLinearReference(h, w, lambda, -1.5), tolFor('float64', dtype));
         const base = rand([4, 2 * lambda], 'bfloat16');
         const withBase = repeatLinear(h, w, { lambda, base, dtype });
         expect(withBase.dtype).toBe(dtype);
-        assertClose(withBase, refRepeatLinear(h, w, lambda, 1, base), tolFor('float64', dtype));
+        assertClose(withBase, repeatLinearReference(h, w, lambda, 1, base), tolFor('float64', dtype));
       }
     }
   });
@@ -198,7 +153,7 @@ describe('repeatLinear', () => {
         for (const [h, w, base] of cases) {
           const out = repeatLinear(h, w, { lambda, scale: 2, base });
           expect(out.shape).toEqual([...h.shape.slice(0, -1), 4 * lambda]);
-          assertClose(out, refRepeatLinear(h, w, lambda, 2, base), tolFor(d, base.dtype));
+          assertClose(out, repeatLinearReference(h, w, lambda, 2, base), tolFor(d, base.dtype));
         }
       }
     }
@@ -261,9 +216,9 @@ describe('CPU kernels of the fused products', () => {
     try {
       const x = rand([3, 8], 'bfloat16');
       const w = rand([2, 4]);
-      assertClose(poolLinear(x, w, 2), refPoolLinear(x, w, 2), tolFor('float32', 'float32'));
+      assertClose(poolLinear(x, w, 2), poolLinearReference(x, w, 2), tolFor('float32', 'float32'));
       const h = rand([3, 4]);
-      assertClose(repeatLinear(h, w, { lambda: 2 }), refRepeatLinear(h, w, 2, 1), tolFor('float32', 'float32'));
+      assertClose(repeatLinear(h, w, { lambda: 2 }), repeatLinearReference(h, w, 2, 1), tolFor('float32', 'float32'));
     } finally {
       registerKernel('matmul', 'cpu', original);
     }
