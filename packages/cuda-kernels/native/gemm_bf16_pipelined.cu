@@ -21,6 +21,7 @@
 // so that the blocks running at one time share their A and B panels in L2.
 #include <type_traits>
 
+#include "async_copy.cuh"
 #include "gemm_pipelined.h"
 #include "launch.cuh"
 #include "matmul_shape.cuh"
@@ -57,31 +58,6 @@ struct TileLayout {
     return uint32_t(l ^ ((l >> kShift) & 7)) * 16u;
   }
 };
-
-__device__ __forceinline__ uint32_t sharedAddress(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
-// 16-byte global -> shared copy of which the first `bytes` (0..16) are read, the rest zeroed.
-__device__ __forceinline__ void cpAsync16(uint32_t dst, const void* src, int bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
-#endif
-}
-
-__device__ __forceinline__ void cpAsyncCommit() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-#endif
-}
-
-// Waits until at most `Pending` committed groups are still in flight.
-template <int Pending>
-__device__ __forceinline__ void cpAsyncWait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
-#endif
-}
 
 // Four 8x8 16-bit matrices; lane l supplies the address of row l % 8 of matrix l / 8.
 template <bool Trans>
@@ -213,7 +189,7 @@ __global__ void __launch_bounds__(threadsFor<BN>(), 1)
   using LB = TileLayout<BKMajor, BN>;
   constexpr int kStageBytes = LA::kBytes + LB::kBytes;
   extern __shared__ __align__(128) unsigned char smem[];
-  const uint32_t base = sharedAddress(smem);
+  const uint32_t base = smemAddress(smem);
 
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
   const int warpM = (warp / (BN / kWarpTile)) * kWarpTile;
@@ -257,7 +233,7 @@ __global__ void __launch_bounds__(threadsFor<BN>(), 1)
     }
 
     for (int kt = 0; kt < kTiles; kt++) {
-      cpAsyncWait<kStages - 2>();  // tile kt has landed (for this thread)
+      cpAsyncWaitPending<kStages - 2>();  // tile kt has landed (for this thread)
       __syncthreads();             // ... for every thread, and stage kt - 1 is no longer read
       if (kt + kStages - 1 < kTiles) loadStage(kt + kStages - 1);
       cpAsyncCommit();
@@ -275,7 +251,7 @@ __global__ void __launch_bounds__(threadsFor<BN>(), 1)
         }
       }
     }
-    cpAsyncWait<0>();
+    cpAsyncWaitAll();
     __syncthreads();  // every warp is done with the pipeline's shared memory
 
     // Stage the warp's 64 x 64 results as T in shared memory (rows padded so the 32-bit

@@ -14,6 +14,7 @@
 // quant_gemm_wgmma.cuh instead (about twice as fast at 4096 rows).
 #include <type_traits>
 
+#include "async_copy.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "quant_gemm.cuh"
@@ -28,19 +29,6 @@ constexpr int kStages = 3;                          // activation tiles in fligh
 constexpr int kThreads = 256;                       // 8 warps: 2 along M x 4 along N
 constexpr int kTileElems = kBM * kBK;               // one activation tile = one W tile (kBN * kBK)
 constexpr int kSmemBytes = (kStages + 2) * kTileElems * 2;  // 16-bit elements
-
-__device__ __forceinline__ uint32_t smemAddress(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-// 16 bytes global -> shared, asynchronously; zeros when `valid` is false (src is then not read).
-__device__ __forceinline__ void copyAsync16(uint32_t dst, const void* src, bool valid) {
-  const int bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void commitAsync() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int Pending>
-__device__ __forceinline__ void waitAsync() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
-}
 
 __device__ __forceinline__ void loadMatrices(uint32_t (&r)[4], uint32_t address) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -106,7 +94,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       const int row = id >> 3, chunk = id & 7;
       const int64_t gm = m0 + row, gk = kt * kBK + chunk * 8;
       const bool valid = gm < M && gk < K;
-      copyAsync16(smemAddress(tile + swizzled<kBK / 8>(row, chunk)), valid ? a + gm * lda + gk : a, valid);
+      cpAsync16(smemAddress(tile + swizzled<kBK / 8>(row, chunk)), valid ? a + gm * lda + gk : a, valid ? 16 : 0);
     }
   };
 
@@ -114,16 +102,16 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
   for (int s = 0; s < kStages - 1; s++) {
     if (s < kTiles) loadA(s, s);
-    commitAsync();
+    cpAsyncCommit();
   }
   __syncthreads();  // code values ready
   storeW(loadW(0), 0);
 
   for (int64_t kt = 0; kt < kTiles; kt++) {
-    waitAsync<kStages - 2>();
+    cpAsyncWaitPending<kStages - 2>();
     __syncthreads();  // tile kt has landed for everyone; everyone is done with step kt - 1
     if (kt + kStages - 1 < kTiles) loadA(kt + kStages - 1, int((kt + kStages - 1) % kStages));
-    commitAsync();
+    cpAsyncCommit();
     const bool more = kt + 1 < kTiles;
     typename Source::Chunk next{};
     if (more) next = loadW(kt + 1);
