@@ -72,8 +72,8 @@ function tapeBytes(root: Tensor, model: Set<Storage>): number {
  * norm's input and rstd, and the loss's logits, targets and log-sum-exp.
  * Not on the list, because they are rebuilt in backward: the normalised inputs, the merged
  * attention output, silu(gate) and silu(gate)·up. The adapters keep no float32 copy of their
- * input at all (their fused product with A reads x itself in backward) and no scaling constant
- * (the scale is an attribute of the fused product with B).
+ * input (each sits inside its quantized base's product, fusedQuantizedAdapter, whose backward
+ * pools the layer input x, held anyway, again) and no output-sized tensor.
  */
 function expectedTapeBytes(lambda: number): number {
   const { d, m, heads, kvHeads, layers, batch, seq, vocab } = SHAPE;

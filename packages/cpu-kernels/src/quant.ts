@@ -2,7 +2,8 @@
 // 'nf4MatmulT' (NF4 / FP4), 'int4Matmul', 'int4MatmulT', 'int8Matmul', 'int8MatmulT'. The
 // weight is decoded slice by slice inside the addon and never exists densely. Activations must
 // be float32 with a dense last dim and batch dims that merge into one row stride; anything else
-// (other dtypes, other layouts) goes to the TypeScript kernel.
+// (other dtypes, other layouts) goes to the TypeScript kernel. An addend (the ops' optional fifth
+// input, attrs addLambda / addScale) is added to the float32 product afterwards, in place.
 import type { Attrs, KernelFn, Tensor } from '@blora/tensor';
 import { mergedRowStride } from './matmul.js';
 import type { NativeAddon, QuantActivations } from './native.js';
@@ -27,6 +28,26 @@ export function activationRows(x: Tensor): RowLayout | null {
   return { rows: k === 0 ? 0 : x.numel / k, ldx };
 }
 
+/**
+ * out[m, j] += fround(scale · addend[m, floor(j / λ)]) over the dense float32 product `out`
+ * (the scaled addend computed in float32 as the device kernels do; a float64 addend in float64).
+ */
+function addAddend(out: Tensor, addend: Tensor | undefined, attrs: Attrs): void {
+  if (!addend) return;
+  const lambda = attrs['addLambda'] as number;
+  const scale = attrs['addScale'] as number;
+  const values = addend.toFloat64Array();
+  const round = addend.dtype === 'float32' ? Math.fround : (v: number) => v;
+  const y = f32Storage(out);
+  const n = out.shape[out.rank - 1]!;
+  const width = n / lambda;
+  for (let q = 0; q < values.length; q++) {
+    const v = round(scale * values[q]!);
+    const start = out.offset + Math.floor(q / width) * n + (q % width) * lambda;
+    for (let e = 0; e < lambda; e++) y[start + e] = y[start + e]! + v;
+  }
+}
+
 function dimsOf(attrs: Attrs): [number, number] {
   return [attrs['outFeatures'] as number, attrs['inFeatures'] as number];
 }
@@ -48,6 +69,7 @@ export function nativeFourBitMatmul(addon: NativeAddon, transposed: boolean, fal
       f32Storage(out), out.offset, outFeatures, inFeatures, attrs['blocksize'] as number,
       quantSettings.activations === 'int8',
     );
+    addAddend(out, inputs[4], attrs);
   };
 }
 
@@ -75,5 +97,6 @@ export function nativeIntMatmul(addon: NativeAddon, bits: 4 | 8, transposed: boo
       f32Storage(out), out.offset, outFeatures, inFeatures, attrs['blockRows'] as number, attrs['blockCols'] as number,
       quantSettings.activations === 'int8',
     );
+    addAddend(out, inputs[4], attrs);
   };
 }

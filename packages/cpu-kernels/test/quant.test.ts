@@ -191,6 +191,33 @@ describe.each([4, 8] as const)('int%sMatmul float32', (bits) => {
   });
 });
 
+describe('quantized products with an addend (y = x · Wᵀ + s · repeatInterleave(z, λ))', () => {
+  it('add it after the native product and after the TypeScript kernel: NF4 and INT4, both products, λ 1 and 3', () => {
+    const weights = [fourBitWeight(12, 24, 8, seed++), intWeight(4, 12, 24, 4, 8, 'float32', seed++)];
+    for (const w of weights) {
+      const [outF, inF] = [w.attrs.outFeatures, w.attrs.inFeatures];
+      for (const transposed of [false, true]) {
+        const [k, n] = transposed ? [outF, inF] : [inF, outF];
+        for (const lambda of [1, 3]) {
+          for (const layout of ['dense', 'batched', 'strided'] as const) {
+            const rows = 6;
+            const { x, values } = activations(rows, k, layout, seed++);
+            const zv = randomValues(rows * (n / lambda), seed++, -2, 2);
+            const z = tensor(zv, { shape: [...x.shape.slice(0, -1), n / lambda] });
+            const product = reference(values, rows, w.dense, outF, inF, transposed);
+            const expected = product.map((v, i) => v + Math.fround(0.5 * Math.fround(zv[Math.floor(i / n) * (n / lambda) + Math.floor((i % n) / lambda)]!)));
+            const addend = { values: z, lambda, scale: 0.5 };
+            const run = () => ('packed' in w
+              ? (transposed ? nf4MatmulT : nf4Matmul)(x, w.packed, w.absmax, w.table, w.attrs, addend)
+              : (transposed ? intMatmulT : intMatmul)(4, x, w.codes, w.scales, w.offsets, w.attrs, addend));
+            inEveryMode(() => expectClose(run(), expected, matmulTolerance(k)));
+          }
+        }
+      }
+    }
+  });
+});
+
 describe.skipIf(!NATIVE)('native quantized matmul kernels', () => {
   it('are registered for every quantized-weight product', () => {
     const info = cpuKernelsInfo();

@@ -69,22 +69,38 @@ NAN_METHOD(IntGemv) {
   });
 }
 
-// fourBitGemm(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, transposed) -> bool
+// The optional epilogue term of the fused GEMMs: (addend | null, lambda, scale) from argument `first` on.
+struct AddendArgs {
+  TensorArg values;
+  GemmAddend addend;
+};
+void addendArgs(const Info& info, int first, AddendArgs& out) {
+  if (info.Length() <= first || info[first]->IsNull() || info[first]->IsUndefined()) return;
+  out.values = tensorArg(info, first, "addend");
+  out.addend = GemmAddend{&out.values, integerArg(info, first + 1, "lambda"), numberArg(info, first + 2, "scale")};
+}
+
+// fourBitGemm(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, transposed[, addend, lambda, scale]) -> bool
 NAN_METHOD(FourBitGemm) {
   guarded([&] {
+    AddendArgs add;
+    addendArgs(info, 9, add);
     const bool done = launchFourBitGemm(tensorArg(info, 0, "input"), tensorArg(info, 1, "packed codes"),
                                         tensorArg(info, 2, "absmax"), tensorArg(info, 3, "code table"),
-                                        tensorArg(info, 4, "output"), fourBitArgs(info, 5), boolArg(info, 8));
+                                        tensorArg(info, 4, "output"), fourBitArgs(info, 5), boolArg(info, 8), add.addend);
     info.GetReturnValue().Set(Nan::New(done));
   });
 }
 
-// intGemm(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed) -> bool
+// intGemm(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed[, addend,
+// lambda, scale]) -> bool
 NAN_METHOD(IntGemm) {
   guarded([&] {
+    AddendArgs add;
+    addendArgs(info, 11, add);
     const bool done = launchIntGemm(tensorArg(info, 0, "input"), tensorArg(info, 1, "codes"), tensorArg(info, 2, "scales"),
                                     tensorArg(info, 3, "offsets"), tensorArg(info, 4, "output"), intArgs(info, 5),
-                                    boolArg(info, 10));
+                                    boolArg(info, 10), add.addend);
     info.GetReturnValue().Set(Nan::New(done));
   });
 }

@@ -194,9 +194,16 @@ void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& 
 // nothing, when the operands or the layout do not suit it (inFeatures % 32, a power-of-two
 // absmax blocksize >= 32 or block width, outFeatures % 8 for the transposed product, aligned
 // codes); the caller then takes the dequantize-then-GEMM path.
+// `addend`, when given, is added in the epilogue: out[r][f] += scale * addend[r][f / lambda] before
+// the one rounding (addend float32, contiguous [M, n / lambda]; see EpilogueAddend in quant_gemm.cuh).
+struct GemmAddend {
+  const TensorArg* values = nullptr;
+  int64_t lambda = 1;
+  double scale = 1;
+};
 bool launchFourBitGemm(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
-                       const TensorArg& out, const FourBitLayout& layout, bool transposed);
+                       const TensorArg& out, const FourBitLayout& layout, bool transposed, const GemmAddend& addend = {});
 bool launchIntGemm(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
-                   const TensorArg& out, const IntLayout& layout, bool transposed);
+                   const TensorArg& out, const IntLayout& layout, bool transposed, const GemmAddend& addend = {});
 
 }  // namespace blora

@@ -51,7 +51,8 @@ __device__ __forceinline__ int swizzled(int row, int chunk) {
 // N columns]. a has dense rows (stride lda, 16-byte aligned); y [M, N] contiguous.
 template <typename T, typename Source, bool Transposed>
 __global__ void __launch_bounds__(kThreads, 2)
-    fusedGemmKernel(const T* a, int64_t lda, Source w, const float* table, T* y, int64_t M, int64_t N, int64_t K) {
+    fusedGemmKernel(const T* a, int64_t lda, Source w, const float* table, T* y, int64_t M, int64_t N, int64_t K,
+                    EpilogueAddend add) {
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ float codeValues[16];
   T* aTiles = reinterpret_cast<T*>(smem);
@@ -163,7 +164,11 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int h = 0; h < 2; h++) {
         const int64_t row = m0 + wm * 64 + i * 16 + g + 8 * h;
         if (row >= M || col >= N) continue;
-        const float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+        float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
+        if (add.values) {
+          v0 += add.at(row, int(col));
+          if (col + 1 < N) v1 += add.at(row, int(col + 1));
+        }
         T* dst = y + row * N + col;
         if (pairStores) {
           *reinterpret_cast<uint32_t*>(dst) = packPair<T>(v0, v1);
@@ -187,17 +192,32 @@ bool gemmOperandsFit(const TensorArg& x, const TensorArg& out, int64_t k, int64_
   return (x.shape[0] + kBM - 1) / kBM <= 65535;
 }
 
+// The epilogue term of `addend` for an [m, n] output, or false when the kernels cannot read it
+// (the caller then adds it in a pass of its own).
+bool epilogueAddend(const GemmAddend& addend, int64_t m, int64_t n, EpilogueAddend& add) {
+  add = EpilogueAddend{};
+  if (!addend.values) return true;
+  const TensorArg& v = *addend.values;
+  if (v.dtype != DType::Float32 || !v.isContiguous() || addend.lambda < 1 || addend.lambda > INT32_MAX) return false;
+  if (n % addend.lambda != 0 || n > INT32_MAX || v.numel() != m * (n / addend.lambda)) return false;
+  add.values = reinterpret_cast<const float*>(v.first());
+  add.stride = n / addend.lambda;
+  add.lambda = int(addend.lambda);
+  add.scale = float(addend.scale);
+  return true;
+}
+
 // Runs the product on the Hopper kernel (quant_gemm_wgmma.cuh) where it suits the product, else
 // on the mma.sync kernel above. Blocks narrower than a chunk, whose scales are read per pair
 // while decoding, stay on the latter: the Hopper kernel's decoders must keep pace with its MMAs.
 template <typename Source>
 void launchFused(const TensorArg& x, const Source& w, const float* table, const TensorArg& out, int64_t k, int64_t n,
-                 bool transposed) {
+                 bool transposed, const EpilogueAddend& add) {
   const int64_t m = x.shape[0];
   if (m == 0) return;
   const int64_t lda = m > 1 ? x.strides[0] : k;
   if constexpr (!Source::kScalesPerPair) {
-    if (wgmma::launchFusedQuantWgmma(x, lda, w, table, out, k, n, transposed)) return;
+    if (wgmma::launchFusedQuantWgmma(x, lda, w, table, out, k, n, transposed, add)) return;
   }
   const dim3 grid(unsigned((n + kBN - 1) / kBN), unsigned((m + kBM - 1) / kBM));
   auto run = [&](auto tag, auto transposedTag) {
@@ -211,7 +231,7 @@ void launchFused(const TensorArg& x, const Source& w, const float* table, const 
     }();
     (void)configured;
     kernel<<<grid, kThreads, kSmemBytes, stream()>>>(reinterpret_cast<const T*>(x.first()), lda, w, table,
-                                                    reinterpret_cast<T*>(out.first()), m, n, k);
+                                                    reinterpret_cast<T*>(out.first()), m, n, k, add);
   };
   using Yes = std::integral_constant<bool, true>;
   using No = std::integral_constant<bool, false>;
@@ -227,30 +247,32 @@ void launchFused(const TensorArg& x, const Source& w, const float* table, const 
 }  // namespace
 
 bool launchFourBitGemm(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
-                       const TensorArg& out, const FourBitLayout& layout, bool transposed) {
+                       const TensorArg& out, const FourBitLayout& layout, bool transposed, const GemmAddend& addend) {
   const char* op = transposed ? "nf4MatmulT" : "nf4Matmul";
   checkFourBitInputs(op, packed, absmax, table, layout);
   const int64_t k = transposed ? layout.outFeatures : layout.inFeatures;
   const int64_t n = transposed ? layout.inFeatures : layout.outFeatures;
-  if (!gemmOperandsFit(x, out, k, n)) return false;
+  EpilogueAddend add;
+  if (!gemmOperandsFit(x, out, k, n) || !epilogueAddend(addend, x.shape[0], n, add)) return false;
   if (layout.inFeatures % kChunkCodes != 0 || (transposed && layout.outFeatures % 8 != 0)) return false;
   if (!isPowerOfTwo(layout.blocksize) || layout.blocksize < kChunkCodes) return false;
   if (reinterpret_cast<uintptr_t>(packed.first()) % 16 != 0) return false;
   const FourBitSource w{reinterpret_cast<const uint8_t*>(packed.first()), reinterpret_cast<const float*>(absmax.first()),
                         layout.inFeatures, log2Exact(layout.blocksize)};
-  launchFused(x, w, reinterpret_cast<const float*>(table.first()), out, k, n, transposed);
+  launchFused(x, w, reinterpret_cast<const float*>(table.first()), out, k, n, transposed, add);
   checkLaunch(transposed ? "nf4MatmulT (fused GEMM)" : "nf4Matmul (fused GEMM)");
   return true;
 }
 
 bool launchIntGemm(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
-                   const TensorArg& out, const IntLayout& layout, bool transposed) {
+                   const TensorArg& out, const IntLayout& layout, bool transposed, const GemmAddend& addend) {
   const char* op = transposed ? "int4MatmulT" : "int4Matmul";
   if (layout.bits != 4) return false;
   checkIntInputs(op, codes, scales, offsets, layout);
   const int64_t k = transposed ? layout.outFeatures : layout.inFeatures;
   const int64_t n = transposed ? layout.inFeatures : layout.outFeatures;
-  if (!gemmOperandsFit(x, out, k, n)) return false;
+  EpilogueAddend add;
+  if (!gemmOperandsFit(x, out, k, n) || !epilogueAddend(addend, x.shape[0], n, add)) return false;
   if (layout.inFeatures % kChunkCodes != 0 || (transposed && layout.outFeatures % 8 != 0)) return false;
   if (!isPowerOfTwo(layout.blockCols)) return false;
   if (reinterpret_cast<uintptr_t>(codes.first()) % 16 != 0) return false;
@@ -260,7 +282,7 @@ bool launchIntGemm(const TensorArg& x, const TensorArg& codes, const TensorArg& 
         reinterpret_cast<const uint8_t*>(codes.first()), reinterpret_cast<const Scale*>(scales.first()),
         reinterpret_cast<const Scale*>(offsets.first()), layout.inFeatures, layout.blockRows,
         layout.inFeatures / layout.blockCols, log2Exact(layout.blockCols)};
-    launchFused(x, w, nullptr, out, k, n, transposed);
+    launchFused(x, w, nullptr, out, k, n, transposed, add);
   };
   using Narrow = std::integral_constant<bool, true>;
   using Wide = std::integral_constant<bool, false>;

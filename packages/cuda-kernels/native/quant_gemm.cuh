@@ -54,6 +54,22 @@ __device__ __forceinline__ uint32_t packPair<__half>(float lo, float hi) {
   return u;
 }
 
+// The optional term the fused GEMMs add in their epilogue (the adapter's update of a Q-BLoRA
+// layer, or its input gradient): out[row][f] = acc + scale * values[row * stride + f / lambda],
+// the product scale * value rounded to float32, added to the float32 accumulator, the sum
+// rounded once to the output dtype. `values` null: nothing is added.
+struct EpilogueAddend {
+  const float* values = nullptr;
+  int64_t stride = 0;  // values per row: the output features / lambda
+  int lambda = 1;
+  float scale = 1;
+
+  // Features are below 2^31 (the launchers check), so the division is a 32-bit one.
+  __device__ __forceinline__ float at(int64_t row, int feature) const {
+    return __fmul_rn(scale, values[row * stride + feature / lambda]);
+  }
+};
+
 // Byte j (0..15) of a 16-byte load.
 __device__ __forceinline__ uint32_t byteOf(const uint4& v, int j) {
   const uint32_t w = j < 4 ? v.x : j < 8 ? v.y : j < 12 ? v.z : v.w;

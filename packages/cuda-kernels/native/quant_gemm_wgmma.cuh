@@ -97,13 +97,73 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t v) {
   return t;
 }
 
+// The two float32 values of each lane in an 8 x 8 block (two adjacent columns of its row
+// lane / 4), transposed across the warp like transpose8x8: low and high halves separately.
+__device__ __forceinline__ void transposeFloatPair(float& a, float& b) {
+  const uint32_t ua = __float_as_uint(a), ub = __float_as_uint(b);
+  const uint32_t lo = transpose8x8((ua & 0xffffu) | (ub << 16));
+  const uint32_t hi = transpose8x8((ua >> 16) | (ub & 0xffff0000u));
+  a = __uint_as_float((lo & 0xffffu) | (hi << 16));
+  b = __uint_as_float((lo >> 16) | (hi & 0xffff0000u));
+}
+
+// Adds the epilogue term to one consumer's accumulators (see storeTransposedTile for the
+// layouts). The values are read in the transposed layout, where the four lanes of a quad read
+// adjacent features of one row (coalesced), eight rows at a time so their loads overlap, and
+// moved into the accumulators' layout with the same warp transpose.
+template <int BN>
+__device__ __forceinline__ void addEpilogueTerm(float (&acc)[BN / 2], const EpilogueAddend& add, int rows, int features,
+                                                int m0, int n0, int consumer, int warp, int lane) {
+  const int feature0 = m0 + consumer * 64 + warp * 16 + 2 * (lane % 4);
+  const int row0 = n0 + lane / 4;
+  int column[2][2];  // the addend column of features feature0 + 8h + e, or -1 past the end
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const int f = feature0 + 8 * h + e;
+      column[h][e] = f < features ? f / add.lambda : -1;
+    }
+  }
+  constexpr int kRowsInFlight = 8;
+#pragma unroll
+  for (int j0 = 0; j0 < BN / 8; j0 += kRowsInFlight) {
+    float v[kRowsInFlight][2][2];
+#pragma unroll
+    for (int jj = 0; jj < kRowsInFlight; jj++) {
+      const int row = row0 + 8 * (j0 + jj);
+      const float* line = add.values + int64_t(row) * add.stride;
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) v[jj][h][e] = row < rows && column[h][e] >= 0 ? line[column[h][e]] : 0.f;
+      }
+    }
+#pragma unroll
+    for (int jj = 0; jj < kRowsInFlight; jj++) {
+      const int j = j0 + jj;
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        transposeFloatPair(v[jj][h][0], v[jj][h][1]);
+        acc[4 * j + 2 * h] += __fmul_rn(add.scale, v[jj][h][0]);
+        acc[4 * j + 2 * h + 1] += __fmul_rn(add.scale, v[jj][h][1]);
+      }
+    }
+  }
+}
+
 // Writes one consumer's 64 x BN accumulators, a block of the transposed output (64 features x
 // BN rows), into C [rows, features] at (n0, m0), rounded once, with bounds checks. Each 8 x 8
 // block of the fragment is rounded to pairs and transposed across the warp, so a lane stores
 // two adjacent features of one row (one 4-byte store when `paired`: features even, C aligned).
+// Before the transpose, acc[4j + 2h + e] is feature lane / 4 + 8h of the warp's 16, row
+// 8j + 2 (lane % 4) + e of the tile; after it a lane holds row 8j + lane / 4, features
+// 2 (lane % 4) + 8h and the next. The epilogue term, if any, is added before the rounding.
 template <typename T, int BN>
-__device__ __forceinline__ void storeTransposedTile(const float (&acc)[BN / 2], T* out, int rows, int features, int m0,
-                                                    int n0, int consumer, int warp, int lane, bool paired) {
+__device__ __forceinline__ void storeTransposedTile(float (&acc)[BN / 2], T* out, int rows, int features, int m0,
+                                                    int n0, int consumer, int warp, int lane, bool paired,
+                                                    const EpilogueAddend& add) {
+  if (add.values) addEpilogueTerm<BN>(acc, add, rows, features, m0, n0, consumer, warp, lane);
   const int feature0 = m0 + consumer * 64 + warp * 16 + 2 * (lane % 4);
   const int row0 = n0 + lane / 4;
 #pragma unroll
@@ -139,7 +199,7 @@ constexpr int kConsumerDecoders = 2 * kBM - 128 * kProducerChunks;
 template <typename T, typename Source, bool Transposed, int BN, int Stages>
 __global__ void __launch_bounds__(kThreads, 1)
     fusedQuantGemmKernel(const __grid_constant__ CUtensorMap mapX, Source w, const float* table, T* __restrict__ C, int M,
-                         int features, int K, int tilesW, int tilesX, int tiles, bool pairedOut) {
+                         int features, int K, int tilesW, int tilesX, int tiles, bool pairedOut, EpilogueAddend add) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Cfg = Config<BN, Stages>;
   using Chunk = typename Source::Chunk;
@@ -242,7 +302,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
       const TileCoords c = tileCoords(tile, tilesW, tilesX, BN);
       multiplyTile<T, !Transposed, true, BN, Stages>(acc, stages, full0, empty0, it, kTiles, consumer, lane, decodeNext);
-      storeTransposedTile<T, BN>(acc, C, M, features, c.m0, c.n0, consumer, warp, lane, pairedOut);
+      storeTransposedTile<T, BN>(acc, C, M, features, c.m0, c.n0, consumer, warp, lane, pairedOut, add);
     }
   }
 #endif
@@ -276,7 +336,7 @@ inline int fusedQuantTileN(int64_t m, int64_t k, int64_t n) {
 // in quant_gemm.cu accepts them.
 template <typename Source>
 bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, const float* table, const TensorArg& out,
-                           int64_t k, int64_t n, bool transposed) {
+                           int64_t k, int64_t n, bool transposed, const EpilogueAddend& add = {}) {
   const int64_t m = x.shape[0];
   const int bn = fusedQuantTileN(m, k, n);
   if (bn == 0) return false;
@@ -300,7 +360,7 @@ bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, con
     (void)configured;
     const int tiles = tilesW * tilesX;
     kernel<<<std::min(tiles, smCount()), kThreads, bytes, stream()>>>(mapX, w, table, reinterpret_cast<T*>(out.first()),
-                                                                      int(m), int(n), int(k), tilesW, tilesX, tiles, paired);
+                                                                      int(m), int(n), int(k), tilesW, tilesX, tiles, paired, add);
   };
   auto withWidth = [&](auto typeTag, auto transposedTag) {
     if (bn == 256) run(typeTag, transposedTag, std::integral_constant<int, 256>{});

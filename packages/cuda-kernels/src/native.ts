@@ -141,10 +141,13 @@ export interface NativeAddon {
   intGemv(x: Float64Array, codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array,
     bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
   /** Fused dequantize + tensor-core GEMM; false when the operands do not suit it (nothing ran). */
+  /** With `addend` (float32, dense [M, n / lambda]): out += scale · repeatInterleave(addend, lambda) in the epilogue. */
   fourBitGemm(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,
-    outFeatures: number, inFeatures: number, blocksize: number, transposed: boolean): boolean;
+    outFeatures: number, inFeatures: number, blocksize: number, transposed: boolean,
+    addend?: Float64Array | null, lambda?: number, scale?: number): boolean;
   intGemm(x: Float64Array, codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array,
-    bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, transposed: boolean): boolean;
+    bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, transposed: boolean,
+    addend?: Float64Array | null, lambda?: number, scale?: number): boolean;
   // Pooling maps of the adapters (bindings_quant.cc).
   avgPool1dBackward(dy: Float64Array, dx: Float64Array, kernel: number): void;
   poolCast(x: Float64Array, out: Float64Array, kernel: number): void;

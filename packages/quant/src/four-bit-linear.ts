@@ -4,7 +4,7 @@ import { formatShape, keep, tensor, type DType, type Tensor } from '@blora/tenso
 import { blockCount, quantizeFourBit } from './blockwise.js';
 import { codeTable, type FourBitType } from './codes.js';
 import { DEFAULT_NESTED_BLOCKSIZE, doubleQuantize, fourBitBitsPerParameter } from './double-quant.js';
-import { dequantizeBlockwise8, nf4Dequantize, nf4Matmul, nf4MatmulT, type FourBitOpAttrs } from './ops.js';
+import { dequantizeBlockwise8, nf4Dequantize, nf4Matmul, nf4MatmulT, type FourBitOpAttrs, type RepeatedAddend } from './ops.js';
 import { packedLength } from './pack.js';
 import { QuantizedLinear, readWeightValues } from './quantized-linear.js';
 import { assertFourBitBlocksize, assertWeightShape } from './validate.js';
@@ -186,13 +186,13 @@ export class FourBitLinear extends QuantizedLinear {
   }
 
   /** y = x · Wᵀ through the 'nf4Matmul' op (a fused kernel where the device has one). */
-  matmul(x: Tensor): Tensor {
-    return nf4Matmul(x, this.packed, this.absmaxTensor(), this.table, this.opAttrs);
+  matmul(x: Tensor, addend?: RepeatedAddend): Tensor {
+    return nf4Matmul(x, this.packed, this.absmaxTensor(), this.table, this.opAttrs, addend);
   }
 
   /** dx = dy · W through the 'nf4MatmulT' op. */
-  matmulTransposed(dy: Tensor): Tensor {
-    return nf4MatmulT(dy, this.packed, this.absmaxTensor(), this.table, this.opAttrs);
+  matmulTransposed(dy: Tensor, addend?: RepeatedAddend): Tensor {
+    return nf4MatmulT(dy, this.packed, this.absmaxTensor(), this.table, this.opAttrs, addend);
   }
 
   /** Storage in bits per element: 4.5 at blocksize 64, 4.127 with double quantization at 64/256. */

@@ -24,7 +24,7 @@ export {
 } from './int-blocks.js';
 export {
   QUANT_OPS, nf4Matmul, nf4MatmulT, nf4Dequantize, intMatmul, intMatmulT, intDequantize, dequantizeBlockwise8,
-  type FourBitOpAttrs, type IntOpAttrs,
+  type FourBitOpAttrs, type IntOpAttrs, type RepeatedAddend,
 } from './ops.js';
 export { SCRATCH_ELEMENTS } from './kernels-cpu.js';
 export { QuantizedLinear, QUANT_FORMATS, readWeightValues, type QuantFormat } from './quantized-linear.js';

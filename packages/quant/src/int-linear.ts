@@ -7,7 +7,7 @@ import {
   assertIntLayout, blockGrid, quantizeIntBlocks, roundToScaleDType,
   type IntBits, type IntBlockLayout, type ScaleDType,
 } from './int-blocks.js';
-import { intDequantize, intMatmul, intMatmulT, type IntOpAttrs } from './ops.js';
+import { intDequantize, intMatmul, intMatmulT, type IntOpAttrs, type RepeatedAddend } from './ops.js';
 import { packNibbles, packedLength } from './pack.js';
 import { QuantizedLinear, readWeightValues } from './quantized-linear.js';
 
@@ -177,13 +177,13 @@ export class IntBlockLinear extends QuantizedLinear {
   }
 
   /** y = x · Wᵀ through the 'int4Matmul' / 'int8Matmul' op. */
-  matmul(x: Tensor): Tensor {
-    return intMatmul(this.bits, x, this.codeTensor, this.alpha, this.beta, this.opAttrs);
+  matmul(x: Tensor, addend?: RepeatedAddend): Tensor {
+    return intMatmul(this.bits, x, this.codeTensor, this.alpha, this.beta, this.opAttrs, addend);
   }
 
   /** dx = dy · W through the 'int4MatmulT' / 'int8MatmulT' op. */
-  matmulTransposed(dy: Tensor): Tensor {
-    return intMatmulT(this.bits, dy, this.codeTensor, this.alpha, this.beta, this.opAttrs);
+  matmulTransposed(dy: Tensor, addend?: RepeatedAddend): Tensor {
+    return intMatmulT(this.bits, dy, this.codeTensor, this.alpha, this.beta, this.opAttrs, addend);
   }
 
   /**

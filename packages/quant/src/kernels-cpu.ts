@@ -27,8 +27,27 @@ function rowsPerChunk({ outFeatures, inFeatures }: WeightDims): number {
   return Math.max(1, Math.min(outFeatures, Math.floor(SCRATCH_ELEMENTS / inFeatures)));
 }
 
+/**
+ * Adds the op's optional addend (input 4, attrs addLambda / addScale) to the float64 product
+ * `y` [rows, n]: y[m, j] += scale · addend[m, floor(j / λ)], the scaled addend computed in
+ * the addend's dtype (as the device kernels do).
+ */
+function addAddend(y: Float64Array, n: number, addend: Tensor | undefined, attrs: Attrs): void {
+  if (!addend) return;
+  const lambda = attrs['addLambda'] as number;
+  const scale = attrs['addScale'] as number;
+  const values = hostFloats(addend);
+  const round = addend.dtype === 'float32' ? Math.fround : (v: number) => v;
+  const width = n / lambda;
+  for (let q = 0; q < values.length; q++) {
+    const v = round(scale * values[q]!);
+    const start = Math.floor(q / width) * n + (q % width) * lambda;
+    for (let e = 0; e < lambda; e++) y[start + e]! += v;
+  }
+}
+
 /** y[m, r] = Σ_c x[m, c] · W[r, c]. */
-function matmulKernel(x: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder): void {
+function matmulKernel(x: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder, addend?: Tensor, attrs: Attrs = {}): void {
   const { outFeatures, inFeatures } = d;
   const xs = hostFloats(x);
   const rows = xs.length / inFeatures;
@@ -49,11 +68,12 @@ function matmulKernel(x: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder)
       }
     }
   }
+  addAddend(y, outFeatures, addend, attrs);
   writeFloats(out, y);
 }
 
 /** dx[m, c] = Σ_r dy[m, r] · W[r, c]. */
-function matmulTransposedKernel(dy: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder): void {
+function matmulTransposedKernel(dy: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder, addend?: Tensor, attrs: Attrs = {}): void {
   const { outFeatures, inFeatures } = d;
   const dys = hostFloats(dy);
   const rows = dys.length / outFeatures;
@@ -73,6 +93,7 @@ function matmulTransposedKernel(dy: Tensor, out: Tensor, d: WeightDims, decode: 
       }
     }
   }
+  addAddend(dx, inFeatures, addend, attrs);
   writeFloats(out, dx);
 }
 
@@ -105,18 +126,18 @@ function intDecoder(bits: IntBits, codesT: Tensor, scalesT: Tensor, offsetsT: Te
   return (rowStart, rowCount, out) => dequantizeIntRows(codes, bits, scales, offsets, layout, rowStart, rowCount, out);
 }
 
-registerKernel(QUANT_OPS.nf4Matmul, 'cpu', ([x, packed, absmax, table], [out], attrs) =>
-  matmulKernel(x!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs)));
-registerKernel(QUANT_OPS.nf4MatmulT, 'cpu', ([dy, packed, absmax, table], [out], attrs) =>
-  matmulTransposedKernel(dy!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs)));
+registerKernel(QUANT_OPS.nf4Matmul, 'cpu', ([x, packed, absmax, table, addend], [out], attrs) =>
+  matmulKernel(x!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs), addend, attrs));
+registerKernel(QUANT_OPS.nf4MatmulT, 'cpu', ([dy, packed, absmax, table, addend], [out], attrs) =>
+  matmulTransposedKernel(dy!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs), addend, attrs));
 registerKernel(QUANT_OPS.nf4Dequantize, 'cpu', ([packed, absmax, table], [out], attrs) =>
   dequantizeKernel(out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs)));
 
 for (const bits of [4, 8] as const) {
-  registerKernel(`int${bits}Matmul`, 'cpu', ([x, codes, scales, offsets], [out], attrs) =>
-    matmulKernel(x!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
-  registerKernel(`int${bits}MatmulT`, 'cpu', ([dy, codes, scales, offsets], [out], attrs) =>
-    matmulTransposedKernel(dy!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
+  registerKernel(`int${bits}Matmul`, 'cpu', ([x, codes, scales, offsets, addend], [out], attrs) =>
+    matmulKernel(x!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs), addend, attrs));
+  registerKernel(`int${bits}MatmulT`, 'cpu', ([dy, codes, scales, offsets, addend], [out], attrs) =>
+    matmulTransposedKernel(dy!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs), addend, attrs));
   registerKernel(`int${bits}Dequantize`, 'cpu', ([codes, scales, offsets], [out], attrs) =>
     dequantizeKernel(out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
 }

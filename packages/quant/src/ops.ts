@@ -25,6 +25,11 @@
 // 'dequantizeBlockwise8'  inputs [codes uint8 [m], absmax float32 [ceil(m/blocksize)], code float32
 //               [256]]; attrs {blocksize, offset}; output float32 [m]: code[q]·absmax + offset
 //               (float32 product, then float32 sum): restores double-quantized absmax values.
+// Each *Matmul / *MatmulT op takes an optional fifth input, an addend [..., n / addLambda] of
+// float32 or float64 (n the output's last dim), with attrs {addLambda, addScale}: the output is
+// then product + addScale · repeatInterleave(addend, addLambda) along the last dim, the scaled
+// addend computed in its dtype and added to the product before the one rounding to the output
+// dtype. It carries an adapter's update (or its input gradient) into the product's epilogue.
 // All CPU kernels accumulate in float64 and accept strided / broadcast x.
 import { commonDevice, execute1, findKernel, formatShape, isFloatDType, type DType, type Tensor } from '@blora/tensor';
 import { blockCount } from './blockwise.js';
@@ -103,6 +108,44 @@ function checkIntInputs(op: string, bits: IntBits, codes: Tensor, scales: Tensor
   }
 }
 
+/**
+ * A term added to a quantized product before its rounding: `scale · repeatInterleave(values,
+ * lambda)` along the last dim. `values` is float32 or float64 `[..., n / lambda]`, with the
+ * product's leading dims (n: the product's last dim).
+ */
+export interface RepeatedAddend {
+  values: Tensor;
+  /** Times each value is repeated (a positive integer dividing n). */
+  lambda: number;
+  /** Factor on the values (default 1). */
+  scale?: number;
+}
+
+/** The op's inputs and attrs with `addend` appended (checked against the output `shape`). */
+function withAddend(op: string, inputs: Tensor[], attrs: object, shape: readonly number[], addend: RepeatedAddend | undefined):
+[Tensor[], Record<string, unknown>] {
+  if (addend === undefined) return [inputs, { ...attrs }];
+  const { values, lambda } = addend;
+  const scale = addend.scale ?? 1;
+  values.assertAlive(op);
+  if (values.dtype !== 'float32' && values.dtype !== 'float64') {
+    throw new TypeError(`${op}: addend must be float32 or float64, got ${values.describe()}`);
+  }
+  if (!Number.isInteger(lambda) || lambda < 1) throw new RangeError(`${op}: addend lambda must be a positive integer, got ${String(lambda)}`);
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`${op}: addend scale must be a finite number, got ${String(scale)}`);
+  const n = shape[shape.length - 1]!;
+  if (n % lambda !== 0) throw new RangeError(`${op}: addend lambda ${lambda} does not divide the output's last dim ${n}`);
+  const expected = [...shape.slice(0, -1), n / lambda];
+  if (values.rank !== expected.length || values.shape.some((d, i) => d !== expected[i])) {
+    throw new RangeError(`${op}: addend ${values.describe()} must be ${formatShape(expected)} ` +
+      `(the output ${formatShape(shape)} with its last dim divided by lambda ${lambda})`);
+  }
+  if (values.device !== inputs[0]!.device) {
+    throw new Error(`${op}: addend ${values.describe()} is not on the device of ${inputs[0]!.describe()}`);
+  }
+  return [[...inputs, values], { ...attrs, addLambda: lambda, addScale: scale }];
+}
+
 /** Checks the activation operand and returns the output shape with its last dim replaced. */
 function activationShape(op: string, x: Tensor, name: string, expectedLast: number, outLast: number): number[] {
   x.assertAlive(op);
@@ -113,20 +156,24 @@ function activationShape(op: string, x: Tensor, name: string, expectedLast: numb
   return [...x.shape.slice(0, -1), outLast];
 }
 
-/** y = x · Wᵀ for a 4-bit absmax weight (NF4 or FP4). Op 'nf4Matmul'. */
-export function nf4Matmul(x: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs): Tensor {
+/** y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for a 4-bit absmax weight (NF4 or FP4). Op 'nf4Matmul'. */
+export function nf4Matmul(x: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs,
+  addend?: RepeatedAddend): Tensor {
   const op = QUANT_OPS.nf4Matmul;
   checkFourBitInputs(op, packed, absmax, table, attrs);
   const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
-  return execute1(op, [x, packed, absmax, table], shape, x.dtype, { ...attrs });
+  const [inputs, opAttrs] = withAddend(op, [x, packed, absmax, table], attrs, shape, addend);
+  return execute1(op, inputs, shape, x.dtype, opAttrs);
 }
 
-/** dx = dy · W for a 4-bit absmax weight (backward of `nf4Matmul` w.r.t. x). Op 'nf4MatmulT'. */
-export function nf4MatmulT(dy: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs): Tensor {
+/** dx = dy · W (+ the addend) for a 4-bit absmax weight (backward of `nf4Matmul` w.r.t. x). Op 'nf4MatmulT'. */
+export function nf4MatmulT(dy: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs,
+  addend?: RepeatedAddend): Tensor {
   const op = QUANT_OPS.nf4MatmulT;
   checkFourBitInputs(op, packed, absmax, table, attrs);
   const shape = activationShape(op, dy, 'dy', attrs.outFeatures, attrs.inFeatures);
-  return execute1(op, [dy, packed, absmax, table], shape, dy.dtype, { ...attrs });
+  const [inputs, opAttrs] = withAddend(op, [dy, packed, absmax, table], attrs, shape, addend);
+  return execute1(op, inputs, shape, dy.dtype, opAttrs);
 }
 
 /** The dense [out, in] weight of a 4-bit absmax format. Op 'nf4Dequantize'. */
@@ -141,20 +188,24 @@ function intOp(bits: IntBits, kind: 'Matmul' | 'MatmulT' | 'Dequantize'): string
   return `int${bits}${kind}`;
 }
 
-/** y = x · Wᵀ for an integer-block weight. Op 'int4Matmul' / 'int8Matmul'. */
-export function intMatmul(bits: IntBits, x: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs): Tensor {
+/** y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for an integer-block weight. Op 'int4Matmul' / 'int8Matmul'. */
+export function intMatmul(bits: IntBits, x: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs,
+  addend?: RepeatedAddend): Tensor {
   const op = intOp(bits, 'Matmul');
   checkIntInputs(op, bits, codes, scales, offsets, attrs);
   const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
-  return execute1(op, [x, codes, scales, offsets], shape, x.dtype, { ...attrs });
+  const [inputs, opAttrs] = withAddend(op, [x, codes, scales, offsets], attrs, shape, addend);
+  return execute1(op, inputs, shape, x.dtype, opAttrs);
 }
 
-/** dx = dy · W for an integer-block weight (backward of `intMatmul` w.r.t. x). Op 'int4MatmulT' / 'int8MatmulT'. */
-export function intMatmulT(bits: IntBits, dy: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs): Tensor {
+/** dx = dy · W (+ the addend) for an integer-block weight (backward of `intMatmul` w.r.t. x). Op 'int4MatmulT' / 'int8MatmulT'. */
+export function intMatmulT(bits: IntBits, dy: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs,
+  addend?: RepeatedAddend): Tensor {
   const op = intOp(bits, 'MatmulT');
   checkIntInputs(op, bits, codes, scales, offsets, attrs);
   const shape = activationShape(op, dy, 'dy', attrs.outFeatures, attrs.inFeatures);
-  return execute1(op, [dy, codes, scales, offsets], shape, dy.dtype, { ...attrs });
+  const [inputs, opAttrs] = withAddend(op, [dy, codes, scales, offsets], attrs, shape, addend);
+  return execute1(op, inputs, shape, dy.dtype, opAttrs);
 }
 
 /** The dense [out, in] weight of an integer-block format. Op 'int4Dequantize' / 'int8Dequantize'. */

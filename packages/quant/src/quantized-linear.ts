@@ -1,6 +1,7 @@
 // The common face of a quantized linear weight W [out, in]: codes plus per-block scale
 // (and offset), with dequantize and two matmuls that never materialise W on the CPU.
 import { formatShape, type DType, type Tensor } from '@blora/tensor';
+import type { RepeatedAddend } from './ops.js';
 import { assertFinite } from './validate.js';
 
 /** Quantized weight formats. */
@@ -48,11 +49,18 @@ export abstract class QuantizedLinear {
   /** The dense weight [out, in] (float32 values, encoded to `dtype`). */
   abstract dequantize(dtype?: DType): Tensor;
 
-  /** y = x · Wᵀ for x [..., in]; y [..., out] in x's dtype. */
-  abstract matmul(x: Tensor): Tensor;
+  /**
+   * y = x · Wᵀ for x [..., in]; y [..., out] in x's dtype. With `addend`, `scale ·
+   * repeatInterleave(values, lambda)` is added to the product before its rounding (in the
+   * kernel's epilogue where the device fuses it).
+   */
+  abstract matmul(x: Tensor, addend?: RepeatedAddend): Tensor;
 
-  /** dx = dy · W for dy [..., out]; dx [..., in] in dy's dtype (the backward of `matmul` w.r.t. x). */
-  abstract matmulTransposed(dy: Tensor): Tensor;
+  /**
+   * dx = dy · W for dy [..., out]; dx [..., in] in dy's dtype (the backward of `matmul` w.r.t.
+   * x), plus `addend` as for `matmul`.
+   */
+  abstract matmulTransposed(dy: Tensor, addend?: RepeatedAddend): Tensor;
 
   /** The same weight on `device` (a new object; this one is unchanged). */
   abstract to(device: string): QuantizedLinear;

@@ -14,6 +14,7 @@ import {
 } from '@blora/tensor';
 import { Dropout, kaimingUniform, Module, noGrad, recomputeForBackward } from '@blora/autograd';
 import type { FrozenLinear } from '../layers/frozen-linear.js';
+import type { FusedAdapterParts } from './fused-quantized.js';
 
 /** The adapter methods. */
 export type AdapterMethod = 'lora' | 'qblora' | 'qablora';
@@ -233,6 +234,18 @@ export abstract class Adapter extends Module {
       if (z !== x) z.dispose();
       return repeatLinear(down, this.loraB!, options);
     });
+  }
+
+  /**
+   * What `fusedQuantizedAdapter` needs to add this adapter inside a quantized base's product
+   * for inputs on `device`, or null where that path does not apply: parameters other than
+   * float32 / float64, a device without the fused products, or an active dropout (its mask
+   * sits between the pool and the first product).
+   */
+  fusedParts(device: string): FusedAdapterParts | null {
+    if (!this.hasFusedKernels(device) || this.dropping()) return null;
+    const params = this.form === 'factors' ? [this.loraA!, this.loraB!] as const : [this.loraM!] as const;
+    return { params, lambdaIn: this.lambdaIn, lambdaOut: this.lambdaOut, scale: this.scaling };
   }
 
   /** Whether `device` has the kernels of the fused path and the parameters have a dtype they take. */

@@ -41,7 +41,7 @@ export abstract class FrozenLinear extends Module {
   abstract describe(): string;
 
   /** Throws unless `x` ends in `inFeatures`. */
-  protected checkInput(x: Tensor): void {
+  checkInput(x: Tensor): void {
     if (x.rank === 0 || x.shape[x.rank - 1] !== this.inFeatures) {
       throw new RangeError(`${this.constructor.name}: expected input [..., ${this.inFeatures}], got ${formatShape(x.shape)} (${x.describe()})`);
     }

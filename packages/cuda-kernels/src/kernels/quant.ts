@@ -11,6 +11,9 @@
 //   dequant (or setQuantGemmPath) sends them to the path below instead;
 // - everything else decodes W into a scratch block of the activation dtype, then runs the
 //   device's GEMM. The scratch block holds out · in elements for the duration of the op.
+// An addend (the optional fifth input, float32 [..., n / addLambda]) is added by the fused
+// GEMMs' epilogues before their one rounding; after the GEMV and dequantize paths, and for a
+// float64 addend, one more pass adds it to the rounded product (repeatAdd, in place).
 import { registerKernel, type Attrs, type DType, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
@@ -18,14 +21,25 @@ import { native } from '../native.js';
 import { reshapeDense, withDense } from './dense.js';
 import { withScratch } from './scratch.js';
 
+/** The addend of a product as the native kernels take it (a dense descriptor). */
+interface NativeAddend {
+  values: Float64Array;
+  lambda: number;
+  scale: number;
+  dtype: DType;
+}
+
 /** How one quantized format decodes and multiplies, given dense descriptors of its tensors. */
 interface WeightFormat {
   /** Writes W [out, in] into `out` (any float dtype, contiguous). */
   dequantize(weight: Float64Array[], out: Float64Array): void;
   /** y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows. */
   gemv(x: Float64Array, weight: Float64Array[], out: Float64Array): void;
-  /** The fused tensor-core product (x · Wᵀ, or x · W when `transposed`); false when it does not apply. */
-  gemm(x: Float64Array, weight: Float64Array[], out: Float64Array, transposed: boolean): boolean;
+  /**
+   * The fused tensor-core product (x · Wᵀ, or x · W when `transposed`) plus the float32
+   * addend, if any, in its epilogue; false when it does not apply (nothing ran).
+   */
+  gemm(x: Float64Array, weight: Float64Array[], out: Float64Array, transposed: boolean, addend?: NativeAddend): boolean;
 }
 
 function dims(attrs: Attrs): { outFeatures: number; inFeatures: number } {
@@ -40,8 +54,9 @@ function fourBitFormat(attrs: Attrs): WeightFormat {
       native().fourBitDequantize(packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
     gemv: (x, [packed, absmax, table], out) =>
       native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
-    gemm: (x, [packed, absmax, table], out, transposed) =>
-      native().fourBitGemm(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, transposed),
+    gemm: (x, [packed, absmax, table], out, transposed, addend) =>
+      native().fourBitGemm(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, transposed,
+        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
   };
 }
 
@@ -54,8 +69,9 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
       native().intDequantize(codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
     gemv: (x, [codes, scales, offsets], out) =>
       native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
-    gemm: (x, [codes, scales, offsets], out, transposed) =>
-      native().intGemm(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed),
+    gemm: (x, [codes, scales, offsets], out, transposed, addend) =>
+      native().intGemm(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed,
+        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
   };
 }
 
@@ -102,23 +118,42 @@ function matrixArg(address: number, offset: number, dtype: DType, rows: number, 
 
 /**
  * y = x · Wᵀ (`transposed` false: x [..., in] -> [..., out]) or dx = dy · W (`transposed`
- * true: dy [..., out] -> [..., in]) for the weight given by `format` and its tensors.
+ * true: dy [..., out] -> [..., in]) for the weight given by `format` and its tensors, plus
+ * `scale · repeatInterleave(addend, lambda)` when an addend is given.
  */
-function quantizedMatmul(format: WeightFormat, x: Tensor, weight: readonly Tensor[], out: Tensor, attrs: Attrs, transposed: boolean): void {
+function quantizedMatmul(format: WeightFormat, x: Tensor, weight: readonly Tensor[], out: Tensor, attrs: Attrs, transposed: boolean,
+  addend?: Tensor): void {
   const { outFeatures, inFeatures } = dims(attrs);
   const k = transposed ? outFeatures : inFeatures;
   const n = transposed ? inFeatures : outFeatures;
   const rows = x.numel / k;
   if (rows === 0) return;
-  const addon = native();
   const y = matrixArg(bufferOf(out).address, out.offset, out.dtype, rows, n);
-  withDense([x, ...weight], ([xDense, ...w]) => {
+  withDense(addend ? [addend] : [], ([values]) => {
+    const lambda = attrs['addLambda'] as number;
+    const add: NativeAddend | undefined = values && addend
+      ? { values: reshapeDense(values, [rows, n / lambda]), lambda, scale: attrs['addScale'] as number, dtype: addend.dtype }
+      : undefined;
+    if (multiply(format, x, weight, y, rows, k, attrs, transposed, add?.dtype === 'float32' ? add : undefined)) return;
+    if (add) native().repeatAdd(add.values, y, y, add.lambda, add.scale);
+  });
+}
+
+/** Runs the product into `y`; true when the fused GEMM also added `addend` (given only when float32). */
+function multiply(format: WeightFormat, x: Tensor, weight: readonly Tensor[], y: Float64Array, rows: number, k: number,
+  attrs: Attrs, transposed: boolean, addend: NativeAddend | undefined): boolean {
+  const { outFeatures, inFeatures } = dims(attrs);
+  const addon = native();
+  return withDense([x, ...weight], ([xDense, ...w]) => {
     const a = reshapeDense(xDense!, [rows, k]);
     if (!transposed && rows <= addon.quantGemvMaxRows) {
       format.gemv(a, w, y);
-      return;
+      return false;
     }
-    if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && currentQuantGemmPath() !== 'dequant' && format.gemm(a, w, y, transposed)) return;
+    if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && currentQuantGemmPath() !== 'dequant') {
+      if (addend && format.gemm(a, w, y, transposed, addend)) return true;
+      if (format.gemm(a, w, y, transposed)) return false;
+    }
     withScratch(x.dtype, outFeatures * inFeatures, (scratch) => {
       format.dequantize(w, matrixArg(scratch, 0, x.dtype, outFeatures, inFeatures));
       // W as stored is [out, in]; the product wants Wᵀ [in, out] for y and W for dx.
@@ -127,16 +162,19 @@ function quantizedMatmul(format: WeightFormat, x: Tensor, weight: readonly Tenso
         : layoutArg(scratch, 0, x.dtype, [inFeatures, outFeatures], [1, inFeatures]);
       addon.matmul(a, b, y);
     });
+    return false;
   });
 }
 
 /** Registers one format's matmul, transposed matmul and dequantize ops under `prefix`. */
 function registerFormat(prefix: string, formatOf: (attrs: Attrs) => WeightFormat): void {
-  registerKernel(`${prefix}Matmul`, 'cuda', ([x, ...weight], [out], attrs) => {
-    runKernel(`${prefix}Matmul`, [x!, ...weight, out!], () => quantizedMatmul(formatOf(attrs), x!, weight, out!, attrs, false));
+  registerKernel(`${prefix}Matmul`, 'cuda', ([x, ...rest], [out], attrs) => {
+    const [weight, addend] = [rest.slice(0, 3), rest[3]];
+    runKernel(`${prefix}Matmul`, [x!, ...rest, out!], () => quantizedMatmul(formatOf(attrs), x!, weight, out!, attrs, false, addend));
   });
-  registerKernel(`${prefix}MatmulT`, 'cuda', ([dy, ...weight], [out], attrs) => {
-    runKernel(`${prefix}MatmulT`, [dy!, ...weight, out!], () => quantizedMatmul(formatOf(attrs), dy!, weight, out!, attrs, true));
+  registerKernel(`${prefix}MatmulT`, 'cuda', ([dy, ...rest], [out], attrs) => {
+    const [weight, addend] = [rest.slice(0, 3), rest[3]];
+    runKernel(`${prefix}MatmulT`, [dy!, ...rest, out!], () => quantizedMatmul(formatOf(attrs), dy!, weight, out!, attrs, true, addend));
   });
   registerKernel(`${prefix}Dequantize`, 'cuda', (weight, [out], attrs) => {
     runKernel(`${prefix}Dequantize`, [...weight, out!], () =>
