@@ -6,11 +6,13 @@
 //   dev/quant_gemm_wgmma          checks, then timings
 //   dev/quant_gemm_wgmma check    checks only
 //   dev/quant_gemm_wgmma time     timings only
+//   dev/quant_gemm_wgmma epilogue the Hopper kernel with and without an epilogue term, side by side
 //   dev/quant_gemm_wgmma profile  one forward product per format, for a profiler
 // Checks: both kernels against a float64 CPU reference on seeded random codes, scales and
 // activations: NF4 (float32 absmax) and INT4 (float16 and float32 scale / offset, groups of 32
 // and 64), y = x·Wᵀ and dx = dy·W, bfloat16 and float16, ragged M / N / K (K a multiple of 32
-// but not of 64), padded activation rows, and both block-tile widths. Timings: the LLaMA-7B
+// but not of 64), padded activation rows, and both block-tile widths; and with an epilogue term
+// (out = acc + s · z[row][feature / λ], the adapter's update), λ 1, 2 and 4. Timings: the LLaMA-7B
 // layer shapes at M = 256, 1024 and 4096, weights rotated over copies totalling more than
 // 4 x the L2 cache, CUDA events, median of 20, TFLOP/s.
 #include <algorithm>
@@ -163,11 +165,13 @@ void freeWeight(Weight& w) {
 }
 
 // The fused op on whichever kernel the GEMM path picks (false: the launcher refused).
-bool fusedProduct(const Weight& w, const TensorArg& x, const TensorArg& y, bool transposed) {
+bool fusedProduct(const Weight& w, const TensorArg& x, const TensorArg& y, bool transposed, const GemmAddend& addend = {}) {
   if (w.format == Format::Nf4) {
-    return launchFourBitGemm(x, w.codesArg, w.scalesArg, w.tableArg, y, FourBitLayout{w.out, w.in, w.blockCols}, transposed);
+    return launchFourBitGemm(x, w.codesArg, w.scalesArg, w.tableArg, y, FourBitLayout{w.out, w.in, w.blockCols}, transposed,
+                             addend);
   }
-  return launchIntGemm(x, w.codesArg, w.scalesArg, w.offsetsArg, y, IntLayout{4, w.out, w.in, 1, w.blockCols}, transposed);
+  return launchIntGemm(x, w.codesArg, w.scalesArg, w.offsetsArg, y, IntLayout{4, w.out, w.in, 1, w.blockCols}, transposed,
+                       addend);
 }
 
 void dequantize(const Weight& w, const TensorArg& out) {
@@ -186,7 +190,10 @@ std::string describe(const Weight& w, bool transposed, int64_t m, bool bf16, int
 
 // One product on the path `path`, checked against float64 on the host: every output element
 // within half an ulp of the output dtype plus 2^-20 of the sum of |terms| (float32 accumulation).
-void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ldaPad, GemmPath path, uint64_t seed) {
+// With lambda > 0 the product carries the epilogue term scale · z[row][feature / lambda] (z float32
+// in [-2, 2), the scaled value rounded to float32 as the kernels compute it).
+void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ldaPad, GemmPath path, uint64_t seed,
+              int lambda = 0) {
   const int64_t k = transposed ? w.out : w.in, n = transposed ? w.in : w.out;
   const int64_t lda = k + ldaPad;
   std::mt19937_64 rng(seed);
@@ -203,6 +210,13 @@ void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ld
   // The MMAs see W rounded to the activation dtype.
   std::vector<float> wv(w.values.size());
   for (size_t i = 0; i < wv.size(); i++) wv[i] = bf16 ? fromBf16(toBf16(w.values[i])) : fromHalfBits(toHalfBits(w.values[i]));
+  const float scale = 0.75f;
+  const int64_t zCols = lambda ? n / lambda : 0;
+  std::vector<float> z(size_t(m * zCols));
+  for (float& v : z) v = 2.f * dist(rng);
+  void* dz = lambda ? upload(z) : nullptr;
+  const TensorArg za = lambda ? matrixArg(dz, DType::Float32, m, zCols, zCols) : TensorArg{};
+  const GemmAddend addend = lambda ? GemmAddend{&za, lambda, scale} : GemmAddend{};
   void* dx = upload(x);
   void* dy = nullptr;
   cudaOrDie(cudaMalloc(&dy, size_t(m * n) * 2), "cudaMalloc y");
@@ -210,9 +224,10 @@ void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ld
   const DType dtype = bf16 ? DType::BFloat16 : DType::Float16;
   const TensorArg xa = matrixArg(dx, dtype, m, k, lda), ya = matrixArg(dy, dtype, m, n, n);
   setGemmPath(path);
-  const bool ran = fusedProduct(w, xa, ya, transposed);
+  const bool ran = fusedProduct(w, xa, ya, transposed, addend);
   setGemmPath(GemmPath::Auto);
-  const std::string name = describe(w, transposed, m, bf16, ldaPad ? lda : 0) + (path == GemmPath::Wgmma ? " [wgmma]" : " [mma.sync]");
+  const std::string name = describe(w, transposed, m, bf16, ldaPad ? lda : 0) + (lambda ? " + z/" + std::to_string(lambda) : "") +
+                           (path == GemmPath::Wgmma ? " [wgmma]" : " [mma.sync]");
   if (!ran) {
     std::printf("FAIL %s: the launcher refused the product\n", name.c_str());
     failures++;
@@ -232,6 +247,7 @@ void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ld
           sum += term;
           abs += std::fabs(term);
         }
+        if (lambda) sum += double(scale * z[r * zCols + c / lambda]);
         const double got = bf16 ? fromBf16(y[r * n + c]) : fromHalfBits(y[r * n + c]);
         const double err = std::fabs(got - sum), tol = ulp * std::fabs(sum) + std::ldexp(abs, -20) + 1e-30;
         if (!(err <= tol)) bad++;
@@ -244,6 +260,7 @@ void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ld
   }
   cudaFree(dx);
   cudaFree(dy);
+  if (dz) cudaFree(dz);
 }
 
 void runChecks() {
@@ -264,6 +281,9 @@ void runChecks() {
       for (const bool bf16 : {true, false}) {
         for (const GemmPath path : {GemmPath::Wgmma, GemmPath::Pipelined}) checkOne(w, transposed, 333, bf16, 0, path, seed++);
       }
+      for (const int lambda : {1, 2, 4}) {
+        for (const GemmPath path : {GemmPath::Wgmma, GemmPath::Pipelined}) checkOne(w, transposed, 333, true, 0, path, seed++, lambda);
+      }
       checkOne(w, transposed, 77, true, 24, GemmPath::Wgmma, seed++);  // padded activation rows, one tile row
     }
     freeWeight(w);
@@ -271,10 +291,12 @@ void runChecks() {
   // An odd number of output features: no paired stores.
   Weight odd = makeWeight(Format::Nf4, 393, 480, 64, true, seed++);
   checkOne(odd, false, 77, true, 0, GemmPath::Wgmma, seed++);
+  checkOne(odd, false, 77, true, 0, GemmPath::Wgmma, seed++, 3);  // 393 = 3 x 131
   freeWeight(odd);
   // Enough tiles for the 128 x 256 tile (with 132 SMs): 9 x 16 tiles forward and backward.
   Weight wide = makeWeight(Format::Nf4, 4096, 128, 64, true, seed++);
   checkOne(wide, false, 1100, true, 0, GemmPath::Wgmma, seed++);
+  checkOne(wide, false, 1100, true, 0, GemmPath::Wgmma, seed++, 2);
   freeWeight(wide);
   Weight wideT = makeWeight(Format::Int4, 128, 4096, 64, true, seed++);
   checkOne(wideT, true, 1100, true, 0, GemmPath::Wgmma, seed++);
@@ -343,6 +365,49 @@ void runTimings() {
   }
 }
 
+// The Hopper kernel at 4096 rows with and without the epilogue term (λ 1 and 2), interleaved
+// call by call over rotating weight copies: what adding an adapter's update in the epilogue costs.
+void runEpilogueTimings() {
+  std::printf("\n== The epilogue term on the wgmma kernel (bf16, M = 4096, median of 20, ms; NF4 blocksize 64)\n");
+  std::printf("%-6s %-18s %9s %9s %9s\n", "prod", "M x K x N", "plain", "+ z (λ 1)", "+ z (λ 2)");
+  int l2 = 0;
+  cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
+  const int64_t shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  const int64_t m = 4096;
+  for (const auto& shape : shapes) {
+    const int64_t bytes = shape[0] * shape[1] / 2;
+    const int copies = int(std::max<int64_t>(2, (4 * int64_t(l2) + bytes - 1) / bytes));
+    std::vector<Weight> ws;
+    for (int c = 0; c < copies; c++) ws.push_back(makeWeight(Format::Nf4, shape[0], shape[1], 64, true, 200 + c));
+    for (const bool transposed : {false, true}) {
+      const int64_t k = transposed ? shape[0] : shape[1], n = transposed ? shape[1] : shape[0];
+      void *dx = nullptr, *dy = nullptr, *dz = nullptr;
+      cudaOrDie(cudaMalloc(&dx, size_t(m * k) * 2), "cudaMalloc x");
+      cudaOrDie(cudaMalloc(&dy, size_t(m * n) * 2), "cudaMalloc y");
+      cudaOrDie(cudaMalloc(&dz, size_t(m * n) * 4), "cudaMalloc z");
+      cudaOrDie(cudaMemset(dx, 0x3c, size_t(m * k) * 2), "fill x");
+      cudaOrDie(cudaMemset(dz, 0, size_t(m * n) * 4), "fill z");
+      const TensorArg xa = matrixArg(dx, DType::BFloat16, m, k, k), ya = matrixArg(dy, DType::BFloat16, m, n, n);
+      const TensorArg z1 = matrixArg(dz, DType::Float32, m, n, n), z2 = matrixArg(dz, DType::Float32, m, n / 2, n / 2);
+      int next = 0;
+      setGemmPath(GemmPath::Wgmma);
+      auto time = [&](const GemmAddend& addend) {
+        return medianMs([&] { fusedProduct(ws[next++ % copies], xa, ya, transposed, addend); });
+      };
+      const double plain = time({}), one = time(GemmAddend{&z1, 1, 0.5}), two = time(GemmAddend{&z2, 2, 0.5});
+      setGemmPath(GemmPath::Auto);
+      char dims[64];
+      std::snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)m, (long long)k, (long long)n);
+      std::printf("%-6s %-18s %9.3f %9.3f %9.3f   (+%.0f %%, +%.0f %%)\n", transposed ? "dyW" : "xWt", dims, plain, one, two,
+                  100 * (one / plain - 1), 100 * (two / plain - 1));
+      cudaFree(dx);
+      cudaFree(dy);
+      cudaFree(dz);
+    }
+    for (Weight& w : ws) freeWeight(w);
+  }
+}
+
 // One forward launch of each format at 4096 x 4096 x 4096 on the wgmma kernel, for a profiler
 // (`dev/quant_gemm_wgmma profile`).
 void runProfile() {
@@ -367,6 +432,10 @@ void runProfile() {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "profile") {
     quant_gemm_dev::runProfile();
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "epilogue") {
+    quant_gemm_dev::runEpilogueTimings();
     return 0;
   }
   const std::string mode = blora::dev::harnessMode(argc, argv);

@@ -107,13 +107,20 @@ __device__ __forceinline__ void transposeFloatPair(float& a, float& b) {
   b = __uint_as_float((lo >> 16) | (hi & 0xffff0000u));
 }
 
+// How a lane reads the epilogue term of its two adjacent features: two loads, or one when λ is
+// even (the features share their column, the first being even). On an H200 at 4096 rows the
+// shared load takes the term's cost from 20 to 18 % of the product; one 8-byte load for λ = 1
+// raised it from 22 to 39 % (dev/quant_gemm_wgmma epilogue,
+// bench/results/logs/quant-gemm-wgmma-2026-11-30-epilogue-term.log).
+enum class TermLoads { Separate, Shared };
+
 // Adds the epilogue term to one consumer's accumulators (see storeTransposedTile for the
 // layouts). The values are read in the transposed layout, where the four lanes of a quad read
 // adjacent features of one row (coalesced), eight rows at a time so their loads overlap, and
 // moved into the accumulators' layout with the same warp transpose.
-template <int BN>
-__device__ __forceinline__ void addEpilogueTerm(float (&acc)[BN / 2], const EpilogueAddend& add, int rows, int features,
-                                                int m0, int n0, int consumer, int warp, int lane) {
+template <int BN, TermLoads Loads>
+__device__ __forceinline__ void addEpilogueTermWith(float (&acc)[BN / 2], const EpilogueAddend& add, int rows, int features,
+                                                    int m0, int n0, int consumer, int warp, int lane) {
   const int feature0 = m0 + consumer * 64 + warp * 16 + 2 * (lane % 4);
   const int row0 = n0 + lane / 4;
   int column[2][2];  // the addend column of features feature0 + 8h + e, or -1 past the end
@@ -135,8 +142,9 @@ __device__ __forceinline__ void addEpilogueTerm(float (&acc)[BN / 2], const Epil
       const float* line = add.values + int64_t(row) * add.stride;
 #pragma unroll
       for (int h = 0; h < 2; h++) {
-#pragma unroll
-        for (int e = 0; e < 2; e++) v[jj][h][e] = row < rows && column[h][e] >= 0 ? line[column[h][e]] : 0.f;
+        // Values of features past the end are never stored: any value will do for them.
+        v[jj][h][0] = row < rows && column[h][0] >= 0 ? line[column[h][0]] : 0.f;
+        v[jj][h][1] = Loads == TermLoads::Shared ? v[jj][h][0] : row < rows && column[h][1] >= 0 ? line[column[h][1]] : 0.f;
       }
     }
 #pragma unroll
@@ -149,6 +157,16 @@ __device__ __forceinline__ void addEpilogueTerm(float (&acc)[BN / 2], const Epil
         acc[4 * j + 2 * h + 1] += __fmul_rn(add.scale, v[jj][h][1]);
       }
     }
+  }
+}
+
+template <int BN>
+__device__ __forceinline__ void addEpilogueTerm(float (&acc)[BN / 2], const EpilogueAddend& add, int rows, int features,
+                                                int m0, int n0, int consumer, int warp, int lane) {
+  if (add.lambda % 2 == 0) {
+    addEpilogueTermWith<BN, TermLoads::Shared>(acc, add, rows, features, m0, n0, consumer, warp, lane);
+  } else {
+    addEpilogueTermWith<BN, TermLoads::Separate>(acc, add, rows, features, m0, n0, consumer, warp, lane);
   }
 }
 
