@@ -97,76 +97,42 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t v) {
   return t;
 }
 
-// The two float32 values of each lane in an 8 x 8 block (two adjacent columns of its row
-// lane / 4), transposed across the warp like transpose8x8: low and high halves separately.
-__device__ __forceinline__ void transposeFloatPair(float& a, float& b) {
-  const uint32_t ua = __float_as_uint(a), ub = __float_as_uint(b);
-  const uint32_t lo = transpose8x8((ua & 0xffffu) | (ub << 16));
-  const uint32_t hi = transpose8x8((ua >> 16) | (ub & 0xffff0000u));
-  a = __uint_as_float((lo & 0xffffu) | (hi << 16));
-  b = __uint_as_float((lo >> 16) | (hi & 0xffff0000u));
-}
-
-// How a lane reads the epilogue term of its two adjacent features: two loads, or one when λ is
-// even (the features share their column, the first being even). On an H200 at 4096 rows the
-// shared load takes the term's cost from 20 to 18 % of the product; one 8-byte load for λ = 1
-// raised it from 22 to 39 % (dev/quant_gemm_wgmma epilogue,
-// bench/results/logs/quant-gemm-wgmma-2026-11-30-epilogue-term.log).
-enum class TermLoads { Separate, Shared };
-
-// Adds the epilogue term to one consumer's accumulators (see storeTransposedTile for the
-// layouts). The values are read in the transposed layout, where the four lanes of a quad read
-// adjacent features of one row (coalesced), eight rows at a time so their loads overlap, and
-// moved into the accumulators' layout with the same warp transpose.
-template <int BN, TermLoads Loads>
-__device__ __forceinline__ void addEpilogueTermWith(float (&acc)[BN / 2], const EpilogueAddend& add, int rows, int features,
-                                                    int m0, int n0, int consumer, int warp, int lane) {
-  const int feature0 = m0 + consumer * 64 + warp * 16 + 2 * (lane % 4);
-  const int row0 = n0 + lane / 4;
-  int column[2][2];  // the addend column of features feature0 + 8h + e, or -1 past the end
+// Adds the epilogue term to one consumer's accumulators in their own layout (see
+// storeTransposedTile): acc[4j + 2h + e] is feature lane / 4 + 8h of the warp's 16 and row
+// 8j + 2 (lane % 4) + e, so a warp's load reads 8 adjacent features of 4 rows. Eight j at a
+// time (32 loads a thread in flight). Reading the term in the stored layout and moving it with
+// movmatrix instead cost twice as much on an H200: the warp-wide transposes wait for every
+// lane's loads (dev/quant_gemm_wgmma epilogue, bench/results/logs/quant-gemm-wgmma-2026-11-30-epilogue-term.log).
+template <int BN>
+__device__ __forceinline__ void addEpilogueTerm(float (&acc)[BN / 2], const EpilogueAddend& add, int rows, int features,
+                                                int m0, int n0, int consumer, int warp, int lane) {
+  const int feature0 = m0 + consumer * 64 + warp * 16 + lane / 4;
+  const int row0 = n0 + 2 * (lane % 4);
+  int column[2];  // the addend column of features feature0 + 8h, or -1 past the end
 #pragma unroll
-  for (int h = 0; h < 2; h++) {
-#pragma unroll
-    for (int e = 0; e < 2; e++) {
-      const int f = feature0 + 8 * h + e;
-      column[h][e] = f < features ? f / add.lambda : -1;
-    }
-  }
+  for (int h = 0; h < 2; h++) column[h] = feature0 + 8 * h < features ? (feature0 + 8 * h) / add.lambda : -1;
   constexpr int kRowsInFlight = 8;
 #pragma unroll
   for (int j0 = 0; j0 < BN / 8; j0 += kRowsInFlight) {
     float v[kRowsInFlight][2][2];
 #pragma unroll
     for (int jj = 0; jj < kRowsInFlight; jj++) {
-      const int row = row0 + 8 * (j0 + jj);
-      const float* line = add.values + int64_t(row) * add.stride;
 #pragma unroll
-      for (int h = 0; h < 2; h++) {
-        // Values of features past the end are never stored: any value will do for them.
-        v[jj][h][0] = row < rows && column[h][0] >= 0 ? line[column[h][0]] : 0.f;
-        v[jj][h][1] = Loads == TermLoads::Shared ? v[jj][h][0] : row < rows && column[h][1] >= 0 ? line[column[h][1]] : 0.f;
+      for (int e = 0; e < 2; e++) {
+        const int row = row0 + 8 * (j0 + jj) + e;
+        const float* line = add.values + int64_t(row) * add.stride;
+#pragma unroll
+        for (int h = 0; h < 2; h++) v[jj][h][e] = row < rows && column[h] >= 0 ? line[column[h]] : 0.f;
       }
     }
 #pragma unroll
     for (int jj = 0; jj < kRowsInFlight; jj++) {
-      const int j = j0 + jj;
 #pragma unroll
       for (int h = 0; h < 2; h++) {
-        transposeFloatPair(v[jj][h][0], v[jj][h][1]);
-        acc[4 * j + 2 * h] += __fmul_rn(add.scale, v[jj][h][0]);
-        acc[4 * j + 2 * h + 1] += __fmul_rn(add.scale, v[jj][h][1]);
+#pragma unroll
+        for (int e = 0; e < 2; e++) acc[4 * (j0 + jj) + 2 * h + e] += __fmul_rn(add.scale, v[jj][h][e]);
       }
     }
-  }
-}
-
-template <int BN>
-__device__ __forceinline__ void addEpilogueTerm(float (&acc)[BN / 2], const EpilogueAddend& add, int rows, int features,
-                                                int m0, int n0, int consumer, int warp, int lane) {
-  if (add.lambda % 2 == 0) {
-    addEpilogueTermWith<BN, TermLoads::Shared>(acc, add, rows, features, m0, n0, consumer, warp, lane);
-  } else {
-    addEpilogueTermWith<BN, TermLoads::Separate>(acc, add, rows, features, m0, n0, consumer, warp, lane);
   }
 }
 
