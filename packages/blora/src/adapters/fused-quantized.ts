@@ -1,14 +1,14 @@
 // A balanced adapter on a quantized base as one product of the base weight each way:
 //
 //   forward   y  = x · Wᵀ + s · repeatInterleave(z, λout),   z = C · avgPool_λin(x)
-//   backward  dx = dy · W + (1/λin) · repeatInterleave(dh · C_in, λin)
+//   backward  dx = dy · W + (1/λin) · repeatInterleave(dz · C, λin),   dz = s · sumRuns_λout(dy)
 //
 // The small adapter products run first (poolLinear reads x once, casting and pooling it), and
 // their result rides into the quantized matmul as its addend, which a device's fused GEMM adds
-// in its epilogue before the one rounding to the activation dtype. So neither pass makes an
-// output-sized temporary or an extra pass over the activations for the adapter: the unfused
-// composition writes the base output, then reads it back to add the update (and in backward
-// writes the adapter's input gradient, then sums the two).
+// in its epilogue before the one rounding to the activation dtype. So the adapter makes no pass
+// of its own over the output-sized activations: the unfused composition writes the base output,
+// then reads it back to add the update (and in backward writes the adapter's input gradient,
+// then sums the two).
 //
 // C is B · A (factor form; the dx addend is dz · B · A) or M (matrix form; dz · M).
 import { avgPool1d, cast, matmul, mul, poolLinear, reshape, tidy, transpose, type DType, type Tensor } from '@blora/tensor';
