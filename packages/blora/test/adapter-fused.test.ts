@@ -4,7 +4,7 @@
 // the fallback on a device without the fused kernels.
 import { describe, expect, it } from 'vitest';
 import {
-  add, cast, cpuBackend, findKernel, Generator, listKernels, memoryStats, mul, registerBackend, registerKernel, setOpObserver, sum,
+  add, cast, cpuBackend, findKernel, Generator, listKernels, memoryStats, mul, registerBackend, registerKernel, sum,
   tensor, tidy, type DType, type Tensor,
 } from '@blora/tensor';
 import { assertClose, randomValues } from '@blora/tensor/testing';
@@ -12,7 +12,7 @@ import { noGrad } from '@blora/autograd';
 import {
   AdaptedLinear, DenseBase, LoraAdapter, QABLoraAdapter, QBLoraAdapter, type Adapter, type AdapterOptions,
 } from '../src/index.js';
-import { randomizeAdapter, refAdapterOutput, refMatmulT, seeded } from './helpers.js';
+import { opsOf, randomizeAdapter, refAdapterOutput, refMatmulT, seeded } from './helpers.js';
 
 /** Every parameter and input gradient of one run. */
 interface Run {
@@ -55,22 +55,6 @@ function run(layer: AdaptedLinear, gen: Generator, x: Tensor, combine: (y: Tenso
 /** The rounding of one bfloat16 result, and float32 sums over a handful of terms. */
 const BF16 = { rtol: 1e-2, atol: 2e-2 };
 const F32 = { rtol: 1e-4, atol: 1e-4 };
-
-/** Names of the ops that `fn` runs. */
-function opsOf(fn: () => unknown): string[] {
-  const seen: string[] = [];
-  // The tape keeps recording: the observer passes every op on to the one it replaces.
-  const prev = setOpObserver((r) => {
-    seen.push(r.op);
-    prev?.(r);
-  });
-  try {
-    fn();
-  } finally {
-    setOpObserver(prev);
-  }
-  return seen;
-}
 
 describe('fused adapter path vs the unfused composition (float32 adapter, bfloat16 input)', () => {
   for (const [name, make] of CASES) {

@@ -4,14 +4,14 @@
 // LoRA, Q-BLoRA and QA-BLoRA (both forms) on NF4 and INT4 bases, with a bias; the ops it runs,
 // what the tape keeps, and the cases that stay unfused (dropout, the switch).
 import { describe, expect, it } from 'vitest';
-import { cast, Generator, mul, setOpObserver, sum, tensor, type Tensor } from '@blora/tensor';
+import { cast, Generator, mul, sum, tensor, type Tensor } from '@blora/tensor';
 import { assertClose, randomValues } from '@blora/tensor/testing';
 import { noGrad } from '@blora/autograd';
 import { quantizeLinear, type QuantizeOptions } from '@blora/quant';
 import {
   AdaptedLinear, LoraAdapter, QABLoraAdapter, QBLoraAdapter, QuantizedBase, type Adapter, type AdapterOptions,
 } from '../src/index.js';
-import { randomizeAdapter, refAdapterOutput, refMatmulT, seeded } from './helpers.js';
+import { opsOf, randomizeAdapter, refAdapterOutput, refMatmulT, seeded } from './helpers.js';
 
 type Make = (options: Partial<AdapterOptions>) => Adapter;
 
@@ -53,21 +53,6 @@ function run(layer: AdaptedLinear, x: Tensor, fused: boolean): Run {
   } finally {
     AdaptedLinear.fuseQuantizedBase = previous;
   }
-}
-
-/** Names of the ops that `fn` runs (the tape keeps recording through the previous observer). */
-function opsOf(fn: () => unknown): string[] {
-  const seen: string[] = [];
-  const prev = setOpObserver((r) => {
-    seen.push(r.op);
-    prev?.(r);
-  });
-  try {
-    fn();
-  } finally {
-    setOpObserver(prev);
-  }
-  return seen;
 }
 
 describe('an adapter fused into its quantized base vs the unfused composition', () => {

@@ -1,5 +1,5 @@
 // Float64 references written with plain loops, and fixtures shared by the tests.
-import { tensor, type DType, type Tensor } from '@blora/tensor';
+import { setOpObserver, tensor, type DType, type Tensor } from '@blora/tensor';
 import { randomValues } from '@blora/tensor/testing';
 import { assignInPlace } from '@blora/autograd';
 import type { Adapter } from '../src/index.js';
@@ -100,4 +100,19 @@ export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): nu
   let worst = 0;
   for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(1, Math.abs(b[i]!)));
   return worst;
+}
+
+/** Names of the ops that `fn` runs (the tape keeps recording: the observer passes every op on to the one it replaces). */
+export function opsOf(fn: () => unknown): string[] {
+  const seen: string[] = [];
+  const prev = setOpObserver((r) => {
+    seen.push(r.op);
+    prev?.(r);
+  });
+  try {
+    fn();
+  } finally {
+    setOpObserver(prev);
+  }
+  return seen;
 }

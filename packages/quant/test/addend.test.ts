@@ -5,20 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { tensor, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, nonContiguousTensor, randomValues } from '@blora/tensor/testing';
-import { FourBitLinear, IntBlockLinear, nf4Matmul, quantizeLinear, type QuantizedLinear, type QuantizeOptions } from '../src/index.js';
-import { normalFloat32, refDecodeFourBit, refDecodeInt, refMatmul, refMatmulT } from './helpers.js';
-
-function refWeight(q: QuantizedLinear): Float64Array {
-  if (q instanceof FourBitLinear) {
-    const absmax = q.scales();
-    const w = refDecodeFourBit(q.packed.toTypedArray() as Uint8Array, absmax.toFloat64Array(), q.table.toFloat64Array(), q.blocksize, q.numel);
-    absmax.dispose();
-    return w;
-  }
-  const i = q as IntBlockLinear;
-  return refDecodeInt(i.codes.toTypedArray() as Uint8Array, i.bits, i.scaleTensor.toFloat64Array(), i.offsetTensor.toFloat64Array(),
-    i.outFeatures, i.inFeatures, i.blockRows, i.blockCols);
-}
+import { nf4Matmul, quantizeLinear, type FourBitLinear, type QuantizeOptions } from '../src/index.js';
+import { normalFloat32, refMatmul, refMatmulT, refWeight } from './helpers.js';
 
 /** product [rows, n] + s · repeat(z, λ), with s · z rounded like the kernels (float32 for a float32 z). */
 function withAddend(product: Float64Array, n: number, z: Float64Array, zDtype: DType, lambda: number, scale: number): Float64Array {

@@ -1,5 +1,7 @@
-// Independent references for the tests: plain loops in float64, no library code.
+// Independent references for the tests: plain loops in float64, no library code (refWeight only
+// reads the stored parts of a weight and decodes them with these loops).
 import { randomNormalValues, seededRandom } from '@blora/tensor/testing';
+import { FourBitLinear, type IntBlockLinear, type QuantizedLinear } from '../src/index.js';
 
 export const f32 = Math.fround;
 
@@ -97,4 +99,17 @@ export function nextUpFloat32(x: number): number {
   const b = new Float32Array([x]);
   new Int32Array(b.buffer)[0]! += x > 0 ? 1 : -1;
   return b[0]!;
+}
+
+/** The dense weight of `q` rebuilt from its stored parts with the plain-loop decoders above. */
+export function refWeight(q: QuantizedLinear): Float64Array {
+  if (q instanceof FourBitLinear) {
+    const absmax = q.scales();
+    const w = refDecodeFourBit(q.packed.toTypedArray() as Uint8Array, absmax.toFloat64Array(), q.table.toFloat64Array(), q.blocksize, q.numel);
+    absmax.dispose();
+    return w;
+  }
+  const i = q as IntBlockLinear;
+  return refDecodeInt(i.codes.toTypedArray() as Uint8Array, i.bits, i.scaleTensor.toFloat64Array(), i.offsetTensor.toFloat64Array(),
+    i.outFeatures, i.inFeatures, i.blockRows, i.blockCols);
 }

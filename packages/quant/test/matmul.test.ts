@@ -5,22 +5,9 @@ import {
 } from '@blora/tensor';
 import { assertClose, nonContiguousTensor, randomValues } from '@blora/tensor/testing';
 import {
-  FourBitLinear, IntBlockLinear, SCRATCH_ELEMENTS, nf4Matmul, quantizeLinear, type QuantizedLinear, type QuantizeOptions,
+  FourBitLinear, IntBlockLinear, SCRATCH_ELEMENTS, nf4Matmul, quantizeLinear, type QuantizeOptions,
 } from '../src/index.js';
-import { normalFloat32, refDecodeFourBit, refDecodeInt, refMatmul, refMatmulT } from './helpers.js';
-
-/** The dense weight rebuilt in the test from the stored parts. */
-function refWeight(q: QuantizedLinear): Float64Array {
-  if (q instanceof FourBitLinear) {
-    const absmax = q.scales();
-    const w = refDecodeFourBit(q.packed.toTypedArray() as Uint8Array, absmax.toFloat64Array(), q.table.toFloat64Array(), q.blocksize, q.numel);
-    absmax.dispose();
-    return w;
-  }
-  const i = q as IntBlockLinear;
-  return refDecodeInt(i.codes.toTypedArray() as Uint8Array, i.bits, i.scaleTensor.toFloat64Array(), i.offsetTensor.toFloat64Array(),
-    i.outFeatures, i.inFeatures, i.blockRows, i.blockCols);
-}
+import { normalFloat32, refMatmul, refMatmulT, refWeight } from './helpers.js';
 
 const cases: { name: string; out: number; inF: number; options: QuantizeOptions }[] = [
   { name: 'nf4, double-quantized, blocks across rows, short last block', out: 7, inF: 96, options: { format: 'nf4', blocksize: 64 } },
