@@ -27,6 +27,7 @@
         'native/reduce.cu',
         'native/softmax.cu',
         'native/matmul_simt.cu',
+        'native/matmul_tf32x3.cu',
         'native/matmul_tensorcore.cu',
         'native/gemm_bf16_pipelined.cu',
         'native/gemm_bf16_wgmma.cu',

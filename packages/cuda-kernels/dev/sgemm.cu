@@ -1,19 +1,19 @@
-// Standalone check and timing of the float32 SGEMM (native/matmul_simt.cu), next to the
-// 64x64 shared-memory kernel it replaced.
+// Standalone check and timing of the float32 GEMM (native/matmul_simt.cu): its 3xTF32
+// tensor-core kernel (native/matmul_tf32x3.cu) next to its CUDA-core SGEMM.
 //
 // Build: dev/build.sh sgemm (sm_90a and sm_80, CUDA runtime linked statically). Run:
 //   dev/sgemm          checks, then timings
 //   dev/sgemm check    checks only
 //   dev/sgemm time     timings only
-// The checks compare the launcher (and every tile configuration forced, with and without a
-// split of K) with a naive GPU reference that accumulates in float64, on seeded random inputs:
-// odd sizes, all four operand layouts, padded and misaligned operands (the scalar load path),
-// operands dense along neither dim, batches (a broadcast operand too) and K = 0. Every element
-// must be written, nothing past the output, and a split-K product must be bitwise identical
-// from run to run. The exit code is non-zero when any check fails. Timings: CUDA events, 3
-// warm-up runs, then the median of 20, rotating over copies of the operands that together
-// exceed the L2 cache; the low-rank adapter products of a TinyLlama training step (4096 tokens,
-// rank 64 and the λ = 2 variant) and 4096³ in every layout.
+// The checks compare the launcher (and every tile configuration of both kernels forced, with
+// and without a split of K) with a naive GPU reference that accumulates in float64, on seeded
+// random inputs: odd sizes, all four operand layouts, padded and misaligned operands (the
+// scalar load path), operands dense along neither dim, batches (a broadcast operand too) and
+// K = 0. Every element must be written, nothing past the output, and a split-K product must be
+// bitwise identical from run to run. The exit code is non-zero when any check fails. Timings:
+// CUDA events, 3 warm-up runs, then the median of 20, rotating over copies of the operands that
+// together exceed the L2 cache; the low-rank adapter products of a TinyLlama training step
+// (4096 tokens, rank 64 and the λ = 2 variant) and 4096³ in every layout.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -26,6 +26,7 @@
 #include "../native/allocator.cc"
 #include "../native/device.cc"
 #include "../native/matmul_simt.cu"
+#include "../native/matmul_tf32x3.cu"
 #include "harness.cuh"
 
 namespace sgemm_dev {
@@ -72,65 +73,6 @@ __global__ void referenceGemm(const float* A, const float* B, double* ref, doubl
   ref[(b * M + m) * N + n] = sum;
   spread[(b * M + m) * N + n] = std::sqrt(squares);
 }
-
-// The 64x64 kernel this SGEMM replaced (float32 only), kept for the side-by-side timings.
-namespace previous {
-
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 256;
-
-__global__ void __launch_bounds__(kThreads)
-    gemmKernel(const float* A, const float* B, float* C, int M, int N, int K, int64_t sam, int64_t sak, int64_t sbk,
-               int64_t sbn, bool aDenseAlongK, bool bDenseAlongN) {
-  __shared__ float As[kTileK][kTileM + 1];
-  __shared__ float Bs[kTileK][kTileN + 1];
-  const int tid = threadIdx.x;
-  const int tx = tid % 16, ty = tid / 16;
-  const int m0 = blockIdx.x * kTileM, n0 = blockIdx.y * kTileN;
-  float acc[4][4] = {};
-  for (int k0 = 0; k0 < K; k0 += kTileK) {
-    for (int i = 0; i < kTileM * kTileK / kThreads; i++) {
-      const int e = tid + i * kThreads;
-      const int kk = aDenseAlongK ? e % kTileK : e / kTileM;
-      const int mm = aDenseAlongK ? e / kTileK : e % kTileM;
-      const int gm = m0 + mm, gk = k0 + kk;
-      As[kk][mm] = gm < M && gk < K ? A[gm * sam + gk * sak] : 0.f;
-    }
-    for (int i = 0; i < kTileN * kTileK / kThreads; i++) {
-      const int e = tid + i * kThreads;
-      const int kk = bDenseAlongN ? e / kTileN : e % kTileK;
-      const int nn = bDenseAlongN ? e % kTileN : e / kTileK;
-      const int gk = k0 + kk, gn = n0 + nn;
-      Bs[kk][nn] = gk < K && gn < N ? B[gk * sbk + gn * sbn] : 0.f;
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kTileK; kk++) {
-      float av[4], bv[4];
-      for (int i = 0; i < 4; i++) av[i] = As[kk][ty + 16 * i];
-      for (int j = 0; j < 4; j++) bv[j] = Bs[kk][tx + 16 * j];
-      for (int i = 0; i < 4; i++) {
-        for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
-      }
-    }
-    __syncthreads();
-  }
-  for (int i = 0; i < 4; i++) {
-    for (int j = 0; j < 4; j++) {
-      const int m = m0 + ty + 16 * i, n = n0 + tx + 16 * j;
-      if (m < M && n < N) C[int64_t(m) * N + n] = acc[i][j];
-    }
-  }
-}
-
-void launch(const TensorArg& a, const TensorArg& b, const TensorArg& c, const MatmulShape& s) {
-  const dim3 grid(unsigned((s.M + kTileM - 1) / kTileM), unsigned((s.N + kTileN - 1) / kTileN));
-  gemmKernel<<<grid, kThreads, 0, stream()>>>(reinterpret_cast<const float*>(a.first()),
-                                              reinterpret_cast<const float*>(b.first()), reinterpret_cast<float*>(c.first()),
-                                              s.M, s.N, s.K, s.sam, s.sak, s.sbk, s.sbn, s.sak == 1 || s.sam != 1,
-                                              s.sbn == 1 || s.sbk != 1);
-}
-
-}  // namespace previous
 
 TensorArg makeArg(float* data, int64_t offset, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
   TensorArg t;
@@ -281,26 +223,32 @@ void checkOne(const std::string& kernel, const Problem& p, const Reference& ref,
   if (!ok) failures++;
 }
 
-// The launcher as the addon calls it, then every tile configuration forced, unsplit and split.
+// The launcher as the addon calls it, then every tile configuration of both kernels forced
+// (the tensor-core one where it can read the operands), unsplit and split.
 void checkProblem(Problem p, uint64_t seed, bool allPlans) {
   setup(p, seed);
   const Reference ref = reference(p);
   const MatmulShape s = matmulShape("matmul", p.argA(), p.argB(), p.argC());
-  const SgemmPlan plan = planSgemm(s);
+  const SgemmPlan plan = planFor(p.argA(), p.argB(), s);
   checkOne("launcher (" + describePlan(plan) + ")", p, ref, [&] { launchMatmulSimt(p.argA(), p.argB(), p.argC()); },
            plan.slices > 1);
+  bool aKDense, bKDense;
+  const SgemmArgs args = sgemmArgs(p.argA(), p.argB(), s, aKDense, bKDense);
   if (allPlans && s.M > 0 && s.N > 0) {
-    for (const auto& [bm, bn] : {std::pair{128, 128}, std::pair{128, 64}, std::pair{64, 128}}) {
-      for (int slices : {1, 3}) {
-        SgemmPlan forced;
-        forced.bm = bm, forced.bn = bn;
-        forced.sliceK = std::max(s.K, 1);
-        if (slices > 1) {
-          forced.sliceK = std::max(kStepK, ((s.K + slices - 1) / slices + kStepK - 1) / kStepK * kStepK);
-          forced.slices = (s.K + forced.sliceK - 1) / forced.sliceK;
-          if (forced.slices < 2) continue;
+    for (bool tf32x3 : {false, true}) {
+      if (tf32x3 && !(args.vecA && args.vecB)) continue;
+      for (const auto& [bm, bn] : {std::pair{128, 128}, std::pair{128, 64}, std::pair{64, 128}}) {
+        for (int slices : {1, 3}) {
+          SgemmPlan forced;
+          forced.tf32x3 = tf32x3, forced.bm = bm, forced.bn = bn;
+          forced.sliceK = std::max(s.K, 1);
+          if (slices > 1) {
+            forced.sliceK = std::max(kStepK, ((s.K + slices - 1) / slices + kStepK - 1) / kStepK * kStepK);
+            forced.slices = (s.K + forced.sliceK - 1) / forced.sliceK;
+            if (forced.slices < 2) continue;
+          }
+          checkOne(describePlan(forced), p, ref, [&] { launchSgemm(p.argA(), p.argB(), p.argC(), s, forced); }, false);
         }
-        checkOne(describePlan(forced), p, ref, [&] { launchSgemm(p.argA(), p.argB(), p.argC(), s, forced); }, false);
       }
     }
   }
@@ -370,9 +318,11 @@ double medianMs(int copies, Launch launch) {
 }
 
 struct Timed {
-  double previous = 0, current = 0, unsplit = 0;
+  double simt = 0, tf32x3 = 0, unsplit = 0;
 };
 
+// Times one product on both kernels with the launcher's tile and split of K (and the
+// tensor-core kernel without the split).
 Timed timeShape(int M, int N, int K, bool ak, bool bk, const char* what) {
   Problem p;
   p.M = M, p.N = N, p.K = K, p.aKMajor = ak, p.bKMajor = bk;
@@ -380,20 +330,20 @@ Timed timeShape(int M, int N, int K, bool ak, bool bk, const char* what) {
   p.copies = int(std::min(8.0, std::max(1.0, std::ceil(160e6 / bytes))));
   setup(p, 7);
   const MatmulShape s = matmulShape("matmul", p.argA(), p.argB(), p.argC());
-  const SgemmPlan plan = planSgemm(s);
-  SgemmPlan unsplitPlan = plan;
+  const SgemmPlan simtPlan = planSgemm(s, false), tcPlan = planSgemm(s, true);
+  SgemmPlan unsplitPlan = tcPlan;
   unsplitPlan.slices = 1, unsplitPlan.sliceK = std::max(K, 1);
   Timed t;
-  t.previous = medianMs(p.copies, [&](int c) { previous::launch(p.argA(c), p.argB(c), p.argC(c), s); });
-  t.current = medianMs(p.copies, [&](int c) { launchMatmulSimt(p.argA(c), p.argB(c), p.argC(c)); });
-  t.unsplit = plan.slices > 1 ? medianMs(p.copies, [&](int c) { launchSgemm(p.argA(c), p.argB(c), p.argC(c), s, unsplitPlan); })
-                              : t.current;
+  t.simt = medianMs(p.copies, [&](int c) { launchSgemm(p.argA(c), p.argB(c), p.argC(c), s, simtPlan); });
+  t.tf32x3 = medianMs(p.copies, [&](int c) { launchSgemm(p.argA(c), p.argB(c), p.argC(c), s, tcPlan); });
+  t.unsplit = tcPlan.slices > 1 ? medianMs(p.copies, [&](int c) { launchSgemm(p.argA(c), p.argB(c), p.argC(c), s, unsplitPlan); })
+                                : t.tf32x3;
   const double flops = 2.0 * M * N * double(K);
   char dims[40];
   std::snprintf(dims, sizeof dims, "%dx%dx%d", M, N, K);
-  std::printf("%-16s %-22s %-6s %9.4f %7.1f %9.4f %7.1f %6.1fx %7.0f  %-26s %9.4f\n", dims, what,
-              ak ? (bk ? "KK" : "KN") : (bk ? "MK" : "MN"), t.previous, flops / t.previous / 1e9, t.current,
-              flops / t.current / 1e9, t.previous / t.current, bytes / t.current / 1e6, describePlan(plan).c_str(), t.unsplit);
+  std::printf("%-16s %-22s %-6s %9.4f %7.1f %9.4f %7.1f %6.2fx  %-30s %9.4f\n", dims, what,
+              ak ? (bk ? "KK" : "KN") : (bk ? "MK" : "MN"), t.simt, flops / t.simt / 1e9, t.tf32x3,
+              flops / t.tf32x3 / 1e9, t.simt / t.tf32x3, describePlan(tcPlan).c_str(), t.unsplit);
   std::fflush(stdout);
   release(p);
   return t;
@@ -411,15 +361,15 @@ Timed timeProjection(const char* name, int dIn, int dOut, int r) {
                        timeShape(dOut, r, T, false, false, label[2]), timeShape(T, r, dOut, true, false, label[3]),
                        timeShape(r, dIn, T, false, false, label[4]),  timeShape(T, dIn, r, true, false, label[5])};
   Timed sum;
-  for (const Timed& t : ts) sum.previous += t.previous, sum.current += t.current, sum.unsplit += t.unsplit;
+  for (const Timed& t : ts) sum.simt += t.simt, sum.tf32x3 += t.tf32x3, sum.unsplit += t.unsplit;
   return sum;
 }
 
 void runTimings() {
-  std::printf("\n== Timing (float32, median of 20, ms and GFLOP/s; layout: A K- or M-major, B K- or N-major;\n"
-              "   GB/s = compulsory bytes / time; last column: the same plan without the split of K) ==\n");
-  std::printf("%-16s %-22s %-6s %9s %7s %9s %7s %7s %7s  %-26s %9s\n", "M x N x K", "product", "layout", "old ms", "GFLOP/s",
-              "new ms", "GFLOP/s", "speedup", "GB/s", "plan", "no-split");
+  std::printf("\n== Timing (float32, median of 20, ms and TFLOP/s; layout: A K- or M-major, B K- or N-major;\n"
+              "   speedup = CUDA-core ms / 3xTF32 ms; last column: the 3xTF32 plan without the split of K) ==\n");
+  std::printf("%-16s %-22s %-6s %9s %7s %9s %7s %7s  %-30s %9s\n", "M x N x K", "product", "layout", "simt ms", "TFLOP/s",
+              "tf32x3 ms", "TFLOP/s", "speedup", "3xTF32 plan", "no-split");
   for (int lambda : {1, 2}) {
     const int r = 64 * lambda;
     std::printf("-- TinyLlama projections, rank %d%s --\n", r, lambda > 1 ? " (Q-BLoRA λ = 2: widths halved)" : "");
@@ -435,11 +385,11 @@ void runTimings() {
       static Timed last;
       const Timed t = repeat ? last : timeProjection(pr.name, pr.dIn / lambda, pr.dOut / lambda, r);
       last = t;
-      step.previous += t.previous, step.current += t.current, step.unsplit += t.unsplit;
+      step.simt += t.simt, step.tf32x3 += t.tf32x3, step.unsplit += t.unsplit;
     }
-    std::printf("=> one training step (22 layers x 7 projections x 6 products = 924 matmuls): old %.1f ms, new %.1f ms"
-                " (%.1f ms without split-K)\n",
-                22 * step.previous, 22 * step.current, 22 * step.unsplit);
+    std::printf("=> one training step (22 layers x 7 projections x 6 products = 924 matmuls): CUDA cores %.1f ms,"
+                " 3xTF32 %.1f ms (%.1f ms without split-K)\n",
+                22 * step.simt, 22 * step.tf32x3, 22 * step.unsplit);
   }
   std::printf("-- square --\n");
   for (bool ak : {true, false}) {

@@ -200,6 +200,16 @@ NAN_METHOD(SetGemmPath) {
   });
 }
 
+// setFloat32MatmulPath(name): picks the float32 matmul kernel ('tf32x3' or 'simt') for the rest
+// of the process, overriding BLORA_CUDA_FLOAT32_MATMUL; returns the previous path's name.
+NAN_METHOD(SetFloat32MatmulPath) {
+  guarded([&] {
+    if (info.Length() < 1 || !info[0]->IsString()) fail("setFloat32MatmulPath: expected 'tf32x3' or 'simt'");
+    Nan::Utf8String name(info[0]);
+    info.GetReturnValue().Set(Nan::New(setFloat32MatmulPathByName(*name)).ToLocalChecked());
+  });
+}
+
 // wgmmaAvailable(): whether the TMA + wgmma GEMM can run on this device.
 NAN_METHOD(WgmmaAvailable) {
   guarded([&] {
@@ -265,6 +275,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "matmul", Matmul);
   Nan::SetMethod(target, "matmulKernel", MatmulKernel);
   Nan::SetMethod(target, "setGemmPath", SetGemmPath);
+  Nan::SetMethod(target, "setFloat32MatmulPath", SetFloat32MatmulPath);
   Nan::SetMethod(target, "wgmmaAvailable", WgmmaAvailable);
   registerDataBindings(target);
   registerNnBindings(target);

@@ -51,13 +51,20 @@ void launchSoftmaxRows(bool logSoftmax, const TensorArg& x, const TensorArg& out
 
 // a [..., M, K] @ b [..., K, N] -> out [..., M, N] with equal batch dims; a and b may have
 // any strides (transposed views included).
-// matmul_simt.cu: float32 and float64 on the CUDA cores.
+// matmul_simt.cu: float32 (on the tensor cores at float32 accuracy where the operands allow,
+// see sgemm.h; else on the CUDA cores) and float64 (CUDA cores).
 void launchMatmulSimt(const TensorArg& a, const TensorArg& b, const TensorArg& out);
+// matmul_simt.cu: the float32 kernel and plan a product of these operands runs, e.g.
+// 'tf32x3-128x64 split-K 7x152' or 'sgemm-128x128'.
+std::string sgemmKernelName(const TensorArg& a, const TensorArg& b, const TensorArg& out);
+// matmul_tf32x3.cu: sets the float32 matmul path by name ('tf32x3' or 'simt', overriding
+// BLORA_CUDA_FLOAT32_MATMUL) and returns the previous one's name.
+std::string setFloat32MatmulPathByName(const std::string& name);
 // matmul_tensorcore.cu: bfloat16 and float16 on the tensor cores (float32 accumulation).
 void launchMatmulTensorCore(const TensorArg& a, const TensorArg& b, const TensorArg& out);
 // matmul_tensorcore.cu: which kernel a matmul of these operands runs on ('wgmma-128x256',
-// 'wgmma-128x128', 'pipelined-128x256', 'pipelined-128x128', 'mma-64x64' or 'simt-64x64'),
-// for tests and benchmarks.
+// 'wgmma-128x128', 'pipelined-128x256', 'pipelined-128x128', 'mma-64x64'; float32 as
+// sgemmKernelName; 'simt-64x64' for float64), for tests and benchmarks.
 std::string matmulKernelName(const TensorArg& a, const TensorArg& b, const TensorArg& out);
 // gemm_bf16_wgmma.cu: sets the tensor-core GEMM path by name ('auto', 'wgmma' or
 // 'pipelined', overriding BLORA_CUDA_GEMM) and returns the previous one's name.

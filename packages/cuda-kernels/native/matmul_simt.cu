@@ -1,6 +1,10 @@
-// float32 and float64 matmul on the CUDA cores.
+// float32 and float64 matmul: the float32 launcher, and the CUDA-core kernels.
 //
-// float32 runs a register-blocked SGEMM. A block computes a BM x BN tile of the output (128x128
+// float32 products run on the tensor cores at float32 accuracy (matmul_tf32x3.cu) where that
+// kernel can read the operands, and on a register-blocked CUDA-core SGEMM otherwise (or when
+// BLORA_CUDA_FLOAT32_MATMUL=simt). Both take the plan below: the tile and the split of K.
+//
+// The CUDA-core SGEMM: A block computes a BM x BN tile of the output (128x128
 // with 256 threads; 128x64 or 64x128 with 128 threads for narrow outputs), each thread an 8x8
 // patch made of four 4x4 quads half a tile apart, so its shared-memory reads are float4s that a
 // warp (4 x 8 threads) serves in one transaction. K is walked 8 at a time through two
@@ -23,6 +27,7 @@
 #include "launch.cuh"
 #include "matmul_shape.cuh"
 #include "scratch.h"
+#include "sgemm.h"
 
 namespace blora {
 
@@ -35,19 +40,6 @@ constexpr int kStepK = 8;     // K per shared-memory step
 constexpr int kPad = 4;       // shared rows are BX + 4 floats: transposed stores stay conflict-free
 constexpr int kMinSliceK = 128;  // a split-K slice walks at least this much of K
 constexpr int kMaxSlices = 64;
-
-// Everything a launch needs; `c` is the output, or the split-K partials [slices][batches][M][N].
-struct SgemmArgs {
-  const float* a;
-  const float* b;
-  float* c;
-  int M, N, K;
-  int64_t sam, sak, sbk, sbn;
-  bool vecA, vecB, vecC;  // float4 loads of a / b, float4 stores of c
-  int64_t batches;
-  StridedIndexer<2> batchOffsets;
-  int slices, sliceK;  // K in `slices` runs of sliceK (a multiple of kStepK); 1 and K unsplit
-};
 
 // One operand's part of a step: kStepK values of K by BX values of its output dim X (M for a,
 // N for b), held in registers between the global load and the shared-memory store, where it is
@@ -235,8 +227,9 @@ __global__ void sumSlices(const float* __restrict__ parts, float* __restrict__ o
   }
 }
 
-// How a float32 product is run: the block tile and the split of K.
+// How a float32 product is run: the kernel, the block tile and the split of K.
 struct SgemmPlan {
+  bool tf32x3 = false;
   int bm = 128, bn = 128;
   int slices = 1, sliceK = 0;  // sliceK: a multiple of kStepK, slices * sliceK >= K
 };
@@ -254,16 +247,22 @@ void splitK(SgemmPlan& p, int K, int64_t wanted) {
   if (p.slices <= 1) p.slices = 1, p.sliceK = std::max(K, 1);
 }
 
+// Blocks of a plan's kernel that one SM runs at once.
+int blocksPerSM(const SgemmPlan& p) {
+  if (p.tf32x3) return tf32x3BlocksPerSM(p.bm, p.bn);
+  return p.bm == 128 && p.bn == 128 ? sgemmBlocksPerSM<128, 128>() : sgemmBlocksPerSM<128, 64>();
+}
+
 // Narrow outputs get the narrow tiles; an output with fewer tiles than the GPU runs at once
 // and a long K is split along K.
-SgemmPlan planSgemm(const MatmulShape& s) {
+SgemmPlan planSgemm(const MatmulShape& s, bool tf32x3) {
   SgemmPlan p;
+  p.tf32x3 = tf32x3;
   const int64_t sms = std::max(1, smCount());
   if (s.N <= 64) p.bn = 64;
   else if (s.M <= 64) p.bm = 64;
   else if (tileCount(s, 128, 128) < sms) (s.M >= s.N ? p.bn : p.bm) = 64;
-  // Blocks the GPU runs at once (see sgemmBlocksPerSM).
-  const int64_t resident = sms * (p.bm == 128 && p.bn == 128 ? sgemmBlocksPerSM<128, 128>() : sgemmBlocksPerSM<128, 64>());
+  const int64_t resident = sms * blocksPerSM(p);
   const int64_t tiles = tileCount(s, p.bm, p.bn);
   p.sliceK = std::max(s.K, 1);
   if (tiles < resident && s.K >= 2 * kMinSliceK) splitK(p, s.K, (resident + tiles - 1) / tiles);
@@ -271,7 +270,7 @@ SgemmPlan planSgemm(const MatmulShape& s) {
 }
 
 std::string describePlan(const SgemmPlan& p) {
-  std::string name = "sgemm-" + std::to_string(p.bm) + "x" + std::to_string(p.bn);
+  std::string name = std::string(p.tf32x3 ? "tf32x3-" : "sgemm-") + std::to_string(p.bm) + "x" + std::to_string(p.bn);
   if (p.slices > 1) name += " split-K " + std::to_string(p.slices) + "x" + std::to_string(p.sliceK);
   return name;
 }
@@ -297,19 +296,35 @@ void launchTile(const SgemmArgs& args, bool aKDense, bool bKDense) {
   else sgemmKernel<BM, BN, false, false><<<g, kThreads, 0, stream()>>>(args);
 }
 
-// Runs a float32 product with the given plan (M, N >= 1).
-void launchSgemm(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s, const SgemmPlan& plan) {
-  const bool aKDense = s.sak == 1 || s.sam != 1;
-  const bool bKDense = !(s.sbn == 1 || s.sbk != 1);
+// The launch arguments of a float32 product, but for the output and the split of K.
+SgemmArgs sgemmArgs(const TensorArg& a, const TensorArg& b, const MatmulShape& s, bool& aKDense, bool& bKDense) {
+  aKDense = s.sak == 1 || s.sam != 1;
+  bKDense = !(s.sbn == 1 || s.sbk != 1);
   SgemmArgs args;
   args.a = reinterpret_cast<const float*>(a.first());
   args.b = reinterpret_cast<const float*>(b.first());
+  args.c = nullptr;
   args.M = s.M, args.N = s.N, args.K = s.K;
   args.sam = s.sam, args.sak = s.sak, args.sbk = s.sbk, args.sbn = s.sbn;
   args.vecA = vectorLoads(a, aKDense, s.sam, s.sak, s.M, s.K);
   args.vecB = vectorLoads(b, bKDense, s.sbn, s.sbk, s.N, s.K);
+  args.vecC = false;
   args.batches = s.batches;
   args.batchOffsets = s.batchOffsets;
+  args.slices = 1, args.sliceK = std::max(s.K, 1);
+  return args;
+}
+
+// The plan the launcher takes for these operands.
+SgemmPlan planFor(const TensorArg& a, const TensorArg& b, const MatmulShape& s) {
+  bool aKDense, bKDense;
+  return planSgemm(s, tf32x3Suits(sgemmArgs(a, b, s, aKDense, bKDense)));
+}
+
+// Runs a float32 product with the given plan (M, N >= 1).
+void launchSgemm(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s, const SgemmPlan& plan) {
+  bool aKDense, bKDense;
+  SgemmArgs args = sgemmArgs(a, b, s, aKDense, bKDense);
   args.slices = plan.slices;
   args.sliceK = plan.slices > 1 ? plan.sliceK : std::max(s.K, 1);
   float* result = reinterpret_cast<float*>(out.first());
@@ -317,11 +332,16 @@ void launchSgemm(const TensorArg& a, const TensorArg& b, const TensorArg& out, c
   DeviceScratch partials(plan.slices > 1 ? size_t(plan.slices) * size_t(count) * sizeof(float) : 0);
   args.c = plan.slices > 1 ? partials.as<float>() : result;
   args.vecC = s.N % 4 == 0 && aligned16(args.c);
-  if (plan.bm == 128 && plan.bn == 128) launchTile<128, 128>(args, aKDense, bKDense);
-  else if (plan.bm == 128 && plan.bn == 64) launchTile<128, 64>(args, aKDense, bKDense);
-  else if (plan.bm == 64 && plan.bn == 128) launchTile<64, 128>(args, aKDense, bKDense);
-  else fail("matmul: no SGEMM tile " + describePlan(plan));
-  checkLaunch("matmul (SGEMM)");
+  if (plan.tf32x3) {
+    if (!args.vecA || !args.vecB) fail("matmul: the 3xTF32 kernel needs operands it can read in 16-byte pieces");
+    launchSgemmTf32x3(args, aKDense, bKDense, plan.bm, plan.bn);
+  } else {
+    if (plan.bm == 128 && plan.bn == 128) launchTile<128, 128>(args, aKDense, bKDense);
+    else if (plan.bm == 128 && plan.bn == 64) launchTile<128, 64>(args, aKDense, bKDense);
+    else if (plan.bm == 64 && plan.bn == 128) launchTile<64, 128>(args, aKDense, bKDense);
+    else fail("matmul: no SGEMM tile " + describePlan(plan));
+    checkLaunch("matmul (SGEMM)");
+  }
   if (plan.slices > 1) {
     const bool vec = count % 4 == 0 && aligned16(result) && aligned16(args.c);
     sumSlices<<<elementwiseBlocks(vec ? count / 4 : count), kElementwiseThreads, 0, stream()>>>(args.c, result, count,
@@ -413,9 +433,14 @@ void launchDgemm(const TensorArg& a, const TensorArg& b, const TensorArg& out, c
 void launchMatmulSimt(const TensorArg& a, const TensorArg& b, const TensorArg& out) {
   const MatmulShape s = matmulShape("matmul", a, b, out);
   if (s.M == 0 || s.N == 0 || s.batches == 0) return;
-  if (a.dtype == DType::Float32) launchSgemm(a, b, out, s, planSgemm(s));
+  if (a.dtype == DType::Float32) launchSgemm(a, b, out, s, planFor(a, b, s));
   else if (a.dtype == DType::Float64) launchDgemm(a, b, out, s);
   else fail(std::string("matmul (CUDA cores): dtype ") + dtypeName(a.dtype) + " is not float32 or float64");
+}
+
+std::string sgemmKernelName(const TensorArg& a, const TensorArg& b, const TensorArg& out) {
+  const MatmulShape s = matmulShape("matmul", a, b, out);
+  return describePlan(planFor(a, b, s));
 }
 
 }  // namespace blora

@@ -210,6 +210,7 @@ void launchMatmulTensorCore(const TensorArg& a, const TensorArg& b, const Tensor
 }
 
 std::string matmulKernelName(const TensorArg& a, const TensorArg& b, const TensorArg& out) {
+  if (a.dtype == DType::Float32) return sgemmKernelName(a, b, out);
   if (a.dtype != DType::BFloat16 && a.dtype != DType::Float16) return "simt-64x64";
   const MatmulShape s = matmulShape("matmul", a, b, out);
   const int wideN = gemmWgmmaTileN(a, b, s);

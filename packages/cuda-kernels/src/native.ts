@@ -84,13 +84,22 @@ export interface NativeAddon {
   reduceMiddle(op: number, x: Float64Array, out: Float64Array, outer: number, reduced: number, inner: number): void;
   softmaxRows(log: boolean, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
   matmul(a: Float64Array, b: Float64Array, out: Float64Array): void;
-  /** The kernel `matmul` would use for these operands, e.g. 'wgmma-128x256', 'pipelined-128x256' or 'mma-64x64'. */
+  /**
+   * The kernel `matmul` would use for these operands, e.g. 'wgmma-128x256', 'pipelined-128x256',
+   * 'mma-64x64', or for float32 'tf32x3-128x64 split-K 7x152' / 'sgemm-128x128'.
+   */
   matmulKernel(a: Float64Array, b: Float64Array, out: Float64Array): string;
   /**
    * Picks the tensor-core GEMM path ('auto', 'wgmma' or 'pipelined') for the rest of the process,
    * overriding `BLORA_CUDA_GEMM`; returns the previous path.
    */
   setGemmPath(path: 'auto' | 'wgmma' | 'pipelined'): 'auto' | 'wgmma' | 'pipelined';
+  /**
+   * Picks the float32 matmul kernel for the rest of the process, overriding
+   * `BLORA_CUDA_FLOAT32_MATMUL`: 'tf32x3' (tensor cores at float32 accuracy, the default) or
+   * 'simt' (CUDA cores); returns the previous path.
+   */
+  setFloat32MatmulPath(path: 'tf32x3' | 'simt'): 'tf32x3' | 'simt';
   /** Whether the TMA + wgmma GEMM can run here (a Hopper GPU running the build's sm_90a code). */
   wgmmaAvailable(): boolean;
   // Data movement (bindings_data.cc).

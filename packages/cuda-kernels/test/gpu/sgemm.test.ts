@@ -1,11 +1,15 @@
-// The float32 SGEMM on cuda: the skinny products of low-rank adapters (narrow 128x64 / 64x128
-// tiles; a long K split into slices summed in a fixed order), both operands as transposed
-// views, float4 and scalar load paths (gaps, odd leading dims, a misaligned first element),
-// tile edges, batches with a broadcast operand, and run-to-run bitwise equality of a split-K
-// product, against float64 loops over the same inputs.
+// The float32 matmul on cuda, through each of its kernels (setFloat32MatmulPath): the 3xTF32
+// tensor-core kernel (the default) and the CUDA-core SGEMM. The skinny products of low-rank
+// adapters (narrow 128x64 / 64x128 tiles; a long K split into slices summed in a fixed order),
+// both operands as transposed views, 16-byte and scalar load paths (gaps, odd leading dims, a
+// misaligned first element: the CUDA-core kernel takes those on either path), tile edges,
+// batches with a broadcast operand, infinities, and run-to-run bitwise equality of a split-K
+// product, against float64 loops over the same inputs; the same float32 tolerance for both.
 import { execute1, expand, narrow, tensor, type Tensor } from '@blora/tensor';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
+import { tensorArg } from '../../src/descriptor.js';
+import { native } from '../../src/native.js';
 import { checkOp, makeTensor, roundTo, valuesFor, type Layout } from './helpers.js';
 
 /** Float64 [batch, m, n] product of row-major [batch, m, k] and [batch, k, n] values. */
@@ -61,7 +65,48 @@ const VIEW_PAIRS: [Layout, Layout][] = [
   ['contiguous', 'contiguous'], ['transposed', 'contiguous'], ['contiguous', 'transposed'], ['transposed', 'transposed'],
 ];
 
-describe.skipIf(!cudaAvailable())('float32 SGEMM on cuda', () => {
+type Float32Path = 'tf32x3' | 'simt';
+
+/** The kernel name of a float32 product of these operands under the current path. */
+function kernelOf(a: Tensor, b: Tensor): string {
+  const out = execute1('matmul', [a, b], [a.shape[0]!, b.shape[1]!], 'float32', {}, 'cuda');
+  const name = native().matmulKernel(tensorArg(a), tensorArg(b), tensorArg(out));
+  out.dispose();
+  return name;
+}
+
+describe.skipIf(!cudaAvailable())('float32 matmul kernel choice on cuda', () => {
+  let previous: Float32Path = 'tf32x3';
+  afterAll(() => {
+    native().setFloat32MatmulPath(previous);
+  });
+
+  it('takes the 3xTF32 kernel for operands it can copy in 16-byte pieces, the CUDA cores otherwise or when asked', () => {
+    previous = native().setFloat32MatmulPath('tf32x3');
+    const a = makeTensor(f32Values(300 * 64, 1), [300, 64], 'float32', 'cuda', 'contiguous');
+    const b = makeTensor(f32Values(64 * 130, 2), [64, 130], 'float32', 'cuda', 'transposed');
+    const gaps = makeTensor(f32Values(64 * 130, 3), [64, 130], 'float32', 'cuda', 'strided');
+    try {
+      expect(kernelOf(a, b)).toMatch(/^tf32x3-/);
+      expect(kernelOf(a, gaps)).toMatch(/^sgemm-/);
+      native().setFloat32MatmulPath('simt');
+      expect(kernelOf(a, b)).toMatch(/^sgemm-/);
+      expect(() => native().setFloat32MatmulPath('fast' as Float32Path)).toThrow(/'tf32x3' or 'simt'/);
+    } finally {
+      for (const t of [a, b, gaps]) t.dispose();
+    }
+  });
+});
+
+for (const path of ['tf32x3', 'simt'] as const) describe.skipIf(!cudaAvailable())(`float32 matmul on cuda, path ${path}`, () => {
+  let previous: Float32Path = 'tf32x3';
+  beforeAll(() => {
+    previous = native().setFloat32MatmulPath(path);
+  });
+  afterAll(() => {
+    native().setFloat32MatmulPath(previous);
+  });
+
   it('multiplies the skinny adapter shapes, scaled down, with both operands as plain or transposed views', () => {
     // x·Aᵀ-like (narrow output, K split), dA-like (64 rows, long K split), dx-like (K = 64),
     // (xA)·Bᵀ-like with few tiles, and single rows / columns.
@@ -106,6 +151,22 @@ describe.skipIf(!cudaAvailable())('float32 SGEMM on cuda', () => {
       op: 'matmul',
       inputs: (d) => [makeTensor(a, [batch, m, k], 'float32', d, 'transposed'), expand(makeTensor(shared, [1, k, n], 'float32', d, 'transposed'), [batch, k, n])],
       shape: [batch, m, n], dtype: 'float32', expected: matmulRef(a, bFull, batch, m, k, n), tolerance: f32Tolerance(k),
+    });
+  });
+
+  it('gives infinities where the float64 product has them, and finite values elsewhere', () => {
+    const [m, k, n] = [70, 300, 90];
+    const a = f32Values(m * k, 451);
+    const b = f32Values(k * n, 452);
+    a[5 * k + 17] = Infinity;  // row 5 of the output: ±Infinity
+    b[200 * n + 33] = -Infinity;  // column 33: ±Infinity (NaN where it meets row 5 with the other sign)
+    // Partners of the infinity that TF32 holds exactly (no remainder), and a 0 (NaN).
+    for (let j = 0; j < 8; j++) b[17 * n + j] = j % 2 ? 0.5 : -1.25;
+    b[17 * n + 8] = 0;
+    checkOp({
+      op: 'matmul',
+      inputs: (d) => [makeTensor(a, [m, k], 'float32', d, 'contiguous'), makeTensor(b, [k, n], 'float32', d, 'transposed')],
+      shape: [m, n], dtype: 'float32', expected: matmulRef(a, b, 1, m, k, n), tolerance: f32Tolerance(k),
     });
   });
 
