@@ -254,7 +254,8 @@ int blocksPerSM(const SgemmPlan& p) {
 }
 
 // Narrow outputs get the narrow tiles; an output with fewer tiles than the GPU runs at once
-// and a long K is split along K.
+// and a long K is split along K, into as many slices as keep all blocks in one wave (one block
+// more than the GPU holds would double the time of the product).
 SgemmPlan planSgemm(const MatmulShape& s, bool tf32x3) {
   SgemmPlan p;
   p.tf32x3 = tf32x3;
@@ -265,7 +266,7 @@ SgemmPlan planSgemm(const MatmulShape& s, bool tf32x3) {
   const int64_t resident = sms * blocksPerSM(p);
   const int64_t tiles = tileCount(s, p.bm, p.bn);
   p.sliceK = std::max(s.K, 1);
-  if (tiles < resident && s.K >= 2 * kMinSliceK) splitK(p, s.K, (resident + tiles - 1) / tiles);
+  if (2 * tiles <= resident && s.K >= 2 * kMinSliceK) splitK(p, s.K, resident / tiles);
   return p;
 }
 
