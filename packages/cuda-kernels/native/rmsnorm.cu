@@ -2,10 +2,14 @@
 // the 16-bit types, float64 for float64); rstd is stored in that type.
 //   forward:  rstd = 1 / sqrt(mean(x^2) + eps),  y = x * rstd * (offset + w)
 //   backward: dx = rstd g dy - x rstd^3 / D * sum_j(dy_j g_j x_j),  dw = sum over rows of dy x rstd
-// The row kernels use one block per row. dw is a column sum over all rows, done without
-// atomics so it is deterministic: blocks sum fixed chunks of rows into partial sums, then
-// one thread per column adds the chunk partials in order.
+// The row kernels use one block per row. Rows that are 16-byte aligned and a whole number of
+// 16-byte packs long (the usual bfloat16 / float16 / float32 hidden states) are read in packs,
+// and each thread keeps its packs in registers from the reduction to the output pass, so the
+// row crosses memory once; other rows take the scalar kernels, which read x twice. dw is a
+// column sum over all rows, done without atomics so it is deterministic: blocks sum fixed
+// chunks of rows into partial sums, then one thread per column adds the chunk partials in order.
 #include "block_reduce.cuh"
+#include "dense_map.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -60,6 +64,116 @@ __global__ void rmsNormDxKernel(const T* dy, const T* x, const T* w, int64_t ws,
     }
   }
 }
+
+// Packs of a row a thread keeps in registers: rows of up to kMaxPacks x 512 packs take the
+// packed kernels (16,384 bfloat16 values).
+constexpr int kMaxPacks = 4;
+constexpr int kPackedThreads = 512;
+
+// The packed forward: V elements of T per 16-byte pack, packs = d / V.
+template <typename T, int V>
+__global__ void rmsNormPackedKernel(const T* x, const T* w, T* y, typename Num<T>::Compute* rstd, int64_t rows,
+                                    int64_t packs, typename Num<T>::Compute eps, typename Num<T>::Compute offset) {
+  using C = typename Num<T>::Compute;
+  using P = Pack<T, V>;
+  const P* wp = reinterpret_cast<const P*>(w);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const P* xr = reinterpret_cast<const P*>(x) + row * packs;
+    P held[kMaxPacks];
+    C sumSquares = 0;
+#pragma unroll
+    for (int i = 0; i < kMaxPacks; i++) {
+      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
+      if (p < packs) {
+        held[i] = xr[p];
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+          const C v = Num<T>::load(held[i].v[e]);
+          sumSquares += v * v;
+        }
+      }
+    }
+    sumSquares = blockReduce(sumSquares, [](C a, C b) { return a + b; }, C(0));
+    const C inv = C(1) / mSqrt(sumSquares / C(packs * V) + eps);
+    if (threadIdx.x == 0) rstd[row] = inv;
+    P* yr = reinterpret_cast<P*>(y) + row * packs;
+#pragma unroll
+    for (int i = 0; i < kMaxPacks; i++) {
+      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
+      if (p < packs) {
+        const P g = wp[p];
+        P out;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+          out.v[e] = Num<T>::store(Num<T>::load(held[i].v[e]) * inv * (offset + Num<T>::load(g.v[e])));
+        }
+        yr[p] = out;
+      }
+    }
+  }
+}
+
+// The packed dx: dy and x stay in registers between the dot product and the output pass.
+template <typename T, int V>
+__global__ void rmsNormDxPackedKernel(const T* dy, const T* x, const T* w, const typename Num<T>::Compute* rstd, T* dx,
+                                      int64_t rows, int64_t packs, typename Num<T>::Compute offset) {
+  using C = typename Num<T>::Compute;
+  using P = Pack<T, V>;
+  const P* wp = reinterpret_cast<const P*>(w);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const P* dyr = reinterpret_cast<const P*>(dy) + row * packs;
+    const P* xr = reinterpret_cast<const P*>(x) + row * packs;
+    P heldDy[kMaxPacks], heldX[kMaxPacks];
+    C dot = 0;
+#pragma unroll
+    for (int i = 0; i < kMaxPacks; i++) {
+      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
+      if (p < packs) {
+        heldDy[i] = dyr[p];
+        heldX[i] = xr[p];
+        const P g = wp[p];
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+          dot += Num<T>::load(heldDy[i].v[e]) * (offset + Num<T>::load(g.v[e])) * Num<T>::load(heldX[i].v[e]);
+        }
+      }
+    }
+    dot = blockReduce(dot, [](C a, C b) { return a + b; }, C(0));
+    const C inv = rstd[row];
+    const C coef = inv * inv * inv * dot / C(packs * V);
+    P* dxr = reinterpret_cast<P*>(dx) + row * packs;
+#pragma unroll
+    for (int i = 0; i < kMaxPacks; i++) {
+      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
+      if (p < packs) {
+        const P g = wp[p];
+        P out;
+#pragma unroll
+        for (int e = 0; e < V; e++) {
+          const C gv = offset + Num<T>::load(g.v[e]);
+          out.v[e] = Num<T>::store(inv * gv * Num<T>::load(heldDy[i].v[e]) - Num<T>::load(heldX[i].v[e]) * coef);
+        }
+        dxr[p] = out;
+      }
+    }
+  }
+}
+
+// Elements per 16-byte pack when every row of these tensors is a whole number of aligned packs
+// that the packed kernels hold (and the weight is dense); 0 otherwise.
+template <typename T>
+int packWidth(int64_t d, const TensorArg& weight, std::initializer_list<const TensorArg*> rowsOf) {
+  constexpr int V = int(16 / sizeof(T));
+  if (sizeof(T) > 4 || d == 0 || d % V != 0 || d / V > int64_t(kMaxPacks) * kPackedThreads) return 0;
+  if (weight.strides[0] != 1 || reinterpret_cast<uintptr_t>(weight.first()) % 16 != 0) return 0;
+  for (const TensorArg* t : rowsOf) {
+    if (reinterpret_cast<uintptr_t>(t->first()) % 16 != 0) return 0;
+  }
+  return V;
+}
+
+// Threads for rows of `packs` packs: each thread holds up to kMaxPacks of them.
+int packedThreads(int64_t packs) { return rowThreads((packs + kMaxPacks - 1) / kMaxPacks, kPackedThreads); }
 
 // Block (col tile, chunk): partial[chunk][col] = sum over the chunk's rows of dy x rstd.
 template <typename T>
@@ -125,6 +239,13 @@ void launchRmsNorm(const TensorArg& x, const TensorArg& weight, const TensorArg&
   visitDType<DTypeSet::Float>(x.dtype, op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     using C = typename Num<T>::Compute;
+    if (packWidth<T>(d, weight, {&x, &y}) > 0) {
+      constexpr int V = int(16 / sizeof(T));
+      rmsNormPackedKernel<T, V><<<rowBlocks(rows), packedThreads(d / V), 0, stream()>>>(
+          reinterpret_cast<const T*>(x.first()), reinterpret_cast<const T*>(weight.first()), reinterpret_cast<T*>(y.first()),
+          reinterpret_cast<C*>(rstd.first()), rows, d / V, C(eps), C(offset));
+      return;
+    }
     rmsNormKernel<T><<<rowBlocks(rows), rowThreads(d, 512), 0, stream()>>>(
         reinterpret_cast<const T*>(x.first()), reinterpret_cast<const T*>(weight.first()), weight.strides[0],
         reinterpret_cast<T*>(y.first()), reinterpret_cast<C*>(rstd.first()), rows, d, C(eps), C(offset));
@@ -154,7 +275,12 @@ void launchRmsNormBackward(const TensorArg& dy, const TensorArg& x, const Tensor
     const T* pdy = reinterpret_cast<const T*>(dy.first());
     const T* px = reinterpret_cast<const T*>(x.first());
     const C* pr = reinterpret_cast<const C*>(rstd.first());
-    if (rows > 0) {
+    if (rows > 0 && packWidth<T>(d, weight, {&dy, &x, &dx}) > 0) {
+      constexpr int V = int(16 / sizeof(T));
+      rmsNormDxPackedKernel<T, V><<<rowBlocks(rows), packedThreads(d / V), 0, stream()>>>(
+          pdy, px, reinterpret_cast<const T*>(weight.first()), pr, reinterpret_cast<T*>(dx.first()), rows, d / V, C(offset));
+      checkLaunch("rmsNormBackward (dx)");
+    } else if (rows > 0) {
       rmsNormDxKernel<T><<<rowBlocks(rows), rowThreads(d, 512), 0, stream()>>>(
           pdy, px, reinterpret_cast<const T*>(weight.first()), weight.strides[0], pr, reinterpret_cast<T*>(dx.first()),
           rows, d, C(offset));

@@ -1,6 +1,6 @@
 // rmsNorm (forward and backward) and rope on cuda: odd sizes, strided / transposed inputs,
 // the Gemma offset, every float dtype, against float64 plain-loop references and the CPU.
-import { execute, ropeTables, statsDTypeOf, tensor, type DType, type Tensor } from '@blora/tensor';
+import { execute, narrow, reshape, ropeTables, statsDTypeOf, tensor, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
@@ -97,6 +97,35 @@ describe.skipIf(!cudaAvailable())('rmsNorm on cuda', () => {
       }
       check(dtype, [2, 1100], 'contiguous', 0);
       check(dtype, [300, 37], 'contiguous', 1); // dweight sums more than one chunk of rows
+    }
+  });
+
+  it('reads whole rows in 16-byte packs where it can: hidden sizes, the largest packed row, one past it, short rows', () => {
+    for (const dtype of FLOAT_DTYPES) {
+      check(dtype, [5, 2048], 'contiguous', 0);
+      check(dtype, [4, 520], 'contiguous', 1);
+      check(dtype, [2, 16384], 'contiguous', 0); // 2048 packs of bfloat16: the most a block holds
+      check(dtype, [2, 16392], 'contiguous', 0); // one pack more: the scalar kernels
+    }
+  });
+
+  it('takes the scalar kernels for rows that do not start on a 16-byte boundary', () => {
+    for (const dtype of ['bfloat16', 'float32'] as const) {
+      const [rows, d] = [6, 512];
+      const x = roundTo(valuesFor(dtype, rows * d, 11, -3, 3), dtype);
+      const w = roundTo(valuesFor(dtype, d, 12, 0.5, 1.5), dtype);
+      const [y, rstd] = rmsNormRef(x, w, d, 1e-5, 0);
+      const stats = statsDTypeOf(dtype);
+      // x one element into its storage: a contiguous view whose rows are not 16-byte aligned.
+      const shifted = (dev: string) => {
+        const base = tensor(Float64Array.from([0, ...x]), { dtype, device: dev });
+        const view = reshape(narrow(base, 0, 1, rows * d), [rows, d]);
+        base.dispose();
+        return view;
+      };
+      checkOutputs('rmsNorm', (dev) => [shifted(dev), makeTensor(w, [d], dtype, dev, 'contiguous')],
+        [{ shape: [rows, d], dtype }, { shape: [rows], dtype: stats }], { eps: 1e-5, offset: 0 }, [roundTo(y, dtype), roundTo(rstd, stats)],
+        [nnTolerance(dtype), nnTolerance(stats)]);
     }
   });
 
