@@ -59,8 +59,11 @@ export function fusedQuantizedAdapter(x: Tensor, weight: QuantizedLinear, parts:
 }
 
 // z = C · pooled, y = x·Wᵀ + s · repeat(z):
-//   dz = s · sumRuns(dy, λout) = (s·λout) · runMeans(dy);  dB = dzᵀ · h, dh = dz · B, dA = dhᵀ · pooled
-//   (dM = dzᵀ · pooled);  dx = dy · W + (1/λin) · repeat(dh · A) (or dz · M).
+//   dz = s · sumRuns(dy, λout) = f · means with f = s·λout and means = runMeans(dy);
+//   dB = dzᵀ · h, dh = dz · B, dA = dhᵀ · pooled (dM = dzᵀ · pooled);
+//   dx = dy · W + (1/λin) · repeat(dh · A) (or dz · M).
+// dz itself is never formed: f scales the small operands instead (B or M, and dB / dM), which
+// saves a pass over an output-sized float32 tensor.
 function fusedBackward({ inputs, outputGrads: [dy], needsGrad }: GradContext, weight: QuantizedLinear,
   { lambdaIn, lambdaOut, scale }: FusedAdapterParts): (Tensor | null)[] {
   const [x, first, second, h] = inputs as [Tensor, Tensor, Tensor | undefined, Tensor | undefined];
@@ -69,18 +72,18 @@ function fusedBackward({ inputs, outputGrads: [dy], needsGrad }: GradContext, we
   const pooled = runMeans(x, lambdaIn, dtype);
   const means = runMeans(dy, lambdaOut, dtype);
   const factor = scale * lambdaOut;
-  const dz = factor === 1 ? means : mul(means, factor);
+  const scaled = (t: Tensor) => (factor === 1 ? t : mul(t, factor));
   let dxTerm: Tensor;  // [..., in/λin]: the adapter's part of dx before the repeat
   const grads: (Tensor | null)[] = [null];
   if (second && h) {
     const [a, b] = [first, second];
-    const dh = matmul(dz, b);
+    const dh = matmul(means, scaled(b));
     grads.push(needsGrad[1] ? matmul(transpose(rows(dh)), rows(pooled)) : null);
-    grads.push(needsGrad[2] ? matmul(transpose(rows(dz)), rows(h)) : null, null);
+    grads.push(needsGrad[2] ? scaled(matmul(transpose(rows(means)), rows(h))) : null, null);
     dxTerm = matmul(dh, a);
   } else {
-    grads.push(needsGrad[1] ? matmul(transpose(rows(dz)), rows(pooled)) : null);
-    dxTerm = matmul(dz, first);
+    grads.push(needsGrad[1] ? scaled(matmul(transpose(rows(means)), rows(pooled))) : null);
+    dxTerm = matmul(means, scaled(first));
   }
   if (needsGrad[0]) grads[0] = weight.matmulTransposed(dy, { values: dxTerm, lambda: lambdaIn, scale: 1 / lambdaIn });
   return grads;
