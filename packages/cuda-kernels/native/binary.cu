@@ -1,4 +1,5 @@
-// Elementwise binary arithmetic over strided, broadcast inputs. add, sub, mul, maximum
+// Elementwise binary arithmetic over strided, broadcast inputs (and siluBackward, silu's
+// gradient in one pass). add, sub, mul, maximum
 // and minimum also take integer dtypes: they compute in int64 and wrap on store, which
 // gives the CPU's two's-complement results (Math.imul for products). div and pow are
 // float-only; pow follows C99 (pow(1, NaN) = 1, pow(-1, +-Inf) = 1) like the CPU.
@@ -12,7 +13,8 @@
 
 namespace blora {
 
-const char* const kBinaryOpNames[int(BinaryOp::Count)] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+const char* const kBinaryOpNames[int(BinaryOp::Count)] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                                                         "siluBackward"};
 
 struct AddOp {
   static constexpr bool kInt = true;
@@ -41,6 +43,17 @@ struct MaximumOp {
 struct MinimumOp {
   static constexpr bool kInt = true;
   template <typename C> __device__ C operator()(C a, C b) const { return jsMin(a, b); }
+};
+
+// The gradient of silu: b s (1 + a (1 - s)) with s = sigmoid(a), a = x, b = dy; the limits
+// b and 0 b at a = +-Infinity (as the CPU kernel).
+struct SiluBackwardOp {
+  static constexpr bool kInt = false;
+  template <typename C> __device__ C operator()(C a, C b) const {
+    if (isinf(a)) return a > C(0) ? b : C(0) * b;
+    const C s = C(1) / (C(1) + mExp(-a));
+    return b * s * (C(1) + a * (C(1) - s));
+  }
 };
 
 // One element of a binary op: load both into the compute type, apply, store.
@@ -91,6 +104,7 @@ void launchBinary(BinaryOp op, const TensorArg& a, const TensorArg& b, const Ten
     case BinaryOp::Pow: return runBinary<PowOp>(name, a, b, out);
     case BinaryOp::Maximum: return runBinary<MaximumOp>(name, a, b, out);
     case BinaryOp::Minimum: return runBinary<MinimumOp>(name, a, b, out);
+    case BinaryOp::SiluBackward: return runBinary<SiluBackwardOp>(name, a, b, out);
     case BinaryOp::Count: break;
   }
   fail("binary: unknown op code");

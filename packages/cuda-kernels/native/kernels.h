@@ -24,8 +24,9 @@ void launchUnary(UnaryOp op, const TensorArg& x, const TensorArg& out);
 // unary.cu: out (uint8) = 1 where x is neither NaN nor infinite.
 void launchIsFinite(const TensorArg& x, const TensorArg& out);
 
-// binary.cu: a and b have the output's shape (broadcast through stride 0).
-enum class BinaryOp : int { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Count };
+// binary.cu: a and b have the output's shape (broadcast through stride 0). SiluBackward: a is
+// silu's input x, b the output gradient dy.
+enum class BinaryOp : int { Add, Sub, Mul, Div, Pow, Maximum, Minimum, SiluBackward, Count };
 extern const char* const kBinaryOpNames[int(BinaryOp::Count)];
 void launchBinary(BinaryOp op, const TensorArg& a, const TensorArg& b, const TensorArg& out);
 

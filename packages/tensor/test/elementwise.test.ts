@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   abs, add, cos, div, exp, gelu, isFinite, log, maximum, minimum, mul, neg, pow, reciprocal, relu, rsqrt,
-  setOpObserver, sigmoid, silu, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
+  setOpObserver, sigmoid, silu, siluBackward, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
   type OpRecord, type Tensor,
 } from '../src/index.js';
 import { erf, erfc } from '../src/cpu/erf.js';
@@ -202,6 +202,12 @@ interface BinaryCase {
   exact?: (x: bigint, y: bigint) => bigint;
 }
 
+/** dy times the derivative of silu at x, in float64. */
+function siluGradRef(x: number, dy: number): number {
+  const s = 1 / (1 + Math.exp(-x));
+  return dy * s * (1 + x * (1 - s));
+}
+
 const BINARY: BinaryCase[] = [
   { name: 'add', fn: add, ref: (x, y) => x + y, a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => x + y },
   { name: 'sub', fn: sub, ref: (x, y) => x - y, a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => x - y },
@@ -210,6 +216,7 @@ const BINARY: BinaryCase[] = [
   { name: 'pow', fn: pow, ref: (x, y) => x ** y, a: [0.1, 3], b: [-2.5, 2.5], ints: false },
   { name: 'maximum', fn: maximum, ref: (x, y) => (x > y ? x : y), a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => (x > y ? x : y) },
   { name: 'minimum', fn: minimum, ref: (x, y) => (x < y ? x : y), a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => (x < y ? x : y) },
+  { name: 'siluBackward', fn: siluBackward, ref: siluGradRef, a: [-8, 8], b: [-3, 3], ints: false },
 ];
 
 /** Operand shape pairs: equal, broadcast both ways, scalars, size-1 and empty dims, odd sizes. */
@@ -320,9 +327,22 @@ describe('binary ops match float64 references with broadcasting', () => {
   });
 });
 
+describe('siluBackward', () => {
+  it('is the gradient of silu: its limits at the infinities, NaN through, large |x| without overflow', () => {
+    const x = tensor([Infinity, -Infinity, NaN, 100, -100, 0, 2], { dtype: 'float64' });
+    const dy = tensor([3, 3, 1, 2, 2, 5, -1], { dtype: 'float64' });
+    assertClose(siluBackward(x, dy), [3, 0, NaN, 2, siluGradRef(-100, 2), 2.5, -siluGradRef(2, 1)], TOL.float64);
+    for (const dtype of FLOAT_DTYPES) {
+      const xs = tensor([Infinity, -Infinity, 30, -30], { dtype });
+      assertClose(siluBackward(xs, tensor([2, 2, 2, 2], { dtype })), [2, 0, siluGradRef(30, 2), siluGradRef(-30, 2)], TOL[dtype]);
+    }
+    expect(() => siluBackward(zeros([2], { dtype: 'int32' }), zeros([2], { dtype: 'int32' }))).toThrow(/^siluBackward: integer tensors are not supported/);
+  });
+});
+
 describe('elementwise errors name the op and what was wrong', () => {
   it('shape mismatch names op and both shapes', () => {
-    for (const [name, fn] of [['add', add], ['sub', sub], ['mul', mul], ['div', div], ['pow', pow], ['maximum', maximum], ['minimum', minimum]] as const) {
+    for (const [name, fn] of [['add', add], ['sub', sub], ['mul', mul], ['div', div], ['pow', pow], ['maximum', maximum], ['minimum', minimum], ['siluBackward', siluBackward]] as const) {
       expect(() => fn(zeros([2, 3]), zeros([4]))).toThrow(`${name}: shapes [2, 3] and [4] do not broadcast (dim 1: 3 vs 4)`);
     }
   });

@@ -2,7 +2,7 @@
 // the output shape (as expand views), so their rules return output-shaped gradients and the
 // expand rule sums them back down.
 import {
-  abs, add, cast, cos, div, eq, exp, ge, gelu, gt, le, log, lt, mul, neg, pow, sigmoid, sin, square, sub, tanh, where,
+  abs, add, cast, cos, div, eq, exp, ge, gelu, gt, le, log, lt, mul, neg, pow, siluBackward, sin, square, sub, tanh, where,
   zerosLike, type Tensor,
 } from '@blora/tensor';
 import { registerGradient, type GradContext } from '../gradients.js';
@@ -28,11 +28,8 @@ unary('sqrt', (_x, y, g) => div(mul(g, 0.5), y), { y: true });
 unary('rsqrt', (_x, y, g) => mul(mul(g, -0.5), mul(y, square(y))), { y: true });
 unary('tanh', (_x, y, g) => mul(g, sub(1, square(y))), { y: true });
 unary('sigmoid', (_x, y, g) => mul(g, mul(y, sub(1, y))), { y: true });
-// silu(x) = x s(x): derivative s(x) (1 + x (1 - s(x))).
-unary('silu', (x, _y, g) => {
-  const s = sigmoid(x);
-  return mul(g, mul(s, add(1, mul(x, sub(1, s)))));
-}, { x: true });
+// silu(x) = x s(x): derivative s(x) (1 + x (1 - s(x))), one fused op.
+unary('silu', (x, _y, g) => siluBackward(x, g), { x: true });
 // relu's output is positive exactly where its input is.
 unary('relu', (_x, y, g) => mul(g, maskOf(gt(y, 0), y)), { y: true });
 unary('square', (x, _y, g) => mul(g, mul(x, 2)), { x: true });

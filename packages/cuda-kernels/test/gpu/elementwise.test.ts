@@ -105,6 +105,14 @@ function powC(x: number, y: number): number {
   return Math.pow(x, y);
 }
 
+/** dy times silu's derivative at x (its limits at the infinities), as the CPU computes it. */
+function siluGrad(x: number, dy: number): number {
+  if (x === Infinity) return dy;
+  if (x === -Infinity) return dy * 0;
+  const s = 1 / (1 + Math.exp(-x));
+  return dy * s * (1 + x * (1 - s));
+}
+
 const BINARY: Record<string, { f: (a: number, b: number) => number; a: [number, number]; b: [number, number] }> = {
   add: { f: (a, b) => a + b, a: [-3, 3], b: [-3, 3] },
   sub: { f: (a, b) => a - b, a: [-3, 3], b: [-3, 3] },
@@ -113,6 +121,7 @@ const BINARY: Record<string, { f: (a: number, b: number) => number; a: [number, 
   pow: { f: powC, a: [0.1, 3], b: [-2.5, 2.5] },
   maximum: { f: Math.max, a: [-3, 3], b: [-3, 3] },
   minimum: { f: Math.min, a: [-3, 3], b: [-3, 3] },
+  siluBackward: { f: siluGrad, a: [-8, 8], b: [-3, 3] },
 };
 
 /** Operand pairs [a, b] of shape [m, n]: layouts and broadcasts (from [1, n], [m, 1] or a scalar). */

@@ -103,3 +103,16 @@ registerBinaryLoop('maximum', (x, y, out, n, xs, ys) => {
 registerBinaryLoop('minimum', (x, y, out, n, xs, ys) => {
   for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = Math.min(x[ix]!, y[iy]!);
 });
+// silu'(x) dy = dy s (1 + x (1 - s)), s = 1 / (1 + e^-x); the limits 1 and 0 at x = +-Infinity.
+registerBinaryLoop('siluBackward', (x, y, out, n, xs, ys) => {
+  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) {
+    const v = x[ix]!;
+    const g = y[iy]!;
+    if (v === Infinity) out[i] = g;
+    else if (v === -Infinity) out[i] = g * 0;
+    else {
+      const s = 1 / (1 + Math.exp(-v));
+      out[i] = g * s * (1 + v * (1 - s));
+    }
+  }
+});

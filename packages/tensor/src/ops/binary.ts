@@ -133,3 +133,14 @@ export function maximum(a: Operand, b: Operand): Tensor {
 export function minimum(a: Operand, b: Operand): Tensor {
   return binary('minimum', a, b);
 }
+
+/**
+ * The gradient of silu at x for the output gradient dy: dy · s(x) (1 + x (1 - s(x))) with s the
+ * logistic sigmoid, elementwise with broadcasting, computed in one pass and rounded once (the
+ * composition of the same ops rounds after each of its five steps). At x = ±Infinity it is the
+ * limit, dy · 1 or dy · 0. Float dtypes only. Op name: `siluBackward`.
+ */
+export function siluBackward(x: Operand, dy: Operand): Tensor {
+  assertFloatOperands('siluBackward', x, dy);
+  return binary('siluBackward', x, dy);
+}
