@@ -44,6 +44,8 @@ export function nativeRmsNormBackward(addon: NativeAddon, fallback: KernelFn): K
     addon.rmsNormBackwardF32(f32Storage(dy), dy.offset, lddy, f32Storage(x), x.offset, ldx, f32Storage(weight), weight.offset,
       f32Storage(rstd), rstd.offset, f32Storage(dx), dx.offset, f32Storage(dweight), dweight.offset,
       rstd.numel, x.shape[x.rank - 1]!, attrs['offset'] as number);
+    // The native kernel sums dweight alongside dx; a frozen weight's gradient is zeros.
+    if (attrs['weightGrad'] === false) f32Storage(dweight).fill(0, dweight.offset, dweight.offset + dweight.numel);
   };
 }
 

@@ -81,6 +81,9 @@ describe('rmsNorm float32', () => {
             const [dx, dw] = rmsNormBackward(dy, x, w, tensor(ref.rstd, { shape: [rows], dtype }), { offset });
             expectClose(dx, ref.dx, TOL);
             expectClose(dw, ref.dw, { rtol: 1e-5, atol: 1e-5 });
+            const [dxFrozen, dwFrozen] = rmsNormBackward(dy, x, w, tensor(ref.rstd, { shape: [rows], dtype }), { offset, weightGrad: false });
+            expectClose(dxFrozen, ref.dx, TOL);
+            expectClose(dwFrozen, new Float64Array(d), { rtol: 0, atol: 0 });
           });
         }
       }

@@ -20,12 +20,12 @@ NAN_METHOD(RmsNorm) {
   });
 }
 
-// rmsNormBackward(dy, x, weight, rstd, dx, dweight, offset)
+// rmsNormBackward(dy, x, weight, rstd, dx, dweight, offset, weightGrad)
 NAN_METHOD(RmsNormBackward) {
   guarded([&] {
     launchRmsNormBackward(tensorArg(info, 0, "output gradient"), tensorArg(info, 1, "input"), tensorArg(info, 2, "weight"),
                           tensorArg(info, 3, "rstd"), tensorArg(info, 4, "input gradient"),
-                          tensorArg(info, 5, "weight gradient"), numberArg(info, 6, "offset"));
+                          tensorArg(info, 5, "weight gradient"), numberArg(info, 6, "offset"), boolArg(info, 7));
   });
 }
 

@@ -139,8 +139,9 @@ void launchAdamW(const TensorArg& param, const TensorArg& grad, const TensorArg&
 // rmsnorm.cu: x, dy contiguous [rows, D]; rstd contiguous [rows] (float64 for float64, else float32).
 void launchRmsNorm(const TensorArg& x, const TensorArg& weight, const TensorArg& y, const TensorArg& rstd, double eps,
                    double offset);
+// weightGrad false: dweight is zeroed and its column sums skipped (a frozen weight).
 void launchRmsNormBackward(const TensorArg& dy, const TensorArg& x, const TensorArg& weight, const TensorArg& rstd,
-                           const TensorArg& dx, const TensorArg& dweight, double offset);
+                           const TensorArg& dx, const TensorArg& dweight, double offset, bool weightGrad);
 
 // rope.cu: x [B, H, T, Dh] any strides, cos/sin [T, Dh/2] any strides, out contiguous.
 void launchRope(const TensorArg& x, const TensorArg& cos, const TensorArg& sin, const TensorArg& out, bool inverse);

@@ -254,7 +254,7 @@ void launchRmsNorm(const TensorArg& x, const TensorArg& weight, const TensorArg&
 }
 
 void launchRmsNormBackward(const TensorArg& dy, const TensorArg& x, const TensorArg& weight, const TensorArg& rstd,
-                           const TensorArg& dx, const TensorArg& dweight, double offset) {
+                           const TensorArg& dx, const TensorArg& dweight, double offset, bool weightGrad) {
   const char* op = "rmsNormBackward";
   checkRows(op, x, weight, rstd);
   requireSameShape(op, x, dy);
@@ -285,6 +285,10 @@ void launchRmsNormBackward(const TensorArg& dy, const TensorArg& x, const Tensor
           pdy, px, reinterpret_cast<const T*>(weight.first()), weight.strides[0], pr, reinterpret_cast<T*>(dx.first()),
           rows, d, C(offset));
       checkLaunch("rmsNormBackward (dx)");
+    }
+    if (!weightGrad) {
+      check(cudaMemsetAsync(dweight.first(), 0, size_t(d) * sizeof(T), stream()), "rmsNormBackward (zero dweight)");
+      return;
     }
     const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
     if (chunks > 65535) fail(std::string(op) + ": too many rows (" + std::to_string(rows) + ") for one launch");

@@ -117,8 +117,9 @@ export interface NativeAddon {
   adamwStep(param: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array, constants: Float64Array): void;
   // Fused transformer ops (bindings_nn.cc).
   rmsNorm(x: Float64Array, weight: Float64Array, y: Float64Array, rstd: Float64Array, eps: number, offset: number): void;
+  /** dweight is filled with zeros, its sums skipped, when weightGrad is false. */
   rmsNormBackward(dy: Float64Array, x: Float64Array, weight: Float64Array, rstd: Float64Array, dx: Float64Array,
-    dweight: Float64Array, offset: number): void;
+    dweight: Float64Array, offset: number, weightGrad: boolean): void;
   rope(x: Float64Array, cos: Float64Array, sin: Float64Array, out: Float64Array, inverse: boolean): void;
   /** Returns null, or [position, target] of the first target outside [0, V) that is not ignored. */
   crossEntropy(logits: Float64Array, targets: Float64Array, loss: Float64Array, lse: Float64Array, ignoreIndex: number,

@@ -111,7 +111,7 @@ describe('rmsNorm backward', () => {
           const { result: [dx, dw], records } = recordOps(() => rmsNormBackward(dy, x, w, rstd, { offset }));
           const record = lastRecord(records, 'rmsNormBackward');
           expect(record.inputs).toEqual([dy, x, w, rstd]);
-          expect(record.attrs).toEqual({ offset });
+          expect(record.attrs).toEqual({ offset, weightGrad: true });
           expect(dx.shape).toEqual([rows, d]);
           expect(dw.shape).toEqual([d]);
           const tol = dtype === 'float64' ? { rtol: 1e-6, atol: 1e-7 } : { rtol: 1e-4, atol: 1e-4 };
@@ -121,6 +121,22 @@ describe('rmsNorm backward', () => {
       }
     }
   }
+
+  it('skips the weight gradient when asked: the same dx, dweight zeros', () => {
+    for (const dtype of ['float64', 'float32', 'bfloat16'] as const) {
+      const x = tensor(xValues, { shape: [rows, d], dtype });
+      const w = tensor(wValues, { dtype });
+      const dy = tensor(dyValues, { shape: [rows, d], dtype });
+      const { rstd } = runRmsNorm(x, w, eps, 1);
+      const [dx] = rmsNormBackward(dy, x, w, rstd, { offset: 1 });
+      const [dxFrozen, dwFrozen] = rmsNormBackward(dy, x, w, rstd, { offset: 1, weightGrad: false });
+      expect(dxFrozen.toFloat64Array()).toEqual(dx.toFloat64Array());
+      expect(Array.from(dwFrozen.toFloat64Array())).toEqual(new Array(d).fill(0));
+    }
+    const x = tensor(xValues, { shape: [rows, d] });
+    expect(() => rmsNormBackward(x, x, tensor(wValues), tensor(new Float32Array(rows)), { weightGrad: 'no' as unknown as boolean }))
+      .toThrow(/rmsNormBackward: weightGrad must be true or false, got no/);
+  });
 
   it('works in bfloat16 within its precision', () => {
     const x = tensor(xValues, { shape: [rows, d], dtype: 'bfloat16' });

@@ -16,7 +16,7 @@ function ifNeeded(needed: boolean | undefined, t: Tensor): Tensor | null {
 // rmsNorm: inputs [x, weight], outputs [y, rstd]. Reads x, weight and the saved rstd, never y.
 registerGradient('rmsNorm', ({ inputs: [x, weight], outputs: [, rstd], attrs, outputGrads: [dy], needsGrad }) => {
   if (!dy) return [null, null];
-  const [dx, dweight] = rmsNormBackward(dy, x!, weight!, rstd!, { offset: attrs.offset as number });
+  const [dx, dweight] = rmsNormBackward(dy, x!, weight!, rstd!, { offset: attrs.offset as number, weightGrad: needsGrad[1] === true });
   return [ifNeeded(needsGrad[0], dx), ifNeeded(needsGrad[1], dweight)];
 }, { inputs: [0, 1], outputs: [1] });
 

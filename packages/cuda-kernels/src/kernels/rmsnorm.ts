@@ -18,6 +18,6 @@ export function registerRmsNormKernels(): void {
     runKernel('rmsNormBackward', [dy!, x!, weight!, rstd!, dx!, dweight!], () =>
       withDense([dy!, x!, rstd!], ([dyArg, xArg, rstdArg]) =>
         native().rmsNormBackward(dyArg!, xArg!, tensorArg(weight!), rstdArg!, tensorArg(dx!), tensorArg(dweight!),
-          attrs.offset as number)));
+          attrs.offset as number, attrs.weightGrad !== false)));
   });
 }

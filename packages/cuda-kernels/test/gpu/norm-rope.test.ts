@@ -84,9 +84,13 @@ describe.skipIf(!cudaAvailable())('rmsNorm on cuda', () => {
     const rstdRounded = roundTo(rstd, stats);
     const [dx, dw] = rmsNormBackwardRef(dy, x, w, rstdRounded, d, offset);
     const dwTol = { rtol: tol.rtol!, atol: tol.atol! * Math.max(1, rows) };
-    checkOutputs('rmsNormBackward', (dev) => [makeTensor(dy, shape, dtype, dev, layout), makeTensor(x, shape, dtype, dev, layout),
-      makeTensor(w, [d], dtype, dev, 'contiguous'), tensor(rstdRounded, { shape: shape.slice(0, -1), dtype: stats, device: dev })],
-    [{ shape, dtype }, { shape: [d], dtype }], { offset }, [roundTo(dx, dtype), roundTo(dw, dtype)], [tol, dwTol]);
+    const backwardInputs = (dev: string) => [makeTensor(dy, shape, dtype, dev, layout), makeTensor(x, shape, dtype, dev, layout),
+      makeTensor(w, [d], dtype, dev, 'contiguous'), tensor(rstdRounded, { shape: shape.slice(0, -1), dtype: stats, device: dev })];
+    checkOutputs('rmsNormBackward', backwardInputs, [{ shape, dtype }, { shape: [d], dtype }], { offset, weightGrad: true },
+      [roundTo(dx, dtype), roundTo(dw, dtype)], [tol, dwTol]);
+    // A frozen weight: the same dx, dweight zeros.
+    checkOutputs('rmsNormBackward', backwardInputs, [{ shape, dtype }, { shape: [d], dtype }], { offset, weightGrad: false },
+      [roundTo(dx, dtype), new Float64Array(d)], [tol, { rtol: 0, atol: 0 }]);
   }
 
   it('normalizes rows of odd sizes in every float dtype and layout (Llama and Gemma weights)', () => {

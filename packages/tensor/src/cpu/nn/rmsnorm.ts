@@ -29,8 +29,10 @@ registerKernel('rmsNorm', 'cpu', ([x, weight], [y, rstd], attrs) => {
 });
 
 // With g = offset + w and r = rstd: y_i = x_i r g_i, dr/dx_i = -x_i r^3 / D, so
-// dx_i = r g_i dy_i - x_i r^3 / D * sum_j dy_j g_j x_j and dw_i = sum over rows of dy_i x_i r.
+// dx_i = r g_i dy_i - x_i r^3 / D * sum_j dy_j g_j x_j and dw_i = sum over rows of dy_i x_i r
+// (left at zero when attrs.weightGrad is false).
 registerKernel('rmsNormBackward', 'cpu', ([dy, x, weight, rstd], [dx, dweight], attrs) => {
+  const weightGrad = attrs.weightGrad !== false;
   const d = x!.shape[x!.rank - 1]!;
   const rows = rstd!.numel;
   const dyv = readValues(dy!);
@@ -47,7 +49,7 @@ registerKernel('rmsNormBackward', 'cpu', ([dy, x, weight, rstd], [dx, dweight], 
     for (let i = 0; i < d; i++) {
       const xi = xv[base + i]!;
       dxv[base + i] = inv * gain[i]! * dyv[base + i]! - xi * coef;
-      dw[i]! += dyv[base + i]! * xi * inv;
+      if (weightGrad) dw[i]! += dyv[base + i]! * xi * inv;
     }
   }
   commitValues(dx!, dxv);

@@ -49,12 +49,21 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6, options: RmsNormO
   return y!;
 }
 
+/** Options of `rmsNormBackward`. */
+export interface RmsNormBackwardOptions extends RmsNormOptions {
+  /**
+   * false skips the weight's gradient (a frozen norm, as in adapter fine-tuning): its sums over
+   * all rows are not computed and `dweight` comes back as zeros. Default true.
+   */
+  weightGrad?: boolean;
+}
+
 /**
  * Gradients of `rmsNorm` given the output gradient `dy` and the saved `rstd`.
- * Op name `rmsNormBackward`, inputs `[dy, x, weight, rstd]`, attrs `{offset}`, outputs
+ * Op name `rmsNormBackward`, inputs `[dy, x, weight, rstd]`, attrs `{offset, weightGrad}`, outputs
  * `[dx, dweight]` (shapes and dtypes of `x` and `weight`). Not itself differentiable.
  */
-export function rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor, options: RmsNormOptions = {}): [Tensor, Tensor] {
+export function rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor, options: RmsNormBackwardOptions = {}): [Tensor, Tensor] {
   const op = 'rmsNormBackward';
   assertFloatTensor(op, 'x', x);
   if (x.rank < 1) throw new RangeError(`${op}: x must have at least one dim [..., D], got ${x.describe()}`);
@@ -66,9 +75,11 @@ export function rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Ten
   assertDTypeIs(op, 'rstd', rstd, statsDTypeOf(x.dtype));
   assertShapeIs(op, 'rstd', rstd, x.shape.slice(0, -1));
   const offset = checkOffset(op, options.offset ?? 0);
+  const weightGrad = options.weightGrad ?? true;
+  if (typeof weightGrad !== 'boolean') throw new TypeError(`${op}: weightGrad must be true or false, got ${String(weightGrad)}`);
   const [dx, dweight] = execute(op, [dy, x, weight, rstd], [
     { shape: x.shape, dtype: x.dtype },
     { shape: weight.shape, dtype: weight.dtype },
-  ], { offset });
+  ], { offset, weightGrad });
   return [dx!, dweight!];
 }
