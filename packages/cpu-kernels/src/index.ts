@@ -5,8 +5,8 @@
  * the `cpu` device for the cases it handles: float32 matmul (packed, cache-blocked GEMM with
  * an AVX-512 or AVX2/FMA micro-kernel chosen at run time and a thread pool; matrix-vector
  * products stream the matrix once),
- * float32 add/sub/mul/div on dense or broadcast-scalar operands, sigmoid/silu of dense
- * tensors, softmax/logSoftmax over the last axis, avgPool1d and repeatInterleave, the float32
+ * float32 add/sub/mul/div on dense or broadcast-scalar operands, sigmoid/silu (and silu's
+ * gradient) of dense tensors, softmax/logSoftmax over the last axis, avgPool1d and repeatInterleave, the float32
  * products with quantized weights of
  * @blora/quant (NF4 / FP4, INT4, INT8; the weight is decoded slice by slice, never densely),
  * fused attention forward and backward, rmsNorm, cross-entropy (each with its backward) and
@@ -27,7 +27,7 @@ import { findKernel, registerKernel, type KernelFn } from '@blora/tensor';
 // The quantized-weight ops must have their TypeScript kernels registered before they are wrapped.
 import '@blora/quant';
 import { nativeAttention, nativeAttentionBackward } from './attention.js';
-import { nativeActivation, nativeBinary, type NativeActivationOp, type NativeBinaryOp } from './elementwise.js';
+import { nativeActivation, nativeBinary, nativeSiluBackward, type NativeActivationOp, type NativeBinaryOp } from './elementwise.js';
 import { BufferPool, installBufferPool, type BufferPoolStats } from './buffer-pool.js';
 import { nativeCopy, nativeRope, nativeSum } from './layout.js';
 import { nativeMatmul } from './matmul.js';
@@ -142,6 +142,7 @@ function registerAll(addon: NativeAddon): string[] {
   };
   for (const op of ['add', 'sub', 'mul', 'div'] as NativeBinaryOp[]) makers[op] = (f) => nativeBinary(addon, op, f);
   for (const op of ['sigmoid', 'silu'] as NativeActivationOp[]) makers[op] = (f) => nativeActivation(addon, op, f);
+  makers.siluBackward = (f) => nativeSiluBackward(addon, f);
   return Object.entries(makers).filter(([op, make]) => replaceCpuKernel(op, make)).map(([op]) => op).sort();
 }
 

@@ -1,6 +1,6 @@
-// sigmoid and silu against float64 references written with plain loops.
+// sigmoid, silu and silu's gradient against float64 references written with plain loops.
 import { describe, expect, it } from 'vitest';
-import { expand, narrow, sigmoid, silu, tensor, type Tensor } from '@blora/tensor';
+import { expand, narrow, sigmoid, silu, siluBackward, tensor, type Tensor } from '@blora/tensor';
 import { nonContiguousTensor, randomValues } from '@blora/tensor/testing';
 import { cpuKernelsInfo } from '../src/index.js';
 import { loadAddon } from '../src/native.js';
@@ -85,10 +85,39 @@ describe.each(Object.entries(OPS))('%s float32', (_name, { fn, ref }) => {
   });
 });
 
+/** dy times silu's derivative at x, with its limits dy and 0 at the infinities. */
+function siluGradRef(x: number, dy: number): number {
+  if (x === Infinity) return dy;
+  if (x === -Infinity) return dy * 0;
+  const s = 1 / (1 + Math.exp(-x));
+  return dy * s * (1 + x * (1 - s));
+}
+
+describe('siluBackward float32', () => {
+  // Six native passes each round once in float32: a few ulps of the largest intermediate.
+  const GRAD_TOL = { rtol: 3e-6, atol: 1e-6 };
+
+  it('dense inputs of every size, with offsets, the infinities and NaN', () => {
+    for (const n of SIZES) {
+      const x = Float32Array.from(randomValues(n, n + 5, -20, 20));
+      const dy = Float32Array.from(randomValues(n, n + 6, -3, 3));
+      if (n >= 8) x.set([Infinity, -Infinity, Number.NaN, 100, -100], 1);
+      const expected = Float64Array.from(x, (v, i) => siluGradRef(v, dy[i]!));
+      inEveryMode(() => expectClose(siluBackward(tensor(x), tensor(dy)), expected, GRAD_TOL));
+    }
+    const values = Float32Array.from(randomValues(40, 9, -6, 6));
+    const x = narrow(tensor(values, { shape: [2, 20] }), 1, 3, 10);
+    const dy = tensor(values.subarray(0, 20), { shape: [2, 10] });
+    const xv = x.toFloat64Array();
+    const gv = dy.toFloat64Array();
+    inEveryMode(() => expectClose(siluBackward(x, dy), Float64Array.from(xv, (v, i) => siluGradRef(v, gv[i]!)), GRAD_TOL));
+  });
+});
+
 describe.skipIf(!NATIVE)('native activation kernels', () => {
-  it('are registered for sigmoid and silu', () => {
+  it('are registered for sigmoid, silu and siluBackward', () => {
     const info = cpuKernelsInfo();
-    expect(info.native && info.ops).toEqual(expect.arrayContaining(['sigmoid', 'silu']));
+    expect(info.native && info.ops).toEqual(expect.arrayContaining(['sigmoid', 'silu', 'siluBackward']));
   });
 
   it('reject bad arguments with named errors', () => {
