@@ -6,8 +6,8 @@
  * an AVX-512 or AVX2/FMA micro-kernel chosen at run time and a thread pool; matrix-vector
  * products stream the matrix once),
  * float32 add/sub/mul/div on dense or broadcast-scalar operands, sigmoid/silu (and silu's
- * gradient) of dense tensors, softmax/logSoftmax over the last axis, avgPool1d and repeatInterleave, the float32
- * products with quantized weights of
+ * gradient) of dense tensors, softmax/logSoftmax over the last axis, avgPool1d and
+ * repeatInterleave, the float32 products with quantized weights of
  * @blora/quant (NF4 / FP4, INT4, INT8; the weight is decoded slice by slice, never densely),
  * fused attention forward and backward, rmsNorm, cross-entropy (each with its backward) and
  * the AdamW update. Every other case (other dtypes, layouts the native

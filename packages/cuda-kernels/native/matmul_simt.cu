@@ -130,15 +130,11 @@ __global__ void __launch_bounds__(sgemmThreads<BM, BN>(), sgemmBlocksPerSM<BM, B
   const int M = args.M, N = args.N;
   const int m0 = int(blockIdx.x) * BM, n0 = int(blockIdx.y) * BN;
   const int64_t jobs = args.batches * args.slices;
-  for (int64_t job = blockIdx.z; job < jobs; job += gridDim.z) {
-    const int64_t batch = job / args.slices;
-    const int slice = int(job % args.slices);
-    int64_t off[2];
-    args.batchOffsets.offsets(batch, off);
-    const int kBegin = slice * args.sliceK;
-    const int kCount = min(args.K - kBegin, args.sliceK);
-    StepLoader<BM, kThreads, aKDense> la(args.a + off[0], args.sam, args.sak, m0, kBegin, tid);
-    StepLoader<BN, kThreads, bKDense> lb(args.b + off[1], args.sbn, args.sbk, n0, kBegin, tid);
+  for (int64_t index = blockIdx.z; index < jobs; index += gridDim.z) {
+    const SgemmJob job(args, index);
+    const int kCount = job.kCount;
+    StepLoader<BM, kThreads, aKDense> la(args.a + job.offA, args.sam, args.sak, m0, job.kBegin, tid);
+    StepLoader<BN, kThreads, bKDense> lb(args.b + job.offB, args.sbn, args.sbk, n0, job.kBegin, tid);
     float acc[8][8];
 #pragma unroll
     for (int i = 0; i < 8; i++) {
@@ -182,7 +178,7 @@ __global__ void __launch_bounds__(sgemmThreads<BM, BN>(), sgemmBlocksPerSM<BM, B
       }
       __syncthreads();
     }
-    float* c = args.c + (int64_t(slice) * args.batches + batch) * int64_t(M) * N;
+    float* c = job.output(args);
 #pragma unroll
     for (int i = 0; i < 8; i++) {
       const int m = m0 + (i < 4 ? ty * 4 + i : BM / 2 + ty * 4 + i - 4);

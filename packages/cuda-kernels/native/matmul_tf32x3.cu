@@ -131,15 +131,11 @@ __global__ void __launch_bounds__(tcThreads<BM, BN>(), 1) sgemmTf32x3Kernel(Sgem
   const StageCopier<BM, kThreads, AKDense> copyA(tid);
   const StageCopier<BN, kThreads, BKDense> copyB(tid);
   const int64_t jobs = args.batches * args.slices;
-  for (int64_t job = blockIdx.z; job < jobs; job += gridDim.z) {
-    const int64_t batch = job / args.slices;
-    const int slice = int(job % args.slices);
-    int64_t off[2];
-    args.batchOffsets.offsets(batch, off);
-    const int kBegin = slice * args.sliceK;
-    const int kCount = max(0, min(args.K - kBegin, args.sliceK));
-    const float* a = args.a + off[0] + int64_t(m0) * args.sam + int64_t(kBegin) * args.sak;
-    const float* b = args.b + off[1] + int64_t(n0) * args.sbn + int64_t(kBegin) * args.sbk;
+  for (int64_t index = blockIdx.z; index < jobs; index += gridDim.z) {
+    const SgemmJob job(args, index);
+    const int kCount = job.kCount;
+    const float* a = args.a + job.offA + int64_t(m0) * args.sam + int64_t(job.kBegin) * args.sak;
+    const float* b = args.b + job.offB + int64_t(n0) * args.sbn + int64_t(job.kBegin) * args.sbk;
     const int steps = (kCount + kStep - 1) / kStep;
     auto copyStep = [&](int step) {
       if (step < steps) {
@@ -196,7 +192,7 @@ __global__ void __launch_bounds__(tcThreads<BM, BN>(), 1) sgemmTf32x3Kernel(Sgem
     cpAsyncWaitAll();
     __syncthreads();  // the next job's first copies must not overwrite a stage still being read
     // acc[i][j]: rows wm + 16 i + g (+ 8), columns wn + 8 j + 2 t (+ 1).
-    float* c = args.c + (int64_t(slice) * args.batches + batch) * int64_t(M) * N;
+    float* c = job.output(args);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
 #pragma unroll

@@ -70,6 +70,17 @@ __global__ void rmsNormDxKernel(const T* dy, const T* x, const T* w, int64_t ws,
 constexpr int kMaxPacks = 4;
 constexpr int kPackedThreads = 512;
 
+// Calls f(i, p) for the packs p = threadIdx.x + i * blockDim.x (i < kMaxPacks) of a row of
+// `packs` packs: the ones this thread holds, slot i of its registers.
+template <typename F>
+__device__ __forceinline__ void forHeldPacks(int64_t packs, F f) {
+#pragma unroll
+  for (int i = 0; i < kMaxPacks; i++) {
+    const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
+    if (p < packs) f(i, p);
+  }
+}
+
 // The packed forward: V elements of T per 16-byte pack, packs = d / V.
 template <typename T, int V>
 __global__ void rmsNormPackedKernel(const T* x, const T* w, T* y, typename Num<T>::Compute* rstd, int64_t rows,
@@ -81,35 +92,27 @@ __global__ void rmsNormPackedKernel(const T* x, const T* w, T* y, typename Num<T
     const P* xr = reinterpret_cast<const P*>(x) + row * packs;
     P held[kMaxPacks];
     C sumSquares = 0;
+    forHeldPacks(packs, [&](int i, int64_t p) {
+      held[i] = xr[p];
 #pragma unroll
-    for (int i = 0; i < kMaxPacks; i++) {
-      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
-      if (p < packs) {
-        held[i] = xr[p];
-#pragma unroll
-        for (int e = 0; e < V; e++) {
-          const C v = Num<T>::load(held[i].v[e]);
-          sumSquares += v * v;
-        }
+      for (int e = 0; e < V; e++) {
+        const C v = Num<T>::load(held[i].v[e]);
+        sumSquares += v * v;
       }
-    }
+    });
     sumSquares = blockReduce(sumSquares, [](C a, C b) { return a + b; }, C(0));
     const C inv = C(1) / mSqrt(sumSquares / C(packs * V) + eps);
     if (threadIdx.x == 0) rstd[row] = inv;
     P* yr = reinterpret_cast<P*>(y) + row * packs;
+    forHeldPacks(packs, [&](int i, int64_t p) {
+      const P g = wp[p];
+      P out;
 #pragma unroll
-    for (int i = 0; i < kMaxPacks; i++) {
-      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
-      if (p < packs) {
-        const P g = wp[p];
-        P out;
-#pragma unroll
-        for (int e = 0; e < V; e++) {
-          out.v[e] = Num<T>::store(Num<T>::load(held[i].v[e]) * inv * (offset + Num<T>::load(g.v[e])));
-        }
-        yr[p] = out;
+      for (int e = 0; e < V; e++) {
+        out.v[e] = Num<T>::store(Num<T>::load(held[i].v[e]) * inv * (offset + Num<T>::load(g.v[e])));
       }
-    }
+      yr[p] = out;
+    });
   }
 }
 
@@ -125,37 +128,29 @@ __global__ void rmsNormDxPackedKernel(const T* dy, const T* x, const T* w, const
     const P* xr = reinterpret_cast<const P*>(x) + row * packs;
     P heldDy[kMaxPacks], heldX[kMaxPacks];
     C dot = 0;
+    forHeldPacks(packs, [&](int i, int64_t p) {
+      heldDy[i] = dyr[p];
+      heldX[i] = xr[p];
+      const P g = wp[p];
 #pragma unroll
-    for (int i = 0; i < kMaxPacks; i++) {
-      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
-      if (p < packs) {
-        heldDy[i] = dyr[p];
-        heldX[i] = xr[p];
-        const P g = wp[p];
-#pragma unroll
-        for (int e = 0; e < V; e++) {
-          dot += Num<T>::load(heldDy[i].v[e]) * (offset + Num<T>::load(g.v[e])) * Num<T>::load(heldX[i].v[e]);
-        }
+      for (int e = 0; e < V; e++) {
+        dot += Num<T>::load(heldDy[i].v[e]) * (offset + Num<T>::load(g.v[e])) * Num<T>::load(heldX[i].v[e]);
       }
-    }
+    });
     dot = blockReduce(dot, [](C a, C b) { return a + b; }, C(0));
     const C inv = rstd[row];
     const C coef = inv * inv * inv * dot / C(packs * V);
     P* dxr = reinterpret_cast<P*>(dx) + row * packs;
+    forHeldPacks(packs, [&](int i, int64_t p) {
+      const P g = wp[p];
+      P out;
 #pragma unroll
-    for (int i = 0; i < kMaxPacks; i++) {
-      const int64_t p = threadIdx.x + int64_t(i) * blockDim.x;
-      if (p < packs) {
-        const P g = wp[p];
-        P out;
-#pragma unroll
-        for (int e = 0; e < V; e++) {
-          const C gv = offset + Num<T>::load(g.v[e]);
-          out.v[e] = Num<T>::store(inv * gv * Num<T>::load(heldDy[i].v[e]) - Num<T>::load(heldX[i].v[e]) * coef);
-        }
-        dxr[p] = out;
+      for (int e = 0; e < V; e++) {
+        const C gv = offset + Num<T>::load(g.v[e]);
+        out.v[e] = Num<T>::store(inv * gv * Num<T>::load(heldDy[i].v[e]) - Num<T>::load(heldX[i].v[e]) * coef);
       }
-    }
+      dxr[p] = out;
+    });
   }
 }
 

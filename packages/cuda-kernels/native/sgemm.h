@@ -23,6 +23,28 @@ struct SgemmArgs {
   int slices, sliceK;  // K in `slices` runs of sliceK (a multiple of 8); 1 and K unsplit
 };
 
+// One job of a launch: a batch and a slice of K (blockIdx.z walks them), where its operands start
+// and where its output goes (the output itself, or its slice of the split-K partials).
+struct SgemmJob {
+  int64_t batch;
+  int slice;
+  int64_t offA, offB;  // element offsets of the batch in a and b
+  int kBegin, kCount;  // the slice's K range (kCount 0 past the end of K)
+
+  __device__ SgemmJob(const SgemmArgs& args, int64_t job)
+      : batch(job / args.slices), slice(int(job % args.slices)) {
+    int64_t off[2];
+    args.batchOffsets.offsets(batch, off);
+    offA = off[0], offB = off[1];
+    kBegin = slice * args.sliceK;
+    kCount = max(0, min(args.K - kBegin, args.sliceK));
+  }
+
+  __device__ float* output(const SgemmArgs& args) const {
+    return args.c + (int64_t(slice) * args.batches + batch) * int64_t(args.M) * args.N;
+  }
+};
+
 // Which kernel runs float32 products. Tf32x3 (the default): the tensor cores, each operand
 // split into a TF32 value and a TF32 remainder and three products summed in float32 (the
 // remainder x remainder term, below float32's rounding, is left out), for products whose
