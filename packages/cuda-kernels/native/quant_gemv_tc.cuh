@@ -1,98 +1,134 @@
-// A tensor-core 4-bit GEMV under development: y = x · Wᵀ for M <= 16 bfloat16 / float16
-// activation rows, straight from the quantized weight. dev/gemv4.cu checks it against float64
-// and times it; the addon does not launch it yet (see docs/benchmarks.md for where it stands).
+// The tensor-core 4-bit GEMV: y = x · Wᵀ for M <= 16 bfloat16 / float16 activation rows,
+// straight from the quantized weight (NF4 / FP4 with a float32 absmax per block, or 4-bit
+// integers with alpha / beta per block).
 //
-// A block owns 16 MTiles weight rows and 512 Groups input columns. It loads the tile's scales,
-// then streams its codes (whole row runs, 16 bytes per cp.async) and activations into shared
-// memory in stages of 512 columns, all issued at once; the products of a stage start when it
-// has landed. The weight is the MMA's A operand (16 rows per m-tile), the activations its B
-// operand (8 rows per n-tile; a lane past M contributes zeros). The input dim is walked in
-// groups of 64 columns, one quantization block or a part of one: lane (g = lane / 4,
-// t = lane % 4) takes the 16 codes at columns 16 t .. 16 t + 15 of the group for weight rows g
-// and g + 8 and the same columns of activation row g. MMA step s takes the lane's columns
-// 4 s .. 4 s + 3 as its k slots 2t, 2t + 1, 2t + 8, 2t + 9 (the same permutation for both
-// operands leaves the sum unchanged), so every MMA stays inside one block and the block's scale
-// waits until its four MMAs are done:
+// The input dim is walked in groups of G = 32 or 64 columns, each inside one quantization block,
+// so the block's scale multiplies the group's float32 sum once instead of every weight:
 //   NF4 / FP4: y += absmax · Σ x · table[code];
-//   integers:  y += alpha · Σ x · q + beta · Σ x (Σ x by one more MMA with ones, per group).
-// Codes therefore decode to bare code values (table entries in the activation dtype, or the
-// integers 0..15, exact). The eight warps of a block take different groups of the same rows and
-// add their partial sums in shared memory. When one block's columns do not cover the input dim,
-// the grid's second dim splits it: every block stores its partial sums, and the block that
-// finishes last for a set of rows adds them all in a fixed order and writes y, so the result does
-// not depend on timing.
+//   integers:  y += alpha · Σ x · q + beta · Σ x  (Σ x by one more MMA with a ones operand).
+// The weight is the MMA's A operand (16 rows per m-tile), the activations its B operand (8 rows
+// per n-tile; a lane past M contributes zeros). Lane (g = lane / 4, t = lane % 4) reads, for
+// each group, the G / 4 codes at columns G t / 4 .. of weight rows g and g + 8 (one 4- or 8-byte
+// load per row) and the same columns of activation row g. MMA step s takes the lane's codes
+// 4 s .. 4 s + 3 as its k slots 2t, 2t + 1, 2t + 8, 2t + 9 (the same permutation for both
+// operands leaves the sum unchanged), so step s's A registers are whole code bytes: a byte holds
+// two consecutive codes, the pair a register takes.
+//
+// Decoding is one shared-memory read per byte: a table of the 256 byte values' code pairs, in
+// the activation dtype (high nibble in the low half), with a copy per lane (entry b of lane l at
+// word 32 b + l) so a warp's 32 reads always fall in 32 distinct banks. Building it costs a block
+// 32 KB of shared memory and 32 stores a thread.
+//
+// A block takes sets of 16 MTiles weight rows in turn (as many blocks as fit the GPU at once,
+// so the table is built once per block); its Warps warps take turns over the groups of a row
+// set, Unroll groups a turn whose loads are all issued before any is used (Ahead: the next
+// turn's loads go out before this one is decoded). Partial sums meet in shared memory and are
+// added in a fixed order. The first turn of the next row set is loaded while the current one's
+// sums are added.
 #pragma once
 
+#include <algorithm>
+
 #include "async_copy.cuh"
+#include "common.h"
 #include "numeric.cuh"
 #include "quant_gemm.cuh"
 
 namespace blora {
 
-constexpr int kGemvTcWarps = 8;    // warps per block, all on the same weight rows
-constexpr int kGemvTcGroup = 64;   // input columns per group: 4 lanes x 16 codes
+constexpr int kGemvPairTableWords = 256 * 32;
 
-// NF4 / FP4 codes with one float32 absmax per block of 2^blockShift elements (>= 64).
+// The value as computed here, kept in a register: the compiler may not recompute it inside a loop
+// from the kernel's parameters (which it otherwise does for a lane's row pointers, at several
+// instructions a load).
+template <typename V>
+__device__ __forceinline__ const V* computedOnce(const V* p) {
+  asm volatile("" : "+l"(p));
+  return p;
+}
+__device__ __forceinline__ uint32_t computedOnce(uint32_t v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+
+// NF4 / FP4 codes with one float32 absmax per block of 2^blockShift elements (>= the group;
+// blocks run over the flattened weight, so one may start inside a row).
 struct FourBitGroups {
   const uint8_t* packed;
   const float* absmax;
   int64_t in;
   int blockShift;
   static constexpr bool kOffsets = false;
-  __device__ __forceinline__ const uint8_t* codes(int64_t r, int64_t c) const { return packed + ((r * in + c) >> 1); }
-  __device__ __forceinline__ void scale(int64_t r, int64_t c, float& alpha, float& beta) const {
-    alpha = __ldg(absmax + ((r * in + c) >> blockShift));
-    beta = 0.f;
+  struct Scales {
+    float alpha;
+    __device__ __forceinline__ float a() const { return alpha; }
+    __device__ __forceinline__ float b() const { return 0.f; }
+  };
+  // A lane's view of one weight row: its codes from column `col` (even) on, in groups of G.
+  struct Row {
+    const uint8_t* codes;  // at the lane's column of group 0
+    const float* absmax;   // of the block the row starts in
+    uint32_t offset;       // the lane's column of group 0 from the start of that block
+    int shift;
+    template <int G>
+    __device__ __forceinline__ const uint8_t* codesOf(int group) const { return codes + group * (G / 2); }
+    template <int G>
+    __device__ __forceinline__ Scales scalesOf(int group) const { return {__ldg(absmax + ((offset + uint32_t(group) * G) >> shift))}; }
+  };
+  __device__ __forceinline__ Row row(int64_t r, uint32_t col) const {
+    const int64_t start = r * in;  // even: in is
+    const uint32_t phase = uint32_t(start) & ((1u << blockShift) - 1u);
+    return {computedOnce(packed + (start >> 1) + (col >> 1)), computedOnce(absmax + (start >> blockShift)), computedOnce(phase + col),
+            blockShift};
   }
 };
 
-// Integer codes (4-bit, high nibble first) with alpha / beta per block of blockRows x 2^colShift (>= 64).
+// Integer codes (4-bit, high nibble first) with alpha / beta per block of blockRows x 2^colShift
+// (>= the group). Scales stay as stored until used, so their loads are not waited for early.
 template <typename Scale>
 struct IntGroups {
   const uint8_t* packed;
-  const Scale* scales;
-  const Scale* offsets;
+  const Scale* alphas;
+  const Scale* betas;
   int64_t in, blockRows, gridCols;
   int colShift;
   static constexpr bool kOffsets = true;
-  __device__ __forceinline__ const uint8_t* codes(int64_t r, int64_t c) const { return packed + ((r * in + c) >> 1); }
-  __device__ __forceinline__ void scale(int64_t r, int64_t c, float& alpha, float& beta) const {
-    const int64_t block = (r / blockRows) * gridCols + (c >> colShift);
-    alpha = scaleValue(scales[block]);
-    beta = scaleValue(offsets[block]);
+  struct Scales {
+    Scale alpha, beta;
+    __device__ __forceinline__ float a() const { return scaleValue(alpha); }
+    __device__ __forceinline__ float b() const { return scaleValue(beta); }
+  };
+  struct Row {
+    const uint8_t* codes;  // at the lane's column of group 0
+    const Scale* alphas;   // of the row's block row
+    const Scale* betas;
+    uint32_t col;
+    int shift;
+    template <int G>
+    __device__ __forceinline__ const uint8_t* codesOf(int group) const { return codes + group * (G / 2); }
+    template <int G>
+    __device__ __forceinline__ Scales scalesOf(int group) const {
+      const uint32_t block = (col + uint32_t(group) * G) >> shift;
+      return {alphas[block], betas[block]};
+    }
+  };
+  __device__ __forceinline__ Row row(int64_t r, uint32_t col) const {
+    const int64_t first = (blockRows == 1 ? r : r / blockRows) * gridCols;
+    return {computedOnce(packed + ((r * in) >> 1) + (col >> 1)), computedOnce(alphas + first), computedOnce(betas + first), col,
+            colShift};
   }
 };
 
 /** Everything a launch of the tensor-core GEMV needs besides the weight. */
 template <typename T>
-struct GemvTcArgs {
+struct GemvArgs {
   const T* x;          // [rows, in], row stride xStride, dense along in, 16-byte aligned rows
   int64_t xStride;
   int rows;            // M, 1..16
-  const float* table;  // the format's 16 values (NF4 / FP4), or nullptr for integer codes
+  const float* table;  // the format's 16 values (NF4 / FP4), or nullptr for integer codes 0..15
   T* y;                // [rows, outFeatures], contiguous
   int64_t outFeatures, in;
-  int splits;          // blocks along the input dim (grid.y)
-  float* partials;     // [splits][rows][outFeatures] when splits > 1
-  unsigned* tickets;   // one zeroed counter per row set when splits > 1 (left zeroed)
 };
-
-// Decodes the 8 codes of one 32-bit word into four pairs of 16-bit code values (pair p: the
-// high nibble of byte p in the low half, its low nibble in the high half). The nibbles are
-// turned into byte offsets four at a time; each value is then one shared-memory read from a
-// 16-entry table (entry e in bank e, so no pattern of reads conflicts): `low` holds the values
-// in the low half, `high` in the high half, and one OR joins a pair.
-__device__ __forceinline__ void decodeWord(const uint32_t* low, const uint32_t* high, uint32_t word, uint32_t (&pairs)[4]) {
-  const uint32_t hiNibbles = (word >> 2) & 0x3c3c3c3cu;  // 4 x high nibble of each byte
-  const uint32_t loNibbles = (word << 2) & 0x3c3c3c3cu;  // 4 x low nibble
-  const char* lowBytes = reinterpret_cast<const char*>(low);
-  const char* highBytes = reinterpret_cast<const char*>(high);
-#pragma unroll
-  for (int p = 0; p < 4; p++) {
-    const uint32_t a = __byte_perm(hiNibbles, 0, 0x4440 + p), b = __byte_perm(loNibbles, 0, 0x4440 + p);
-    pairs[p] = *reinterpret_cast<const uint32_t*>(lowBytes + a) | *reinterpret_cast<const uint32_t*>(highBytes + b);
-  }
-}
 
 template <typename T>
 __device__ __forceinline__ uint32_t oneBits();
@@ -105,266 +141,241 @@ __device__ __forceinline__ uint32_t oneBits<__half>() {
   return 0x3c00u;
 }
 
-// d = a · b with the accumulators starting from zero (one zero register instead of four moves).
-template <typename T>
-__device__ __forceinline__ void mmaFromZero(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                            uint32_t b1);
-template <>
-__device__ __forceinline__ void mmaFromZero<__nv_bfloat16>(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                           uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%10, %10, %10, %10};\n"
-      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.f));
-}
-template <>
-__device__ __forceinline__ void mmaFromZero<__half>(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                                    uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%10, %10, %10, %10};\n"
-      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.f));
+// The G / 8 code bytes of a lane's row in one group (G = 32: one word; G = 64: two).
+template <int G>
+__device__ __forceinline__ uint2 loadGroupCodes(const uint8_t* p) {
+  if constexpr (G == 64) return __ldg(reinterpret_cast<const uint2*>(p));
+  else return make_uint2(__ldg(reinterpret_cast<const unsigned*>(p)), 0u);
 }
 
-// Waits until the copy groups of stages 0..k have landed (Last = the number of stages - 1).
-template <int Last>
-__device__ __forceinline__ void waitForStage(int k) {
-  if constexpr (Last > 0) {
-    if (k == 0) {
-      cpAsyncWaitPending<Last>();
-      return;
-    }
-    waitForStage<Last - 1>(k - 1);
-  } else {
-    cpAsyncWaitPending<0>();
-  }
+// The code pair of byte b (0..3) of `word`, from the lane's copy of the pair table: word
+// 32 * byte + lane, at shared address tableLane + 128 * byte (tableLane: the table's address + 4 lane).
+__device__ __forceinline__ uint32_t codePair(uint32_t tableLane, uint32_t word, int b) {
+  const uint32_t byte = __byte_perm(word, 0, 0x4440 + b);
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(tableLane + (byte << 7)));
+  return v;
 }
 
-// MTiles: m-tiles of 16 weight rows per block; Groups: groups of 64 columns per warp, so a
-// block's tile is 16 MTiles rows x 512 Groups columns. Dynamic shared memory holds the codes
-// (row pitch kCols / 2 + 32 bytes: the 8-byte reads of each half-warp, 4 rows x 4 lanes, fall in
-// distinct banks), the scales and offsets [kRows][kGroups], and the activations (pitch kCols + 8
-// values: each quarter-warp's 16-byte reads fall in distinct banks). After the products, the
-// codes' space holds the warps' partial sums.
-template <int MTiles, int Groups>
-struct GemvTcTile {
-  static constexpr int kRows = 16 * MTiles;
-  static constexpr int kGroups = kGemvTcWarps * Groups;
-  static constexpr int kCols = kGroups * kGemvTcGroup;
-  static constexpr int kPitch = kCols / 2 + 32;
-  static constexpr int kCodeBytes = kRows * kPitch;
-  static constexpr int kScaleBytes = kRows * kGroups * 4;
-  static constexpr int kXPitch = kCols + 8;
-  static constexpr int kPartialPitch = kRows + 1;
-  static_assert(kGemvTcWarps * 16 * kPartialPitch * 4 <= kCodeBytes, "the partial sums must fit in the codes' space");
-  static size_t bytes(int rows, size_t valueSize) { return kCodeBytes + 2 * kScaleBytes + size_t(rows) * kXPitch * valueSize; }
+template <int MTiles, int XTiles, int Warps>
+struct GemvTile {
+  static constexpr int kRows = 16 * MTiles;  // weight rows of a row set
+  static constexpr int kCols = 8 * XTiles;   // activation rows a block can hold
+  static constexpr size_t kPartialBytes = size_t(Warps) * kRows * kCols * 4;  // dynamic shared memory
 };
 
-// TwoXTiles: M > 8 (activation rows 8..15 as a second MMA n-tile).
-template <typename T, typename Source, int MTiles, int Groups, bool TwoXTiles>
-__global__ void __launch_bounds__(kGemvTcWarps * 32)
-    gemvTcKernel(GemvTcArgs<T> args, Source w) {
-  using Tile = GemvTcTile<MTiles, Groups>;
-  constexpr int kRows = Tile::kRows;
+template <typename T, typename Source, int G, int MTiles, bool TwoXTiles, int Warps, int Unroll, bool Ahead>
+__global__ void __launch_bounds__(Warps * 32)
+    gemvGroupsKernel(GemvArgs<T> args, Source w) {
   constexpr int kXTiles = TwoXTiles ? 2 : 1;
-  extern __shared__ __align__(16) uint8_t smem[];
-  uint8_t* tileCodes = smem;
-  float* tileAlpha = reinterpret_cast<float*>(smem + Tile::kCodeBytes);
-  float* tileBeta = tileAlpha + kRows * Tile::kGroups;
-  T* tileX = reinterpret_cast<T*>(smem + Tile::kCodeBytes + 2 * Tile::kScaleBytes);
-  __shared__ uint32_t lowBits[16], highBits[16];  // code values in T, in the low / the high half
-  __shared__ bool lastBlock;
+  using Tile = GemvTile<MTiles, kXTiles, Warps>;
+  constexpr int kSteps = G / 16;  // MMA k-steps per group
+  constexpr int kXWords = G / 8;  // activation pairs per lane and group
+  __shared__ __align__(16) uint32_t pairTable[kGemvPairTableWords];
+  extern __shared__ float partial[];  // [warp][activation row][weight row]
+
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int rows = args.rows;
-  const int64_t r0 = int64_t(blockIdx.x) * kRows;
-  const int64_t c0 = int64_t(blockIdx.y) * Tile::kCols;
-
-  // The scales first: loads issued after the codes would wait behind all of them.
-  constexpr int kScaleItems = (kRows * Tile::kGroups + kGemvTcWarps * 32 - 1) / (kGemvTcWarps * 32);
-  float alpha[kScaleItems], beta[kScaleItems];
-#pragma unroll
-  for (int q = 0; q < kScaleItems; q++) {
-    const int i = threadIdx.x + q * kGemvTcWarps * 32;
-    const int row = i / Tile::kGroups, group = i % Tile::kGroups;
-    const int64_t r = r0 + row, c = c0 + int64_t(group) * kGemvTcGroup;
-    alpha[q] = beta[q] = 0.f;
-    if (i < kRows * Tile::kGroups && r < args.outFeatures && c < args.in) w.scale(r, c, alpha[q], beta[q]);
-  }
-  // The tile's codes, whole row runs in 16-byte pieces (long runs of consecutive bytes keep
-  // the memory system efficient), and its activations, straight into shared memory: one
-  // cp.async group per stage of 512 columns (group k of every warp), all issued at once, so
-  // the products of a stage start as soon as it has landed while later ones are on their way.
-  constexpr int kStageCols = kGemvTcWarps * kGemvTcGroup;
-  constexpr int kPiecesPerRow = kStageCols / 32;
-  constexpr int kXPieces = kStageCols / 8;
-#pragma unroll
-  for (int k = 0; k < Groups; k++) {
-    for (int i = threadIdx.x; i < kRows * kPiecesPerRow; i += blockDim.x) {
-      const int row = i / kPiecesPerRow, piece = k * kPiecesPerRow + i % kPiecesPerRow;
-      const int64_t r = r0 + row, c = c0 + 32 * piece;
-      const bool valid = r < args.outFeatures && c < args.in;
-      cpAsync16(smemAddress(tileCodes + row * Tile::kPitch + 16 * piece), valid ? w.codes(r, c) : w.codes(0, 0), valid ? 16 : 0);
-    }
-    for (int i = threadIdx.x; i < rows * kXPieces; i += blockDim.x) {
-      const int m = i / kXPieces, piece = k * kXPieces + i % kXPieces;
-      const int64_t c = c0 + 8 * piece;
-      const bool valid = c < args.in;
-      cpAsync16(smemAddress(tileX + m * Tile::kXPitch + 8 * piece), valid ? args.x + m * args.xStride + c : args.x, valid ? 16 : 0);
-    }
-    cpAsyncCommit();
-  }
-  for (int q = 0; q < kScaleItems; q++) {
-    const int i = threadIdx.x + q * kGemvTcWarps * 32;
-    if (i >= kRows * Tile::kGroups) break;
-    tileAlpha[i] = alpha[q];
-    if constexpr (Source::kOffsets) tileBeta[i] = beta[q];
-  }
-  if (threadIdx.x < 16) {
-    const float v = args.table ? args.table[threadIdx.x] : float(threadIdx.x);
-    lowBits[threadIdx.x] = packPair<T>(v, 0.f) & 0xffffu;
-    highBits[threadIdx.x] = lowBits[threadIdx.x] << 16;
-  }
-
-  // Lane (g, t): codes of weight rows g and g + 8 of each m-tile, activations of rows g and
-  // g + 8 (a lane past M reads row M - 1 and zeroes it: no divergent loads).
-  const uint8_t* codesAt = tileCodes + g * Tile::kPitch + warp * 32 + 8 * t;
-  const T* xAt[kXTiles];
-  bool xUsed[kXTiles];
-#pragma unroll
-  for (int j = 0; j < kXTiles; j++) {
-    xUsed[j] = 8 * j + g < rows;
-    xAt[j] = tileX + min(8 * j + g, rows - 1) * Tile::kXPitch + warp * kGemvTcGroup + 16 * t;
-  }
-  const float* alphaAt = tileAlpha + g * Tile::kGroups + warp;
-  const float* betaAt = tileBeta + g * Tile::kGroups + warp;
+  const int groups = int(args.in / G);
+  const int64_t rowSets = (args.outFeatures + Tile::kRows - 1) / Tile::kRows;
+  const uint32_t tableLane = smemAddress(pairTable) + 4u * lane;
   const uint32_t ones = oneBits<T>() * 0x10001u;
-  float acc[MTiles][kXTiles][4] = {};
+  // Activation row 8 j + g of the lane (past M: row M - 1, which feeds only MMA columns that are
+  // never stored, so it needs no zeroing).
+  const T* xRow[kXTiles];
 #pragma unroll
-  for (int k = 0; k < Groups; k++) {
-    waitForStage<Groups - 1>(k);  // stage k of every thread has landed
-    __syncthreads();
-    // Activation words: xw[j][p] holds columns 2p, 2p + 1 of the lane's 16 (zero past M).
-    uint32_t xw[kXTiles][8];
-#pragma unroll
-    for (int j = 0; j < kXTiles; j++) {
-      const uint4 lo = *reinterpret_cast<const uint4*>(xAt[j] + k * kGemvTcWarps * kGemvTcGroup);
-      const uint4 hi = *reinterpret_cast<const uint4*>(xAt[j] + k * kGemvTcWarps * kGemvTcGroup + 8);
-      const uint32_t words[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-#pragma unroll
-      for (int p = 0; p < 8; p++) xw[j][p] = xUsed[j] ? words[p] : 0u;
-    }
-    // Integers: Σ x over the group for activation rows 8j + 2t (sums[j][0]) and 8j + 2t + 1 (sums[j][1]).
-    float sums[kXTiles][4];
-    if constexpr (Source::kOffsets) {
-#pragma unroll
-      for (int j = 0; j < kXTiles; j++) {
-        mmaFromZero<T>(sums[j], ones, ones, ones, ones, xw[j][0], xw[j][1]);
-#pragma unroll
-        for (int s = 1; s < 4; s++) mma16816<T>(sums[j], ones, ones, ones, ones, xw[j][2 * s], xw[j][2 * s + 1]);
-      }
-    }
+  for (int j = 0; j < kXTiles; j++) xRow[j] = computedOnce(args.x + min(8 * j + g, rows - 1) * args.xStride + (G / 4) * t);
+
+  // The lane's weight rows g and g + 8 of each m-tile of a row set (past the weight: its last
+  // row, whose sums are never written).
+  struct Rows {
+    typename Source::Row a[MTiles], b[MTiles];
+  };
+  auto rowsOf = [&](int64_t rowSet) {
+    Rows r;
+    const int64_t r0 = rowSet * Tile::kRows;
 #pragma unroll
     for (int mt = 0; mt < MTiles; mt++) {
-      const int rowOffset = 16 * mt * Tile::kPitch + k * kGemvTcWarps * 32;
-      const uint2 codesA = *reinterpret_cast<const uint2*>(codesAt + rowOffset);
-      const uint2 codesB = *reinterpret_cast<const uint2*>(codesAt + rowOffset + 8 * Tile::kPitch);
-      uint32_t pa[8], pb[8];
-      decodeWord(lowBits, highBits, codesA.x, reinterpret_cast<uint32_t(&)[4]>(pa[0]));
-      decodeWord(lowBits, highBits, codesA.y, reinterpret_cast<uint32_t(&)[4]>(pa[4]));
-      decodeWord(lowBits, highBits, codesB.x, reinterpret_cast<uint32_t(&)[4]>(pb[0]));
-      decodeWord(lowBits, highBits, codesB.y, reinterpret_cast<uint32_t(&)[4]>(pb[4]));
-      const int scaleOffset = 16 * mt * Tile::kGroups + k * kGemvTcWarps;
-      const float alphaA = alphaAt[scaleOffset], alphaB = alphaAt[scaleOffset + 8 * Tile::kGroups];
+      r.a[mt] = w.row(min(r0 + 16 * mt + g, args.outFeatures - 1), (G / 4) * t);
+      r.b[mt] = w.row(min(r0 + 16 * mt + g + 8, args.outFeatures - 1), (G / 4) * t);
+    }
+    return r;
+  };
+  // A turn: the codes and scales of a warp's Unroll groups base, base + Warps, ..., all loaded
+  // before any is used (a group past the end repeats the last one, unused).
+  struct Turn {
+    uint2 codesA[Unroll][MTiles], codesB[Unroll][MTiles];
+    typename Source::Scales scalesA[Unroll][MTiles], scalesB[Unroll][MTiles];
+  };
+  auto load = [&](Turn& turn, const Rows& r, int base) {
+#pragma unroll
+    for (int u = 0; u < Unroll; u++) {
+      const int group = min(base + u * Warps, groups - 1);
+#pragma unroll
+      for (int mt = 0; mt < MTiles; mt++) {
+        turn.codesA[u][mt] = loadGroupCodes<G>(r.a[mt].template codesOf<G>(group));
+        turn.codesB[u][mt] = loadGroupCodes<G>(r.b[mt].template codesOf<G>(group));
+        turn.scalesA[u][mt] = r.a[mt].template scalesOf<G>(group);
+        turn.scalesB[u][mt] = r.b[mt].template scalesOf<G>(group);
+      }
+    }
+  };
+  float acc[MTiles][kXTiles][4];
+  auto compute = [&](const Turn& turn, int base) {
+#pragma unroll
+    for (int u = 0; u < Unroll; u++) {
+      const int group = base + u * Warps;
+      if (group >= groups) break;  // the same for the whole warp
+      // Activation pairs of the lane's columns: xw[j][p] holds columns 2p, 2p + 1.
+      uint32_t xw[kXTiles][kXWords];
 #pragma unroll
       for (int j = 0; j < kXTiles; j++) {
-        float part[4];
-        mmaFromZero<T>(part, pa[0], pb[0], pa[1], pb[1], xw[j][0], xw[j][1]);
 #pragma unroll
-        for (int s = 1; s < 4; s++) mma16816<T>(part, pa[2 * s], pb[2 * s], pa[2 * s + 1], pb[2 * s + 1], xw[j][2 * s], xw[j][2 * s + 1]);
-        // part[0, 1] belong to weight row g, part[2, 3] to row g + 8.
-        acc[mt][j][0] = fmaf(alphaA, part[0], acc[mt][j][0]);
-        acc[mt][j][1] = fmaf(alphaA, part[1], acc[mt][j][1]);
-        acc[mt][j][2] = fmaf(alphaB, part[2], acc[mt][j][2]);
-        acc[mt][j][3] = fmaf(alphaB, part[3], acc[mt][j][3]);
-        if constexpr (Source::kOffsets) {
-          const float betaA = betaAt[scaleOffset], betaB = betaAt[scaleOffset + 8 * Tile::kGroups];
-          acc[mt][j][0] = fmaf(betaA, sums[j][0], acc[mt][j][0]);
-          acc[mt][j][1] = fmaf(betaA, sums[j][1], acc[mt][j][1]);
-          acc[mt][j][2] = fmaf(betaB, sums[j][0], acc[mt][j][2]);
-          acc[mt][j][3] = fmaf(betaB, sums[j][1], acc[mt][j][3]);
+        for (int q = 0; q < kXWords / 4; q++) {
+          const uint4 v = load16(xRow[j] + uint32_t(group) * G + 8 * q);
+          xw[j][4 * q] = v.x;
+          xw[j][4 * q + 1] = v.y;
+          xw[j][4 * q + 2] = v.z;
+          xw[j][4 * q + 3] = v.w;
+        }
+      }
+      // Integers: Σ x over the group for activation rows 8j + 2t (sums[j][0]) and 8j + 2t + 1.
+      float sums[kXTiles][4] = {};
+      if constexpr (Source::kOffsets) {
+#pragma unroll
+        for (int j = 0; j < kXTiles; j++) {
+#pragma unroll
+          for (int s = 0; s < kSteps; s++) mma16816<T>(sums[j], ones, ones, ones, ones, xw[j][2 * s], xw[j][2 * s + 1]);
+        }
+      }
+#pragma unroll
+      for (int mt = 0; mt < MTiles; mt++) {
+        const uint32_t wordsA[2] = {turn.codesA[u][mt].x, turn.codesA[u][mt].y};
+        const uint32_t wordsB[2] = {turn.codesB[u][mt].x, turn.codesB[u][mt].y};
+        float part[kXTiles][4] = {};
+#pragma unroll
+        for (int s = 0; s < kSteps; s++) {
+          // Bytes 2s and 2s + 1 of the lane's codes: columns 4s, 4s + 1 and 4s + 2, 4s + 3.
+          const int word = s >> 1, b = 2 * (s & 1);
+          const uint32_t a0 = codePair(tableLane, wordsA[word], b);
+          const uint32_t a2 = codePair(tableLane, wordsA[word], b + 1);
+          const uint32_t a1 = codePair(tableLane, wordsB[word], b);
+          const uint32_t a3 = codePair(tableLane, wordsB[word], b + 1);
+#pragma unroll
+          for (int j = 0; j < kXTiles; j++) mma16816<T>(part[j], a0, a1, a2, a3, xw[j][2 * s], xw[j][2 * s + 1]);
+        }
+        // part[j][0, 1] belong to weight row g, part[j][2, 3] to row g + 8.
+        const float alphaA = turn.scalesA[u][mt].a(), alphaB = turn.scalesB[u][mt].a();
+#pragma unroll
+        for (int j = 0; j < kXTiles; j++) {
+          acc[mt][j][0] = fmaf(alphaA, part[j][0], acc[mt][j][0]);
+          acc[mt][j][1] = fmaf(alphaA, part[j][1], acc[mt][j][1]);
+          acc[mt][j][2] = fmaf(alphaB, part[j][2], acc[mt][j][2]);
+          acc[mt][j][3] = fmaf(alphaB, part[j][3], acc[mt][j][3]);
+          if constexpr (Source::kOffsets) {
+            const float betaA = turn.scalesA[u][mt].b(), betaB = turn.scalesB[u][mt].b();
+            acc[mt][j][0] = fmaf(betaA, sums[j][0], acc[mt][j][0]);
+            acc[mt][j][1] = fmaf(betaA, sums[j][1], acc[mt][j][1]);
+            acc[mt][j][2] = fmaf(betaB, sums[j][0], acc[mt][j][2]);
+            acc[mt][j][3] = fmaf(betaB, sums[j][1], acc[mt][j][3]);
+          }
         }
       }
     }
-  }
-
-  // acc[mt][j]: weight rows 16 mt + g (+ 8) x activation rows 8 j + 2 t (+ 1). The codes are
-  // read: their space takes the partial sums [warp][activation row][weight row].
-  __syncthreads();
-  float* partial = reinterpret_cast<float*>(smem);
-  auto at = [&](int v, int m, int n) -> float& { return partial[(v * 16 + m) * Tile::kPartialPitch + n]; };
-#pragma unroll
-  for (int mt = 0; mt < MTiles; mt++) {
-#pragma unroll
-    for (int j = 0; j < kXTiles; j++) {
-      at(warp, 8 * j + 2 * t, 16 * mt + g) = acc[mt][j][0];
-      at(warp, 8 * j + 2 * t + 1, 16 * mt + g) = acc[mt][j][1];
-      at(warp, 8 * j + 2 * t, 16 * mt + g + 8) = acc[mt][j][2];
-      at(warp, 8 * j + 2 * t + 1, 16 * mt + g + 8) = acc[mt][j][3];
-    }
-  }
-  __syncthreads();
-  const int outputs = rows * kRows;
-  auto blockSum = [&](int m, int n) {
-    float sum = 0.f;
-#pragma unroll
-    for (int v = 0; v < kGemvTcWarps; v++) sum += at(v, m, n);
-    return sum;
   };
-  if (args.splits == 1) {
-    for (int e = threadIdx.x; e < outputs; e += blockDim.x) {
-      const int m = e / kRows, n = e % kRows;
-      if (r0 + n < args.outFeatures) args.y[m * args.outFeatures + r0 + n] = Num<T>::store(blockSum(m, n));
+  // acc[mt][j]: weight rows 16 mt + g (+ 8) x activation rows 8 j + 2 t (+ 1) of this warp's
+  // groups; the block adds its warps' sums in warp order and writes y.
+  auto at = [&](int v, int m, int n) -> float& { return partial[(v * Tile::kCols + m) * Tile::kRows + n]; };
+  auto store = [&](int64_t rowSet) {
+    const int64_t r0 = rowSet * Tile::kRows;
+    __syncthreads();  // the previous row set's sums are read
+#pragma unroll
+    for (int mt = 0; mt < MTiles; mt++) {
+#pragma unroll
+      for (int j = 0; j < kXTiles; j++) {
+        at(warp, 8 * j + 2 * t, 16 * mt + g) = acc[mt][j][0];
+        at(warp, 8 * j + 2 * t + 1, 16 * mt + g) = acc[mt][j][1];
+        at(warp, 8 * j + 2 * t, 16 * mt + g + 8) = acc[mt][j][2];
+        at(warp, 8 * j + 2 * t + 1, 16 * mt + g + 8) = acc[mt][j][3];
+      }
     }
-    return;
-  }
-  // Split input dim: publish this block's sums; the last block of the row set adds them all.
-  for (int e = threadIdx.x; e < outputs; e += blockDim.x) {
-    const int m = e / kRows, n = e % kRows;
-    if (r0 + n < args.outFeatures) {
-      args.partials[(int64_t(blockIdx.y) * rows + m) * args.outFeatures + r0 + n] = blockSum(m, n);
+    __syncthreads();
+    for (int e = threadIdx.x; e < rows * Tile::kRows; e += Warps * 32) {
+      const int m = e / Tile::kRows, n = e % Tile::kRows;
+      float sum = 0.f;
+#pragma unroll
+      for (int v = 0; v < Warps; v++) sum += at(v, m, n);
+      if (r0 + n < args.outFeatures) args.y[m * args.outFeatures + r0 + n] = Num<T>::store(sum);
     }
+  };
+
+  // The first turn's loads go out before the pair table is built, so their latency overlaps it.
+  int64_t rowSet = blockIdx.x;
+  Rows r = rowsOf(rowSet);
+  Turn turn;
+  if (warp < groups) load(turn, r, warp);
+
+  // The pair table, 16 bytes (four lanes' copies of one entry) a store: entry (byte, lane) =
+  // (value[byte >> 4], value[byte & 15]), the 16 values from lanes 0..15 of each warp.
+  const float ownValue = args.table ? __ldg(args.table + (lane & 15)) : float(lane & 15);
+  for (int i = threadIdx.x; i < kGemvPairTableWords / 4; i += Warps * 32) {
+    const int byte = i >> 3;
+    const uint32_t v = packPair<T>(__shfl_sync(0xffffffffu, ownValue, byte >> 4), __shfl_sync(0xffffffffu, ownValue, byte & 15));
+    reinterpret_cast<uint4*>(pairTable)[i] = make_uint4(v, v, v, v);
   }
-  __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) lastBlock = atomicAdd(&args.tickets[blockIdx.x], 1u) == unsigned(args.splits - 1);
-  __syncthreads();
-  if (!lastBlock) return;
-  __threadfence();
-  for (int e = threadIdx.x; e < outputs; e += blockDim.x) {
-    const int m = e / kRows, n = e % kRows;
-    if (r0 + n >= args.outFeatures) continue;
-    float sum = 0.f;
-    for (int s = 0; s < args.splits; s++) sum += __ldcg(args.partials + (int64_t(s) * rows + m) * args.outFeatures + r0 + n);
-    args.y[m * args.outFeatures + r0 + n] = Num<T>::store(sum);
+
+  while (rowSet < rowSets) {
+#pragma unroll
+    for (int mt = 0; mt < MTiles; mt++) {
+#pragma unroll
+      for (int j = 0; j < kXTiles; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
+    }
+    for (int base = warp; base < groups; base += Warps * Unroll) {
+      const int nextBase = base + Warps * Unroll;
+      if constexpr (Ahead) {  // the next turn's loads in flight while this one is decoded
+        Turn next;
+        if (nextBase < groups) load(next, r, nextBase);
+        compute(turn, base);
+        turn = next;
+      } else {
+        compute(turn, base);
+        if (nextBase < groups) load(turn, r, nextBase);
+      }
+    }
+    const int64_t nextRowSet = rowSet + gridDim.x;
+    if (nextRowSet < rowSets) {
+      r = rowsOf(nextRowSet);
+      if (warp < groups) load(turn, r, warp);
+    }
+    store(rowSet);
+    rowSet = nextRowSet;
   }
-  if (threadIdx.x == 0) args.tickets[blockIdx.x] = 0;  // ready for the next launch
 }
 
-/** Launch geometry of the tensor-core GEMV for a weight of `outFeatures` x `in` and M = `rows`. */
-struct GemvTcGrid {
-  unsigned rowSets;
-  int splits;
-  size_t sharedBytes;  // dynamic shared memory
-};
+/** Launches the tensor-core GEMV with a given configuration: as many blocks as fit the GPU at once, at most one per row set. */
+template <typename T, typename Source, int G, int MTiles, bool TwoXTiles, int Warps, int Unroll, bool Ahead>
+cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
+  auto kernel = gemvGroupsKernel<T, Source, G, MTiles, TwoXTiles, Warps, Unroll, Ahead>;
+  constexpr size_t kPartialBytes = GemvTile<MTiles, TwoXTiles ? 2 : 1, Warps>::kPartialBytes;
+  static int residentBlocks = 0;  // on the whole GPU, found at the first launch
+  if (residentBlocks == 0) {
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kPartialBytes));
+    int perSM = 0;
+    if (err == cudaSuccess) err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, Warps * 32, kPartialBytes);
+    if (err != cudaSuccess) return err;
+    residentBlocks = std::max(1, perSM) * smCount();
+  }
+  const int64_t rowSets = (args.outFeatures + 16 * MTiles - 1) / (16 * MTiles);
+  kernel<<<unsigned(std::min<int64_t>(rowSets, residentBlocks)), Warps * 32, kPartialBytes, s>>>(args, w);
+  return cudaGetLastError();
+}
 
-template <typename T, int MTiles, int Groups>
-inline GemvTcGrid gemvTcGrid(int64_t outFeatures, int64_t in, int rows) {
-  using Tile = GemvTcTile<MTiles, Groups>;
-  return {unsigned((outFeatures + Tile::kRows - 1) / Tile::kRows), int((in + Tile::kCols - 1) / Tile::kCols),
-          Tile::bytes(rows, sizeof(T))};
+template <typename T, typename Source, int G, int MTiles, int Warps, int Unroll, bool Ahead>
+cudaError_t launchGemvGroups(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
+  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, MTiles, true, Warps, Unroll, Ahead>(args, w, s);
+  return launchGemvGroupsKernel<T, Source, G, MTiles, false, Warps, Unroll, Ahead>(args, w, s);
 }
 
 }  // namespace blora
