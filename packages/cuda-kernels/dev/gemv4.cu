@@ -1,7 +1,7 @@
 // Standalone check and timing of the tensor-core 4-bit GEMV (native/quant_gemv_tc.cuh) for
 // decoding shapes (M = 1..16 activation rows), NF4 and INT4 weights, in several launch
-// configurations, next to the kernel it replaced and the ceiling that bounds it: a kernel that
-// only reads the same code and scale bytes.
+// configurations, next to the ceiling that bounds it: a kernel that only reads the same code and
+// scale bytes. (bench/results/logs/gemv4-2026-12-01-groups.log also times the kernel it replaced.)
 //
 // Build: dev/build.sh gemv4. Run:
 //   dev/gemv4          checks, then timings
@@ -22,7 +22,6 @@
 
 #include "../native/device.cc"
 #include "../native/quant_gemv_tc.cuh"
-#include "gemv4_previous.cuh"
 #include "harness.cuh"
 
 namespace gemv_dev {
@@ -120,52 +119,28 @@ void release(Weight& w) {
 
 using Bf16 = __nv_bfloat16;
 
-// A configuration of the GEMV: MTiles x 16 weight rows a row set, Warps warps taking Unroll
-// groups a turn (Ahead: the next turn loaded while one is decoded); or the previous kernel.
+// A configuration of the GEMV: Warps warps a block taking Unroll groups a turn (the addon's: 8, 4).
 struct Config {
-  int mTiles, warps, unroll, ahead;
-  bool previous;
-  std::string name() const {
-    if (previous) return "previous";
-    return "m" + std::to_string(mTiles) + "/w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/a" + std::to_string(ahead);
-  }
+  int warps, unroll;
+  std::string name() const { return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + (warps == 8 && unroll == 4 ? " (addon)" : ""); }
 };
-#define BLORA_GEMV_CONFIGS(X) \
-  X(1, 16, 4, 0) X(1, 16, 2, 1) X(1, 8, 4, 1) X(1, 8, 4, 0) X(2, 16, 2, 1) X(2, 8, 2, 1) X(2, 8, 2, 0)
-#define BLORA_GEMV_CONFIG_ENTRY(MT, W, U, A) {MT, W, U, A, false},
-const Config kConfigs[] = {{0, 0, 0, 0, true}, BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY)};
-
-template <typename Source, int G, int MT, int W, int U, int A>
-void launchGroups(const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
-  const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in};
-  cudaOrDie(launchGemvGroups<Bf16, Source, G, MT, W, U, A == 1>(args, src, stream()), "GEMV launch");
-}
+#define BLORA_GEMV_CONFIGS(X) X(8, 4) X(16, 4) X(8, 2) X(16, 2)
+#define BLORA_GEMV_CONFIG_ENTRY(W, U) {W, U},
+const Config kConfigs[] = {BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY)};
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
-#define BLORA_GEMV_CONFIG_LAUNCH(MT, W, U, A) \
-  if (c.mTiles == MT && c.warps == W && c.unroll == U && c.ahead == A) return launchGroups<Source, G, MT, W, U, A>(w, src, x, rows, y);
+  const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in};
+#define BLORA_GEMV_CONFIG_LAUNCH(W, U) \
+  if (c.warps == W && c.unroll == U) return cudaOrDie(launchGemvGroups<Bf16, Source, G, W, U>(args, src, stream()), "GEMV launch");
   BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
   std::printf("FATAL: no kernel for %s\n", c.name().c_str());
   std::exit(2);
 }
 
-template <typename Source>
-void launchPrevious(const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
-  const unsigned blocks = unsigned((w.out + 15) / 16);
-  if (rows <= 8) {
-    gemv_previous::tcGemvKernel<Bf16, Source, 1, 4><<<blocks, gemv_previous::kTcWarps * 32, 0, stream()>>>(x, w.in, rows, src, w.dTable, y, w.out, w.in);
-  } else {
-    gemv_previous::tcGemvKernel<Bf16, Source, 2, 2><<<blocks, gemv_previous::kTcWarps * 32, 0, stream()>>>(x, w.in, rows, src, w.dTable, y, w.out, w.in);
-  }
-}
-
 void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) {
   const int shift = w.block == 64 ? 6 : 5;
-  if (c.previous) {
-    if (w.format == Format::Nf4) launchPrevious(w, FourBitSource{w.dCodes, w.dScales, w.in, shift}, x, rows, y);
-    else launchPrevious(w, IntSource<float, false>{w.dCodes, w.dScales, w.dOffsets, w.in, 1, w.in / w.block, shift}, x, rows, y);
-  } else if (w.format == Format::Nf4) {
+  if (w.format == Format::Nf4) {
     const FourBitGroups src{w.dCodes, w.dScales, w.in, shift};
     if (w.block == 64) launchConfig<FourBitGroups, 64>(c, w, src, x, rows, y);
     else launchConfig<FourBitGroups, 32>(c, w, src, x, rows, y);

@@ -1,6 +1,6 @@
-// Pieces shared by the fused 4-bit kernels on the tensor cores (quant_gemv.cu, quant_gemm.cu):
-// reading 32 consecutive codes of one weight row with one 16-byte load, decoding them into
-// pairs of 16-bit operands, and the m16n8k16 MMA.
+// Pieces shared by the fused 4-bit kernels on the tensor cores (quant_gemm.cu, quant_gemm_wgmma.cuh;
+// the GEMV of quant_gemv_tc.cuh takes the MMA and the pair packing): reading 32 consecutive codes
+// of one weight row with one 16-byte load, decoding them into pairs of 16-bit operands, the m16n8k16 MMA.
 //
 // Every weight value is first computed in float32 exactly as the dequantize kernels compute it
 // (table[code] * absmax as one float32 product; alpha * q + beta with one rounding), then

@@ -1,12 +1,8 @@
 // y = x · Wᵀ for a few activation rows (M <= 16, e.g. decoding one token per sequence)
 // straight from the quantized weight. Two kernels:
-// - bfloat16 / float16 activations (the decode case) run on the tensor cores: a block of four
-//   warps owns 16 weight rows and splits the input dim between its warps. Each lane reads 32
-//   codes of two rows with two 16-byte loads, decodes them in registers (float32 value, then
-//   the activation dtype) and feeds m16n8k16 MMAs whose k order is permuted so that the lane's
-//   32 codes meet the same 32 activation columns, which it reads with 16-byte loads too. Several
-//   chunks are loaded before any is used, so enough bytes are in flight to cover the latency.
-//   Partial sums of the warps meet in shared memory; sums are float32.
+// - bfloat16 / float16 activations (the decode case) run on the tensor cores, in groups of 32
+//   or 64 columns inside one quantization block whose scale multiplies the group's float32 sum
+//   (quant_gemv_tc.cuh);
 // - every other case (float32 / float64 activations, rows that are not 16-byte aligned, odd
 //   block layouts) takes the one-warp-per-row kernel below: one warp per output row reads that
 //   row's codes once, 16 bytes per lane and load where aligned, and decodes them exactly like
@@ -18,6 +14,7 @@
 #include "launch.cuh"
 #include "quant.cuh"
 #include "quant_gemm.cuh"
+#include "quant_gemv_tc.cuh"
 
 namespace blora {
 
@@ -153,118 +150,38 @@ Activations checkActivations(const char* op, const TensorArg& x, const TensorArg
 
 bool aligned16(const TensorArg& t) { return reinterpret_cast<uintptr_t>(t.first()) % 16 == 0; }
 
-// --- Tensor-core GEMV for bfloat16 / float16 activations. ---
+// --- Tensor-core GEMV for bfloat16 / float16 activations (quant_gemv_tc.cuh). ---
 
-constexpr int kTcWarps = 4;        // warps per block, all on the same 16 weight rows
-constexpr int kTcChunkCols = 128;  // input columns a warp covers per chunk: 4 lanes x 32 codes
-
-// 32-bit word p (activation pair p) of four 16-byte loads.
-__device__ __forceinline__ uint32_t wordOf(const uint4 (&v)[4], int p) {
-  const uint4& q = v[p >> 2];
-  return (p & 3) == 0 ? q.x : (p & 3) == 1 ? q.y : (p & 3) == 2 ? q.z : q.w;
+// Columns a group of the tensor-core GEMV spans: 64 where blocks and rows allow, else 32; 0 when
+// the weight does not suit it (blocks narrower than 32 columns or not a power of two, rows that
+// are not whole groups).
+int gemvGroupColumns(int64_t inFeatures, int64_t blockColumns) {
+  if (!isPowerOfTwo(blockColumns)) return 0;
+  if (blockColumns >= 64 && inFeatures % 64 == 0) return 64;
+  if (blockColumns >= 32 && inFeatures % 32 == 0) return 32;
+  return 0;
 }
 
-// Block b computes y[:, 16b .. 16b + 16). Lane (g = lane / 4, t = lane % 4) of a warp reads, for
-// each of its chunks, the 32 codes at columns c = 128 * chunk + 32 t of rows 16b + g and
-// 16b + g + 8, and the same 32 columns of activation rows 8 j + g (j < NTiles). MMA step s uses
-// columns c + 4 s .. c + 4 s + 3 as the k slots 2t, 2t + 1, 2t + 8, 2t + 9 of both operands.
-template <typename T, typename Source, int NTiles, int Unroll>
-__global__ void __launch_bounds__(kTcWarps * 32)
-    tcGemvKernel(const T* x, int64_t xStride, int rows, Source w, const float* table, T* y, int64_t outFeatures,
-                 int64_t in) {
-  __shared__ float codeValues[16];
-  __shared__ float partial[kTcWarps][16][16];
-  loadCodeValues(codeValues, table);
-  __syncthreads();
-  const CodeValues values{codeValues};
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, t = lane & 3;
-  const int64_t r0 = int64_t(blockIdx.x) * 16;
-  const int64_t rowA = r0 + g, rowB = r0 + g + 8;
-  const bool hasA = rowA < outFeatures, hasB = rowB < outFeatures;
-  const int64_t chunks = (in + kTcChunkCols - 1) / kTcChunkCols;
-  float acc[NTiles][4] = {};
-  for (int64_t base = warp; base < chunks; base += int64_t(kTcWarps) * Unroll) {
-    // Every load of this round is issued before any decode, so they are in flight together.
-    typename Source::Chunk ca[Unroll], cb[Unroll];
-    uint4 xv[Unroll][NTiles][4];
-#pragma unroll
-    for (int u = 0; u < Unroll; u++) {
-      const int64_t chunk = base + int64_t(u) * kTcWarps;
-      const int64_t c = chunk * kTcChunkCols + 32 * t;
-      const bool inRange = chunk < chunks && c < in;
-      ca[u] = w.load(rowA, c, inRange && hasA);
-      cb[u] = w.load(rowB, c, inRange && hasB);
-#pragma unroll
-      for (int j = 0; j < NTiles; j++) {
-        const int m = 8 * j + g;
-        const bool use = inRange && m < rows;
-        const T* src = x + (use ? m * xStride + c : 0);
-#pragma unroll
-        for (int q = 0; q < 4; q++) xv[u][j][q] = use ? load16(src + 8 * q) : make_uint4(0, 0, 0, 0);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < Unroll; u++) {
-      uint32_t a[kChunkPairs], b[kChunkPairs];
-      w.template decode<T>(ca[u], values, a);
-      w.template decode<T>(cb[u], values, b);
-#pragma unroll
-      for (int s = 0; s < 8; s++) {
-#pragma unroll
-        for (int j = 0; j < NTiles; j++) {
-          mma16816<T>(acc[j], a[2 * s], b[2 * s], a[2 * s + 1], b[2 * s + 1], wordOf(xv[u][j], 2 * s),
-                      wordOf(xv[u][j], 2 * s + 1));
-        }
-      }
-    }
-  }
-  // acc[j] holds rows (g, g + 8) x activation rows 8 j + 2 t + (0, 1) of this warp's share.
-#pragma unroll
-  for (int j = 0; j < NTiles; j++) {
-    partial[warp][g][8 * j + 2 * t] = acc[j][0];
-    partial[warp][g][8 * j + 2 * t + 1] = acc[j][1];
-    partial[warp][g + 8][8 * j + 2 * t] = acc[j][2];
-    partial[warp][g + 8][8 * j + 2 * t + 1] = acc[j][3];
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < 16 * 8 * NTiles; e += blockDim.x) {
-    const int row = e & 15, m = e >> 4;
-    if (m >= rows || r0 + row >= outFeatures) continue;
-    float sum = 0;
-#pragma unroll
-    for (int v = 0; v < kTcWarps; v++) sum += partial[v][row][m];
-    y[m * outFeatures + r0 + row] = Num<T>::store(sum);
-  }
-}
-
-// Runs the tensor-core GEMV when x is bfloat16 / float16 with dense 16-byte aligned rows and the
-// weight's rows are 16-byte aligned; returns false (nothing launched) otherwise.
-template <typename Source>
-bool tryTensorCoreGemv(const TensorArg& x, const Activations& a, const Source& w, const float* table,
-                       const TensorArg& out, int64_t outFeatures, int64_t in) {
-  if (x.dtype != DType::BFloat16 && x.dtype != DType::Float16) return false;
-  if (in % kChunkCodes != 0 || reinterpret_cast<uintptr_t>(x.first()) % 16 != 0) return false;
-  if (a.colStride != 1 || (a.rows > 1 && a.rowStride % 8 != 0)) return false;
-  const unsigned blocks = unsigned((outFeatures + 15) / 16);
+// Runs the tensor-core GEMV when x is bfloat16 / float16 with dense 16-byte aligned rows;
+// returns false (nothing launched) otherwise. makeSource(group tag) builds the weight's source.
+template <typename MakeSource>
+bool tryTensorCoreGemv(const TensorArg& x, const Activations& a, int groupColumns, const MakeSource& makeSource,
+                       const float* table, const TensorArg& out, int64_t outFeatures, int64_t in) {
+  if (groupColumns == 0 || (x.dtype != DType::BFloat16 && x.dtype != DType::Float16)) return false;
+  if (reinterpret_cast<uintptr_t>(x.first()) % 16 != 0 || a.colStride != 1 || (a.rows > 1 && a.rowStride % 8 != 0)) return false;
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* xp = reinterpret_cast<const T*>(x.first());
-    T* yp = reinterpret_cast<T*>(out.first());
-    const int rows = int(a.rows);
-    if (rows <= 8) {
-      tcGemvKernel<T, Source, 1, 4><<<blocks, kTcWarps * 32, 0, stream()>>>(xp, a.rowStride, rows, w, table, yp,
-                                                                            outFeatures, in);
-    } else {
-      tcGemvKernel<T, Source, 2, 2><<<blocks, kTcWarps * 32, 0, stream()>>>(xp, a.rowStride, rows, w, table, yp,
-                                                                            outFeatures, in);
-    }
+    const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()), a.rowStride, int(a.rows), table, reinterpret_cast<T*>(out.first()),
+                           outFeatures, in};
+    const auto w = makeSource();
+    const cudaError_t err = groupColumns == 64 ? launchGemvGroups<T, decltype(w), 64>(args, w, stream())
+                                               : launchGemvGroups<T, decltype(w), 32>(args, w, stream());
+    if (err != cudaSuccess) fail(std::string("tensor-core GEMV launch: ") + cudaGetErrorString(err));
   };
   if (x.dtype == DType::BFloat16) launch(TypeTag<__nv_bfloat16>{});
   else launch(TypeTag<__half>{});
   return true;
 }
-
 
 unsigned gemvBlocks(int64_t outFeatures) { return unsigned((outFeatures + kGemvWarps - 1) / kGemvWarps); }
 
@@ -277,14 +194,15 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
   const Activations a = checkActivations(op, x, out, layout.inFeatures, layout.outFeatures);
   if (a.rows == 0) return;
   const bool vectorized = layout.inFeatures % 32 == 0 && aligned16(packed);
-  if (vectorized && isPowerOfTwo(layout.blocksize) && layout.blocksize >= kChunkCodes) {
-    const FourBitSource w{reinterpret_cast<const uint8_t*>(packed.first()), reinterpret_cast<const float*>(absmax.first()),
-                          layout.inFeatures, log2Exact(layout.blocksize)};
-    if (tryTensorCoreGemv(x, a, w, reinterpret_cast<const float*>(table.first()), out, layout.outFeatures,
-                          layout.inFeatures)) {
-      checkLaunch("nf4Matmul (tensor-core GEMV)");
-      return;
-    }
+  const int groupColumns = vectorized ? gemvGroupColumns(layout.inFeatures, layout.blocksize) : 0;
+  const auto source = [&] {
+    return FourBitGroups{reinterpret_cast<const uint8_t*>(packed.first()), reinterpret_cast<const float*>(absmax.first()),
+                         layout.inFeatures, log2Exact(layout.blocksize)};
+  };
+  if (tryTensorCoreGemv(x, a, groupColumns, source, reinterpret_cast<const float*>(table.first()), out, layout.outFeatures,
+                        layout.inFeatures)) {
+    checkLaunch("nf4Matmul (tensor-core GEMV)");
+    return;
   }
   visitDType<DTypeSet::Float>(x.dtype, op, [&](auto tag) {
     using X = typename decltype(tag)::type;
@@ -303,15 +221,17 @@ void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& 
   const Activations a = checkActivations(op, x, out, layout.inFeatures, layout.outFeatures);
   if (a.rows == 0) return;
   const bool vectorized = layout.inFeatures % (128 / layout.bits) == 0 && aligned16(codes);
-  // Blocks narrower than 32 columns read scales per pair: the one-warp-per-row kernel serves them.
-  if (layout.bits == 4 && layout.inFeatures % kChunkCodes == 0 && vectorized && isPowerOfTwo(layout.blockCols) &&
-      layout.blockCols >= kChunkCodes) {
+  // Blocks narrower than 32 columns take the one-warp-per-row kernel.
+  if (layout.bits == 4 && vectorized) {
+    const int groupColumns = gemvGroupColumns(layout.inFeatures, layout.blockCols);
     auto tryScale = [&](auto scaleTag) {
       using Scale = typename decltype(scaleTag)::type;
-      const IntSource<Scale, false> w{reinterpret_cast<const uint8_t*>(codes.first()), reinterpret_cast<const Scale*>(scales.first()),
-                               reinterpret_cast<const Scale*>(offsets.first()), layout.inFeatures, layout.blockRows,
-                               layout.inFeatures / layout.blockCols, log2Exact(layout.blockCols)};
-      return tryTensorCoreGemv(x, a, w, nullptr, out, layout.outFeatures, layout.inFeatures);
+      const auto source = [&] {
+        return IntGroups<Scale>{reinterpret_cast<const uint8_t*>(codes.first()), reinterpret_cast<const Scale*>(scales.first()),
+                                reinterpret_cast<const Scale*>(offsets.first()), layout.inFeatures, layout.blockRows,
+                                layout.inFeatures / layout.blockCols, log2Exact(layout.blockCols)};
+      };
+      return tryTensorCoreGemv(x, a, groupColumns, source, nullptr, out, layout.outFeatures, layout.inFeatures);
     };
     const bool done = scales.dtype == DType::Float16 ? tryScale(TypeTag<__half>{}) : tryScale(TypeTag<float>{});
     if (done) {

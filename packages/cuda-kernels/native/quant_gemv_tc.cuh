@@ -19,12 +19,11 @@
 // word 32 b + l) so a warp's 32 reads always fall in 32 distinct banks. Building it costs a block
 // 32 KB of shared memory and 32 stores a thread.
 //
-// A block takes sets of 16 MTiles weight rows in turn (as many blocks as fit the GPU at once,
-// so the table is built once per block); its Warps warps take turns over the groups of a row
-// set, Unroll groups a turn whose loads are all issued before any is used (Ahead: the next
-// turn's loads go out before this one is decoded). Partial sums meet in shared memory and are
-// added in a fixed order. The first turn of the next row set is loaded while the current one's
-// sums are added.
+// A block takes sets of 16 weight rows in turn (as many blocks as fit the GPU at once, so the
+// table is built once per block); its Warps warps take turns over the groups of a row set,
+// Unroll groups a turn whose loads are all issued before any is used. Partial sums meet in
+// shared memory and are added in a fixed order (the result does not depend on timing). The
+// first turn of the next row set is loaded while the current one's sums are added.
 #pragma once
 
 #include <algorithm>
@@ -157,18 +156,17 @@ __device__ __forceinline__ uint32_t codePair(uint32_t tableLane, uint32_t word, 
   return v;
 }
 
-template <int MTiles, int XTiles, int Warps>
+template <int XTiles, int Warps>
 struct GemvTile {
-  static constexpr int kRows = 16 * MTiles;  // weight rows of a row set
-  static constexpr int kCols = 8 * XTiles;   // activation rows a block can hold
-  static constexpr size_t kPartialBytes = size_t(Warps) * kRows * kCols * 4;  // dynamic shared memory
+  static constexpr int kCols = 8 * XTiles;  // activation rows a block can hold
+  static constexpr size_t kPartialBytes = size_t(Warps) * 16 * kCols * 4;  // dynamic shared memory
 };
 
-template <typename T, typename Source, int G, int MTiles, bool TwoXTiles, int Warps, int Unroll, bool Ahead>
+template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll>
 __global__ void __launch_bounds__(Warps * 32)
     gemvGroupsKernel(GemvArgs<T> args, Source w) {
   constexpr int kXTiles = TwoXTiles ? 2 : 1;
-  using Tile = GemvTile<MTiles, kXTiles, Warps>;
+  using Tile = GemvTile<kXTiles, Warps>;
   constexpr int kSteps = G / 16;  // MMA k-steps per group
   constexpr int kXWords = G / 8;  // activation pairs per lane and group
   __shared__ __align__(16) uint32_t pairTable[kGemvPairTableWords];
@@ -178,7 +176,7 @@ __global__ void __launch_bounds__(Warps * 32)
   const int g = lane >> 2, t = lane & 3;
   const int rows = args.rows;
   const int groups = int(args.in / G);
-  const int64_t rowSets = (args.outFeatures + Tile::kRows - 1) / Tile::kRows;
+  const int64_t rowSets = (args.outFeatures + 15) / 16;
   const uint32_t tableLane = smemAddress(pairTable) + 4u * lane;
   const uint32_t ones = oneBits<T>() * 0x10001u;
   // Activation row 8 j + g of the lane (past M: row M - 1, which feeds only MMA columns that are
@@ -187,42 +185,30 @@ __global__ void __launch_bounds__(Warps * 32)
 #pragma unroll
   for (int j = 0; j < kXTiles; j++) xRow[j] = computedOnce(args.x + min(8 * j + g, rows - 1) * args.xStride + (G / 4) * t);
 
-  // The lane's weight rows g and g + 8 of each m-tile of a row set (past the weight: its last
-  // row, whose sums are never written).
-  struct Rows {
-    typename Source::Row a[MTiles], b[MTiles];
-  };
-  auto rowsOf = [&](int64_t rowSet) {
-    Rows r;
-    const int64_t r0 = rowSet * Tile::kRows;
-#pragma unroll
-    for (int mt = 0; mt < MTiles; mt++) {
-      r.a[mt] = w.row(min(r0 + 16 * mt + g, args.outFeatures - 1), (G / 4) * t);
-      r.b[mt] = w.row(min(r0 + 16 * mt + g + 8, args.outFeatures - 1), (G / 4) * t);
-    }
-    return r;
+  // The lane's weight rows g and g + 8 of a row set (past the weight: its last row, whose sums
+  // are never written).
+  typename Source::Row rowA, rowB;
+  auto setRows = [&](int64_t rowSet) {
+    rowA = w.row(min(16 * rowSet + g, args.outFeatures - 1), (G / 4) * t);
+    rowB = w.row(min(16 * rowSet + g + 8, args.outFeatures - 1), (G / 4) * t);
   };
   // A turn: the codes and scales of a warp's Unroll groups base, base + Warps, ..., all loaded
   // before any is used (a group past the end repeats the last one, unused).
-  struct Turn {
-    uint2 codesA[Unroll][MTiles], codesB[Unroll][MTiles];
-    typename Source::Scales scalesA[Unroll][MTiles], scalesB[Unroll][MTiles];
-  };
-  auto load = [&](Turn& turn, const Rows& r, int base) {
+  uint2 codesA[Unroll], codesB[Unroll];
+  typename Source::Scales scalesA[Unroll], scalesB[Unroll];
+  auto load = [&](int base) {
 #pragma unroll
     for (int u = 0; u < Unroll; u++) {
       const int group = min(base + u * Warps, groups - 1);
-#pragma unroll
-      for (int mt = 0; mt < MTiles; mt++) {
-        turn.codesA[u][mt] = loadGroupCodes<G>(r.a[mt].template codesOf<G>(group));
-        turn.codesB[u][mt] = loadGroupCodes<G>(r.b[mt].template codesOf<G>(group));
-        turn.scalesA[u][mt] = r.a[mt].template scalesOf<G>(group);
-        turn.scalesB[u][mt] = r.b[mt].template scalesOf<G>(group);
-      }
+      codesA[u] = loadGroupCodes<G>(rowA.template codesOf<G>(group));
+      codesB[u] = loadGroupCodes<G>(rowB.template codesOf<G>(group));
+      scalesA[u] = rowA.template scalesOf<G>(group);
+      scalesB[u] = rowB.template scalesOf<G>(group);
     }
   };
-  float acc[MTiles][kXTiles][4];
-  auto compute = [&](const Turn& turn, int base) {
+  // acc[j]: weight rows g, g + 8 x activation rows 8 j + 2 t, 8 j + 2 t + 1 of this warp's groups.
+  float acc[kXTiles][4];
+  auto compute = [&](int base) {
 #pragma unroll
     for (int u = 0; u < Unroll; u++) {
       const int group = base + u * Warps;
@@ -249,72 +235,63 @@ __global__ void __launch_bounds__(Warps * 32)
           for (int s = 0; s < kSteps; s++) mma16816<T>(sums[j], ones, ones, ones, ones, xw[j][2 * s], xw[j][2 * s + 1]);
         }
       }
+      const uint32_t wordsA[2] = {codesA[u].x, codesA[u].y};
+      const uint32_t wordsB[2] = {codesB[u].x, codesB[u].y};
+      float part[kXTiles][4] = {};
 #pragma unroll
-      for (int mt = 0; mt < MTiles; mt++) {
-        const uint32_t wordsA[2] = {turn.codesA[u][mt].x, turn.codesA[u][mt].y};
-        const uint32_t wordsB[2] = {turn.codesB[u][mt].x, turn.codesB[u][mt].y};
-        float part[kXTiles][4] = {};
+      for (int s = 0; s < kSteps; s++) {
+        // Bytes 2s and 2s + 1 of the lane's codes: columns 4s, 4s + 1 and 4s + 2, 4s + 3.
+        const int word = s >> 1, b = 2 * (s & 1);
+        const uint32_t a0 = codePair(tableLane, wordsA[word], b);
+        const uint32_t a2 = codePair(tableLane, wordsA[word], b + 1);
+        const uint32_t a1 = codePair(tableLane, wordsB[word], b);
+        const uint32_t a3 = codePair(tableLane, wordsB[word], b + 1);
 #pragma unroll
-        for (int s = 0; s < kSteps; s++) {
-          // Bytes 2s and 2s + 1 of the lane's codes: columns 4s, 4s + 1 and 4s + 2, 4s + 3.
-          const int word = s >> 1, b = 2 * (s & 1);
-          const uint32_t a0 = codePair(tableLane, wordsA[word], b);
-          const uint32_t a2 = codePair(tableLane, wordsA[word], b + 1);
-          const uint32_t a1 = codePair(tableLane, wordsB[word], b);
-          const uint32_t a3 = codePair(tableLane, wordsB[word], b + 1);
+        for (int j = 0; j < kXTiles; j++) mma16816<T>(part[j], a0, a1, a2, a3, xw[j][2 * s], xw[j][2 * s + 1]);
+      }
+      // part[j][0, 1] belong to weight row g, part[j][2, 3] to row g + 8.
+      const float alphaA = scalesA[u].a(), alphaB = scalesB[u].a();
 #pragma unroll
-          for (int j = 0; j < kXTiles; j++) mma16816<T>(part[j], a0, a1, a2, a3, xw[j][2 * s], xw[j][2 * s + 1]);
-        }
-        // part[j][0, 1] belong to weight row g, part[j][2, 3] to row g + 8.
-        const float alphaA = turn.scalesA[u][mt].a(), alphaB = turn.scalesB[u][mt].a();
-#pragma unroll
-        for (int j = 0; j < kXTiles; j++) {
-          acc[mt][j][0] = fmaf(alphaA, part[j][0], acc[mt][j][0]);
-          acc[mt][j][1] = fmaf(alphaA, part[j][1], acc[mt][j][1]);
-          acc[mt][j][2] = fmaf(alphaB, part[j][2], acc[mt][j][2]);
-          acc[mt][j][3] = fmaf(alphaB, part[j][3], acc[mt][j][3]);
-          if constexpr (Source::kOffsets) {
-            const float betaA = turn.scalesA[u][mt].b(), betaB = turn.scalesB[u][mt].b();
-            acc[mt][j][0] = fmaf(betaA, sums[j][0], acc[mt][j][0]);
-            acc[mt][j][1] = fmaf(betaA, sums[j][1], acc[mt][j][1]);
-            acc[mt][j][2] = fmaf(betaB, sums[j][0], acc[mt][j][2]);
-            acc[mt][j][3] = fmaf(betaB, sums[j][1], acc[mt][j][3]);
-          }
+      for (int j = 0; j < kXTiles; j++) {
+        acc[j][0] = fmaf(alphaA, part[j][0], acc[j][0]);
+        acc[j][1] = fmaf(alphaA, part[j][1], acc[j][1]);
+        acc[j][2] = fmaf(alphaB, part[j][2], acc[j][2]);
+        acc[j][3] = fmaf(alphaB, part[j][3], acc[j][3]);
+        if constexpr (Source::kOffsets) {
+          const float betaA = scalesA[u].b(), betaB = scalesB[u].b();
+          acc[j][0] = fmaf(betaA, sums[j][0], acc[j][0]);
+          acc[j][1] = fmaf(betaA, sums[j][1], acc[j][1]);
+          acc[j][2] = fmaf(betaB, sums[j][0], acc[j][2]);
+          acc[j][3] = fmaf(betaB, sums[j][1], acc[j][3]);
         }
       }
     }
   };
-  // acc[mt][j]: weight rows 16 mt + g (+ 8) x activation rows 8 j + 2 t (+ 1) of this warp's
-  // groups; the block adds its warps' sums in warp order and writes y.
-  auto at = [&](int v, int m, int n) -> float& { return partial[(v * Tile::kCols + m) * Tile::kRows + n]; };
+  // The block adds its warps' sums in warp order and writes y.
+  auto at = [&](int v, int m, int n) -> float& { return partial[(v * Tile::kCols + m) * 16 + n]; };
   auto store = [&](int64_t rowSet) {
-    const int64_t r0 = rowSet * Tile::kRows;
     __syncthreads();  // the previous row set's sums are read
 #pragma unroll
-    for (int mt = 0; mt < MTiles; mt++) {
-#pragma unroll
-      for (int j = 0; j < kXTiles; j++) {
-        at(warp, 8 * j + 2 * t, 16 * mt + g) = acc[mt][j][0];
-        at(warp, 8 * j + 2 * t + 1, 16 * mt + g) = acc[mt][j][1];
-        at(warp, 8 * j + 2 * t, 16 * mt + g + 8) = acc[mt][j][2];
-        at(warp, 8 * j + 2 * t + 1, 16 * mt + g + 8) = acc[mt][j][3];
-      }
+    for (int j = 0; j < kXTiles; j++) {
+      at(warp, 8 * j + 2 * t, g) = acc[j][0];
+      at(warp, 8 * j + 2 * t + 1, g) = acc[j][1];
+      at(warp, 8 * j + 2 * t, g + 8) = acc[j][2];
+      at(warp, 8 * j + 2 * t + 1, g + 8) = acc[j][3];
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < rows * Tile::kRows; e += Warps * 32) {
-      const int m = e / Tile::kRows, n = e % Tile::kRows;
+    for (int e = threadIdx.x; e < rows * 16; e += Warps * 32) {
+      const int m = e / 16, n = e % 16;
       float sum = 0.f;
 #pragma unroll
       for (int v = 0; v < Warps; v++) sum += at(v, m, n);
-      if (r0 + n < args.outFeatures) args.y[m * args.outFeatures + r0 + n] = Num<T>::store(sum);
+      if (16 * rowSet + n < args.outFeatures) args.y[m * args.outFeatures + 16 * rowSet + n] = Num<T>::store(sum);
     }
   };
 
   // The first turn's loads go out before the pair table is built, so their latency overlaps it.
   int64_t rowSet = blockIdx.x;
-  Rows r = rowsOf(rowSet);
-  Turn turn;
-  if (warp < groups) load(turn, r, warp);
+  setRows(rowSet);
+  if (warp < groups) load(warp);
 
   // The pair table, 16 bytes (four lanes' copies of one entry) a store: entry (byte, lane) =
   // (value[byte >> 4], value[byte & 15]), the 16 values from lanes 0..15 of each warp.
@@ -328,54 +305,44 @@ __global__ void __launch_bounds__(Warps * 32)
 
   while (rowSet < rowSets) {
 #pragma unroll
-    for (int mt = 0; mt < MTiles; mt++) {
-#pragma unroll
-      for (int j = 0; j < kXTiles; j++) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0.f;
-    }
+    for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
     for (int base = warp; base < groups; base += Warps * Unroll) {
-      const int nextBase = base + Warps * Unroll;
-      if constexpr (Ahead) {  // the next turn's loads in flight while this one is decoded
-        Turn next;
-        if (nextBase < groups) load(next, r, nextBase);
-        compute(turn, base);
-        turn = next;
-      } else {
-        compute(turn, base);
-        if (nextBase < groups) load(turn, r, nextBase);
-      }
+      compute(base);
+      if (base + Warps * Unroll < groups) load(base + Warps * Unroll);
     }
+    // The next row set's first turn is in flight while this one's sums are added.
     const int64_t nextRowSet = rowSet + gridDim.x;
     if (nextRowSet < rowSets) {
-      r = rowsOf(nextRowSet);
-      if (warp < groups) load(turn, r, warp);
+      setRows(nextRowSet);
+      if (warp < groups) load(warp);
     }
     store(rowSet);
     rowSet = nextRowSet;
   }
 }
 
-/** Launches the tensor-core GEMV with a given configuration: as many blocks as fit the GPU at once, at most one per row set. */
-template <typename T, typename Source, int G, int MTiles, bool TwoXTiles, int Warps, int Unroll, bool Ahead>
+/** Launches the tensor-core GEMV: as many blocks as fit the GPU at once, at most one per 16 weight rows. */
+template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll>
 cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
-  auto kernel = gemvGroupsKernel<T, Source, G, MTiles, TwoXTiles, Warps, Unroll, Ahead>;
-  constexpr size_t kPartialBytes = GemvTile<MTiles, TwoXTiles ? 2 : 1, Warps>::kPartialBytes;
+  auto kernel = gemvGroupsKernel<T, Source, G, TwoXTiles, Warps, Unroll>;
+  constexpr size_t kPartialBytes = GemvTile<TwoXTiles ? 2 : 1, Warps>::kPartialBytes;
   static int residentBlocks = 0;  // on the whole GPU, found at the first launch
   if (residentBlocks == 0) {
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kPartialBytes));
     int perSM = 0;
-    if (err == cudaSuccess) err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, Warps * 32, kPartialBytes);
+    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, Warps * 32, kPartialBytes);
     if (err != cudaSuccess) return err;
     residentBlocks = std::max(1, perSM) * smCount();
   }
-  const int64_t rowSets = (args.outFeatures + 16 * MTiles - 1) / (16 * MTiles);
+  const int64_t rowSets = (args.outFeatures + 15) / 16;
   kernel<<<unsigned(std::min<int64_t>(rowSets, residentBlocks)), Warps * 32, kPartialBytes, s>>>(args, w);
   return cudaGetLastError();
 }
 
-template <typename T, typename Source, int G, int MTiles, int Warps, int Unroll, bool Ahead>
+/** The tensor-core GEMV with Warps warps a block, Unroll groups a warp's turn (the addon: 8, 4). */
+template <typename T, typename Source, int G, int Warps = 8, int Unroll = 4>
 cudaError_t launchGemvGroups(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
-  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, MTiles, true, Warps, Unroll, Ahead>(args, w, s);
-  return launchGemvGroupsKernel<T, Source, G, MTiles, false, Warps, Unroll, Ahead>(args, w, s);
+  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, true, Warps, Unroll>(args, w, s);
+  return launchGemvGroupsKernel<T, Source, G, false, Warps, Unroll>(args, w, s);
 }
 
 }  // namespace blora
