@@ -163,7 +163,8 @@ int gemvGroupColumns(int64_t inFeatures, int64_t blockColumns) {
 }
 
 // Runs the tensor-core GEMV when x is bfloat16 / float16 with dense 16-byte aligned rows;
-// returns false (nothing launched) otherwise. makeSource(group tag) builds the weight's source.
+// returns false (nothing launched) otherwise. makeSource() builds the weight's source (GemvArgs
+// and the source are the kernel's two parameters).
 template <typename MakeSource>
 bool tryTensorCoreGemv(const TensorArg& x, const Activations& a, int groupColumns, const MakeSource& makeSource,
                        const float* table, const TensorArg& out, int64_t outFeatures, int64_t in) {
