@@ -1,17 +1,20 @@
 // Standalone check and timing of the tensor-core 4-bit GEMV (native/quant_gemv_tc.cuh) for
-// decoding shapes (M = 1..16 activation rows), NF4 and INT4 weights, in several launch
-// configurations, next to the ceiling that bounds it: a kernel that only reads the same code and
-// scale bytes. (bench/results/logs/gemv4-2026-12-01-groups.log also times the kernel it replaced.)
+// decoding shapes (M = 1..16 activation rows), NF4 and INT4 weights (float32 or float16 scales),
+// as the addon launches it and in fixed configurations, next to the ceiling that bounds it: a
+// kernel that only reads the same code and scale bytes. (bench/results/logs/gemv4-2026-12-01-groups.log
+// also times the kernel it replaced.)
 //
 // Build: dev/build.sh gemv4. Run:
 //   dev/gemv4          checks, then timings
 //   dev/gemv4 check    checks only
 //   dev/gemv4 time     timings only
+//   dev/gemv4 profile  one launch of each configuration, for ncu
 // Checks: every launch configuration against a float64 CPU reference built from the very
 // weights the dequantize kernels produce (rounded to the activation dtype), on seeded random
 // codes, scales and activations, odd sizes included. Timings: one call per weight copy (copies
 // together >= 2.5 x the 60 MB L2) captured in a CUDA graph, replayed back to back between two
-// events; the median of 9 samples. GB/s counts the bytes of codes + scales once per call.
+// events; the median of 9 samples; then the addon's launch again on one copy, which stays in L2.
+// GB/s counts the bytes of codes + scales (+ offsets) once per call.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -60,8 +63,11 @@ uint16_t bf16Bits(float v) {
 const float kNf4[16] = {-1.0f, -0.6961928f, -0.5250731f, -0.3949175f, -0.2844414f, -0.1848449f, -0.0910500f, 0.0f,
                         0.0795803f, 0.1609302f, 0.2461123f, 0.3379152f, 0.4407098f, 0.5626170f, 0.7229568f, 1.0f};
 
-enum class Format { Nf4, Int4 };
-const char* formatName(Format f) { return f == Format::Nf4 ? "nf4" : "int4"; }
+// Int4h: float16 alpha / beta (as the addon's INT4 weights usually carry); Int4: float32.
+enum class Format { Nf4, Int4, Int4h };
+const char* formatName(Format f) { return f == Format::Nf4 ? "nf4" : f == Format::Int4 ? "int4" : "int4h"; }
+
+float halfRound(float v) { return __half2float(__float2half_rn(v)); }
 
 // One quantized weight [out, in] (blocks of `block` = 32 or 64 along the input dim) on host and device.
 struct Weight {
@@ -71,8 +77,10 @@ struct Weight {
   std::vector<uint8_t> codes;               // out * in / 2, high nibble first
   std::vector<float> scales, offsets;       // absmax (NF4) or alpha / beta (INT4), per block
   uint8_t* dCodes = nullptr;
-  float *dScales = nullptr, *dOffsets = nullptr, *dTable = nullptr;
-  double bytes() const { return double(codes.size()) + 4.0 * double(scales.size() + offsets.size()); }
+  void *dScales = nullptr, *dOffsets = nullptr;
+  float* dTable = nullptr;
+  size_t scaleBytes() const { return format == Format::Int4h ? 2 : 4; }
+  double bytes() const { return double(codes.size()) + double(scaleBytes()) * double(scales.size() + offsets.size()); }
   // The weight the dequantize kernels build, as float32.
   float value(int64_t r, int64_t c) const {
     const int64_t i = r * in + c;
@@ -89,18 +97,30 @@ Weight makeWeight(Format f, int64_t out, int64_t in, uint64_t seed, int block = 
   for (auto& b : w.codes) b = uint8_t(splitmix(seed));
   const int64_t blocks = out * in / block;
   w.scales.resize(size_t(blocks));
+  const bool half = f == Format::Int4h;
   for (auto& s : w.scales) s = 0.02f + 0.05f * uniform(seed);
-  if (f == Format::Int4) {
+  if (f != Format::Nf4) {
     w.offsets.resize(size_t(blocks));
     for (auto& o : w.offsets) o = -8.f * 0.04f * uniform(seed);
   }
+  if (half) {
+    for (auto& s : w.scales) s = halfRound(s);
+    for (auto& o : w.offsets) o = halfRound(o);
+  }
+  // The scales as the device holds them (float32 or float16).
+  auto upload = [&](const std::vector<float>& v, void** d) {
+    std::vector<__half> h(v.size());
+    for (size_t i = 0; i < v.size(); i++) h[i] = __float2half_rn(v[i]);
+    cudaOrDie(cudaMalloc(d, v.size() * w.scaleBytes()), "cudaMalloc scales");
+    cudaOrDie(cudaMemcpy(*d, half ? static_cast<const void*>(h.data()) : static_cast<const void*>(v.data()), v.size() * w.scaleBytes(),
+                         cudaMemcpyHostToDevice),
+              "copy scales");
+  };
   cudaOrDie(cudaMalloc(&w.dCodes, w.codes.size()), "cudaMalloc codes");
   cudaOrDie(cudaMemcpy(w.dCodes, w.codes.data(), w.codes.size(), cudaMemcpyHostToDevice), "copy codes");
-  cudaOrDie(cudaMalloc(&w.dScales, w.scales.size() * 4), "cudaMalloc scales");
-  cudaOrDie(cudaMemcpy(w.dScales, w.scales.data(), w.scales.size() * 4, cudaMemcpyHostToDevice), "copy scales");
-  if (f == Format::Int4) {
-    cudaOrDie(cudaMalloc(&w.dOffsets, w.offsets.size() * 4), "cudaMalloc offsets");
-    cudaOrDie(cudaMemcpy(w.dOffsets, w.offsets.data(), w.offsets.size() * 4, cudaMemcpyHostToDevice), "copy offsets");
+  upload(w.scales, &w.dScales);
+  if (f != Format::Nf4) {
+    upload(w.offsets, &w.dOffsets);
   } else {
     cudaOrDie(cudaMalloc(&w.dTable, 64), "cudaMalloc table");
     cudaOrDie(cudaMemcpy(w.dTable, kNf4, 64, cudaMemcpyHostToDevice), "copy table");
@@ -119,20 +139,28 @@ void release(Weight& w) {
 
 using Bf16 = __nv_bfloat16;
 
-// A configuration of the GEMV: Warps warps a block taking Unroll groups a turn (the addon's: 8, 4).
+// A configuration of the GEMV: Warps warps a block taking Unroll groups a turn, registers capped
+// for minBlocks blocks an SM; warps = 0 is the addon's choice (launchGemvGroups).
+// scaleVectors false: one scale a load.
 struct Config {
-  int warps, unroll;
-  std::string name() const { return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + (warps == 8 && unroll == 4 ? " (addon)" : ""); }
+  int warps, unroll, minBlocks;
+  bool scaleVectors;
+  std::string name() const {
+    if (warps == 0) return "addon";
+    return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (scaleVectors ? "" : "/scalar");
+  }
 };
-#define BLORA_GEMV_CONFIGS(X) X(8, 4) X(16, 4) X(8, 2) X(16, 2)
-#define BLORA_GEMV_CONFIG_ENTRY(W, U) {W, U},
-const Config kConfigs[] = {BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY)};
+#define BLORA_GEMV_CONFIGS(X) X(8, 4, 1) X(16, 2, 2) X(8, 2, 2)
+#define BLORA_GEMV_CONFIG_ENTRY(W, U, B) {W, U, B, true},
+const Config kConfigs[] = {{0, 0, 0, true}, BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){8, 4, 1, false}, {16, 2, 2, false}};
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in};
-#define BLORA_GEMV_CONFIG_LAUNCH(W, U) \
-  if (c.warps == W && c.unroll == U) return cudaOrDie(launchGemvGroups<Bf16, Source, G, W, U>(args, src, stream()), "GEMV launch");
+  if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
+#define BLORA_GEMV_CONFIG_LAUNCH(W, U, B)                     \
+  if (c.warps == W && c.unroll == U && c.minBlocks == B) \
+    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, W, U, B>(args, src, stream(), c.scaleVectors), "GEMV launch");
   BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
   std::printf("FATAL: no kernel for %s\n", c.name().c_str());
   std::exit(2);
@@ -141,19 +169,24 @@ void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf1
 void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) {
   const int shift = w.block == 64 ? 6 : 5;
   if (w.format == Format::Nf4) {
-    const FourBitGroups src{w.dCodes, w.dScales, w.in, shift};
+    const FourBitGroups src{w.dCodes, static_cast<const float*>(w.dScales), w.in, shift};
     if (w.block == 64) launchConfig<FourBitGroups, 64>(c, w, src, x, rows, y);
     else launchConfig<FourBitGroups, 32>(c, w, src, x, rows, y);
-  } else {
-    const IntGroups<float> src{w.dCodes, w.dScales, w.dOffsets, w.in, 1, w.in / w.block, shift};
+  } else if (w.format == Format::Int4) {
+    const IntGroups<float> src{w.dCodes, static_cast<const float*>(w.dScales), static_cast<const float*>(w.dOffsets), w.in, 1, w.in / w.block, shift};
     if (w.block == 64) launchConfig<IntGroups<float>, 64>(c, w, src, x, rows, y);
     else launchConfig<IntGroups<float>, 32>(c, w, src, x, rows, y);
+  } else {
+    const IntGroups<__half> src{w.dCodes, static_cast<const __half*>(w.dScales), static_cast<const __half*>(w.dOffsets), w.in, 1, w.in / w.block, shift};
+    if (w.block == 64) launchConfig<IntGroups<__half>, 64>(c, w, src, x, rows, y);
+    else launchConfig<IntGroups<__half>, 32>(c, w, src, x, rows, y);
   }
   cudaOrDie(cudaGetLastError(), "GEMV launch");
 }
 
-// The ceiling: read every 16-byte word of codes and scales once, fold them, write one word per block.
-__global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, uint32_t* sink) {
+// The ceiling: read every 16-byte word of codes, scales and offsets (c; none for NF4) once, fold
+// them, write one word per block.
+__global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, const uint4* c, int64_t nc, uint32_t* sink) {
   uint32_t acc = 0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < na; i += stride) {
@@ -162,6 +195,10 @@ __global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64
   }
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < nb; i += stride) {
     const uint4 v = __ldg(b + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < nc; i += stride) {
+    const uint4 v = __ldg(c + i);
     acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
   if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
@@ -220,7 +257,7 @@ bool checkOne(Format f, int64_t out, int64_t in, int rows, int block, uint64_t s
       ok = false;
       failures++;
     }
-    std::printf("  %-5s %6lldx%-6lld block %2d M=%-2d %-14s worst |err| / (|ref| + rms) = %.2e %s\n", formatName(f), (long long)out,
+    std::printf("  %-5s %6lldx%-6lld block %2d M=%-2d %-18s worst |err| / (|ref| + rms) = %.2e %s\n", formatName(f), (long long)out,
                 (long long)in, block, rows, c.name().c_str(), worst, pass ? "ok" : "FAIL");
   }
   cudaFree(dx);
@@ -237,7 +274,7 @@ void runChecks() {
     int rows, block;
   } shapes[] = {{8, 128, 1, 64},    {37, 384, 3, 64},    {100, 1024, 16, 64}, {257, 2176, 9, 64}, {1000, 4096, 1, 64},
                 {64, 11008, 5, 64}, {72, 96, 8, 32},     {131, 160, 12, 32},  {33, 4096, 16, 32}, {8, 64, 2, 64}};
-  for (Format f : {Format::Nf4, Format::Int4}) {
+  for (Format f : {Format::Nf4, Format::Int4, Format::Int4h}) {
     for (const auto& s : shapes) checkOne(f, s.out, s.in, s.rows, s.block, seed++);
   }
 }
@@ -308,9 +345,10 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
   const double bytes = first.bytes();
   const double readUs = graphMicros(copies, [&](int i) {
     const Weight& w = ws[size_t(i)];
-    const int64_t nScales = int64_t(w.scales.size()) * 4 / 16;
+    const int64_t nScales = int64_t(w.scales.size() * w.scaleBytes()) / 16, nOffsets = int64_t(w.offsets.size() * w.scaleBytes()) / 16;
     readOnlyKernel<<<smCount() * 8, 256, 0, stream()>>>(reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
-                                                       reinterpret_cast<const uint4*>(w.dScales), nScales, sink);
+                                                       reinterpret_cast<const uint4*>(w.dScales), nScales,
+                                                       reinterpret_cast<const uint4*>(w.dOffsets), nOffsets, sink);
   });
   std::printf("%-5s %6lldx%-6lld %5.2f MB  read-only ceiling %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", formatName(f),
               (long long)out, (long long)in, bytes / 1e6, readUs, bytes / (readUs * 1e-6) / 1e9,
@@ -321,12 +359,15 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
     for (const Config& c : kConfigs) {
       const double us = graphMicros(copies, [&](int i) { launch(c, ws[size_t(i)], dx, rows, dy); });
       const double gbs = bytes / (us * 1e-6) / 1e9;
-      std::printf("    M=%-2d %-16s %7.2f us %6.0f GB/s %5.1f %% of copy %5.1f %% of read-only\n", rows, c.name().c_str(), us, gbs,
+      std::printf("    M=%-2d %-20s %7.2f us %6.0f GB/s %5.1f %% of copy %5.1f %% of read-only\n", rows, c.name().c_str(), us, gbs,
                   100.0 * gbs / copy, 100.0 * readUs / us);
       if (us < best) best = us, bestName = c.name();
     }
     std::printf("  best M=%-2d %s %.2f us (%.1f %% of copy)\n", rows, bestName.c_str(), best,
                 100.0 * bytes / (best * 1e-6) / 1e9 / copy);
+    // The same calls on one weight copy, which stays in L2: what the kernel costs without DRAM.
+    const double hotUs = graphMicros(copies, [&](int) { launch(kConfigs[0], ws[0], dx, rows, dy); });
+    std::printf("  L2-resident M=%-2d %s %.2f us\n", rows, kConfigs[0].name().c_str(), hotUs);
     std::fflush(stdout);
   }
   cudaFree(dx);
@@ -340,27 +381,32 @@ void runTimings() {
   std::printf("\n== Timings (graph replays, weights rotated over >= 150 MB) ==\ndevice-to-device copy 1 GiB: %.0f GB/s (read + write)\n",
               copy);
   const std::vector<int> rows = {1, 4, 16};
-  for (Format f : {Format::Nf4, Format::Int4}) {
+  for (Format f : {Format::Nf4, Format::Int4, Format::Int4h}) {
     timeShape(f, 4096, 4096, rows, copy);
     timeShape(f, 11008, 4096, rows, copy);
     timeShape(f, 4096, 11008, rows, copy);
   }
 }
 
-// One launch of every configuration at M = 1 and M = 16 on NF4 4096 x 4096, for a profiler (`dev/gemv4 profile`).
+// For a profiler (`dev/gemv4 profile`): one launch of every configuration at M = 1 and M = 16,
+// NF4 then INT4, on 4096 x 4096 then 11008 x 4096.
 void runProfile() {
   blora::probeDevice();
-  Weight w = makeWeight(Format::Nf4, 4096, 4096, 5);
   const std::vector<uint16_t> x = randomActivations(16, 4096, 3);
   Bf16 *dx, *dy;
   cudaOrDie(cudaMalloc(&dx, x.size() * 2), "cudaMalloc x");
   cudaOrDie(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "copy x");
-  cudaOrDie(cudaMalloc(&dy, 16 * 4096 * 2), "cudaMalloc y");
-  for (int rows : {1, 16}) {
-    for (const Config& c : kConfigs) launch(c, w, dx, rows, dy);
+  cudaOrDie(cudaMalloc(&dy, 16 * 11008 * 2), "cudaMalloc y");
+  for (Format f : {Format::Nf4, Format::Int4, Format::Int4h}) {
+    for (int64_t out : {4096, 11008}) {
+      Weight w = makeWeight(f, out, 4096, 5);
+      for (int rows : {1, 16}) {
+        for (const Config& c : kConfigs) launch(c, w, dx, rows, dy);
+      }
+      waitOrDie("profile");
+      release(w);
+    }
   }
-  waitOrDie("profile");
-  release(w);
 }
 
 }  // namespace gemv_dev

@@ -14,19 +14,29 @@
 // operands leaves the sum unchanged), so step s's A registers are whole code bytes: a byte holds
 // two consecutive codes, the pair a register takes.
 //
-// Decoding is one shared-memory read per byte: a table of the 256 byte values' code pairs, in
-// the activation dtype (high nibble in the low half), with a copy per lane (entry b of lane l at
-// word 32 b + l) so a warp's 32 reads always fall in 32 distinct banks. Building it costs a block
-// 32 KB of shared memory and 32 stores a thread.
+// NF4 / FP4 decoding is one shared-memory read per byte: a table of the 256 byte values' code
+// pairs, in the activation dtype (high nibble in the low half), with a copy per lane (entry b of
+// lane l at word 32 b + l) so a warp's 32 reads always fall in 32 distinct banks. Building it
+// costs a block 32 KB of shared memory and 32 stores a thread. Integer codes need no table: OR-ed
+// into the bits of 128 (bfloat16) or 1024 (float16) they are that number + q exactly, one LOP3 a
+// pair; the bias comes off with Σ x, and the activation pairs are permuted to the nibble order.
 //
 // A block takes sets of 16 weight rows in turn (as many blocks as fit the GPU at once, so the
 // table is built once per block); its Warps warps take turns over the groups of a row set,
-// Unroll groups a turn whose loads are all issued before any is used. Partial sums meet in
-// shared memory and are added in a fixed order (the result does not depend on timing). The
-// first turn of the next row set is loaded while the current one's sums are added.
+// Unroll consecutive groups a turn whose loads are all issued before any is used (where the rows
+// hold whole turns, a row's Unroll scales are one load). Partial sums meet in shared memory and
+// are added in a fixed order (the result does not depend on timing). The first turn of the next
+// row set is loaded while the current one's sums are added. The addon runs 8 warps x 4 groups, or
+// 16 x 2 when there are fewer row sets than resident blocks (launchGemvGroups).
+//
+// What bounds it (ncu, NF4 11008 x 4096, M = 1, on an H200): the L1 data pipe, busy ~90 % of
+// the cycles the SMs are active: the code loads touch 8 rows (8 lines) per instruction, and the
+// table reads are one wavefront per 32 code bytes. With the weight in L2 it runs only ~10 %
+// faster, so it is not waiting on memory bandwidth.
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include "async_copy.cuh"
 #include "common.h"
@@ -50,6 +60,22 @@ __device__ __forceinline__ uint32_t computedOnce(uint32_t v) {
   return v;
 }
 
+// N consecutive scales in one load (p aligned to their size: 4, 8 or 16 bytes).
+template <typename S, int N>
+__device__ __forceinline__ void loadScales(const S* p, S (&out)[N]) {
+  constexpr int kBytes = int(sizeof(S)) * N;
+  static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16, "a scale vector is 4, 8 or 16 bytes");
+  using V = std::conditional_t<kBytes == 16, uint4, std::conditional_t<kBytes == 8, uint2, unsigned>>;
+  const V v = __ldg(reinterpret_cast<const V*>(p));
+  memcpy(out, &v, kBytes);
+}
+
+// Whether a turn's N consecutive groups of G columns can read their N scales (per array) in one
+// load: one block a group, rows of whole turns, arrays aligned to the load.
+inline bool scaleVectorsAligned(const void* scales, size_t scaleBytes, int blockShift, int64_t blocksPerRow, int G, int n) {
+  return (int64_t(1) << blockShift) == G && blocksPerRow % n == 0 && reinterpret_cast<uintptr_t>(scales) % (scaleBytes * n) == 0;
+}
+
 // NF4 / FP4 codes with one float32 absmax per block of 2^blockShift elements (>= the group;
 // blocks run over the flattened weight, so one may start inside a row).
 struct FourBitGroups {
@@ -57,28 +83,42 @@ struct FourBitGroups {
   const float* absmax;
   int64_t in;
   int blockShift;
+  bool vectorScales = false;  // set by the launcher where scaleVectorsFit
   static constexpr bool kOffsets = false;
   struct Scales {
     float alpha;
     __device__ __forceinline__ float a() const { return alpha; }
     __device__ __forceinline__ float b() const { return 0.f; }
   };
+  bool scaleVectorsFit(int G, int n) const { return scaleVectorsAligned(absmax, 4, blockShift, in >> blockShift, G, n); }
   // A lane's view of one weight row: its codes from column `col` (even) on, in groups of G.
   struct Row {
     const uint8_t* codes;  // at the lane's column of group 0
     const float* absmax;   // of the block the row starts in
     uint32_t offset;       // the lane's column of group 0 from the start of that block
     int shift;
+    bool vector;
     template <int G>
     __device__ __forceinline__ const uint8_t* codesOf(int group) const { return codes + group * (G / 2); }
-    template <int G>
-    __device__ __forceinline__ Scales scalesOf(int group) const { return {__ldg(absmax + ((offset + uint32_t(group) * G) >> shift))}; }
+    // The scales of groups first .. first + N - 1 (past the row's last group: the last group's).
+    template <int G, int N>
+    __device__ __forceinline__ void scalesOf(int first, int groups, Scales (&s)[N]) const {
+      if (vector) {
+        float a[N];
+        loadScales(absmax + ((offset + uint32_t(first) * G) >> shift), a);
+#pragma unroll
+        for (int u = 0; u < N; u++) s[u] = {a[u]};
+      } else {
+#pragma unroll
+        for (int u = 0; u < N; u++) s[u] = {__ldg(absmax + ((offset + uint32_t(min(first + u, groups - 1)) * G) >> shift))};
+      }
+    }
   };
   __device__ __forceinline__ Row row(int64_t r, uint32_t col) const {
     const int64_t start = r * in;  // even: in is
     const uint32_t phase = uint32_t(start) & ((1u << blockShift) - 1u);
     return {computedOnce(packed + (start >> 1) + (col >> 1)), computedOnce(absmax + (start >> blockShift)), computedOnce(phase + col),
-            blockShift};
+            blockShift, vectorScales};
   }
 };
 
@@ -91,30 +131,48 @@ struct IntGroups {
   const Scale* betas;
   int64_t in, blockRows, gridCols;
   int colShift;
+  bool vectorScales = false;  // set by the launcher where scaleVectorsFit
   static constexpr bool kOffsets = true;
   struct Scales {
     Scale alpha, beta;
     __device__ __forceinline__ float a() const { return scaleValue(alpha); }
     __device__ __forceinline__ float b() const { return scaleValue(beta); }
   };
+  bool scaleVectorsFit(int G, int n) const {
+    return scaleVectorsAligned(alphas, sizeof(Scale), colShift, gridCols, G, n) && scaleVectorsAligned(betas, sizeof(Scale), colShift, gridCols, G, n);
+  }
   struct Row {
     const uint8_t* codes;  // at the lane's column of group 0
     const Scale* alphas;   // of the row's block row
     const Scale* betas;
     uint32_t col;
     int shift;
+    bool vector;
     template <int G>
     __device__ __forceinline__ const uint8_t* codesOf(int group) const { return codes + group * (G / 2); }
-    template <int G>
-    __device__ __forceinline__ Scales scalesOf(int group) const {
-      const uint32_t block = (col + uint32_t(group) * G) >> shift;
-      return {alphas[block], betas[block]};
+    // The scales of groups first .. first + N - 1 (past the row's last group: the last group's).
+    template <int G, int N>
+    __device__ __forceinline__ void scalesOf(int first, int groups, Scales (&s)[N]) const {
+      if (vector) {
+        Scale a[N], b[N];
+        const uint32_t block = (col + uint32_t(first) * G) >> shift;
+        loadScales(alphas + block, a);
+        loadScales(betas + block, b);
+#pragma unroll
+        for (int u = 0; u < N; u++) s[u] = {a[u], b[u]};
+      } else {
+#pragma unroll
+        for (int u = 0; u < N; u++) {
+          const uint32_t block = (col + uint32_t(min(first + u, groups - 1)) * G) >> shift;
+          s[u] = {alphas[block], betas[block]};
+        }
+      }
     }
   };
   __device__ __forceinline__ Row row(int64_t r, uint32_t col) const {
     const int64_t first = (blockRows == 1 ? r : r / blockRows) * gridCols;
     return {computedOnce(packed + ((r * in) >> 1) + (col >> 1)), computedOnce(alphas + first), computedOnce(betas + first), col,
-            colShift};
+            colShift, vectorScales};
   }
 };
 
@@ -140,6 +198,30 @@ __device__ __forceinline__ uint32_t oneBits<__half>() {
   return 0x3c00u;
 }
 
+// Integer codes enter the MMA as the 16-bit value kBias + q, made by OR-ing the code into the
+// bits of kBias (the values' spacing there is 1, so every one is exact): no table. The bias comes
+// off with the group's Σ x: alpha Σ x (kBias + q) + (beta - kBias alpha) Σ x.
+template <typename T>
+struct IntBias;
+template <>
+struct IntBias<__nv_bfloat16> {
+  static constexpr uint32_t kBits = 0x43004300u;  // 128, twice
+  static constexpr float kValue = 128.f;
+};
+template <>
+struct IntBias<__half> {
+  static constexpr uint32_t kBits = 0x64006400u;  // 1024, twice
+  static constexpr float kValue = 1024.f;
+};
+
+// (word >> Shift) & 0x000F000F | bias: two codes as a 16-bit pair (one LOP3 after the shift).
+template <int Shift>
+__device__ __forceinline__ uint32_t biasedNibbles(uint32_t word, uint32_t bias) {
+  uint32_t v;
+  asm("lop3.b32 %0, %1, 0x000F000F, %2, 0xEA;\n" : "=r"(v) : "r"(word >> Shift), "r"(bias));
+  return v;
+}
+
 // The G / 8 code bytes of a lane's row in one group (G = 32: one word; G = 64: two).
 template <int G>
 __device__ __forceinline__ uint2 loadGroupCodes(const uint8_t* p) {
@@ -162,28 +244,149 @@ struct GemvTile {
   static constexpr size_t kPartialBytes = size_t(Warps) * 16 * kCols * 4;  // dynamic shared memory
 };
 
-template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll>
-__global__ void __launch_bounds__(Warps * 32)
+// The activation pairs of a lane's columns in `group`: xw[j][p] holds columns 2p, 2p + 1.
+template <typename T, int G, int XTiles>
+__device__ __forceinline__ void loadGroupX(const T* const (&xRow)[XTiles], int group, uint32_t (&xw)[XTiles][G / 8]) {
+#pragma unroll
+  for (int j = 0; j < XTiles; j++) {
+#pragma unroll
+    for (int q = 0; q < G / 32; q++) {
+      const uint4 v = load16(xRow[j] + uint32_t(group) * G + 8 * q);
+      xw[j][4 * q] = v.x;
+      xw[j][4 * q + 1] = v.y;
+      xw[j][4 * q + 2] = v.z;
+      xw[j][4 * q + 3] = v.w;
+    }
+  }
+}
+
+// Adds one group of weight rows g, g + 8 to acc[j] (activation rows 8 j + 2 t, 8 j + 2 t + 1):
+// the codes decoded into MMA registers, their float32 sums scaled once.
+template <typename T, typename Source, int G, int XTiles>
+__device__ __forceinline__ void accumulateGroup(float (&acc)[XTiles][4], uint2 codesA, uint2 codesB, const typename Source::Scales& scalesA,
+                                                const typename Source::Scales& scalesB, const uint32_t (&xw)[XTiles][G / 8],
+                                                uint32_t tableLane) {
+  constexpr int kSteps = G / 16;  // MMA k-steps per group
+  // Integers: Σ x over the group for activation rows 8j + 2t (sums[j][0]) and 8j + 2t + 1.
+  float sums[XTiles][4] = {};
+  if constexpr (Source::kOffsets) {
+    const uint32_t ones = oneBits<T>() * 0x10001u;
+#pragma unroll
+    for (int j = 0; j < XTiles; j++) {
+#pragma unroll
+      for (int s = 0; s < kSteps; s++) mma16816<T>(sums[j], ones, ones, ones, ones, xw[j][2 * s], xw[j][2 * s + 1]);
+    }
+  }
+  const uint32_t wordsA[2] = {codesA.x, codesA.y};
+  const uint32_t wordsB[2] = {codesB.x, codesB.y};
+  float part[XTiles][4] = {};
+#pragma unroll
+  for (int s = 0; s < kSteps; s++) {
+    const int word = s >> 1, half = s & 1;
+    if constexpr (!Source::kOffsets) {
+      // Bytes 2s and 2s + 1 of the lane's codes: columns 4s, 4s + 1 and 4s + 2, 4s + 3.
+      const uint32_t a0 = codePair(tableLane, wordsA[word], 2 * half);
+      const uint32_t a2 = codePair(tableLane, wordsA[word], 2 * half + 1);
+      const uint32_t a1 = codePair(tableLane, wordsB[word], 2 * half);
+      const uint32_t a3 = codePair(tableLane, wordsB[word], 2 * half + 1);
+#pragma unroll
+      for (int j = 0; j < XTiles; j++) mma16816<T>(part[j], a0, a1, a2, a3, xw[j][2 * s], xw[j][2 * s + 1]);
+    } else {
+      // A word's nibbles (high nibble first) are columns 1 0 3 2 5 4 7 6 of its 8: masking
+      // 0x000F000F after a shift of 4, 0, 12, 8 pairs columns (0, 4), (1, 5), (2, 6), (3, 7);
+      // step s takes two of those pairs and the activation pairs made to match.
+      const uint32_t bias = IntBias<T>::kBits;
+      const uint32_t a0 = half ? biasedNibbles<12>(wordsA[word], bias) : biasedNibbles<4>(wordsA[word], bias);
+      const uint32_t a2 = half ? biasedNibbles<8>(wordsA[word], bias) : biasedNibbles<0>(wordsA[word], bias);
+      const uint32_t a1 = half ? biasedNibbles<12>(wordsB[word], bias) : biasedNibbles<4>(wordsB[word], bias);
+      const uint32_t a3 = half ? biasedNibbles<8>(wordsB[word], bias) : biasedNibbles<0>(wordsB[word], bias);
+#pragma unroll
+      for (int j = 0; j < XTiles; j++) {
+        const uint32_t lo = xw[j][4 * word + half], hi = xw[j][4 * word + 2 + half];  // columns (c, c + 1), (c + 4, c + 5)
+        mma16816<T>(part[j], a0, a1, a2, a3, __byte_perm(lo, hi, 0x5410), __byte_perm(lo, hi, 0x7632));
+      }
+    }
+  }
+  // part[j][0, 1] belong to weight row g, part[j][2, 3] to row g + 8.
+  const float alphaA = scalesA.a(), alphaB = scalesB.a();
+#pragma unroll
+  for (int j = 0; j < XTiles; j++) {
+    acc[j][0] = fmaf(alphaA, part[j][0], acc[j][0]);
+    acc[j][1] = fmaf(alphaA, part[j][1], acc[j][1]);
+    acc[j][2] = fmaf(alphaB, part[j][2], acc[j][2]);
+    acc[j][3] = fmaf(alphaB, part[j][3], acc[j][3]);
+    if constexpr (Source::kOffsets) {
+      const float betaA = fmaf(-IntBias<T>::kValue, alphaA, scalesA.b());
+      const float betaB = fmaf(-IntBias<T>::kValue, alphaB, scalesB.b());
+      acc[j][0] = fmaf(betaA, sums[j][0], acc[j][0]);
+      acc[j][1] = fmaf(betaA, sums[j][1], acc[j][1]);
+      acc[j][2] = fmaf(betaB, sums[j][0], acc[j][2]);
+      acc[j][3] = fmaf(betaB, sums[j][1], acc[j][3]);
+    }
+  }
+}
+
+// The block adds its warps' sums of a row set in warp order (partial: [warp][activation row]
+// [weight row]) and writes y. Every thread of the block calls it.
+template <typename T, int XTiles, int Warps>
+__device__ __forceinline__ void storeRowSet(float* partial, const float (&acc)[XTiles][4], const GemvArgs<T>& args, int64_t rowSet) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  auto at = [&](int v, int m, int n) -> float& { return partial[(v * GemvTile<XTiles, Warps>::kCols + m) * 16 + n]; };
+  __syncthreads();  // the previous row set's sums are read
+#pragma unroll
+  for (int j = 0; j < XTiles; j++) {
+    at(warp, 8 * j + 2 * t, g) = acc[j][0];
+    at(warp, 8 * j + 2 * t + 1, g) = acc[j][1];
+    at(warp, 8 * j + 2 * t, g + 8) = acc[j][2];
+    at(warp, 8 * j + 2 * t + 1, g + 8) = acc[j][3];
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < args.rows * 16; e += Warps * 32) {
+    const int m = e / 16, n = e % 16;
+    float sum = 0.f;
+#pragma unroll
+    for (int v = 0; v < Warps; v++) sum += at(v, m, n);
+    if (16 * rowSet + n < args.outFeatures) args.y[m * args.outFeatures + 16 * rowSet + n] = Num<T>::store(sum);
+  }
+}
+
+// The pair table, 16 bytes (four lanes' copies of one entry) a store: entry (byte, lane) =
+// (value[byte >> 4], value[byte & 15]), the 16 values from lanes 0..15 of each warp.
+template <typename T, int Threads>
+__device__ __forceinline__ void buildPairTable(uint32_t* pairTable, const float* table) {
+  const float ownValue = __ldg(table + (threadIdx.x & 15));
+  for (int i = threadIdx.x; i < kGemvPairTableWords / 4; i += Threads) {
+    const int byte = i >> 3;
+    const uint32_t v = packPair<T>(__shfl_sync(0xffffffffu, ownValue, byte >> 4), __shfl_sync(0xffffffffu, ownValue, byte & 15));
+    reinterpret_cast<uint4*>(pairTable)[i] = make_uint4(v, v, v, v);
+  }
+}
+
+// Activation row 8 j + g of the lane (past M: row M - 1, which feeds only MMA columns that are
+// never stored, so it needs no zeroing), at the lane's first column.
+template <typename T, int G, int XTiles>
+__device__ __forceinline__ void activationRows(const GemvArgs<T>& args, const T* (&xRow)[XTiles]) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int j = 0; j < XTiles; j++) xRow[j] = computedOnce(args.x + min(8 * j + g, args.rows - 1) * args.xStride + (G / 4) * t);
+}
+
+template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll, int MinBlocks>
+__global__ void __launch_bounds__(Warps * 32, MinBlocks)
     gemvGroupsKernel(GemvArgs<T> args, Source w) {
   constexpr int kXTiles = TwoXTiles ? 2 : 1;
-  using Tile = GemvTile<kXTiles, Warps>;
-  constexpr int kSteps = G / 16;  // MMA k-steps per group
-  constexpr int kXWords = G / 8;  // activation pairs per lane and group
-  __shared__ __align__(16) uint32_t pairTable[kGemvPairTableWords];
-  extern __shared__ float partial[];  // [warp][activation row][weight row]
+  constexpr bool kTable = !Source::kOffsets;  // NF4 / FP4 decode through the pair table
+  __shared__ __align__(16) uint32_t pairTable[kTable ? kGemvPairTableWords : 4];
+  extern __shared__ float partial[];  // GemvTile::kPartialBytes
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int rows = args.rows;
   const int groups = int(args.in / G);
   const int64_t rowSets = (args.outFeatures + 15) / 16;
-  const uint32_t tableLane = smemAddress(pairTable) + 4u * lane;
-  const uint32_t ones = oneBits<T>() * 0x10001u;
-  // Activation row 8 j + g of the lane (past M: row M - 1, which feeds only MMA columns that are
-  // never stored, so it needs no zeroing).
+  const uint32_t tableLane = computedOnce(smemAddress(pairTable) + 4u * lane);
   const T* xRow[kXTiles];
-#pragma unroll
-  for (int j = 0; j < kXTiles; j++) xRow[j] = computedOnce(args.x + min(8 * j + g, rows - 1) * args.xStride + (G / 4) * t);
+  activationRows<T, G>(args, xRow);
 
   // The lane's weight rows g and g + 8 of a row set (past the weight: its last row, whose sums
   // are never written).
@@ -192,121 +395,46 @@ __global__ void __launch_bounds__(Warps * 32)
     rowA = w.row(min(16 * rowSet + g, args.outFeatures - 1), (G / 4) * t);
     rowB = w.row(min(16 * rowSet + g + 8, args.outFeatures - 1), (G / 4) * t);
   };
-  // A turn: the codes and scales of a warp's Unroll groups base, base + Warps, ..., all loaded
-  // before any is used (a group past the end repeats the last one, unused).
+  // A turn: the codes and scales of a warp's Unroll consecutive groups base, base + 1, ..., all
+  // loaded before any is used (a group past the end repeats the last one, unused). Consecutive,
+  // so a row's Unroll scales are one load where they line up (Source::vectorScales).
   uint2 codesA[Unroll], codesB[Unroll];
   typename Source::Scales scalesA[Unroll], scalesB[Unroll];
   auto load = [&](int base) {
 #pragma unroll
     for (int u = 0; u < Unroll; u++) {
-      const int group = min(base + u * Warps, groups - 1);
+      const int group = min(base + u, groups - 1);
       codesA[u] = loadGroupCodes<G>(rowA.template codesOf<G>(group));
       codesB[u] = loadGroupCodes<G>(rowB.template codesOf<G>(group));
-      scalesA[u] = rowA.template scalesOf<G>(group);
-      scalesB[u] = rowB.template scalesOf<G>(group);
     }
+    rowA.template scalesOf<G, Unroll>(base, groups, scalesA);
+    rowB.template scalesOf<G, Unroll>(base, groups, scalesB);
   };
-  // acc[j]: weight rows g, g + 8 x activation rows 8 j + 2 t, 8 j + 2 t + 1 of this warp's groups.
   float acc[kXTiles][4];
   auto compute = [&](int base) {
 #pragma unroll
     for (int u = 0; u < Unroll; u++) {
-      const int group = base + u * Warps;
+      const int group = base + u;
       if (group >= groups) break;  // the same for the whole warp
-      // Activation pairs of the lane's columns: xw[j][p] holds columns 2p, 2p + 1.
-      uint32_t xw[kXTiles][kXWords];
-#pragma unroll
-      for (int j = 0; j < kXTiles; j++) {
-#pragma unroll
-        for (int q = 0; q < kXWords / 4; q++) {
-          const uint4 v = load16(xRow[j] + uint32_t(group) * G + 8 * q);
-          xw[j][4 * q] = v.x;
-          xw[j][4 * q + 1] = v.y;
-          xw[j][4 * q + 2] = v.z;
-          xw[j][4 * q + 3] = v.w;
-        }
-      }
-      // Integers: Σ x over the group for activation rows 8j + 2t (sums[j][0]) and 8j + 2t + 1.
-      float sums[kXTiles][4] = {};
-      if constexpr (Source::kOffsets) {
-#pragma unroll
-        for (int j = 0; j < kXTiles; j++) {
-#pragma unroll
-          for (int s = 0; s < kSteps; s++) mma16816<T>(sums[j], ones, ones, ones, ones, xw[j][2 * s], xw[j][2 * s + 1]);
-        }
-      }
-      const uint32_t wordsA[2] = {codesA[u].x, codesA[u].y};
-      const uint32_t wordsB[2] = {codesB[u].x, codesB[u].y};
-      float part[kXTiles][4] = {};
-#pragma unroll
-      for (int s = 0; s < kSteps; s++) {
-        // Bytes 2s and 2s + 1 of the lane's codes: columns 4s, 4s + 1 and 4s + 2, 4s + 3.
-        const int word = s >> 1, b = 2 * (s & 1);
-        const uint32_t a0 = codePair(tableLane, wordsA[word], b);
-        const uint32_t a2 = codePair(tableLane, wordsA[word], b + 1);
-        const uint32_t a1 = codePair(tableLane, wordsB[word], b);
-        const uint32_t a3 = codePair(tableLane, wordsB[word], b + 1);
-#pragma unroll
-        for (int j = 0; j < kXTiles; j++) mma16816<T>(part[j], a0, a1, a2, a3, xw[j][2 * s], xw[j][2 * s + 1]);
-      }
-      // part[j][0, 1] belong to weight row g, part[j][2, 3] to row g + 8.
-      const float alphaA = scalesA[u].a(), alphaB = scalesB[u].a();
-#pragma unroll
-      for (int j = 0; j < kXTiles; j++) {
-        acc[j][0] = fmaf(alphaA, part[j][0], acc[j][0]);
-        acc[j][1] = fmaf(alphaA, part[j][1], acc[j][1]);
-        acc[j][2] = fmaf(alphaB, part[j][2], acc[j][2]);
-        acc[j][3] = fmaf(alphaB, part[j][3], acc[j][3]);
-        if constexpr (Source::kOffsets) {
-          const float betaA = scalesA[u].b(), betaB = scalesB[u].b();
-          acc[j][0] = fmaf(betaA, sums[j][0], acc[j][0]);
-          acc[j][1] = fmaf(betaA, sums[j][1], acc[j][1]);
-          acc[j][2] = fmaf(betaB, sums[j][0], acc[j][2]);
-          acc[j][3] = fmaf(betaB, sums[j][1], acc[j][3]);
-        }
-      }
-    }
-  };
-  // The block adds its warps' sums in warp order and writes y.
-  auto at = [&](int v, int m, int n) -> float& { return partial[(v * Tile::kCols + m) * 16 + n]; };
-  auto store = [&](int64_t rowSet) {
-    __syncthreads();  // the previous row set's sums are read
-#pragma unroll
-    for (int j = 0; j < kXTiles; j++) {
-      at(warp, 8 * j + 2 * t, g) = acc[j][0];
-      at(warp, 8 * j + 2 * t + 1, g) = acc[j][1];
-      at(warp, 8 * j + 2 * t, g + 8) = acc[j][2];
-      at(warp, 8 * j + 2 * t + 1, g + 8) = acc[j][3];
-    }
-    __syncthreads();
-    for (int e = threadIdx.x; e < rows * 16; e += Warps * 32) {
-      const int m = e / 16, n = e % 16;
-      float sum = 0.f;
-#pragma unroll
-      for (int v = 0; v < Warps; v++) sum += at(v, m, n);
-      if (16 * rowSet + n < args.outFeatures) args.y[m * args.outFeatures + 16 * rowSet + n] = Num<T>::store(sum);
+      uint32_t xw[kXTiles][G / 8];
+      loadGroupX<T, G>(xRow, group, xw);
+      accumulateGroup<T, Source, G>(acc, codesA[u], codesB[u], scalesA[u], scalesB[u], xw, tableLane);
     }
   };
 
   // The first turn's loads go out before the pair table is built, so their latency overlaps it.
   int64_t rowSet = blockIdx.x;
   setRows(rowSet);
-  if (warp < groups) load(warp);
-
-  // The pair table, 16 bytes (four lanes' copies of one entry) a store: entry (byte, lane) =
-  // (value[byte >> 4], value[byte & 15]), the 16 values from lanes 0..15 of each warp.
-  const float ownValue = args.table ? __ldg(args.table + (lane & 15)) : float(lane & 15);
-  for (int i = threadIdx.x; i < kGemvPairTableWords / 4; i += Warps * 32) {
-    const int byte = i >> 3;
-    const uint32_t v = packPair<T>(__shfl_sync(0xffffffffu, ownValue, byte >> 4), __shfl_sync(0xffffffffu, ownValue, byte & 15));
-    reinterpret_cast<uint4*>(pairTable)[i] = make_uint4(v, v, v, v);
+  if (warp * Unroll < groups) load(warp * Unroll);
+  if constexpr (kTable) {
+    buildPairTable<T, Warps * 32>(pairTable, args.table);
+    __syncthreads();
   }
-  __syncthreads();
 
   while (rowSet < rowSets) {
 #pragma unroll
     for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    for (int base = warp; base < groups; base += Warps * Unroll) {
+    for (int base = warp * Unroll; base < groups; base += Warps * Unroll) {
       compute(base);
       if (base + Warps * Unroll < groups) load(base + Warps * Unroll);
     }
@@ -314,35 +442,74 @@ __global__ void __launch_bounds__(Warps * 32)
     const int64_t nextRowSet = rowSet + gridDim.x;
     if (nextRowSet < rowSets) {
       setRows(nextRowSet);
-      if (warp < groups) load(warp);
+      if (warp * Unroll < groups) load(warp * Unroll);
     }
-    store(rowSet);
+    storeRowSet<T, kXTiles, Warps>(partial, acc, args, rowSet);
     rowSet = nextRowSet;
   }
 }
 
-/** Launches the tensor-core GEMV: as many blocks as fit the GPU at once, at most one per 16 weight rows. */
-template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll>
-cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
-  auto kernel = gemvGroupsKernel<T, Source, G, TwoXTiles, Warps, Unroll>;
-  constexpr size_t kPartialBytes = GemvTile<TwoXTiles ? 2 : 1, Warps>::kPartialBytes;
-  static int residentBlocks = 0;  // on the whole GPU, found at the first launch
-  if (residentBlocks == 0) {
+// The source, reading its scales a vector a turn where they line up for turns of `unroll` groups.
+template <typename Source>
+Source withScaleVectors(const Source& w, int G, int unroll) {
+  Source source = w;
+  source.vectorScales = w.scaleVectorsFit(G, unroll);
+  return source;
+}
+
+// Blocks of one configuration the whole GPU holds at once (found at the first call).
+template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll, int MinBlocks>
+cudaError_t gemvResidentBlocks(int& blocks) {
+  static int resident = 0;
+  if (resident == 0) {
     int perSM = 0;
-    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, Warps * 32, kPartialBytes);
+    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &perSM, gemvGroupsKernel<T, Source, G, TwoXTiles, Warps, Unroll, MinBlocks>, Warps * 32, GemvTile<TwoXTiles ? 2 : 1, Warps>::kPartialBytes);
     if (err != cudaSuccess) return err;
-    residentBlocks = std::max(1, perSM) * smCount();
+    resident = std::max(1, perSM) * smCount();
   }
+  blocks = resident;
+  return cudaSuccess;
+}
+
+/** Launches one configuration of the tensor-core GEMV: as many blocks as fit the GPU at once, at most one per 16 weight rows. */
+template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll, int MinBlocks>
+cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
+  int resident = 0;
+  const cudaError_t err = gemvResidentBlocks<T, Source, G, TwoXTiles, Warps, Unroll, MinBlocks>(resident);
+  if (err != cudaSuccess) return err;
   const int64_t rowSets = (args.outFeatures + 15) / 16;
-  kernel<<<unsigned(std::min<int64_t>(rowSets, residentBlocks)), Warps * 32, kPartialBytes, s>>>(args, w);
+  constexpr size_t kPartialBytes = GemvTile<TwoXTiles ? 2 : 1, Warps>::kPartialBytes;
+  gemvGroupsKernel<T, Source, G, TwoXTiles, Warps, Unroll, MinBlocks>
+      <<<unsigned(std::min<int64_t>(rowSets, resident)), Warps * 32, kPartialBytes, s>>>(args, w);
   return cudaGetLastError();
 }
 
-/** The tensor-core GEMV with Warps warps a block, Unroll groups a warp's turn (the addon: 8, 4). */
-template <typename T, typename Source, int G, int Warps = 8, int Unroll = 4>
+/**
+ * The tensor-core GEMV with Warps warps a block, Unroll groups a warp's turn and registers
+ * capped for MinBlocks blocks an SM (scaleVectors false: one scale a load, for comparison).
+ */
+template <typename T, typename Source, int G, int Warps, int Unroll, int MinBlocks>
+cudaError_t launchGemvGroupsWith(const GemvArgs<T>& args, const Source& w, cudaStream_t s, bool scaleVectors = true) {
+  const Source source = scaleVectors ? withScaleVectors(w, G, Unroll) : w;
+  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, true, Warps, Unroll, MinBlocks>(args, source, s);
+  return launchGemvGroupsKernel<T, Source, G, false, Warps, Unroll, MinBlocks>(args, source, s);
+}
+
+/**
+ * The tensor-core GEMV as the addon runs it: 8 warps a block taking 4 groups a turn, or, for up
+ * to 8 activation rows when the GPU holds more such blocks than there are row sets, 16 warps
+ * taking 2 (each block then has one row set, and twice the warps share its groups).
+ */
+template <typename T, typename Source, int G>
 cudaError_t launchGemvGroups(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
-  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, true, Warps, Unroll>(args, w, s);
-  return launchGemvGroupsKernel<T, Source, G, false, Warps, Unroll>(args, w, s);
+  if (args.rows <= 8) {
+    int resident = 0;
+    const cudaError_t err = gemvResidentBlocks<T, Source, G, false, 8, 4, 1>(resident);
+    if (err != cudaSuccess) return err;
+    if ((args.outFeatures + 15) / 16 < resident) return launchGemvGroupsKernel<T, Source, G, false, 16, 2, 2>(args, withScaleVectors(w, G, 2), s);
+  }
+  return launchGemvGroupsWith<T, Source, G, 8, 4, 1>(args, w, s);
 }
 
 }  // namespace blora

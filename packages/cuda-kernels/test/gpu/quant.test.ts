@@ -297,6 +297,31 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
     }
   });
 
+  it('the GEMV reading a turn of scales in one load (rows of whole turns), in both of its launch shapes', () => {
+    // Rows of 4 or 8 groups take the vector scale loads (float32 absmax, float16 and float32
+    // alpha / beta, 1-D groups of 32 and 64, 2-D tiles of 8 rows); 40 rows leave the GPU with
+    // more blocks than row sets (16 warps a block at M <= 8), 8000 rows do not (8 warps).
+    const nf4 = [fourBitWeight(40, 512, 64, 71), fourBitWeight(8000, 256, 64, 72)];
+    const int4 = [
+      intWeight(4, 40, 512, 1, 64, 'float16', 73),
+      intWeight(4, 40, 256, 1, 32, 'float32', 74),
+      intWeight(4, 48, 512, 8, 64, 'float32', 75),
+      intWeight(4, 8000, 256, 1, 64, 'float16', 76),
+    ];
+    for (const dtype of HALF_DTYPES) {
+      for (const lead of [[1], [9]]) {
+        for (const w of nf4) {
+          checkProduct(lead, w.attrs.inFeatures, w.attrs.outFeatures, dtype, 'contiguous', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, false,
+            (d) => fourBitTensors(w, d), (x, [p, a, t]) => nf4Matmul(x, p!, a!, t!, w.attrs));
+        }
+        for (const w of int4) {
+          checkProduct(lead, w.attrs.inFeatures, w.attrs.outFeatures, dtype, 'contiguous', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, false,
+            (d) => intTensors(w, d), (x, [c, sc, o]) => intMatmul(4, x, c!, sc!, o!, w.attrs));
+        }
+      }
+    }
+  });
+
   it.skipIf(!hopper)('the Hopper (TMA + wgmma) fused kernel, forced for every size: NF4 and INT4, both products', () => {
     // The GEMM path switch sends every fused product to the wgmma kernel (auto keeps small ones
     // on the mma.sync kernel): rows across the 128-row tile, [136, 160] with a half K step,
