@@ -2,7 +2,8 @@
 // decoding shapes (M = 1..16 activation rows), NF4 and INT4 weights (float32 or float16 scales),
 // as the addon launches it and in fixed configurations, next to the ceiling that bounds it: a
 // kernel that only reads the same code and scale bytes. (bench/results/logs/gemv4-2026-12-01-groups.log
-// also times the kernel it replaced.)
+// also times the kernel it replaced.) The `tiles` configurations run the same kernel on NF4
+// weights rearranged into a layout made for it (FourBitTiles below), which the addon does not have.
 //
 // Build: dev/build.sh gemv4. Run:
 //   dev/gemv4          checks, then timings
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../native/device.cc"
@@ -79,6 +81,8 @@ struct Weight {
   uint8_t* dCodes = nullptr;
   void *dScales = nullptr, *dOffsets = nullptr;
   float* dTable = nullptr;
+  uint8_t* dTiles = nullptr;  // the same NF4 weight in the GEMV tile layout (FourBitTiles), where it fits
+  float* dTileScales = nullptr;
   size_t scaleBytes() const { return format == Format::Int4h ? 2 : 4; }
   double bytes() const { return double(codes.size()) + double(scaleBytes()) * double(scales.size() + offsets.size()); }
   // The weight the dequantize kernels build, as float32.
@@ -90,6 +94,8 @@ struct Weight {
     return float(double(scales[b]) * double(q) + double(offsets[b]));
   }
 };
+
+void makeTiles(Weight& w);
 
 Weight makeWeight(Format f, int64_t out, int64_t in, uint64_t seed, int block = 64) {
   Weight w{f, out, in, block};
@@ -124,16 +130,82 @@ Weight makeWeight(Format f, int64_t out, int64_t in, uint64_t seed, int block = 
   } else {
     cudaOrDie(cudaMalloc(&w.dTable, 64), "cudaMalloc table");
     cudaOrDie(cudaMemcpy(w.dTable, kNf4, 64, cudaMemcpyHostToDevice), "copy table");
+    if (block == 64 && in % 256 == 0) makeTiles(w);
   }
   return w;
 }
 
+// The NF4 weight (blocks of 64, rows of whole quads of groups) rearranged into the tile layout.
+void makeTiles(Weight& w) {
+  const int64_t sets = (w.out + 15) / 16, groups = w.in / 64;
+  std::vector<uint8_t> tiles(size_t(sets * groups * 512), 0);
+  std::vector<float> scales(size_t(sets * groups * 16), 0.f);
+  for (int64_t s = 0; s < sets; s++) {
+    for (int64_t q = 0; q < groups; q++) {
+      for (int lane = 0; lane < 32; lane++) {
+        for (int half = 0; half < 2; half++) {
+          const int64_t row = 16 * s + lane / 4 + 8 * half;
+          if (row >= w.out) continue;
+          std::memcpy(&tiles[size_t((s * groups + q) * 512 + 16 * lane + 8 * half)], &w.codes[size_t(row * w.in / 2 + 32 * q + 8 * (lane % 4))], 8);
+          if (lane % 4 == 0) scales[size_t((s * groups / 4 + q / 4) * 64 + (lane / 4) * 8 + 4 * half + q % 4)] = w.scales[size_t(row * groups + q)];
+        }
+      }
+    }
+  }
+  cudaOrDie(cudaMalloc(&w.dTiles, tiles.size()), "cudaMalloc tiles");
+  cudaOrDie(cudaMemcpy(w.dTiles, tiles.data(), tiles.size(), cudaMemcpyHostToDevice), "copy tiles");
+  cudaOrDie(cudaMalloc(&w.dTileScales, scales.size() * 4), "cudaMalloc tile scales");
+  cudaOrDie(cudaMemcpy(w.dTileScales, scales.data(), scales.size() * 4, cudaMemcpyHostToDevice), "copy tile scales");
+}
+
 void release(Weight& w) {
+  cudaFree(w.dTiles);
+  cudaFree(w.dTileScales);
   cudaFree(w.dCodes);
   cudaFree(w.dScales);
   cudaFree(w.dOffsets);
   cudaFree(w.dTable);
 }
+
+// --- a weight layout made for the GEMV (an experiment: the addon reads the bitsandbytes layout) ---
+
+// NF4 codes and absmax rearranged so that every load of the kernel is contiguous across the warp.
+// Codes: for row set s and group q (64 columns), 512 bytes; lane l = 4 g + t's 16 at 16 l: its 8
+// code bytes of row 16 s + g (columns 16 t .. 16 t + 15 of the group), then those of row
+// 16 s + g + 8. Absmax: for row set s and quad k of groups, 64 floats [g][row g, row g + 8][4].
+struct FourBitTiles {
+  const uint8_t* tiles;
+  const float* scales;
+  int64_t in;
+  bool vectorScales = true;
+  static constexpr bool kOffsets = false;
+  using Scales = FourBitGroups::Scales;
+  bool scaleVectorsFit(int, int) const { return true; }
+  struct Pair {
+    const uint8_t* lane;  // the lane's 16 bytes of group 0
+    const float* absmax;  // row g's absmax of quad 0
+    template <int G>
+    __device__ __forceinline__ void codes(int group, uint2& ca, uint2& cb) const {
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(lane + int64_t(group) * 512));
+      ca = make_uint2(v.x, v.y);
+      cb = make_uint2(v.z, v.w);
+    }
+    template <int G, int N>
+    __device__ __forceinline__ void scales(int first, int, Scales (&sa)[N], Scales (&sb)[N]) const {
+      const float* p = absmax + (first >> 2) * 64 + (first & 3);
+      float a[N], b[N];
+      loadScales(p, a);
+      loadScales(p + 4, b);
+#pragma unroll
+      for (int u = 0; u < N; u++) sa[u] = {a[u]}, sb[u] = {b[u]};
+    }
+  };
+  template <int G>
+  __device__ __forceinline__ Pair pair(int64_t rowSet, int g, int t, int64_t) const {
+    const int64_t groups = in / 64;
+    return {computedOnce(tiles + rowSet * groups * 512 + (4 * g + t) * 16), computedOnce(scales + rowSet * groups * 16 + g * 8)};
+  }
+};
 
 // --- launching one configuration ---
 
@@ -141,22 +213,33 @@ using Bf16 = __nv_bfloat16;
 
 // A configuration of the GEMV: Warps warps a block taking Unroll groups a turn, registers capped
 // for minBlocks blocks an SM; warps = 0 is the addon's choice (launchGemvGroups).
-// scaleVectors false: one scale a load.
+// scaleVectors false: one scale a load; tiles: the NF4 weight in the tile layout (FourBitTiles),
+// for NF4 weights with blocks of 64 and rows of whole quads of groups only.
 struct Config {
   int warps, unroll, minBlocks;
-  bool scaleVectors;
+  bool scaleVectors, tiles;
   std::string name() const {
-    if (warps == 0) return "addon";
-    return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (scaleVectors ? "" : "/scalar");
+    if (warps == 0) return tiles ? "addon/tiles" : "addon";
+    return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (scaleVectors ? "" : "/scalar") +
+           (tiles ? "/tiles" : "");
   }
+  bool fits(const struct Weight& w) const;
 };
 #define BLORA_GEMV_CONFIGS(X) X(8, 4, 1) X(16, 2, 2) X(8, 2, 2)
-#define BLORA_GEMV_CONFIG_ENTRY(W, U, B) {W, U, B, true},
-const Config kConfigs[] = {{0, 0, 0, true}, BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){8, 4, 1, false}, {16, 2, 2, false}};
+#define BLORA_GEMV_CONFIG_ENTRY(W, U, B) {W, U, B, true, false},
+const Config kConfigs[] = {{0, 0, 0, true, false},  BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){8, 4, 1, false, false},
+                           {0, 0, 0, true, true},   {8, 4, 1, true, true},
+                           {16, 2, 2, true, true}};
+bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in};
+  if constexpr (std::is_same_v<Source, FourBitTiles>) {
+    if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
+    if (c.warps == 8) return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, 8, 4, 1>(args, src, stream()), "GEMV launch");
+    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, 16, 2, 2>(args, src, stream()), "GEMV launch");
+  }
   if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
 #define BLORA_GEMV_CONFIG_LAUNCH(W, U, B)                     \
   if (c.warps == W && c.unroll == U && c.minBlocks == B) \
@@ -168,7 +251,9 @@ void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf1
 
 void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) {
   const int shift = w.block == 64 ? 6 : 5;
-  if (w.format == Format::Nf4) {
+  if (c.tiles) {
+    launchConfig<FourBitTiles, 64>(c, w, FourBitTiles{w.dTiles, w.dTileScales, w.in}, x, rows, y);
+  } else if (w.format == Format::Nf4) {
     const FourBitGroups src{w.dCodes, static_cast<const float*>(w.dScales), w.in, shift};
     if (w.block == 64) launchConfig<FourBitGroups, 64>(c, w, src, x, rows, y);
     else launchConfig<FourBitGroups, 32>(c, w, src, x, rows, y);
@@ -239,6 +324,7 @@ bool checkOne(Format f, int64_t out, int64_t in, int rows, int block, uint64_t s
   cudaOrDie(cudaMalloc(&dy, ref.size() * 2), "cudaMalloc y");
   bool ok = true;
   for (const Config& c : kConfigs) {
+    if (!c.fits(w)) continue;
     cudaOrDie(cudaMemsetAsync(dy, 0xff, ref.size() * 2, stream()), "poison y");
     for (int rep = 0; rep < 2; rep++) launch(c, w, dx, rows, dy);  // twice: nothing may carry over
     waitOrDie("GEMV check");
@@ -357,6 +443,7 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
     double best = 1e30;
     std::string bestName;
     for (const Config& c : kConfigs) {
+      if (!c.fits(first)) continue;
       const double us = graphMicros(copies, [&](int i) { launch(c, ws[size_t(i)], dx, rows, dy); });
       const double gbs = bytes / (us * 1e-6) / 1e9;
       std::printf("    M=%-2d %-20s %7.2f us %6.0f GB/s %5.1f %% of copy %5.1f %% of read-only\n", rows, c.name().c_str(), us, gbs,
@@ -401,7 +488,9 @@ void runProfile() {
     for (int64_t out : {4096, 11008}) {
       Weight w = makeWeight(f, out, 4096, 5);
       for (int rows : {1, 16}) {
-        for (const Config& c : kConfigs) launch(c, w, dx, rows, dy);
+        for (const Config& c : kConfigs) {
+          if (c.fits(w)) launch(c, w, dx, rows, dy);
+        }
       }
       waitOrDie("profile");
       release(w);
