@@ -46,6 +46,7 @@
         'native/attention_tc_backward.cu',
         'native/quant_dequant.cu',
         'native/quant_gemv.cu',
+        'native/quant_tiles.cu',
         'native/quant_gemm.cu',
       ],
       'include_dirs': [

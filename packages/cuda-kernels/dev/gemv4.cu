@@ -3,7 +3,8 @@
 // as the addon launches it and in fixed configurations, next to the ceiling that bounds it: a
 // kernel that only reads the same code and scale bytes. (bench/results/logs/gemv4-2026-12-01-groups.log
 // also times the kernel it replaced.) The `tiles` configurations run the same kernel on NF4
-// weights rearranged into a layout made for it (FourBitTiles below), which the addon does not have.
+// weights in the decode tile layout (FourBitTiles, native/quant_gemv_tc.cuh), built here on the host
+// as an independent check of launchFourBitDecodeTiles.
 //
 // Build: dev/build.sh gemv4. Run:
 //   dev/gemv4          checks, then timings
@@ -167,45 +168,7 @@ void release(Weight& w) {
   cudaFree(w.dTable);
 }
 
-// --- a weight layout made for the GEMV (an experiment: the addon reads the bitsandbytes layout) ---
-
-// NF4 codes and absmax rearranged so that every load of the kernel is contiguous across the warp.
-// Codes: for row set s and group q (64 columns), 512 bytes; lane l = 4 g + t's 16 at 16 l: its 8
-// code bytes of row 16 s + g (columns 16 t .. 16 t + 15 of the group), then those of row
-// 16 s + g + 8. Absmax: for row set s and quad k of groups, 64 floats [g][row g, row g + 8][4].
-struct FourBitTiles {
-  const uint8_t* tiles;
-  const float* scales;
-  int64_t in;
-  bool vectorScales = true;
-  static constexpr bool kOffsets = false;
-  using Scales = FourBitGroups::Scales;
-  bool scaleVectorsFit(int, int) const { return true; }
-  struct Pair {
-    const uint8_t* lane;  // the lane's 16 bytes of group 0
-    const float* absmax;  // row g's absmax of quad 0
-    template <int G>
-    __device__ __forceinline__ void codes(int group, uint2& ca, uint2& cb) const {
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(lane + int64_t(group) * 512));
-      ca = make_uint2(v.x, v.y);
-      cb = make_uint2(v.z, v.w);
-    }
-    template <int G, int N>
-    __device__ __forceinline__ void scales(int first, int, Scales (&sa)[N], Scales (&sb)[N]) const {
-      const float* p = absmax + (first >> 2) * 64 + (first & 3);
-      float a[N], b[N];
-      loadScales(p, a);
-      loadScales(p + 4, b);
-#pragma unroll
-      for (int u = 0; u < N; u++) sa[u] = {a[u]}, sb[u] = {b[u]};
-    }
-  };
-  template <int G>
-  __device__ __forceinline__ Pair pair(int64_t rowSet, int g, int t, int64_t) const {
-    const int64_t groups = in / 64;
-    return {computedOnce(tiles + rowSet * groups * 512 + (4 * g + t) * 16), computedOnce(scales + rowSet * groups * 16 + g * 8)};
-  }
-};
+// FourBitTiles (native/quant_gemv_tc.cuh) reads the layout makeTiles builds on the host here.
 
 // --- launching one configuration ---
 

@@ -61,6 +61,22 @@ NAN_METHOD(FourBitGemv) {
   });
 }
 
+// fourBitDecodeTiles(packed, absmax, tiles, tileAbsmax, outFeatures, inFeatures, blocksize)
+NAN_METHOD(FourBitDecodeTiles) {
+  guarded([&] {
+    launchFourBitDecodeTiles(tensorArg(info, 0, "packed codes"), tensorArg(info, 1, "absmax"), tensorArg(info, 2, "tiles"),
+                             tensorArg(info, 3, "tile absmax"), fourBitArgs(info, 4));
+  });
+}
+
+// fourBitTilesGemv(x, tiles, tileAbsmax, table, out, outFeatures, inFeatures, blocksize)
+NAN_METHOD(FourBitTilesGemv) {
+  guarded([&] {
+    launchFourBitTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile absmax"),
+                           tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5));
+  });
+}
+
 // intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols)
 NAN_METHOD(IntGemv) {
   guarded([&] {
@@ -212,6 +228,8 @@ void registerQuantBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "intDequantize", IntDequantize);
   Nan::SetMethod(target, "dequantizeBlockwise8", DequantizeBlockwise8);
   Nan::SetMethod(target, "fourBitGemv", FourBitGemv);
+  Nan::SetMethod(target, "fourBitDecodeTiles", FourBitDecodeTiles);
+  Nan::SetMethod(target, "fourBitTilesGemv", FourBitTilesGemv);
   Nan::SetMethod(target, "intGemv", IntGemv);
   Nan::SetMethod(target, "fourBitGemm", FourBitGemm);
   Nan::SetMethod(target, "intGemm", IntGemm);

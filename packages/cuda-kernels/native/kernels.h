@@ -196,6 +196,15 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
                        const TensorArg& out, const FourBitLayout& layout);
 void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
                    const TensorArg& out, const IntLayout& layout);
+// The decode tile layout of an NF4 / FP4 weight (blocks of 64, inFeatures % 256 == 0; see
+// FourBitTiles in quant_gemv_tc.cuh): tiles uint8 [ceil(out / 16) * in / 64 * 512], tileAbsmax
+// float32 [ceil(out / 16) * in / 64 * 16], from packed codes and float32 absmax.
+void launchFourBitDecodeTiles(const TensorArg& packed, const TensorArg& absmax, const TensorArg& tiles, const TensorArg& tileAbsmax,
+                              const FourBitLayout& layout);
+// out [M, out] (contiguous) = x [M, in] (bfloat16 / float16, dense 16-byte aligned rows, any M) · Wᵀ
+// for W in the decode tile layout.
+void launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileAbsmax, const TensorArg& table,
+                            const TensorArg& out, const FourBitLayout& layout);
 // quant_gemm.cu: the fused dequantize + GEMM on the tensor cores (on Hopper the TMA + wgmma
 // kernel of quant_gemm_wgmma.cuh where the product fills the GPU), x bfloat16 / float16 [M, k]
 // (dense rows, 16-byte aligned), out contiguous [M, n] of x's dtype: out = x · Wᵀ (transposed

@@ -31,13 +31,13 @@
 //
 // A source (FourBitGroups, IntGroups) gives each lane its two rows of a row set (pair<G>: the
 // codes of a group, the scales of a turn), so a weight stored in another layout only needs a
-// source of its own (dev/gemv4.cu times one).
+// source of its own: FourBitTiles reads NF4 rearranged for this kernel.
 //
 // What bounds it (ncu, NF4 11008 x 4096, M = 1, on an H200): the L1 data pipe, busy ~90 % of
 // the cycles the SMs are active: the code loads touch 8 rows (8 lines) per instruction, and the
 // table reads are one wavefront per 32 code bytes. With the weight in L2 it runs only ~10 %
-// faster, so it is not waiting on memory bandwidth. The same NF4 weight rearranged so that a
-// warp's code loads are 512 contiguous bytes runs 17-24 % faster (dev/gemv4, `tiles`).
+// faster, so it is not waiting on memory bandwidth. The same NF4 weight in the tile layout,
+// where a warp's code load is 512 contiguous bytes, runs 17-24 % faster (dev/gemv4, `tiles`).
 #pragma once
 
 #include <algorithm>
@@ -160,6 +160,47 @@ struct FourBitGroups {
     const uint32_t phase = uint32_t(start) & ((1u << blockShift) - 1u);
     return {computedOnce(packed + (start >> 1) + (col >> 1)), computedOnce(absmax + (start >> blockShift)), computedOnce(phase + col),
             blockShift, vectorScales};
+  }
+};
+
+// NF4 / FP4 in the decode tile layout (blocks of 64, rows of whole quads of groups: in % 256 == 0),
+// made so that every load of this kernel is contiguous across the warp. Codes: for row set s and
+// group q (64 columns), 512 bytes; lane l = 4 g + t's 16 at 16 l: its 8 code bytes of row
+// 16 s + g (columns 16 t .. 16 t + 15 of the group), then those of row 16 s + g + 8. Absmax: for
+// row set s and quad k of groups, 64 floats [g][row g, row g + 8][4 groups]. Rows past the weight
+// are zeros. (launchFourBitDecodeTiles builds it from the bitsandbytes layout.)
+struct FourBitTiles {
+  const uint8_t* tiles;
+  const float* scales;
+  int64_t in;
+  bool vectorScales = true;
+  static constexpr bool kOffsets = false;
+  using Scales = FourBitGroups::Scales;
+  bool scaleVectorsFit(int, int) const { return true; }
+  struct Pair {
+    const uint8_t* lane;  // the lane's 16 bytes of group 0
+    const float* absmax;  // row g's absmax of quad 0
+    template <int G>
+    __device__ __forceinline__ void codes(int group, uint2& ca, uint2& cb) const {
+      static_assert(G == 64, "the tile layout has groups of 64");
+      const uint4 v = __ldg(reinterpret_cast<const uint4*>(lane + int64_t(group) * 512));
+      ca = make_uint2(v.x, v.y);
+      cb = make_uint2(v.z, v.w);
+    }
+    template <int G, int N>
+    __device__ __forceinline__ void scales(int first, int, Scales (&sa)[N], Scales (&sb)[N]) const {
+      const float* p = absmax + (first >> 2) * 64 + (first & 3);
+      float a[N], b[N];
+      loadScales(p, a);
+      loadScales(p + 4, b);
+#pragma unroll
+      for (int u = 0; u < N; u++) sa[u] = {a[u]}, sb[u] = {b[u]};
+    }
+  };
+  template <int G>
+  __device__ __forceinline__ Pair pair(int64_t rowSet, int g, int t, int64_t) const {
+    const int64_t groups = in / 64;
+    return {computedOnce(tiles + rowSet * groups * 512 + (4 * g + t) * 16), computedOnce(scales + rowSet * groups * 16 + g * 8)};
   }
 };
 

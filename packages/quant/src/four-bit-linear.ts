@@ -4,7 +4,11 @@ import { formatShape, keep, tensor, type DType, type Tensor } from '@blora/tenso
 import { blockCount, quantizeFourBit } from './blockwise.js';
 import { codeTable, type FourBitType } from './codes.js';
 import { DEFAULT_NESTED_BLOCKSIZE, doubleQuantize, fourBitBitsPerParameter } from './double-quant.js';
-import { dequantizeBlockwise8, nf4Dequantize, nf4Matmul, nf4MatmulT, type FourBitOpAttrs, type RepeatedAddend } from './ops.js';
+import { DECODE_TILE_ROWS, decodeTilesFit } from './decode-tiles.js';
+import {
+  dequantizeBlockwise8, nf4DecodeTiles, nf4Dequantize, nf4Matmul, nf4MatmulT, nf4MatmulTiles, type DecodeTiles, type FourBitOpAttrs,
+  type RepeatedAddend,
+} from './ops.js';
 import { packedLength } from './pack.js';
 import { QuantizedLinear, readWeightValues } from './quantized-linear.js';
 import { assertFourBitBlocksize, assertWeightShape } from './validate.js';
@@ -68,6 +72,14 @@ export class FourBitLinear extends QuantizedLinear {
   /** dtype of the weight before quantization. */
   readonly sourceDType: DType;
   private restored: Tensor | null = null;
+  private tiles: DecodeTiles | null = null;
+  /**
+   * Decoding mode: when true, `matmul` of at most 16 activation rows in bfloat16 / float16 on a
+   * GPU, needing no gradient, reads the weight from the decode tile layout (built on first use and
+   * kept until `releaseCache`: a second copy of the codes and absmax, 4.5 bits a parameter). Ignored for
+   * weights that cannot take it (`decodeTilesFit`). Off by default; for generation.
+   */
+  useDecodeTiles = false;
 
   /** Assembles a weight from its parts, checking that they fit together. */
   constructor(parts: FourBitParts) {
@@ -164,10 +176,29 @@ export class FourBitLinear extends QuantizedLinear {
     return this.restored;
   }
 
-  /** Frees the restored absmax cache of a double-quantized weight (rebuilt on next use). */
+  /** Frees the restored absmax cache of a double-quantized weight and the decode tiles (rebuilt on next use). */
   releaseCache(): void {
     this.restored?.dispose();
     this.restored = null;
+    this.tiles?.codes.dispose();
+    this.tiles?.absmax.dispose();
+    this.tiles = null;
+  }
+
+  /** The weight in the decode tile layout (`nf4DecodeTiles`), built once and owned by this weight. */
+  decodeTiles(): DecodeTiles {
+    if (!this.tiles || this.tiles.codes.isDisposed || this.tiles.absmax.isDisposed) {
+      const tiles = nf4DecodeTiles(this.packed, this.absmaxTensor(), this.opAttrs);
+      this.tiles = { codes: keep(tiles.codes), absmax: keep(tiles.absmax) };
+    }
+    return this.tiles;
+  }
+
+  /** Whether `matmul(x)` reads the decode tiles (see `useDecodeTiles`). */
+  private decodesWithTiles(x: Tensor): boolean {
+    const rows = x.rank === 0 ? 0 : x.numel / x.shape[x.rank - 1]!;
+    return this.useDecodeTiles && decodeTilesFit(this.opAttrs) && x.device !== 'cpu' && (x.dtype === 'bfloat16' || x.dtype === 'float16') &&
+      rows <= DECODE_TILE_ROWS && !x.requiresGrad;
   }
 
   /** Per-block absmax as a new float32 tensor (restored from double quantization if needed). */
@@ -185,8 +216,12 @@ export class FourBitLinear extends QuantizedLinear {
     return nf4Dequantize(this.packed, this.absmaxTensor(), this.table, this.opAttrs, dtype);
   }
 
-  /** y = x · Wᵀ through the 'nf4Matmul' op (a fused kernel where the device has one). */
+  /**
+   * y = x · Wᵀ through the 'nf4Matmul' op (a fused kernel where the device has one), or in
+   * decoding mode through 'nf4MatmulTiles' (see `useDecodeTiles`).
+   */
   matmul(x: Tensor, addend?: RepeatedAddend): Tensor {
+    if (this.decodesWithTiles(x)) return nf4MatmulTiles(x, this.decodeTiles(), this.table, this.opAttrs, addend);
     return nf4Matmul(x, this.packed, this.absmaxTensor(), this.table, this.opAttrs, addend);
   }
 

@@ -3,7 +3,9 @@
 // SCRATCH_ELEMENTS values) and use each chunk against every activation row.
 import { registerKernel, type Attrs, type Tensor } from '@blora/tensor';
 import { dequantizeFourBitRange } from './blockwise.js';
+import { DECODE_TILE_COLUMNS, decodeTileSizes, tileAbsmaxIndex, tileCodeIndex } from './decode-tiles.js';
 import { restoreBlockwise8 } from './double-quant.js';
+import { f32 } from './float.js';
 import { hostBytes, hostFloats, writeFloats } from './host.js';
 import { dequantizeIntRows, type IntBits, type IntBlockLayout } from './int-blocks.js';
 import { QUANT_OPS } from './ops.js';
@@ -141,6 +143,44 @@ for (const bits of [4, 8] as const) {
   registerKernel(`int${bits}Dequantize`, 'cpu', ([codes, scales, offsets], [out], attrs) =>
     dequantizeKernel(out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
 }
+
+/** Decodes rows of a 4-bit absmax weight held in the decode tile layout (blocks of 64). */
+function tileDecoder(codesT: Tensor, absmaxT: Tensor, tableT: Tensor, attrs: Attrs): RowDecoder {
+  const codes = hostBytes(codesT);
+  const absmax = hostFloats(absmaxT);
+  const table = hostFloats(tableT);
+  const inFeatures = attrs['inFeatures'] as number;
+  const groups = inFeatures / DECODE_TILE_COLUMNS;
+  return (rowStart, rowCount, out) => {
+    for (let r = 0; r < rowCount; r++) {
+      const row = rowStart + r;
+      for (let c = 0; c < inFeatures; c += 2) {
+        const scale = absmax[tileAbsmaxIndex(row, c >> 6, groups)]!;
+        const byte = codes[tileCodeIndex(row, c, groups)]!;
+        out[r * inFeatures + c] = f32(table[byte >> 4]! * scale);
+        out[r * inFeatures + c + 1] = f32(table[byte & 15]! * scale);
+      }
+    }
+  };
+}
+
+registerKernel(QUANT_OPS.nf4DecodeTiles, 'cpu', ([packedT, absmaxT], [codesOut, absmaxOut], attrs) => {
+  const { outFeatures, inFeatures } = dims(attrs);
+  const packed = hostBytes(packedT!);
+  const absmax = hostFloats(absmaxT!);
+  const groups = inFeatures / DECODE_TILE_COLUMNS;
+  const sizes = decodeTileSizes(outFeatures, inFeatures);
+  const codes = new Uint8Array(sizes.codes);
+  const tileAbsmax = new Float64Array(sizes.absmax);
+  for (let row = 0; row < outFeatures; row++) {
+    for (let c = 0; c < inFeatures; c += 2) codes[tileCodeIndex(row, c, groups)] = packed[(row * inFeatures + c) >> 1]!;
+    for (let q = 0; q < groups; q++) tileAbsmax[tileAbsmaxIndex(row, q, groups)] = absmax[row * groups + q]!;
+  }
+  (codesOut!.storage.handle as Uint8Array).set(codes, codesOut!.offset);
+  writeFloats(absmaxOut!, tileAbsmax);
+});
+registerKernel(QUANT_OPS.nf4MatmulTiles, 'cpu', ([x, codes, absmax, table, addend], [out], attrs) =>
+  matmulKernel(x!, out!, dims(attrs), tileDecoder(codes!, absmax!, table!, attrs), addend, attrs));
 
 registerKernel(QUANT_OPS.dequantizeBlockwise8, 'cpu', ([codes, absmax, code], [out], attrs) => {
   const restored = restoreBlockwise8(hostBytes(codes!), hostFloats(absmax!), hostFloats(code!),

@@ -13,6 +13,13 @@
 // 'nf4MatmulT'  inputs [dy float [..., out], packed, absmax, table]; same attrs; output [..., in]:
 //               dx = dy · W. This is the backward of 'nf4Matmul' with respect to x.
 // 'nf4Dequantize' inputs [packed, absmax, table]; same attrs; output [out, in] (float dtype).
+// 'nf4DecodeTiles' inputs [packed, absmax]; same attrs (blocksize 64, inFeatures % 256 == 0);
+//               outputs [codes uint8, absmax float32]: the weight in the decode tile layout
+//               (decode-tiles.ts), rows past the weight zero.
+// 'nf4MatmulTiles' inputs [x float [..., in], codes, absmax (of nf4DecodeTiles), table]; attrs
+//               {outFeatures, inFeatures}; output [..., out]: nf4Matmul of the same weight, read
+//               from the decode tile layout (for decoding: the cuda kernel takes bfloat16 /
+//               float16 x only). No gradient.
 // 'int4Matmul' / 'int8Matmul'  inputs [x float [..., in], codes uint8, scales, offsets]; attrs
 //               {outFeatures, inFeatures, blockRows, blockCols}; output [..., out]. codes: int4
 //               packed like NF4 (ceil(n/2) bytes), int8 one byte per element (n bytes); scales
@@ -31,8 +38,11 @@
 // addend computed in its dtype and added to the product before the one rounding to the output
 // dtype. It carries an adapter's update (or its input gradient) into the product's epilogue.
 // All CPU kernels accumulate in float64 and accept strided / broadcast x.
-import { commonDevice, execute1, findKernel, formatShape, isFloatDType, type DType, type Tensor } from '@blora/tensor';
+import {
+  commonDevice, execute, execute1, findKernel, formatShape, isFloatDType, type DType, type OutputSpec, type Tensor,
+} from '@blora/tensor';
 import { blockCount } from './blockwise.js';
+import { decodeTileSizes, decodeTilesFit } from './decode-tiles.js';
 import type { IntBits } from './int-blocks.js';
 import { packedLength } from './pack.js';
 
@@ -41,6 +51,8 @@ export const QUANT_OPS = {
   nf4Matmul: 'nf4Matmul',
   nf4MatmulT: 'nf4MatmulT',
   nf4Dequantize: 'nf4Dequantize',
+  nf4DecodeTiles: 'nf4DecodeTiles',
+  nf4MatmulTiles: 'nf4MatmulTiles',
   int4Matmul: 'int4Matmul',
   int4MatmulT: 'int4MatmulT',
   int4Dequantize: 'int4Dequantize',
@@ -183,6 +195,56 @@ export function nf4Dequantize(packed: Tensor, absmax: Tensor, table: Tensor, att
   return runWithHostFallback(op, [packed, absmax, table], [attrs.outFeatures, attrs.inFeatures], floatDType(op, dtype), { ...attrs });
 }
 
+/** A 4-bit absmax weight in the decode tile layout (`nf4DecodeTiles`); the caller owns both tensors. */
+export interface DecodeTiles {
+  /** uint8, the codes of 16 rows x 64 columns at a time. */
+  codes: Tensor;
+  /** float32, the absmax of 16 rows x 4 groups at a time. */
+  absmax: Tensor;
+}
+
+/**
+ * The weight in the decode tile layout (see decode-tiles.ts), for `nf4MatmulTiles`; needs blocks
+ * of 64 and inFeatures % 256 == 0 (`decodeTilesFit`). Op 'nf4DecodeTiles'.
+ */
+export function nf4DecodeTiles(packed: Tensor, absmax: Tensor, attrs: FourBitOpAttrs): DecodeTiles {
+  const op = QUANT_OPS.nf4DecodeTiles;
+  checkDims(op, attrs);
+  if (!decodeTilesFit(attrs)) {
+    throw new RangeError(`${op}: the decode tile layout needs blocksize 64 and inFeatures a multiple of 256, ` +
+      `got [${attrs.outFeatures}, ${attrs.inFeatures}] blocksize ${attrs.blocksize}`);
+  }
+  const n = attrs.outFeatures * attrs.inFeatures;
+  expectTensor(op, 'packed codes', packed, ['uint8'], packedLength(n));
+  expectTensor(op, 'absmax', absmax, ['float32'], blockCount(n, attrs.blocksize));
+  const sizes = decodeTileSizes(attrs.outFeatures, attrs.inFeatures);
+  const [codes, tileAbsmax] = runWithHostFallbackOutputs(op, [packed, absmax],
+    [{ shape: [sizes.codes], dtype: 'uint8' }, { shape: [sizes.absmax], dtype: 'float32' }], { ...attrs });
+  return { codes: codes!, absmax: tileAbsmax! };
+}
+
+/**
+ * y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for a 4-bit absmax weight in the decode tile
+ * layout: the same product as `nf4Matmul` (bit-identical on the CPU). Inference only (no
+ * gradient); on cuda x must be bfloat16 or float16. Op 'nf4MatmulTiles'.
+ */
+export function nf4MatmulTiles(x: Tensor, tiles: DecodeTiles, table: Tensor, attrs: Pick<FourBitOpAttrs, 'outFeatures' | 'inFeatures'>,
+  addend?: RepeatedAddend): Tensor {
+  const op = QUANT_OPS.nf4MatmulTiles;
+  checkDims(op, attrs);
+  if (!decodeTilesFit({ inFeatures: attrs.inFeatures, blocksize: 64 })) {
+    throw new RangeError(`${op}: inFeatures must be a multiple of 256 for the decode tile layout, got ${attrs.inFeatures}`);
+  }
+  const sizes = decodeTileSizes(attrs.outFeatures, attrs.inFeatures);
+  expectTensor(op, 'tile codes', tiles.codes, ['uint8'], sizes.codes);
+  expectTensor(op, 'tile absmax', tiles.absmax, ['float32'], sizes.absmax);
+  expectTensor(op, 'code table', table, ['float32'], 16);
+  const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
+  const opAttrs = { outFeatures: attrs.outFeatures, inFeatures: attrs.inFeatures, blocksize: 64 };
+  const [inputs, withAdd] = withAddend(op, [x, tiles.codes, tiles.absmax, table], opAttrs, shape, addend);
+  return execute1(op, inputs, shape, x.dtype, withAdd);
+}
+
 function intOp(bits: IntBits, kind: 'Matmul' | 'MatmulT' | 'Dequantize'): string {
   if (bits !== 4 && bits !== 8) throw new RangeError(`integer block ops: bits must be 4 or 8, got ${String(bits)}`);
   return `int${bits}${kind}`;
@@ -238,12 +300,16 @@ function floatDType(op: string, dtype: DType): DType {
  * over (these ops only read small or packed data, so the round trip is cheap).
  */
 function runWithHostFallback(op: string, inputs: Tensor[], shape: number[], dtype: DType, attrs: Record<string, unknown>): Tensor {
+  return runWithHostFallbackOutputs(op, inputs, [{ shape, dtype }], attrs)[0]!;
+}
+
+/** `runWithHostFallback` for an op with several outputs. */
+function runWithHostFallbackOutputs(op: string, inputs: Tensor[], outputs: OutputSpec[], attrs: Record<string, unknown>): Tensor[] {
   const device = commonDevice(op, inputs);
-  if (device === 'cpu' || findKernel(op, device)) return execute1(op, inputs, shape, dtype, attrs);
+  if (device === 'cpu' || findKernel(op, device)) return execute(op, inputs, outputs, attrs);
   const hostInputs = inputs.map((t) => t.to('cpu'));
-  const hostOut = execute1(op, hostInputs, shape, dtype, attrs);
-  const out = hostOut.to(device);
-  hostOut.dispose();
-  for (const t of hostInputs) t.dispose();
+  const hostOut = execute(op, hostInputs, outputs, attrs);
+  const out = hostOut.map((t) => t.to(device));
+  for (const t of [...hostOut, ...hostInputs]) t.dispose();
   return out;
 }

@@ -1,21 +1,23 @@
 // Dense operands for kernels that read contiguous memory only: a contiguous tensor is passed
 // as it is, any other view through a contiguous scratch copy made on the device.
 import { contiguousStrides, itemSize, type Tensor } from '@blora/tensor';
-import { layoutArg, tensorArg } from '../descriptor.js';
+import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { native } from '../native.js';
 
 /**
  * Calls `use` with a descriptor of each tensor, every one of them dense (row-major from its
- * first element). Scratch copies are freed afterwards; the launches queued by `use` are
- * ordered before any later user of that memory, since everything runs on one stream.
+ * first element) and, given `align`, starting at an address that is a multiple of it (else
+ * copied too). Scratch copies are freed afterwards; the launches queued by `use` are ordered
+ * before any later user of that memory, since everything runs on one stream.
  */
-export function withDense<T>(tensors: readonly Tensor[], use: (args: Float64Array[]) => T): T {
+export function withDense<T>(tensors: readonly Tensor[], use: (args: Float64Array[]) => T, align = 1): T {
   const addon = native();
   const scratch: number[] = [];
   try {
     const args = tensors.map((t) => {
       const bytes = t.numel * itemSize(t.dtype);
-      if (t.isContiguous || bytes === 0) return tensorArg(t);
+      const aligned = align === 1 || (bufferOf(t).address + t.offset * itemSize(t.dtype)) % align === 0;
+      if ((t.isContiguous && aligned) || bytes === 0) return tensorArg(t);
       const address = addon.malloc(bytes);
       scratch.push(address);
       const dense = layoutArg(address, 0, t.dtype, t.shape, contiguousStrides(t.shape));

@@ -182,9 +182,40 @@ function registerFormat(prefix: string, formatOf: (attrs: Attrs) => WeightFormat
   });
 }
 
-/** Registers the nf4 (NF4 / FP4), int4 and int8 ops and dequantizeBlockwise8 for 'cuda'. */
+/**
+ * The NF4 / FP4 decode tile layout (@blora/quant's decode-tiles.ts): 'nf4DecodeTiles' builds it
+ * on the GPU; 'nf4MatmulTiles' runs the tensor-core GEMV on it, 16 activation rows a launch
+ * (bfloat16 / float16 activations only), then adds the addend, if any, in one more pass.
+ */
+function registerDecodeTiles(): void {
+  registerKernel('nf4DecodeTiles', 'cuda', ([packed, absmax], [codes, tileAbsmax], attrs) => {
+    const { outFeatures, inFeatures } = dims(attrs);
+    runKernel('nf4DecodeTiles', [packed!, absmax!, codes!, tileAbsmax!], () =>
+      withDense([packed!, absmax!], ([p, a]) =>
+        native().fourBitDecodeTiles(p!, a!, tensorArg(codes!), tensorArg(tileAbsmax!), outFeatures, inFeatures, attrs['blocksize'] as number)));
+  });
+  registerKernel('nf4MatmulTiles', 'cuda', ([x, codes, tileAbsmax, table, addend], [out], attrs) => {
+    const { outFeatures, inFeatures } = dims(attrs);
+    runKernel('nf4MatmulTiles', [x!, codes!, tileAbsmax!, table!, ...(addend ? [addend] : []), out!], () => {
+      const rows = x!.numel / inFeatures;
+      if (rows === 0) return;
+      const y = matrixArg(bufferOf(out!).address, out!.offset, out!.dtype, rows, outFeatures);
+      // The kernel reads x in 16-byte loads: rows dense (inFeatures % 256 == 0) from an aligned start.
+      withDense([x!], ([xDense]) => withDense([codes!, tileAbsmax!, table!, ...(addend ? [addend] : [])], ([c, a, t, add]) => {
+        native().fourBitTilesGemv(reshapeDense(xDense!, [rows, inFeatures]), c!, a!, t!, y, outFeatures, inFeatures, 64);
+        if (add) {
+          const lambda = attrs['addLambda'] as number;
+          native().repeatAdd(reshapeDense(add, [rows, outFeatures / lambda]), y, y, lambda, attrs['addScale'] as number);
+        }
+      }), 16);
+    });
+  });
+}
+
+/** Registers the nf4 (NF4 / FP4), int4 and int8 ops, the NF4 decode tiles and dequantizeBlockwise8 for 'cuda'. */
 export function registerQuantKernels(): void {
   registerFormat('nf4', fourBitFormat);
+  registerDecodeTiles();
   registerFormat('int4', (attrs) => intFormat(4, attrs));
   registerFormat('int8', (attrs) => intFormat(8, attrs));
   registerKernel('dequantizeBlockwise8', 'cuda', ([codes, absmax, code], [out], attrs) => {

@@ -4,12 +4,12 @@
 // scales, every activation dtype, odd sizes and strided activations; the tensor-core GEMV and
 // fused dequantize-GEMM kernels for 16-bit activations; against a plain-loop decode of the
 // weight with a float64 product, the CPU kernels and dequantize-then-matmul; on Hopper the
-// TMA + wgmma fused kernel too, forced for every size.
-import { matmul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
+// TMA + wgmma fused kernel too, forced for every size; the NF4 decode tile layout and its GEMV.
+import { matmul, setOpObserver, tensor, transpose, type DType, type OpRecord, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import {
-  dequantizeBlockwise8, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4Dequantize, nf4Matmul, nf4MatmulT,
-  type FourBitOpAttrs, type IntOpAttrs,
+  dequantizeBlockwise8, FourBitLinear, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4DecodeTiles, nf4Dequantize, nf4Matmul,
+  nf4MatmulT, nf4MatmulTiles, type FourBitOpAttrs, type IntOpAttrs,
 } from '@blora/quant';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable, setQuantGemmPath } from '@blora/cuda-kernels';
@@ -420,5 +420,85 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
         }
       }
     }
+  });
+});
+
+describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
+  /** The weight's decode tiles built on `device` (code table last), as nf4MatmulTiles takes them. */
+  function tilesOn(w: FourBitWeight, device: string): Tensor[] {
+    const [packed, absmax, table] = fourBitTensors(w, device);
+    const tiles = nf4DecodeTiles(packed!, absmax!, w.attrs);
+    packed!.dispose();
+    absmax!.dispose();
+    return [tiles.codes, tiles.absmax, table!];
+  }
+  const run = (w: FourBitWeight): Product => (x, [c, a, t]) => nf4MatmulTiles(x, { codes: c!, absmax: a! }, t!, w.attrs);
+
+  it('nf4DecodeTiles builds the CPU layout byte for byte (few and many row sets, a partial last one)', () => {
+    for (const w of [fourBitWeight(40, 512, 64, 81), fourBitWeight(1000, 256, 64, 82)]) {
+      const [gpu, cpu] = [tilesOn(w, 'cuda'), tilesOn(w, 'cpu')];
+      expect(Array.from(gpu[0]!.toTypedArray() as Uint8Array)).toEqual(Array.from(cpu[0]!.toTypedArray() as Uint8Array));
+      expect(Array.from(gpu[1]!.toFloat64Array())).toEqual(Array.from(cpu[1]!.toFloat64Array()));
+      for (const t of [...gpu, ...cpu]) t.dispose();
+    }
+  });
+
+  it('nf4MatmulTiles against float64 and the CPU: 1 to 40 rows (16 a launch), both 16-bit dtypes, strided x, an addend', () => {
+    // 40 rows: fewer row sets than resident blocks; 8000: more.
+    for (const w of [fourBitWeight(40, 512, 64, 83), fourBitWeight(8000, 256, 64, 84)]) {
+      const { outFeatures, inFeatures } = w.attrs;
+      for (const dtype of HALF_DTYPES) {
+        for (const lead of [[1], [5], [16], [17], [40], [2, 3]]) {
+          checkProduct(lead, inFeatures, outFeatures, dtype, 'contiguous', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
+        }
+        checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
+      }
+    }
+    // With an addend (float32, lambda 8): the same sum as on the CPU.
+    const w = fourBitWeight(40, 512, 64, 85);
+    const xv = roundTo(valuesFor('bfloat16', 3 * 512, 86), 'bfloat16');
+    const av = valuesFor('float32', 3 * 5, 87);
+    const [gpu, cpu] = ['cuda', 'cpu'].map((device) => {
+      const tiles = tilesOn(w, device);
+      const x = tensor(xv, { shape: [3, 512], dtype: 'bfloat16', device });
+      const addend = { values: tensor(av, { shape: [3, 5], device }), lambda: 8, scale: 0.25 };
+      const y = nf4MatmulTiles(x, { codes: tiles[0]!, absmax: tiles[1]! }, tiles[2]!, w.attrs, addend);
+      const values = y.toFloat64Array();
+      for (const t of [...tiles, x, y, addend.values]) t.dispose();
+      return values;
+    });
+    assertClose(gpu!, cpu!, productTolerance('bfloat16', 512));
+  });
+
+  it('says why float32 activations cannot take it on cuda', () => {
+    const w = fourBitWeight(16, 256, 64, 88);
+    const tiles = tilesOn(w, 'cuda');
+    const x = tensor(valuesFor('float32', 256, 89), { shape: [1, 256], device: 'cuda' });
+    expect(() => nf4MatmulTiles(x, { codes: tiles[0]!, absmax: tiles[1]! }, tiles[2]!, w.attrs)).toThrow(/bfloat16 or float16 activations/);
+    for (const t of [...tiles, x]) t.dispose();
+  });
+
+  it('FourBitLinear in decoding mode multiplies through the tiles, with the same result as nf4Matmul', () => {
+    const weight = tensor(valuesFor('float32', 48 * 512, 90, -0.1, 0.1), { shape: [48, 512] });
+    const host = FourBitLinear.quantize(weight, { format: 'nf4', blocksize: 64 });
+    const q = host.to('cuda');
+    q.useDecodeTiles = true;
+    for (const dtype of HALF_DTYPES) {
+      const x = tensor(roundTo(valuesFor(dtype, 2 * 512, 91), dtype), { shape: [2, 512], dtype, device: 'cuda' });
+      const records: OpRecord[] = [];
+      const previous = setOpObserver((r) => records.push(r));
+      let y: Tensor;
+      try {
+        y = q.matmul(x);
+      } finally {
+        setOpObserver(previous);
+      }
+      expect(records.map((r) => r.op)).toContain('nf4MatmulTiles');
+      const plain = nf4Matmul(x, q.packed, q.absmaxTensor(), q.table, q.opAttrs);
+      assertClose(y.toFloat64Array(), plain.toFloat64Array(), productTolerance(dtype, 512));
+      for (const t of [x, y, plain]) t.dispose();
+    }
+    for (const held of [q, host]) held.dispose();
+    weight.dispose();
   });
 });
