@@ -190,9 +190,10 @@ struct Config {
 };
 #define BLORA_GEMV_CONFIGS(X) X(8, 4, 1) X(16, 2, 2) X(8, 2, 2)
 #define BLORA_GEMV_CONFIG_ENTRY(W, U, B) {W, U, B, true, false},
-const Config kConfigs[] = {{0, 0, 0, true, false},  BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){8, 4, 1, false, false},
-                           {0, 0, 0, true, true},   {8, 4, 1, true, true},
-                           {16, 2, 2, true, true}};
+#define BLORA_GEMV_TILE_CONFIGS(X) X(8, 4, 1) X(16, 2, 2) X(16, 4, 1) X(8, 2, 2)
+#define BLORA_GEMV_TILE_ENTRY(W, U, B) {W, U, B, true, true},
+const Config kConfigs[] = {{0, 0, 0, true, false}, BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){8, 4, 1, false, false},
+                           {0, 0, 0, true, true}, BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_TILE_ENTRY)};
 bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
@@ -200,14 +201,17 @@ void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf1
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in};
   if constexpr (std::is_same_v<Source, FourBitTiles>) {
     if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
-    if (c.warps == 8) return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, 8, 4, 1>(args, src, stream()), "GEMV launch");
-    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, 16, 2, 2>(args, src, stream()), "GEMV launch");
-  }
-  if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
+#define BLORA_GEMV_TILE_LAUNCH(W, U, B)                       \
+  if (c.warps == W && c.unroll == U && c.minBlocks == B) \
+    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, W, U, B>(args, src, stream()), "GEMV launch");
+    BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_TILE_LAUNCH)
+  } else {
+    if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
 #define BLORA_GEMV_CONFIG_LAUNCH(W, U, B)                     \
   if (c.warps == W && c.unroll == U && c.minBlocks == B) \
     return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, W, U, B>(args, src, stream(), c.scaleVectors), "GEMV launch");
-  BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
+    BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
+  }
   std::printf("FATAL: no kernel for %s\n", c.name().c_str());
   std::exit(2);
 }
