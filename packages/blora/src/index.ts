@@ -29,6 +29,7 @@ export {
 export { FrozenLinear } from './layers/frozen-linear.js';
 export { DenseBase } from './layers/dense-base.js';
 export { QuantizedBase } from './layers/quantized-base.js';
+export { useDecodeTiles } from './decode-tiles.js';
 export { registerQuantizedGradients, QUANTIZED_GRADIENT_OPS } from './rules/quantized.js';
 export {
   attachAdapters, AttachedAdapters, createAdapter, frozenBaseOf, moduleAt, replaceModuleAt, type AttachOptions,

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { generate } from '@blora/models';
+import { useDecodeTiles } from '../decode-tiles.js';
 import { formatAlpacaPrompt } from '../data/template.js';
 import { loadAdapter, readAdapterConfig } from '../peft.js';
 import { FlagReader, formatHelp, parseFlags, type CommandSpec } from './args.js';
@@ -68,6 +69,8 @@ export async function generateCommand(argv: readonly string[], io: CliIO): Promi
 
   const loaded = loadBaseModel(model, quantOptions, device);
   if (adapterDir) loadAdapter(adapterDir, loaded.model, { trainable: false });
+  // On a GPU the one-token steps of NF4 bases read the decode tiles (16-bit activations only).
+  if (device === 'cuda') useDecodeTiles(loaded.model);
   const tok = loaded.tokenizer;
   const text = instruction !== undefined ? formatAlpacaPrompt({ instruction, input: r.string('input') ?? '' }) : rawPrompt!;
   const prompt = tok.encode(text);
