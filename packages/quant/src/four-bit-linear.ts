@@ -75,9 +75,10 @@ export class FourBitLinear extends QuantizedLinear {
   private tiles: DecodeTiles | null = null;
   /**
    * Decoding mode: when true, `matmul` of at most 16 activation rows in bfloat16 / float16 on a
-   * GPU, needing no gradient, reads the weight from the decode tile layout (built on first use and
-   * kept until `releaseCache`: a second copy of the codes and absmax, 4.5 bits a parameter). Ignored for
-   * weights that cannot take it (`decodeTilesFit`). Off by default; for generation.
+   * GPU, needing no gradient, reads the weight from the decode tile layout (built on first use
+   * and kept until `releaseCache`: a second copy of the codes and absmax, 4.5 bits a
+   * parameter). Ignored for weights that cannot take it (`decodeTilesFit`). Off by default; for
+   * generation.
    */
   useDecodeTiles = false;
 
