@@ -69,11 +69,11 @@ NAN_METHOD(FourBitDecodeTiles) {
   });
 }
 
-// fourBitTilesGemv(x, tiles, tileAbsmax, table, out, outFeatures, inFeatures, blocksize)
+// fourBitTilesGemv(x, tiles, tileAbsmax, table, out, outFeatures, inFeatures, blocksize, settled)
 NAN_METHOD(FourBitTilesGemv) {
   guarded([&] {
     launchFourBitTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile absmax"),
-                           tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5));
+                           tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5), boolArg(info, 8));
   });
 }
 

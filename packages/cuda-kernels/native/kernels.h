@@ -202,9 +202,10 @@ void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& 
 void launchFourBitDecodeTiles(const TensorArg& packed, const TensorArg& absmax, const TensorArg& tiles, const TensorArg& tileAbsmax,
                               const FourBitLayout& layout);
 // out [M, out] (contiguous) = x [M, in] (bfloat16 / float16, dense 16-byte aligned rows, any M) · Wᵀ
-// for W in the decode tile layout.
+// for W in the decode tile layout. settled: the tiles and table are not written by the kernel just
+// before, so the GEMV may start reading them while it finishes (GemvOverlap::kSettled).
 void launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileAbsmax, const TensorArg& table,
-                            const TensorArg& out, const FourBitLayout& layout);
+                            const TensorArg& out, const FourBitLayout& layout, bool settled);
 // quant_gemm.cu: the fused dequantize + GEMM on the tensor cores (on Hopper the TMA + wgmma
 // kernel of quant_gemm_wgmma.cuh where the product fills the GPU), x bfloat16 / float16 [M, k]
 // (dense rows, 16-byte aligned), out contiguous [M, n] of x's dtype: out = x · Wᵀ (transposed

@@ -172,8 +172,9 @@ bool tryTensorCoreGemv(const TensorArg& x, const Activations& a, int groupColumn
   if (reinterpret_cast<uintptr_t>(x.first()) % 16 != 0 || a.colStride != 1 || (a.rows > 1 && a.rowStride % 8 != 0)) return false;
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
+    // A dependent launch that waits before reading anything: the launch gap overlaps the kernel before.
     const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()), a.rowStride, int(a.rows), table, reinterpret_cast<T*>(out.first()),
-                           outFeatures, in};
+                           outFeatures, in, GemvOverlap::kLaunch};
     const auto w = makeSource();
     const cudaError_t err = groupColumns == 64 ? launchGemvGroups<T, decltype(w), 64>(args, w, stream())
                                                : launchGemvGroups<T, decltype(w), 32>(args, w, stream());

@@ -26,8 +26,14 @@
 // Unroll consecutive groups a turn whose loads are all issued before any is used (where the rows
 // hold whole turns, a row's Unroll scales are one load). Partial sums meet in shared memory and
 // are added in a fixed order (the result does not depend on timing). The first turn of the next
-// row set is loaded while the current one's sums are added. The addon runs 8 warps x 4 groups, or
-// 16 x 2 when there are fewer row sets than resident blocks (launchGemvGroups).
+// row set is loaded while the current one's sums are added (or, Ahead, every warp loads a turn
+// ahead of the one it computes). The addon runs 8 warps x 4 groups, or 16 x 2 when there are fewer
+// row sets than resident blocks (launchGemvGroups).
+//
+// Launched as a programmatic dependent launch (GemvOverlap), the GEMV's blocks start while the
+// kernel before it finishes: the launch gap, and for a settled weight the table build and the
+// first weight loads, overlap that kernel's tail (on an H200, 4096 x 4096 NF4 tiles at M = 1:
+// 5.9 -> 4.6 us between GEMVs).
 //
 // A source (FourBitGroups, IntGroups) gives each lane its two rows of a row set (pair<G>: the
 // codes of a group, the scales of a turn), so a weight stored in another layout only needs a
@@ -37,7 +43,9 @@
 // the cycles the SMs are active: the code loads touch 8 rows (8 lines) per instruction, and the
 // table reads are one wavefront per 32 code bytes. With the weight in L2 it runs only ~10 %
 // faster, so it is not waiting on memory bandwidth. The same NF4 weight in the tile layout,
-// where a warp's code load is 512 contiguous bytes, runs 17-24 % faster (dev/gemv4, `tiles`).
+// where a warp's code load is 512 contiguous bytes, runs 17-24 % faster (dev/gemv4, `tiles`), and
+// is bound by load latency with ~6 warps a scheduler: loading a turn ahead, the activations
+// through shared memory and independent MMA chains across a turn's groups each changed < 5 %.
 #pragma once
 
 #include <algorithm>
@@ -122,6 +130,7 @@ struct FourBitGroups {
   int blockShift;
   bool vectorScales = false;  // set by the launcher where scaleVectorsFit
   static constexpr bool kOffsets = false;
+  static constexpr bool kAheadAboveEightRows = false;  // see launchGemvGroups
   struct Scales {
     float alpha;
     __device__ __forceinline__ float a() const { return alpha; }
@@ -175,6 +184,8 @@ struct FourBitTiles {
   int64_t in;
   bool vectorScales = true;
   static constexpr bool kOffsets = false;
+  // Loading a turn ahead (8 warps x 2 groups) is as fast or faster from 9 to 16 rows (dev/gemv4).
+  static constexpr bool kAheadAboveEightRows = true;
   using Scales = FourBitGroups::Scales;
   bool scaleVectorsFit(int, int) const { return true; }
   struct Pair {
@@ -215,6 +226,7 @@ struct IntGroups {
   int colShift;
   bool vectorScales = false;  // set by the launcher where scaleVectorsFit
   static constexpr bool kOffsets = true;
+  static constexpr bool kAheadAboveEightRows = false;  // see launchGemvGroups
   struct Scales {
     Scale alpha, beta;
     __device__ __forceinline__ float a() const { return scaleValue(alpha); }
@@ -262,6 +274,16 @@ struct IntGroups {
   }
 };
 
+/**
+ * How a launch of the tensor-core GEMV follows the kernels ahead of it in the stream. kNone: an
+ * ordinary launch. kLaunch: a programmatic dependent launch, so the GPU starts its blocks while the
+ * kernel before finishes and each waits for that kernel's completion before reading anything
+ * (always correct; it hides the launch gap). kSettled: the same, but the blocks build the code
+ * table and load their first weight turn before waiting: only for a weight, scales and table that
+ * the kernel just before does not write.
+ */
+enum class GemvOverlap { kNone, kLaunch, kSettled };
+
 /** Everything a launch of the tensor-core GEMV needs besides the weight. */
 template <typename T>
 struct GemvArgs {
@@ -271,6 +293,7 @@ struct GemvArgs {
   const float* table;  // the format's 16 values (NF4 / FP4), or nullptr for integer codes 0..15
   T* y;                // [rows, outFeatures], contiguous
   int64_t outFeatures, in;
+  GemvOverlap overlap = GemvOverlap::kNone;
 };
 
 template <typename T>
@@ -323,28 +346,46 @@ struct GemvTile {
   static constexpr size_t kPartialBytes = size_t(Warps) * 16 * kCols * 4;  // dynamic shared memory
 };
 
-// The activation pairs of a lane's columns in `group`: xw[j][p] holds columns 2p, 2p + 1.
+// A lane's activation rows 8 j + g (past M: row M - 1, which feeds only MMA columns that are never
+// stored, so it needs no zeroing), at its first column.
 template <typename T, int G, int XTiles>
-__device__ __forceinline__ void loadGroupX(const T* const (&xRow)[XTiles], int group, uint32_t (&xw)[XTiles][G / 8]) {
+struct GemvActivations {
+  const T* row[XTiles];
+
+  __device__ __forceinline__ explicit GemvActivations(const GemvArgs<T>& args) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
-  for (int j = 0; j < XTiles; j++) {
+    for (int j = 0; j < XTiles; j++) row[j] = computedOnce(args.x + min(8 * j + g, args.rows - 1) * args.xStride + (G / 4) * t);
+  }
+  // The pairs of the lane's columns in `group`: xw[j][p] holds columns 2p, 2p + 1.
+  __device__ __forceinline__ void load(int group, uint32_t (&xw)[XTiles][G / 8]) const {
 #pragma unroll
-    for (int q = 0; q < G / 32; q++) {
-      const uint4 v = load16(xRow[j] + uint32_t(group) * G + 8 * q);
-      xw[j][4 * q] = v.x;
-      xw[j][4 * q + 1] = v.y;
-      xw[j][4 * q + 2] = v.z;
-      xw[j][4 * q + 3] = v.w;
+    for (int j = 0; j < XTiles; j++) {
+#pragma unroll
+      for (int q = 0; q < G / 32; q++) {
+        const uint4 v = load16(row[j] + uint32_t(group) * G + 8 * q);
+        xw[j][4 * q] = v.x;
+        xw[j][4 * q + 1] = v.y;
+        xw[j][4 * q + 2] = v.z;
+        xw[j][4 * q + 3] = v.w;
+      }
     }
   }
-}
+};
 
-// Adds one group of weight rows g, g + 8 to acc[j] (activation rows 8 j + 2 t, 8 j + 2 t + 1):
-// the codes decoded into MMA registers, their float32 sums scaled once.
-template <typename T, typename Source, int G, int XTiles>
-__device__ __forceinline__ void accumulateGroup(float (&acc)[XTiles][4], uint2 codesA, uint2 codesB, const typename Source::Scales& scalesA,
-                                                const typename Source::Scales& scalesB, const uint32_t (&xw)[XTiles][G / 8],
-                                                uint32_t tableLane) {
+// A warp's turn: the codes and scales of Unroll consecutive groups of its two weight rows.
+template <typename Source, int Unroll>
+struct GemvTurn {
+  uint2 codesA[Unroll], codesB[Unroll];
+  typename Source::Scales scalesA[Unroll], scalesB[Unroll];
+};
+
+// Adds one group (turn entry u, with its activations xw) of weight rows g, g + 8 to acc[j]
+// (activation rows 8 j + 2 t, 8 j + 2 t + 1): the codes decoded into MMA registers, their float32
+// sums scaled once.
+template <typename T, typename Source, int G, int XTiles, int Unroll>
+__device__ __forceinline__ void accumulateGroup(float (&acc)[XTiles][4], const GemvTurn<Source, Unroll>& turn, int u,
+                                                const uint32_t (&xw)[XTiles][G / 8], uint32_t tableLane) {
   constexpr int kSteps = G / 16;  // MMA k-steps per group
   // Integers: Σ x over the group for activation rows 8j + 2t (sums[j][0]) and 8j + 2t + 1.
   float sums[XTiles][4] = {};
@@ -356,8 +397,8 @@ __device__ __forceinline__ void accumulateGroup(float (&acc)[XTiles][4], uint2 c
       for (int s = 0; s < kSteps; s++) mma16816<T>(sums[j], ones, ones, ones, ones, xw[j][2 * s], xw[j][2 * s + 1]);
     }
   }
-  const uint32_t wordsA[2] = {codesA.x, codesA.y};
-  const uint32_t wordsB[2] = {codesB.x, codesB.y};
+  const uint32_t wordsA[2] = {turn.codesA[u].x, turn.codesA[u].y};
+  const uint32_t wordsB[2] = {turn.codesB[u].x, turn.codesB[u].y};
   float part[XTiles][4] = {};
 #pragma unroll
   for (int s = 0; s < kSteps; s++) {
@@ -387,6 +428,7 @@ __device__ __forceinline__ void accumulateGroup(float (&acc)[XTiles][4], uint2 c
     }
   }
   // part[j][0, 1] belong to weight row g, part[j][2, 3] to row g + 8.
+  const typename Source::Scales &scalesA = turn.scalesA[u], &scalesB = turn.scalesB[u];
   const float alphaA = scalesA.a(), alphaB = scalesB.a();
 #pragma unroll
   for (int j = 0; j < XTiles; j++) {
@@ -431,10 +473,9 @@ __device__ __forceinline__ void storeRowSet(float* partial, const float (&acc)[X
 }
 
 // The pair table, 16 bytes (four lanes' copies of one entry) a store: entry (byte, lane) =
-// (value[byte >> 4], value[byte & 15]), the 16 values from lanes 0..15 of each warp.
+// (value[byte >> 4], value[byte & 15]), ownValue: value[lane % 16].
 template <typename T, int Threads>
-__device__ __forceinline__ void buildPairTable(uint32_t* pairTable, const float* table) {
-  const float ownValue = __ldg(table + (threadIdx.x & 15));
+__device__ __forceinline__ void buildPairTable(uint32_t* pairTable, float ownValue) {
   for (int i = threadIdx.x; i < kGemvPairTableWords / 4; i += Threads) {
     const int byte = i >> 3;
     const uint32_t v = packPair<T>(__shfl_sync(0xffffffffu, ownValue, byte >> 4), __shfl_sync(0xffffffffu, ownValue, byte & 15));
@@ -442,19 +483,34 @@ __device__ __forceinline__ void buildPairTable(uint32_t* pairTable, const float*
   }
 }
 
-// Activation row 8 j + g of the lane (past M: row M - 1, which feeds only MMA columns that are
-// never stored, so it needs no zeroing), at the lane's first column.
-template <typename T, int G, int XTiles>
-__device__ __forceinline__ void activationRows(const GemvArgs<T>& args, const T* (&xRow)[XTiles]) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int j = 0; j < XTiles; j++) xRow[j] = computedOnce(args.x + min(8 * j + g, args.rows - 1) * args.xStride + (G / 4) * t);
+// The shape of one launch of the tensor-core GEMV. Ahead: each warp keeps two turns in registers
+// and issues the next turn's loads before it decodes the current one (otherwise a warp's loads
+// go out only once the turn before is done, and other warps must hide their latency).
+template <int Warps_, int Unroll_, int MinBlocks_, bool Ahead_ = false>
+struct GemvShape {
+  static constexpr int Warps = Warps_, Unroll = Unroll_, MinBlocks = MinBlocks_;
+  static constexpr bool Ahead = Ahead_;
+};
+
+// Programmatic dependent launch (GemvArgs::overlap): the kernel waits for the kernels before it
+// (their completion and memory), then lets the next one start. Letting it start only after the
+// wait keeps kSettled correct: when a kernel starts, every kernel but the one just before it is
+// complete. (Before Hopper there is no such launch, and nothing to do.)
+__device__ __forceinline__ void waitForPriorGrids() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
 }
 
-template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll, int MinBlocks>
-__global__ void __launch_bounds__(Warps * 32, MinBlocks)
+// Settled: launched with GemvOverlap::kSettled (a template parameter, so that each kernel has one
+// straight prologue; with the choice made at run time the compiler kept both orders' registers).
+template <typename T, typename Source, int G, bool TwoXTiles, typename Shape, bool Settled>
+__global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
     gemvGroupsKernel(GemvArgs<T> args, Source w) {
+  constexpr int kWarps = Shape::Warps, kUnroll = Shape::Unroll;
   constexpr int kXTiles = TwoXTiles ? 2 : 1;
+  constexpr int kStep = kWarps * kUnroll;  // groups between a warp's turns
   constexpr bool kTable = !Source::kOffsets;  // NF4 / FP4 decode through the pair table
   __shared__ __align__(16) uint32_t pairTable[kTable ? kGemvPairTableWords : 4];
   extern __shared__ float partial[];  // GemvTile::kPartialBytes
@@ -463,62 +519,105 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
   const int g = lane >> 2, t = lane & 3;
   const int groups = int(args.in / G);
   const int64_t rowSets = (args.outFeatures + 15) / 16;
+  if constexpr (!Settled) waitForPriorGrids();  // returns at once without a dependent launch
+  // The pair table is built from the 16 code values, fetched first so they do not queue behind the weight's loads.
+  const float ownValue = kTable ? __ldg(args.table + (lane & 15)) : 0.f;
   const uint32_t tableLane = computedOnce(smemAddress(pairTable) + 4u * lane);
-  const T* xRow[kXTiles];
-  activationRows<T, G>(args, xRow);
+  const GemvActivations<T, G, kXTiles> x(args);
 
-  // The lane's weight rows g and g + 8 of a row set.
+  // The lane's weight rows g and g + 8 of the row set being loaded.
   decltype(w.template pair<G>(0, 0, 0, 0)) rows;
   auto setRows = [&](int64_t rowSet) { rows = w.template pair<G>(rowSet, g, t, args.outFeatures); };
-  // A turn: the codes and scales of a warp's Unroll consecutive groups base, base + 1, ..., all
-  // loaded before any is used (a group past the end repeats the last one, unused). Consecutive,
-  // so a row's Unroll scales are one load where they line up (Source::vectorScales).
-  uint2 codesA[Unroll], codesB[Unroll];
-  typename Source::Scales scalesA[Unroll], scalesB[Unroll];
-  auto load = [&](int base) {
+  using Turn = GemvTurn<Source, kUnroll>;
+  // A turn's groups base, base + 1, ..., all loaded before any is used (a group past the end
+  // repeats the last one, unused). Consecutive, so a row's Unroll scales are one load where they
+  // line up (Source::vectorScales).
+  auto load = [&](Turn& turn, int base) {
 #pragma unroll
-    for (int u = 0; u < Unroll; u++) {
-      const int group = min(base + u, groups - 1);
-      rows.template codes<G>(group, codesA[u], codesB[u]);
-    }
-    rows.template scales<G, Unroll>(base, groups, scalesA, scalesB);
+    for (int u = 0; u < kUnroll; u++) rows.template codes<G>(min(base + u, groups - 1), turn.codesA[u], turn.codesB[u]);
+    rows.template scales<G, kUnroll>(base, groups, turn.scalesA, turn.scalesB);
   };
   float acc[kXTiles][4];
-  auto compute = [&](int base) {
+  auto compute = [&](const Turn& turn, int base) {
 #pragma unroll
-    for (int u = 0; u < Unroll; u++) {
-      const int group = base + u;
-      if (group >= groups) break;  // the same for the whole warp
+    for (int u = 0; u < kUnroll; u++) {
+      if (base + u >= groups) break;  // the same for the whole warp
       uint32_t xw[kXTiles][G / 8];
-      loadGroupX<T, G>(xRow, group, xw);
-      accumulateGroup<T, Source, G>(acc, codesA[u], codesB[u], scalesA[u], scalesB[u], xw, tableLane);
+      x.load(base + u, xw);
+      accumulateGroup<T, Source, G>(acc, turn, u, xw, tableLane);
     }
   };
+  const bool hasTurns = warp * kUnroll < groups;  // the same for every row set
+  // Before the first turn is computed: the first turn's loads out (first, so that their latency
+  // overlaps the rest), the pair table built, and (settled) the kernels before done, so that the
+  // activations are theirs.
+  auto prepareBlock = [&] {
+    if constexpr (kTable) buildPairTable<T, kWarps * 32>(pairTable, ownValue);
+    if constexpr (Settled) waitForPriorGrids();
+    if constexpr (kTable) __syncthreads();
+  };
 
-  // The first turn's loads go out before the pair table is built, so their latency overlaps it.
   int64_t rowSet = blockIdx.x;
-  setRows(rowSet);
-  if (warp * Unroll < groups) load(warp * Unroll);
-  if constexpr (kTable) {
-    buildPairTable<T, Warps * 32>(pairTable, args.table);
-    __syncthreads();
-  }
-
-  while (rowSet < rowSets) {
+  if constexpr (Shape::Ahead) {
+    // The load cursor runs one turn ahead of the computing, across row sets.
+    int64_t loadSet = rowSet;
+    int loadBase = warp * kUnroll;
+    auto loadNext = [&](Turn& turn) {
+      if (!hasTurns || loadSet >= rowSets) return;
+      load(turn, loadBase);
+      loadBase += kStep;
+      if (loadBase >= groups) {
+        loadBase = warp * kUnroll;
+        loadSet += gridDim.x;
+        if (loadSet < rowSets) setRows(loadSet);
+      }
+    };
+    // A row set whose first turn is in `first`, the turns alternating between the two; true
+    // when the next row set's first turn went into `second`.
+    auto rowSetFrom = [&](Turn& first, Turn& second) {
+      for (int base = warp * kUnroll; base < groups;) {
+        loadNext(second);
+        compute(first, base);
+        base += kStep;
+        if (base >= groups) return true;
+        loadNext(first);
+        compute(second, base);
+        base += kStep;
+      }
+      return false;
+    };
+    Turn turns[2];
+    setRows(rowSet);
+    loadNext(turns[0]);
+    prepareBlock();
+    bool inSecond = false;  // where the current row set's first turn is
+    for (; rowSet < rowSets; rowSet += gridDim.x) {
 #pragma unroll
-    for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    for (int base = warp * Unroll; base < groups; base += Warps * Unroll) {
-      compute(base);
-      if (base + Warps * Unroll < groups) load(base + Warps * Unroll);
+      for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+      inSecond ^= inSecond ? rowSetFrom(turns[1], turns[0]) : rowSetFrom(turns[0], turns[1]);
+      storeRowSet<T, kXTiles, kWarps>(partial, acc, args, rowSet);
     }
-    // The next row set's first turn is in flight while this one's sums are added.
-    const int64_t nextRowSet = rowSet + gridDim.x;
-    if (nextRowSet < rowSets) {
-      setRows(nextRowSet);
-      if (warp * Unroll < groups) load(warp * Unroll);
+  } else {
+    Turn turn;
+    setRows(rowSet);
+    if (hasTurns) load(turn, warp * kUnroll);
+    prepareBlock();
+    while (rowSet < rowSets) {
+#pragma unroll
+      for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+      for (int base = warp * kUnroll; base < groups; base += kStep) {
+        compute(turn, base);
+        if (base + kStep < groups) load(turn, base + kStep);
+      }
+      // The next row set's first turn is in flight while this one's sums are added.
+      const int64_t nextRowSet = rowSet + gridDim.x;
+      if (nextRowSet < rowSets) {
+        setRows(nextRowSet);
+        if (hasTurns) load(turn, warp * kUnroll);
+      }
+      storeRowSet<T, kXTiles, kWarps>(partial, acc, args, rowSet);
+      rowSet = nextRowSet;
     }
-    storeRowSet<T, kXTiles, Warps>(partial, acc, args, rowSet);
-    rowSet = nextRowSet;
   }
 }
 
@@ -531,13 +630,13 @@ Source withScaleVectors(const Source& w, int G, int unroll) {
 }
 
 // Blocks of one configuration the whole GPU holds at once (found at the first call).
-template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll, int MinBlocks>
+template <typename T, typename Source, int G, bool TwoXTiles, typename Shape, bool Settled = false>
 cudaError_t gemvResidentBlocks(int& blocks) {
   static int resident = 0;
   if (resident == 0) {
     int perSM = 0;
-    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-        &perSM, gemvGroupsKernel<T, Source, G, TwoXTiles, Warps, Unroll, MinBlocks>, Warps * 32, GemvTile<TwoXTiles ? 2 : 1, Warps>::kPartialBytes);
+    const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, Settled>,
+                                                                          Shape::Warps * 32, GemvTile<TwoXTiles ? 2 : 1, Shape::Warps>::kPartialBytes);
     if (err != cudaSuccess) return err;
     resident = std::max(1, perSM) * smCount();
   }
@@ -546,43 +645,63 @@ cudaError_t gemvResidentBlocks(int& blocks) {
 }
 
 /** Launches one configuration of the tensor-core GEMV: as many blocks as fit the GPU at once, at most one per 16 weight rows. */
-template <typename T, typename Source, int G, bool TwoXTiles, int Warps, int Unroll, int MinBlocks>
+template <typename T, typename Source, int G, bool TwoXTiles, typename Shape>
 cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
+  const bool settled = args.overlap == GemvOverlap::kSettled;
   int resident = 0;
-  const cudaError_t err = gemvResidentBlocks<T, Source, G, TwoXTiles, Warps, Unroll, MinBlocks>(resident);
+  cudaError_t err = settled ? gemvResidentBlocks<T, Source, G, TwoXTiles, Shape, true>(resident)
+                            : gemvResidentBlocks<T, Source, G, TwoXTiles, Shape, false>(resident);
   if (err != cudaSuccess) return err;
   const int64_t rowSets = (args.outFeatures + 15) / 16;
-  constexpr size_t kPartialBytes = GemvTile<TwoXTiles ? 2 : 1, Warps>::kPartialBytes;
-  gemvGroupsKernel<T, Source, G, TwoXTiles, Warps, Unroll, MinBlocks>
-      <<<unsigned(std::min<int64_t>(rowSets, resident)), Warps * 32, kPartialBytes, s>>>(args, w);
-  return cudaGetLastError();
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(unsigned(std::min<int64_t>(rowSets, resident)));
+  config.blockDim = dim3(Shape::Warps * 32);
+  config.dynamicSmemBytes = GemvTile<TwoXTiles ? 2 : 1, Shape::Warps>::kPartialBytes;
+  config.stream = s;
+  cudaLaunchAttribute overlap = {};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  if (args.overlap != GemvOverlap::kNone) {
+    config.attrs = &overlap;
+    config.numAttrs = 1;
+  }
+  err = settled ? cudaLaunchKernelEx(&config, gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, true>, args, w)
+                : cudaLaunchKernelEx(&config, gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, false>, args, w);
+  return err != cudaSuccess ? err : cudaGetLastError();
 }
 
 /**
- * The tensor-core GEMV with Warps warps a block, Unroll groups a warp's turn and registers
- * capped for MinBlocks blocks an SM (scaleVectors false: one scale a load, for comparison).
+ * The tensor-core GEMV in one launch shape (Warps warps a block taking Unroll groups a turn,
+ * registers capped for MinBlocks blocks an SM, loading one turn Ahead or not; scaleVectors false:
+ * one scale a load, for comparison).
  */
-template <typename T, typename Source, int G, int Warps, int Unroll, int MinBlocks>
+template <typename T, typename Source, int G, typename Shape>
 cudaError_t launchGemvGroupsWith(const GemvArgs<T>& args, const Source& w, cudaStream_t s, bool scaleVectors = true) {
-  const Source source = scaleVectors ? withScaleVectors(w, G, Unroll) : w;
-  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, true, Warps, Unroll, MinBlocks>(args, source, s);
-  return launchGemvGroupsKernel<T, Source, G, false, Warps, Unroll, MinBlocks>(args, source, s);
+  const Source source = scaleVectors ? withScaleVectors(w, G, Shape::Unroll) : w;
+  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, true, Shape>(args, source, s);
+  return launchGemvGroupsKernel<T, Source, G, false, Shape>(args, source, s);
 }
 
 /**
  * The tensor-core GEMV as the addon runs it: 8 warps a block taking 4 groups a turn, or, for up
  * to 8 activation rows when the GPU holds more such blocks than there are row sets, 16 warps
- * taking 2 (each block then has one row set, and twice the warps share its groups).
+ * taking 2 (each block then has one row set, and twice the warps share its groups); for more rows
+ * where the source says so (kAheadAboveEightRows), 8 warps taking 2 and loading a turn ahead.
  */
 template <typename T, typename Source, int G>
 cudaError_t launchGemvGroups(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
+  using Wide = GemvShape<8, 4, 1>;
+  using Tall = GemvShape<16, 2, 2>;
+  if constexpr (Source::kAheadAboveEightRows) {
+    if (args.rows > 8) return launchGemvGroupsWith<T, Source, G, GemvShape<8, 2, 2, true>>(args, w, s);
+  }
   if (args.rows <= 8) {
     int resident = 0;
-    const cudaError_t err = gemvResidentBlocks<T, Source, G, false, 8, 4, 1>(resident);
+    const cudaError_t err = gemvResidentBlocks<T, Source, G, false, Wide>(resident);
     if (err != cudaSuccess) return err;
-    if ((args.outFeatures + 15) / 16 < resident) return launchGemvGroupsKernel<T, Source, G, false, 16, 2, 2>(args, withScaleVectors(w, G, 2), s);
+    if ((args.outFeatures + 15) / 16 < resident) return launchGemvGroupsKernel<T, Source, G, false, Tall>(args, withScaleVectors(w, G, 2), s);
   }
-  return launchGemvGroupsWith<T, Source, G, 8, 4, 1>(args, w, s);
+  return launchGemvGroupsWith<T, Source, G, Wide>(args, w, s);
 }
 
 }  // namespace blora

@@ -28,6 +28,6 @@ export { cudaMemoryInfo, emptyCache, synchronize } from './memory.js';
 export { CudaError, type CudaErrorCode } from './errors.js';
 export { cudaBackend, DeviceBuffer } from './backend.js';
 export {
-  avgPool1dBackwardInto, deviceTimePerReplay, matmulInto, quantDequantizeInto, quantMatmulInto,
+  avgPool1dBackwardInto, deviceTimePerReplay, matmulInto, quantDequantizeInto, quantMatmulInto, quantMatmulTilesInto,
   setQuantGemmPath, sumRunsInto, type QuantFormatName, type QuantGemmPath,
 } from './kernels/quant.js';

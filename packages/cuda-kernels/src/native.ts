@@ -153,9 +153,13 @@ export interface NativeAddon {
   /** The decode tile layout of an NF4 / FP4 weight (blocks of 64, inFeatures % 256 == 0). */
   fourBitDecodeTiles(packed: Float64Array, absmax: Float64Array, tiles: Float64Array, tileAbsmax: Float64Array,
     outFeatures: number, inFeatures: number, blocksize: number): void;
-  /** out [M, out] = x [M, in] (bfloat16 / float16, dense rows) · Wᵀ for W in the decode tile layout. */
+  /**
+   * out [M, out] = x [M, in] (bfloat16 / float16, dense rows) · Wᵀ for W in the decode tile layout.
+   * settled: the tiles and table are not written by the kernel just before (the GEMV may start
+   * reading them while that kernel finishes).
+   */
   fourBitTilesGemv(x: Float64Array, tiles: Float64Array, tileAbsmax: Float64Array, table: Float64Array, out: Float64Array,
-    outFeatures: number, inFeatures: number, blocksize: number): void;
+    outFeatures: number, inFeatures: number, blocksize: number, settled: boolean): void;
   /** Fused dequantize + tensor-core GEMM; false when the operands do not suit it (nothing ran). */
   /** With `addend` (float32, dense [M, n / lambda]): out += scale · repeatInterleave(addend, lambda) in the epilogue. */
   fourBitGemm(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,

@@ -73,6 +73,8 @@ export class FourBitLinear extends QuantizedLinear {
   readonly sourceDType: DType;
   private restored: Tensor | null = null;
   private tiles: DecodeTiles | null = null;
+  /** Whether a product has read the tiles since they were built (so the kernel that built them is long done). */
+  private tilesSettled = false;
   /**
    * Decoding mode: when true, `matmul` of at most 16 activation rows in bfloat16 / float16 on a
    * GPU, needing no gradient, reads the weight from the decode tile layout (built on first use
@@ -191,6 +193,7 @@ export class FourBitLinear extends QuantizedLinear {
     if (!this.tiles || this.tiles.codes.isDisposed || this.tiles.absmax.isDisposed) {
       const tiles = nf4DecodeTiles(this.packed, this.absmaxTensor(), this.opAttrs);
       this.tiles = { codes: keep(tiles.codes), absmax: keep(tiles.absmax) };
+      this.tilesSettled = false;
     }
     return this.tiles;
   }
@@ -222,7 +225,13 @@ export class FourBitLinear extends QuantizedLinear {
    * decoding mode through 'nf4MatmulTiles' (see `useDecodeTiles`).
    */
   matmul(x: Tensor, addend?: RepeatedAddend): Tensor {
-    if (this.decodesWithTiles(x)) return nf4MatmulTiles(x, this.decodeTiles(), this.table, this.opAttrs, addend);
+    if (this.decodesWithTiles(x)) {
+      const tiles = this.decodeTiles();
+      // Once a product has read them, the tiles and table are settled: nothing writes them again.
+      const y = nf4MatmulTiles(x, tiles, this.table, { ...this.opAttrs, settled: this.tilesSettled }, addend);
+      this.tilesSettled ||= x.numel > 0;
+      return y;
+    }
     return nf4Matmul(x, this.packed, this.absmaxTensor(), this.table, this.opAttrs, addend);
   }
 

@@ -17,9 +17,9 @@
 //               outputs [codes uint8, absmax float32]: the weight in the decode tile layout
 //               (decode-tiles.ts), rows past the weight zero.
 // 'nf4MatmulTiles' inputs [x float [..., in], codes, absmax (of nf4DecodeTiles), table]; attrs
-//               {outFeatures, inFeatures}; output [..., out]: nf4Matmul of the same weight, read
-//               from the decode tile layout (for decoding: the cuda kernel takes bfloat16 /
-//               float16 x only). No gradient.
+//               {outFeatures, inFeatures, settled?}; output [..., out]: nf4Matmul of the same
+//               weight, read from the decode tile layout (for decoding: the cuda kernel takes
+//               bfloat16 / float16 x only; settled: see nf4MatmulTiles). No gradient.
 // 'int4Matmul' / 'int8Matmul'  inputs [x float [..., in], codes uint8, scales, offsets]; attrs
 //               {outFeatures, inFeatures, blockRows, blockCols}; output [..., out]. codes: int4
 //               packed like NF4 (ceil(n/2) bytes), int8 one byte per element (n bytes); scales
@@ -227,9 +227,14 @@ export function nf4DecodeTiles(packed: Tensor, absmax: Tensor, attrs: FourBitOpA
  * y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for a 4-bit absmax weight in the decode tile
  * layout: the same product as `nf4Matmul` (bit-identical on the CPU). Inference only (no
  * gradient); on cuda x must be bfloat16 or float16. Op 'nf4MatmulTiles'.
+ *
+ * `attrs.settled` promises that the tiles and the table are not written by the operation just
+ * before this one (they were made earlier), so that on a GPU the product may start reading them
+ * while that operation finishes. Leave it off right after `nf4DecodeTiles` built the tiles: the
+ * product would then read them before they are written.
  */
-export function nf4MatmulTiles(x: Tensor, tiles: DecodeTiles, table: Tensor, attrs: Pick<FourBitOpAttrs, 'outFeatures' | 'inFeatures'>,
-  addend?: RepeatedAddend): Tensor {
+export function nf4MatmulTiles(x: Tensor, tiles: DecodeTiles, table: Tensor,
+  attrs: Pick<FourBitOpAttrs, 'outFeatures' | 'inFeatures'> & { settled?: boolean }, addend?: RepeatedAddend): Tensor {
   const op = QUANT_OPS.nf4MatmulTiles;
   checkDims(op, attrs);
   if (!decodeTilesFit({ inFeatures: attrs.inFeatures, blocksize: 64 })) {
@@ -240,7 +245,7 @@ export function nf4MatmulTiles(x: Tensor, tiles: DecodeTiles, table: Tensor, att
   expectTensor(op, 'tile absmax', tiles.absmax, ['float32'], sizes.absmax);
   expectTensor(op, 'code table', table, ['float32'], 16);
   const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
-  const opAttrs = { outFeatures: attrs.outFeatures, inFeatures: attrs.inFeatures, blocksize: 64 };
+  const opAttrs = { outFeatures: attrs.outFeatures, inFeatures: attrs.inFeatures, blocksize: 64, settled: attrs.settled === true };
   const [inputs, withAdd] = withAddend(op, [x, tiles.codes, tiles.absmax, table], opAttrs, shape, addend);
   return execute1(op, inputs, shape, x.dtype, withAdd);
 }

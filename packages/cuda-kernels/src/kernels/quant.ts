@@ -185,7 +185,8 @@ function registerFormat(prefix: string, formatOf: (attrs: Attrs) => WeightFormat
 /**
  * The NF4 / FP4 decode tile layout (@blora/quant's decode-tiles.ts): 'nf4DecodeTiles' builds it
  * on the GPU; 'nf4MatmulTiles' runs the tensor-core GEMV on it, 16 activation rows a launch
- * (bfloat16 / float16 activations only), then adds the addend, if any, in one more pass.
+ * (bfloat16 / float16 activations only; with attrs.settled the GEMV starts reading the tiles while
+ * the kernel before it finishes), then adds the addend, if any, in one more pass.
  */
 function registerDecodeTiles(): void {
   registerKernel('nf4DecodeTiles', 'cuda', ([packed, absmax], [codes, tileAbsmax], attrs) => {
@@ -194,22 +195,35 @@ function registerDecodeTiles(): void {
       withDense([packed!, absmax!], ([p, a]) =>
         native().fourBitDecodeTiles(p!, a!, tensorArg(codes!), tensorArg(tileAbsmax!), outFeatures, inFeatures, attrs['blocksize'] as number)));
   });
-  registerKernel('nf4MatmulTiles', 'cuda', ([x, codes, tileAbsmax, table, addend], [out], attrs) => {
-    const { outFeatures, inFeatures } = dims(attrs);
-    runKernel('nf4MatmulTiles', [x!, codes!, tileAbsmax!, table!, ...(addend ? [addend] : []), out!], () => {
-      const rows = x!.numel / inFeatures;
-      if (rows === 0) return;
-      const y = matrixArg(bufferOf(out!).address, out!.offset, out!.dtype, rows, outFeatures);
-      // The kernel reads x in 16-byte loads: rows dense (inFeatures % 256 == 0) from an aligned start.
-      withDense([x!], ([xDense]) => withDense([codes!, tileAbsmax!, table!, ...(addend ? [addend] : [])], ([c, a, t, add]) => {
-        native().fourBitTilesGemv(reshapeDense(xDense!, [rows, inFeatures]), c!, a!, t!, y, outFeatures, inFeatures, 64);
-        if (add) {
-          const lambda = attrs['addLambda'] as number;
-          native().repeatAdd(reshapeDense(add, [rows, outFeatures / lambda]), y, y, lambda, attrs['addScale'] as number);
-        }
-      }), 16);
-    });
+  registerKernel('nf4MatmulTiles', 'cuda', ([x, codes, tileAbsmax, table, addend], [out], attrs) =>
+    tilesMatmul(x!, [codes!, tileAbsmax!, table!], addend ?? null, out!, attrs));
+}
+
+/** The cuda kernel of 'nf4MatmulTiles': out = x · Wᵀ (+ the addend) for W = [tile codes, tile absmax, table]. */
+function tilesMatmul(x: Tensor, weight: readonly Tensor[], addend: Tensor | null, out: Tensor, attrs: Attrs): void {
+  const { outFeatures, inFeatures } = dims(attrs);
+  runKernel('nf4MatmulTiles', [x, ...weight, ...(addend ? [addend] : []), out], () => {
+    const rows = x.numel / inFeatures;
+    if (rows === 0) return;
+    const y = matrixArg(bufferOf(out).address, out.offset, out.dtype, rows, outFeatures);
+    // The kernel reads x in 16-byte loads: rows dense (inFeatures % 256 == 0) from an aligned start.
+    withDense([x], ([xDense]) => withDense([...weight, ...(addend ? [addend] : [])], ([c, a, t, add]) => {
+      native().fourBitTilesGemv(reshapeDense(xDense!, [rows, inFeatures]), c!, a!, t!, y, outFeatures, inFeatures, 64, attrs['settled'] === true);
+      if (add) {
+        const lambda = attrs['addLambda'] as number;
+        native().repeatAdd(reshapeDense(add, [rows, outFeatures / lambda]), y, y, lambda, attrs['addScale'] as number);
+      }
+    }), 16);
   });
+}
+
+/**
+ * Runs the cuda kernel of 'nf4MatmulTiles' into `out` (contiguous [..., out] of x's dtype):
+ * weight = [tile codes, tile absmax, code table] (@blora/quant's nf4DecodeTiles), attrs
+ * {outFeatures, inFeatures, settled?}. For benchmarks, which time it without allocation.
+ */
+export function quantMatmulTilesInto(x: Tensor, weight: readonly Tensor[], out: Tensor, attrs: Attrs): void {
+  tilesMatmul(x, weight, null, out, attrs);
 }
 
 /** Registers the nf4 (NF4 / FP4), int4 and int8 ops, the NF4 decode tiles and dequantizeBlockwise8 for 'cuda'. */

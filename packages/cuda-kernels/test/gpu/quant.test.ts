@@ -5,7 +5,7 @@
 // fused dequantize-GEMM kernels for 16-bit activations; against a plain-loop decode of the
 // weight with a float64 product, the CPU kernels and dequantize-then-matmul; on Hopper the
 // TMA + wgmma fused kernel too, forced for every size; the NF4 decode tile layout and its GEMV.
-import { matmul, setOpObserver, tensor, transpose, type DType, type OpRecord, type Tensor } from '@blora/tensor';
+import { matmul, mul, setOpObserver, tensor, transpose, type DType, type OpRecord, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import {
   dequantizeBlockwise8, FourBitLinear, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4DecodeTiles, nf4Dequantize, nf4Matmul,
@@ -478,7 +478,47 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     for (const t of [...tiles, x]) t.dispose();
   });
 
-  it('FourBitLinear in decoding mode multiplies through the tiles, with the same result as nf4Matmul', () => {
+  it('dependent launches read what the kernel just before wrote: a chain of products equals the same chain run step by step', () => {
+    // Each product's output is the next one's input (a square weight), right behind it in the
+    // stream: a GEMV that read its activations before the kernel ahead finished would see stale
+    // values. Read back after every step, each launch waits for the one before; both GEMV paths
+    // are deterministic, so the two chains must agree bit for bit.
+    const w = fourBitWeight(512, 512, 64, 92);
+    const tiles = tilesOn(w, 'cuda');
+    const [packed, absmax] = fourBitTensors(w, 'cuda');
+    const table = tiles[2]!;
+    for (const rows of [1, 12]) {
+      const xv = roundTo(valuesFor('bfloat16', rows * 512, 93 + rows), 'bfloat16');
+      const chain = (stepwise: boolean): Float64Array[] => {
+        const kept: Tensor[] = [];
+        const outputs: Float64Array[] = [];
+        const step = (t: Tensor): Tensor => {
+          if (stepwise) outputs.push(t.toFloat64Array());
+          kept.push(t);
+          return t;
+        };
+        let x = step(tensor(xv, { shape: [rows, 512], dtype: 'bfloat16', device: 'cuda' }));
+        for (let round = 0; round < 3; round++) {
+          const y1 = step(nf4MatmulTiles(x, { codes: tiles[0]!, absmax: tiles[1]! }, table, { ...w.attrs, settled: true }));
+          const y2 = step(nf4Matmul(y1, packed!, absmax!, table, w.attrs));
+          const y3 = step(nf4MatmulTiles(y2, { codes: tiles[0]!, absmax: tiles[1]! }, table, { ...w.attrs, settled: true }));
+          x = step(mul(y3, 1 / 729));  // keeps the values near 1 (each product scales them by ~9)
+        }
+        if (!stepwise) outputs.push(...kept.map((t) => t.toFloat64Array()));
+        for (const t of kept) t.dispose();
+        return outputs;
+      };
+      const stepwise = chain(true);
+      const queued = chain(false);
+      expect(queued.length).toBe(stepwise.length);
+      for (let i = 0; i < stepwise.length; i++) expect(Array.from(queued[i]!)).toEqual(Array.from(stepwise[i]!));
+      const last = stepwise[stepwise.length - 1]!;
+      expect(last.some((v) => v !== 0) && last.every(Number.isFinite)).toBe(true);
+    }
+    for (const t of [...tiles, packed!, absmax!]) t.dispose();
+  });
+
+  it('FourBitLinear in decoding mode multiplies through the tiles (settled after the first product), with the same result as nf4Matmul', () => {
     const weight = tensor(valuesFor('float32', 48 * 512, 90, -0.1, 0.1), { shape: [48, 512] });
     const host = FourBitLinear.quantize(weight, { format: 'nf4', blocksize: 64 });
     const q = host.to('cuda');
@@ -493,7 +533,10 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
       } finally {
         setOpObserver(previous);
       }
-      expect(records.map((r) => r.op)).toContain('nf4MatmulTiles');
+      const tileProducts = records.filter((r) => r.op === 'nf4MatmulTiles');
+      expect(tileProducts.length).toBe(1);
+      // The product right after the tiles are built must wait for them; later ones may start early.
+      expect(tileProducts[0]!.attrs['settled']).toBe(dtype !== HALF_DTYPES[0]);
       const plain = nf4Matmul(x, q.packed, q.absmaxTensor(), q.table, q.opAttrs);
       assertClose(y.toFloat64Array(), plain.toFloat64Array(), productTolerance(dtype, 512));
       for (const t of [x, y, plain]) t.dispose();
