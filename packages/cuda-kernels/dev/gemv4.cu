@@ -175,41 +175,47 @@ void release(Weight& w) {
 using Bf16 = __nv_bfloat16;
 
 // A configuration of the GEMV: Warps warps a block taking Unroll groups a turn, registers capped
-// for minBlocks blocks an SM; warps = 0 is the addon's choice (launchGemvGroups).
-// scaleVectors false: one scale a load; tiles: the NF4 weight in the tile layout (FourBitTiles),
-// for NF4 weights with blocks of 64 and rows of whole quads of groups only.
+// for minBlocks blocks an SM, loading a turn ahead or not (GemvShape); warps = 0 is the addon's
+// choice (launchGemvGroups). overlap: a programmatic dependent launch (GemvOverlap) that waits
+// before reading anything (1: kLaunch) or builds the table and loads the first turn first (2: kSettled). scaleVectors
+// false: one scale a load; tiles: the NF4 weight in the tile layout (FourBitTiles), for NF4 weights
+// with blocks of 64 and rows of whole quads of groups only.
 struct Config {
   int warps, unroll, minBlocks;
+  bool ahead;
+  int overlap;
   bool scaleVectors, tiles;
   std::string name() const {
-    if (warps == 0) return tiles ? "addon/tiles" : "addon";
-    return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (scaleVectors ? "" : "/scalar") +
-           (tiles ? "/tiles" : "");
+    const std::string tail = (overlap ? "/overlap" + std::to_string(overlap) : "") + (scaleVectors ? "" : "/scalar") + (tiles ? "/tiles" : "");
+    if (warps == 0) return "addon" + tail;
+    return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") + tail;
   }
   bool fits(const struct Weight& w) const;
 };
-#define BLORA_GEMV_CONFIGS(X) X(8, 4, 1) X(16, 2, 2) X(8, 2, 2)
-#define BLORA_GEMV_CONFIG_ENTRY(W, U, B) {W, U, B, true, false},
-#define BLORA_GEMV_TILE_CONFIGS(X) X(8, 4, 1) X(16, 2, 2) X(16, 4, 1) X(8, 2, 2)
-#define BLORA_GEMV_TILE_ENTRY(W, U, B) {W, U, B, true, true},
-const Config kConfigs[] = {{0, 0, 0, true, false}, BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){8, 4, 1, false, false},
-                           {0, 0, 0, true, true}, BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_TILE_ENTRY)};
+#define BLORA_GEMV_CONFIGS(X) X(8, 4, 1, false) X(16, 2, 2, false) X(8, 2, 2, true)
+#define BLORA_GEMV_CONFIG_ENTRY(W, U, B, A) {W, U, B, A, 0, true, false},
+#define BLORA_GEMV_TILE_CONFIGS(X) X(8, 4, 1, false) X(16, 2, 2, false) X(8, 2, 2, true) X(8, 4, 1, true)
+#define BLORA_GEMV_TILE_ENTRY(W, U, B, A) {W, U, B, A, 0, true, true},
+const Config kConfigs[] = {{0, 0, 0, false, 0, true, false},
+                           {0, 0, 0, false, 1, true, false},
+                           {0, 0, 0, false, 2, true, false},
+                           BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){0, 0, 0, false, 0, true, true},
+                           {0, 0, 0, false, 1, true, true},
+                           {0, 0, 0, false, 2, true, true},
+                           BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_TILE_ENTRY){8, 2, 2, true, 2, true, true}};
 bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
-  const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in};
+  const GemvOverlap overlap = c.overlap == 2 ? GemvOverlap::kSettled : c.overlap == 1 ? GemvOverlap::kLaunch : GemvOverlap::kNone;
+  const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, overlap};
+  if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
+#define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A)                                  \
+  if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A) \
+    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, GemvShape<W, U, B, A>>(args, src, stream(), c.scaleVectors), "GEMV launch");
   if constexpr (std::is_same_v<Source, FourBitTiles>) {
-    if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
-#define BLORA_GEMV_TILE_LAUNCH(W, U, B)                       \
-  if (c.warps == W && c.unroll == U && c.minBlocks == B) \
-    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, W, U, B>(args, src, stream()), "GEMV launch");
-    BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_TILE_LAUNCH)
+    BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
   } else {
-    if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
-#define BLORA_GEMV_CONFIG_LAUNCH(W, U, B)                     \
-  if (c.warps == W && c.unroll == U && c.minBlocks == B) \
-    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, W, U, B>(args, src, stream(), c.scaleVectors), "GEMV launch");
     BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
   }
   std::printf("FATAL: no kernel for %s\n", c.name().c_str());
@@ -408,20 +414,22 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
               100.0 * bytes / (readUs * 1e-6) / 1e9 / copy);
   for (int rows : rowsList) {
     double best = 1e30;
-    std::string bestName;
+    const Config* bestConfig = &kConfigs[0];
     for (const Config& c : kConfigs) {
       if (!c.fits(first)) continue;
       const double us = graphMicros(copies, [&](int i) { launch(c, ws[size_t(i)], dx, rows, dy); });
       const double gbs = bytes / (us * 1e-6) / 1e9;
       std::printf("    M=%-2d %-20s %7.2f us %6.0f GB/s %5.1f %% of copy %5.1f %% of read-only\n", rows, c.name().c_str(), us, gbs,
                   100.0 * gbs / copy, 100.0 * readUs / us);
-      if (us < best) best = us, bestName = c.name();
+      if (us < best) best = us, bestConfig = &c;
     }
-    std::printf("  best M=%-2d %s %.2f us (%.1f %% of copy)\n", rows, bestName.c_str(), best,
+    std::printf("  best M=%-2d %s %.2f us (%.1f %% of copy)\n", rows, bestConfig->name().c_str(), best,
                 100.0 * bytes / (best * 1e-6) / 1e9 / copy);
     // The same calls on one weight copy, which stays in L2: what the kernel costs without DRAM.
-    const double hotUs = graphMicros(copies, [&](int) { launch(kConfigs[0], ws[0], dx, rows, dy); });
-    std::printf("  L2-resident M=%-2d %s %.2f us\n", rows, kConfigs[0].name().c_str(), hotUs);
+    for (const Config* c : {&kConfigs[0], bestConfig}) {
+      const double hotUs = graphMicros(copies, [&](int) { launch(*c, ws[0], dx, rows, dy); });
+      std::printf("  L2-resident M=%-2d %s %.2f us\n", rows, c->name().c_str(), hotUs);
+    }
     std::fflush(stdout);
   }
   cudaFree(dx);
