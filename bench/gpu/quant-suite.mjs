@@ -35,9 +35,10 @@ function byId(report) {
 
 /**
  * One row per figure of ours ('quant.<format>.fused.<direction>.<M>x<K>x<N>'): our fused kernel,
- * our dequantize-then-GEMM, cuBLAS bf16 on the unquantized weight and the PyTorch dequantize-then-
- * matmul (both NF4 peers; cuBLAS does not depend on the format), as device ms per call, plus our
- * fused figure as % of copy bandwidth (M <= 16) or of cuBLAS TFLOP/s (larger M).
+ * the same GEMV on the NF4 decode tile layout (M <= 16), our dequantize-then-GEMM, cuBLAS bf16 on
+ * the unquantized weight and the PyTorch dequantize-then-matmul (both NF4 peers; cuBLAS does not
+ * depend on the format), as device ms per call, plus our fused figure as % of copy bandwidth
+ * (M <= 16) or of cuBLAS TFLOP/s (larger M).
  */
 export function quantRows(peers, ours) {
   const mine = byId(ours);
@@ -57,6 +58,7 @@ export function quantRows(peers, ours) {
       unit: r.unit,
       fused: r.value,
       fusedMs: r.medianMs,
+      tilesMs: mine.get(`quant.${format}.tiles.${tail}`)?.medianMs,
       dequantGemmMs: mine.get(`quant.${format}.dequant_gemm.${tail}`)?.medianMs,
       opMs: mine.get(`quant.${format}.op.${tail}`)?.medianMs,
       cublasMs: cublas?.medianMs,
@@ -65,6 +67,8 @@ export function quantRows(peers, ours) {
       ceilingOf: small ? 'copy' : 'cuBLAS',
       speedupVsCublas: cublas && r.medianMs ? cublas.medianMs / r.medianMs : undefined,
     });
+    const last = rows[rows.length - 1];
+    if (cublas && last.tilesMs) last.tilesVsCublas = cublas.medianMs / last.tilesMs;
   }
   return rows;
 }
@@ -76,15 +80,16 @@ function cell(v, digits = 3) {
 
 /** The rows as a markdown table. */
 export function quantTable(rows) {
-  const head = ['format', 'product', 'M x K x N', 'fused', 'unit', '% of ceiling', 'fused ms', 'our dequant+GEMM ms',
-    'cuBLAS bf16 ms', 'PyTorch dequant+matmul ms', 'fused vs cuBLAS', 'op call ms'];
+  const head = ['format', 'product', 'M x K x N', 'fused', 'unit', '% of ceiling', 'fused ms', 'decode tiles ms', 'our dequant+GEMM ms',
+    'cuBLAS bf16 ms', 'PyTorch dequant+matmul ms', 'fused vs cuBLAS', 'tiles vs cuBLAS', 'op call ms'];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 3 || i === 4 ? ' --- ' : ' ---: ')).join('|')}|`];
   for (const r of rows) {
     lines.push(`| ${[
       r.format, r.direction === 'xWt' ? 'y = x·Wᵀ' : 'dx = dy·W', `${r.m}x${r.k}x${r.n}`, cell(r.fused), r.unit,
-      r.percentOfCeiling === undefined ? '—' : `${cell(r.percentOfCeiling)} % of ${r.ceilingOf}`, cell(r.fusedMs),
+      r.percentOfCeiling === undefined ? '—' : `${cell(r.percentOfCeiling)} % of ${r.ceilingOf}`, cell(r.fusedMs), cell(r.tilesMs),
       cell(r.dequantGemmMs), cell(r.cublasMs), cell(r.torchDequantMs),
-      r.speedupVsCublas === undefined ? '—' : `${cell(r.speedupVsCublas)}x`, cell(r.opMs),
+      r.speedupVsCublas === undefined ? '—' : `${cell(r.speedupVsCublas)}x`,
+      r.tilesVsCublas === undefined ? '—' : `${cell(r.tilesVsCublas)}x`, cell(r.opMs),
     ].join(' | ')} |`);
   }
   return lines.join('\n');

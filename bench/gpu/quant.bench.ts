@@ -10,10 +10,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { add, clone, empty, mul, narrow, rand, randint, tensor, tidy, transpose, type Attrs, type Tensor } from '@blora/tensor';
-import { intMatmul, NF4_CODE, nf4Matmul, type FourBitOpAttrs, type IntOpAttrs } from '@blora/quant';
+import { intMatmul, NF4_CODE, nf4DecodeTiles, nf4Matmul, type FourBitOpAttrs, type IntOpAttrs } from '@blora/quant';
 import {
   cudaAvailable, cudaDeviceInfo, cudaUnavailableReason, deviceTimePerReplay, emptyCache, matmulInto, quantDequantizeInto,
-  quantMatmulInto, setQuantGemmPath, synchronize, type QuantFormatName,
+  quantMatmulInto, quantMatmulTilesInto, setQuantGemmPath, synchronize, type QuantFormatName,
 } from '@blora/cuda-kernels';
 import { copiesFor, LAYER_WEIGHTS, readConfig } from './config.js';
 import { randomOnDevice } from './inputs.js';
@@ -169,6 +169,24 @@ function benchShape(format: 'nf4' | 'int4', outF: number, inF: number, m: number
     };
     measure(`quant.${format}.fused.${direction}.${shape}`, () =>
       figure('fused', 'fused', graphMs(fused, copies), 'fused kernel, device time per call (CUDA graph); GB/s on codes + scales'));
+    if (format === 'nf4' && m <= 16 && direction === 'xWt') {
+      // The same weights in the decode tile layout (FourBitLinear.useDecodeTiles), built before
+      // timing, so every product is settled.
+      const tiles = weights.map((w) => {
+        const t = nf4DecodeTiles(w.parts[0]!, w.parts[1]!, w.attrs as unknown as FourBitOpAttrs);
+        owned.push(t.codes, t.absmax);
+        return [t.codes, t.absmax, w.parts[2]!];
+      });
+      const tileAttrs = { ...weights[0]!.attrs, settled: true };
+      const viaTiles = (i: number) => quantMatmulTilesInto(xs[i]!, tiles[i]!, ys[i]!, tileAttrs);
+      viaTiles(0);
+      synchronize();
+      const tilesDifference = spotDifference(ys[0]!, reference);
+      if (!(tilesDifference <= bound)) throw new Error(`nf4 tiles ${shape}: tile and unfused results differ by ${tilesDifference}`);
+      measure(`quant.${format}.tiles.${direction}.${shape}`, () =>
+        ({ ...figure('tiles', 'decode tiles', graphMs(viaTiles, copies), 'the GEMV on the decode tile layout (nf4MatmulTiles, settled), device time per call (CUDA graph)'),
+          check: { maxRelError: tilesDifference, bound } }));
+    }
     measure(`quant.${format}.dequant_gemm.${direction}.${shape}`, () =>
       figure('dequant_gemm', 'dequantize + GEMM', graphMs((i) => unfused(i, ys[i]!), copies),
         'our dequantize kernel into a bf16 scratch, then our GEMM; device time per call (CUDA graph)'));
