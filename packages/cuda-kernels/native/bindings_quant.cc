@@ -53,11 +53,11 @@ NAN_METHOD(DequantizeBlockwise8) {
   });
 }
 
-// fourBitGemv(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize)
+// fourBitGemv(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, settled)
 NAN_METHOD(FourBitGemv) {
   guarded([&] {
     launchFourBitGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "packed codes"), tensorArg(info, 2, "absmax"),
-                      tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5));
+                      tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5), boolArg(info, 8));
   });
 }
 
@@ -77,11 +77,11 @@ NAN_METHOD(FourBitTilesGemv) {
   });
 }
 
-// intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols)
+// intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled)
 NAN_METHOD(IntGemv) {
   guarded([&] {
     launchIntGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "codes"), tensorArg(info, 2, "scales"),
-                  tensorArg(info, 3, "offsets"), tensorArg(info, 4, "output"), intArgs(info, 5));
+                  tensorArg(info, 3, "offsets"), tensorArg(info, 4, "output"), intArgs(info, 5), boolArg(info, 10));
   });
 }
 

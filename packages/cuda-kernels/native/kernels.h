@@ -191,11 +191,16 @@ void launchDequantizeBlockwise8(const TensorArg& codes, const TensorArg& absmax,
                                 const TensorArg& out, int64_t blocksize, double offset);
 // Up to this many activation rows go through the GEMV kernels, which read each code once.
 constexpr int64_t kQuantGemvMaxRows = 16;
-// out [M, out] (contiguous) = x [M, in] (any 2-D strides) · Wᵀ, M <= kQuantGemvMaxRows.
+// Settled GEMVs (the weight not written by the kernel just before) read their first weight turn
+// before waiting for that kernel up to this many rows: from 9 the settled prologue measured slower
+// on an H200 (21.6 against 18.8 us at 11008 x 4096, 16 rows; dev/gemv4), not understood yet.
+constexpr int64_t kSettledGemvMaxRows = 8;
+// out [M, out] (contiguous) = x [M, in] (any 2-D strides) · Wᵀ, M <= kQuantGemvMaxRows. settled:
+// the weight (and table) are not written by the kernel just before (GemvOverlap::kSettled).
 void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
-                       const TensorArg& out, const FourBitLayout& layout);
+                       const TensorArg& out, const FourBitLayout& layout, bool settled);
 void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
-                   const TensorArg& out, const IntLayout& layout);
+                   const TensorArg& out, const IntLayout& layout, bool settled);
 // The decode tile layout of an NF4 / FP4 weight (blocks of 64, inFeatures % 256 == 0; see
 // FourBitTiles in quant_gemv_tc.cuh): tiles uint8 [ceil(out / 16) * in / 64 * 512], tileAbsmax
 // float32 [ceil(out / 16) * in / 64 * 16], from packed codes and float32 absmax.

@@ -164,17 +164,19 @@ int gemvGroupColumns(int64_t inFeatures, int64_t blockColumns) {
 
 // Runs the tensor-core GEMV when x is bfloat16 / float16 with dense 16-byte aligned rows;
 // returns false (nothing launched) otherwise. makeSource() builds the weight's source (GemvArgs
-// and the source are the kernel's two parameters).
+// and the source are the kernel's two parameters). A dependent launch that waits before reading
+// anything; settled (the weight and table are not written by the kernel just before), up to 8
+// rows, one that reads the table and first weight turn before it waits (GemvOverlap).
 template <typename MakeSource>
 bool tryTensorCoreGemv(const TensorArg& x, const Activations& a, int groupColumns, const MakeSource& makeSource,
-                       const float* table, const TensorArg& out, int64_t outFeatures, int64_t in) {
+                       const float* table, const TensorArg& out, int64_t outFeatures, int64_t in, bool settled) {
   if (groupColumns == 0 || (x.dtype != DType::BFloat16 && x.dtype != DType::Float16)) return false;
   if (reinterpret_cast<uintptr_t>(x.first()) % 16 != 0 || a.colStride != 1 || (a.rows > 1 && a.rowStride % 8 != 0)) return false;
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
-    // A dependent launch that waits before reading anything: the launch gap overlaps the kernel before.
+    const GemvOverlap overlap = settled && a.rows <= kSettledGemvMaxRows ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
     const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()), a.rowStride, int(a.rows), table, reinterpret_cast<T*>(out.first()),
-                           outFeatures, in, GemvOverlap::kLaunch};
+                           outFeatures, in, overlap};
     const auto w = makeSource();
     const cudaError_t err = groupColumns == 64 ? launchGemvGroups<T, decltype(w), 64>(args, w, stream())
                                                : launchGemvGroups<T, decltype(w), 32>(args, w, stream());
@@ -190,7 +192,7 @@ unsigned gemvBlocks(int64_t outFeatures) { return unsigned((outFeatures + kGemvW
 }  // namespace
 
 void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
-                       const TensorArg& out, const FourBitLayout& layout) {
+                       const TensorArg& out, const FourBitLayout& layout, bool settled) {
   const char* op = "nf4Matmul";
   checkFourBitInputs(op, packed, absmax, table, layout);
   const Activations a = checkActivations(op, x, out, layout.inFeatures, layout.outFeatures);
@@ -202,7 +204,7 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
                          layout.inFeatures, log2Exact(layout.blocksize)};
   };
   if (tryTensorCoreGemv(x, a, groupColumns, source, reinterpret_cast<const float*>(table.first()), out, layout.outFeatures,
-                        layout.inFeatures)) {
+                        layout.inFeatures, settled)) {
     checkLaunch("nf4Matmul (tensor-core GEMV)");
     return;
   }
@@ -217,7 +219,7 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
 }
 
 void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
-                   const TensorArg& out, const IntLayout& layout) {
+                   const TensorArg& out, const IntLayout& layout, bool settled) {
   const char* op = layout.bits == 8 ? "int8Matmul" : "int4Matmul";
   checkIntInputs(op, codes, scales, offsets, layout);
   const Activations a = checkActivations(op, x, out, layout.inFeatures, layout.outFeatures);
@@ -233,7 +235,7 @@ void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& 
                                 reinterpret_cast<const Scale*>(offsets.first()), layout.inFeatures, layout.blockRows,
                                 layout.inFeatures / layout.blockCols, log2Exact(layout.blockCols)};
       };
-      return tryTensorCoreGemv(x, a, groupColumns, source, nullptr, out, layout.outFeatures, layout.inFeatures);
+      return tryTensorCoreGemv(x, a, groupColumns, source, nullptr, out, layout.outFeatures, layout.inFeatures, settled);
     };
     const bool done = scales.dtype == DType::Float16 ? tryScale(TypeTag<__half>{}) : tryScale(TypeTag<float>{});
     if (done) {

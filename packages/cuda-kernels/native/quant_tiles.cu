@@ -89,9 +89,7 @@ void launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const Te
   auto run = [&](auto tag) {
     using T = typename decltype(tag)::type;
     const FourBitTiles w{reinterpret_cast<const uint8_t*>(tiles.first()), reinterpret_cast<const float*>(tileAbsmax.first()), layout.inFeatures};
-    // Settled only up to 8 rows: from 9 the settled prologue measured slower on an H200 (21.6
-    // against 18.8 us at 11008 x 4096, 16 rows; dev/gemv4), not understood yet.
-    const GemvOverlap overlap = settled && x.shape[0] <= 8 ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
+    const GemvOverlap overlap = settled && x.shape[0] <= kSettledGemvMaxRows ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
     // 16 activation rows a launch (the kernel's most).
     for (int64_t m = 0; m < x.shape[0]; m += 16) {
       const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()) + m * x.strides[0], x.strides[0], int(std::min<int64_t>(16, x.shape[0] - m)),

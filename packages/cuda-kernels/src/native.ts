@@ -146,10 +146,11 @@ export interface NativeAddon {
     outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
   dequantizeBlockwise8(codes: Float64Array, absmax: Float64Array, code: Float64Array, out: Float64Array,
     blocksize: number, offset: number): void;
+  /** settled: the weight and table are not written by the kernel just before (see fourBitTilesGemv). */
   fourBitGemv(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,
-    outFeatures: number, inFeatures: number, blocksize: number): void;
+    outFeatures: number, inFeatures: number, blocksize: number, settled: boolean): void;
   intGemv(x: Float64Array, codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array,
-    bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
+    bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, settled: boolean): void;
   /** The decode tile layout of an NF4 / FP4 weight (blocks of 64, inFeatures % 256 == 0). */
   fourBitDecodeTiles(packed: Float64Array, absmax: Float64Array, tiles: Float64Array, tileAbsmax: Float64Array,
     outFeatures: number, inFeatures: number, blocksize: number): void;

@@ -73,8 +73,12 @@ export class FourBitLinear extends QuantizedLinear {
   readonly sourceDType: DType;
   private restored: Tensor | null = null;
   private tiles: DecodeTiles | null = null;
-  /** Whether a product has read the tiles since they were built (so the kernel that built them is long done). */
+  /**
+   * Whether a product has read the tiles / the other tensors since they were made (so the kernel
+   * that made them is long done, and later products may pass `settled`).
+   */
   private tilesSettled = false;
+  private partsSettled = false;
   /**
    * Decoding mode: when true, `matmul` of at most 16 activation rows in bfloat16 / float16 on a
    * GPU, needing no gradient, reads the weight from the decode tile layout (built on first use
@@ -175,6 +179,7 @@ export class FourBitLinear extends QuantizedLinear {
       const dq = this.doubleQuant!;
       // Kept past the caller's tidy scope: the cache belongs to the weight, not to the forward pass.
       this.restored = keep(dequantizeBlockwise8(dq.codes, dq.nestedAbsmax, dq.code, { blocksize: dq.nestedBlocksize, offset: dq.offset }));
+      this.partsSettled = false;
     }
     return this.restored;
   }
@@ -222,17 +227,22 @@ export class FourBitLinear extends QuantizedLinear {
 
   /**
    * y = x · Wᵀ through the 'nf4Matmul' op (a fused kernel where the device has one), or in
-   * decoding mode through 'nf4MatmulTiles' (see `useDecodeTiles`).
+   * decoding mode through 'nf4MatmulTiles' (see `useDecodeTiles`). From the second product on its
+   * tensors the product is `settled` (`SettledWeight`): this weight does not change them after they
+   * are made, and neither may its user.
    */
   matmul(x: Tensor, addend?: RepeatedAddend): Tensor {
+    // Once a product has read them, the weight's tensors are settled: nothing writes them again.
     if (this.decodesWithTiles(x)) {
       const tiles = this.decodeTiles();
-      // Once a product has read them, the tiles and table are settled: nothing writes them again.
       const y = nf4MatmulTiles(x, tiles, this.table, { ...this.opAttrs, settled: this.tilesSettled }, addend);
       this.tilesSettled ||= x.numel > 0;
       return y;
     }
-    return nf4Matmul(x, this.packed, this.absmaxTensor(), this.table, this.opAttrs, addend);
+    const absmax = this.absmaxTensor();
+    const y = nf4Matmul(x, this.packed, absmax, this.table, { ...this.opAttrs, settled: this.partsSettled }, addend);
+    this.partsSettled ||= x.numel > 0;
+    return y;
   }
 
   /** dx = dy · W through the 'nf4MatmulT' op. */

@@ -24,7 +24,7 @@ export {
 } from './int-blocks.js';
 export {
   QUANT_OPS, nf4Matmul, nf4MatmulT, nf4Dequantize, nf4DecodeTiles, nf4MatmulTiles, intMatmul, intMatmulT, intDequantize,
-  dequantizeBlockwise8, type DecodeTiles, type FourBitOpAttrs, type IntOpAttrs, type RepeatedAddend,
+  dequantizeBlockwise8, type DecodeTiles, type FourBitOpAttrs, type IntOpAttrs, type RepeatedAddend, type SettledWeight,
 } from './ops.js';
 export { DECODE_TILE_COLUMNS, DECODE_TILE_ROWS, decodeTileSizes, decodeTilesFit, tileAbsmaxIndex, tileCodeIndex } from './decode-tiles.js';
 export { SCRATCH_ELEMENTS } from './kernels-cpu.js';

@@ -66,6 +66,8 @@ export class IntBlockLinear extends QuantizedLinear {
   private codeTensor: Tensor;
   private alpha: Tensor;
   private beta: Tensor;
+  /** Whether a product has read the tensors since they were made (later products pass `settled`). */
+  private settled = false;
 
   /** Assembles a weight from its parts, checking that they fit together. */
   constructor(parts: IntParts) {
@@ -176,9 +178,15 @@ export class IntBlockLinear extends QuantizedLinear {
     return intDequantize(this.bits, this.codeTensor, this.alpha, this.beta, this.opAttrs, dtype);
   }
 
-  /** y = x · Wᵀ through the 'int4Matmul' / 'int8Matmul' op. */
+  /**
+   * y = x · Wᵀ through the 'int4Matmul' / 'int8Matmul' op; from the second product on the same
+   * tensors `settled` (`SettledWeight`: this weight changes them only through `addToOffsets`, and
+   * its user may not).
+   */
   matmul(x: Tensor, addend?: RepeatedAddend): Tensor {
-    return intMatmul(this.bits, x, this.codeTensor, this.alpha, this.beta, this.opAttrs, addend);
+    const y = intMatmul(this.bits, x, this.codeTensor, this.alpha, this.beta, { ...this.opAttrs, settled: this.settled }, addend);
+    this.settled ||= x.numel > 0;
+    return y;
   }
 
   /** dx = dy · W through the 'int4MatmulT' / 'int8MatmulT' op. */
@@ -215,6 +223,7 @@ export class IntBlockLinear extends QuantizedLinear {
     const next = tensor(beta, { shape: this.beta.shape, dtype, device: this.device });
     this.beta.dispose();
     this.beta = next;
+    this.settled = false;
     return this;
   }
 

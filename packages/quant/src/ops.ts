@@ -77,6 +77,17 @@ export interface IntOpAttrs {
   blockCols: number;
 }
 
+/**
+ * A product's promise about its weight (nf4Matmul, intMatmul, nf4MatmulTiles): `settled` says that
+ * the weight's tensors (codes, scales, offsets, code table) are not written by the operation just
+ * before this one, so that on a GPU a product of up to 8 rows may start reading them while that
+ * operation finishes (back-to-back products overlap). Leave it off for a product right after the
+ * weight was made or changed. Off by default.
+ */
+export interface SettledWeight {
+  settled?: boolean;
+}
+
 function expectTensor(op: string, name: string, t: Tensor, dtypes: readonly DType[], numel: number): void {
   t.assertAlive(op);
   if (!dtypes.includes(t.dtype)) throw new TypeError(`${op}: ${name} must be ${dtypes.join(' or ')}, got ${t.describe()}`);
@@ -168,8 +179,11 @@ function activationShape(op: string, x: Tensor, name: string, expectedLast: numb
   return [...x.shape.slice(0, -1), outLast];
 }
 
-/** y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for a 4-bit absmax weight (NF4 or FP4). Op 'nf4Matmul'. */
-export function nf4Matmul(x: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs,
+/**
+ * y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for a 4-bit absmax weight (NF4 or FP4); with
+ * `attrs.settled` see `SettledWeight`. Op 'nf4Matmul'.
+ */
+export function nf4Matmul(x: Tensor, packed: Tensor, absmax: Tensor, table: Tensor, attrs: FourBitOpAttrs & SettledWeight,
   addend?: RepeatedAddend): Tensor {
   const op = QUANT_OPS.nf4Matmul;
   checkFourBitInputs(op, packed, absmax, table, attrs);
@@ -228,13 +242,11 @@ export function nf4DecodeTiles(packed: Tensor, absmax: Tensor, attrs: FourBitOpA
  * layout: the same product as `nf4Matmul` (bit-identical on the CPU). Inference only (no
  * gradient); on cuda x must be bfloat16 or float16. Op 'nf4MatmulTiles'.
  *
- * `attrs.settled` promises that the tiles and the table are not written by the operation just
- * before this one (they were made earlier), so that on a GPU the product may start reading them
- * while that operation finishes. Leave it off right after `nf4DecodeTiles` built the tiles: the
- * product would then read them before they are written.
+ * `attrs.settled` (see `SettledWeight`): leave it off right after `nf4DecodeTiles` built the
+ * tiles, or the product could read them before they are written.
  */
 export function nf4MatmulTiles(x: Tensor, tiles: DecodeTiles, table: Tensor,
-  attrs: Pick<FourBitOpAttrs, 'outFeatures' | 'inFeatures'> & { settled?: boolean }, addend?: RepeatedAddend): Tensor {
+  attrs: Pick<FourBitOpAttrs, 'outFeatures' | 'inFeatures'> & SettledWeight, addend?: RepeatedAddend): Tensor {
   const op = QUANT_OPS.nf4MatmulTiles;
   checkDims(op, attrs);
   if (!decodeTilesFit({ inFeatures: attrs.inFeatures, blocksize: 64 })) {
@@ -255,8 +267,11 @@ function intOp(bits: IntBits, kind: 'Matmul' | 'MatmulT' | 'Dequantize'): string
   return `int${bits}${kind}`;
 }
 
-/** y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for an integer-block weight. Op 'int4Matmul' / 'int8Matmul'. */
-export function intMatmul(bits: IntBits, x: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs,
+/**
+ * y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for an integer-block weight; with
+ * `attrs.settled` see `SettledWeight`. Op 'int4Matmul' / 'int8Matmul'.
+ */
+export function intMatmul(bits: IntBits, x: Tensor, codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs & SettledWeight,
   addend?: RepeatedAddend): Tensor {
   const op = intOp(bits, 'Matmul');
   checkIntInputs(op, bits, codes, scales, offsets, attrs);

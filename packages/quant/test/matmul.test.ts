@@ -104,8 +104,33 @@ describe('dispatch', () => {
     const rec = records.find((r) => r.op === 'nf4Matmul')!;
     expect(rec.inputs).toEqual([x, q.packed, q.absmax, q.table]);
     expect(rec.outputs).toEqual([y]);
-    expect(rec.attrs).toEqual({ outFeatures: 2, inFeatures: 64, blocksize: 64 });
+    expect(rec.attrs).toEqual({ outFeatures: 2, inFeatures: 64, blocksize: 64, settled: false });
     q.dispose();
+  });
+
+  it('passes settled from the second product on the same tensors (not after they change, nor for an empty product)', () => {
+    const records: OpRecord[] = [];
+    const settledOf = (op: string) => records.filter((r) => r.op === op).map((r) => r.attrs['settled']);
+    const x = tensor(randomValues(2 * 64, 3), { shape: [2, 64] });
+    const empty = tensor(new Float64Array(0), { shape: [0, 64] });
+    const nf4 = FourBitLinear.quantize(tensor(normalFloat32(4 * 64, 4), { shape: [4, 64] }), { blocksize: 64 });  // double-quantized
+    const int4 = quantizeLinear(tensor(normalFloat32(4 * 64, 5), { shape: [4, 64] }), { format: 'int4', groupSize: 32 }) as IntBlockLinear;
+    setOpObserver((r) => records.push(r));
+    try {
+      for (const input of [empty, x, x]) nf4.matmul(input).dispose();
+      nf4.releaseCache();  // the restored absmax is made again by the next product
+      for (let i = 0; i < 2; i++) nf4.matmul(x).dispose();
+      for (let i = 0; i < 2; i++) int4.matmul(x).dispose();
+      int4.addToOffsets(new Float64Array(4 * 2).fill(0.01));
+      int4.matmul(x).dispose();
+    } finally {
+      setOpObserver(null);
+    }
+    expect(settledOf('nf4Matmul')).toEqual([false, false, true, false, true]);
+    expect(settledOf('int4Matmul')).toEqual([false, true, false]);
+    for (const t of [x, empty]) t.dispose();
+    nf4.dispose();
+    int4.dispose();
   });
 
   it('runs the kernel of the device the tensors live on, and falls back for dequantize', () => {

@@ -33,7 +33,7 @@ interface NativeAddend {
 interface WeightFormat {
   /** Writes W [out, in] into `out` (any float dtype, contiguous). */
   dequantize(weight: Float64Array[], out: Float64Array): void;
-  /** y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows. */
+  /** y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows (attrs.settled: see @blora/quant's nf4Matmul). */
   gemv(x: Float64Array, weight: Float64Array[], out: Float64Array): void;
   /**
    * The fused tensor-core product (x · Wᵀ, or x · W when `transposed`) plus the float32
@@ -53,7 +53,7 @@ function fourBitFormat(attrs: Attrs): WeightFormat {
     dequantize: ([packed, absmax, table], out) =>
       native().fourBitDequantize(packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
     gemv: (x, [packed, absmax, table], out) =>
-      native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
+      native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, attrs['settled'] === true),
     gemm: (x, [packed, absmax, table], out, transposed, addend) =>
       native().fourBitGemm(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
@@ -68,7 +68,7 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
     dequantize: ([codes, scales, offsets], out) =>
       native().intDequantize(codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
     gemv: (x, [codes, scales, offsets], out) =>
-      native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
+      native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, attrs['settled'] === true),
     gemm: (x, [codes, scales, offsets], out, transposed, addend) =>
       native().intGemm(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),

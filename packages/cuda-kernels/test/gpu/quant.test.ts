@@ -478,7 +478,7 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     for (const t of [...tiles, x]) t.dispose();
   });
 
-  it('dependent launches read what the kernel just before wrote: a chain of products equals the same chain run step by step', () => {
+  it('dependent launches read what the kernel just before wrote: a chain of settled products (tiles, NF4, INT4) equals the same chain run step by step', () => {
     // Each product's output is the next one's input (a square weight), right behind it in the
     // stream: a GEMV that read its activations before the kernel ahead finished would see stale
     // values. Read back after every step, each launch waits for the one before; both GEMV paths
@@ -487,6 +487,8 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     const tiles = tilesOn(w, 'cuda');
     const [packed, absmax] = fourBitTensors(w, 'cuda');
     const table = tiles[2]!;
+    const iw = intWeight(4, 512, 512, 1, 64, 'float16', 95);
+    const [codes, scales, offsets] = intTensors(iw, 'cuda');
     for (const rows of [1, 12]) {
       const xv = roundTo(valuesFor('bfloat16', rows * 512, 93 + rows), 'bfloat16');
       const chain = (stepwise: boolean): Float64Array[] => {
@@ -500,9 +502,10 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
         let x = step(tensor(xv, { shape: [rows, 512], dtype: 'bfloat16', device: 'cuda' }));
         for (let round = 0; round < 3; round++) {
           const y1 = step(nf4MatmulTiles(x, { codes: tiles[0]!, absmax: tiles[1]! }, table, { ...w.attrs, settled: true }));
-          const y2 = step(nf4Matmul(y1, packed!, absmax!, table, w.attrs));
-          const y3 = step(nf4MatmulTiles(y2, { codes: tiles[0]!, absmax: tiles[1]! }, table, { ...w.attrs, settled: true }));
-          x = step(mul(y3, 1 / 729));  // keeps the values near 1 (each product scales them by ~9)
+          const y2 = step(nf4Matmul(y1, packed!, absmax!, table, { ...w.attrs, settled: true }));
+          const y3 = step(intMatmul(4, y2, codes!, scales!, offsets!, { ...iw.attrs, settled: true }));
+          const y4 = step(nf4MatmulTiles(y3, { codes: tiles[0]!, absmax: tiles[1]! }, table, w.attrs));
+          x = step(mul(y4, 1 / 4096));  // keeps the values near 1 (each product scales them by ~8)
         }
         if (!stepwise) outputs.push(...kept.map((t) => t.toFloat64Array()));
         for (const t of kept) t.dispose();
@@ -515,7 +518,7 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
       const last = stepwise[stepwise.length - 1]!;
       expect(last.some((v) => v !== 0) && last.every(Number.isFinite)).toBe(true);
     }
-    for (const t of [...tiles, packed!, absmax!]) t.dispose();
+    for (const t of [...tiles, packed!, absmax!, codes!, scales!, offsets!]) t.dispose();
   });
 
   it('FourBitLinear in decoding mode multiplies through the tiles (settled after the first product), with the same result as nf4Matmul', () => {
