@@ -16,8 +16,7 @@ export function withDense<T>(tensors: readonly Tensor[], use: (args: Float64Arra
   try {
     const args = tensors.map((t) => {
       const bytes = t.numel * itemSize(t.dtype);
-      const aligned = align === 1 || (bufferOf(t).address + t.offset * itemSize(t.dtype)) % align === 0;
-      if ((t.isContiguous && aligned) || bytes === 0) return tensorArg(t);
+      if (usedInPlace(t, align)) return tensorArg(t);
       const address = addon.malloc(bytes);
       scratch.push(address);
       const dense = layoutArg(address, 0, t.dtype, t.shape, contiguousStrides(t.shape));
@@ -28,6 +27,15 @@ export function withDense<T>(tensors: readonly Tensor[], use: (args: Float64Arra
   } finally {
     for (const address of scratch) addon.free(address);
   }
+}
+
+/**
+ * Whether `withDense` passes `t` as it is (dense and aligned, or empty) rather than a copy made just
+ * before the launch (which a product reading its weight early, `settled`, must not read).
+ */
+export function usedInPlace(t: Tensor, align = 1): boolean {
+  const aligned = align === 1 || (bufferOf(t).address + t.offset * itemSize(t.dtype)) % align === 0;
+  return (t.isContiguous && aligned) || t.numel === 0;
 }
 
 /** The same dense memory as the dense descriptor `arg`, described with another shape of equal size. */

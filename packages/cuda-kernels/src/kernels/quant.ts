@@ -18,7 +18,7 @@ import { registerKernel, type Attrs, type DType, type Tensor } from '@blora/tens
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
 import { native } from '../native.js';
-import { reshapeDense, withDense } from './dense.js';
+import { reshapeDense, usedInPlace, withDense } from './dense.js';
 import { withScratch } from './scratch.js';
 
 /** The addend of a product as the native kernels take it (a dense descriptor). */
@@ -33,8 +33,8 @@ interface NativeAddend {
 interface WeightFormat {
   /** Writes W [out, in] into `out` (any float dtype, contiguous). */
   dequantize(weight: Float64Array[], out: Float64Array): void;
-  /** y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows (attrs.settled: see @blora/quant's nf4Matmul). */
-  gemv(x: Float64Array, weight: Float64Array[], out: Float64Array): void;
+  /** y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows; settled: see @blora/quant's SettledWeight. */
+  gemv(x: Float64Array, weight: Float64Array[], out: Float64Array, settled: boolean): void;
   /**
    * The fused tensor-core product (x · Wᵀ, or x · W when `transposed`) plus the float32
    * addend, if any, in its epilogue; false when it does not apply (nothing ran).
@@ -52,8 +52,8 @@ function fourBitFormat(attrs: Attrs): WeightFormat {
   return {
     dequantize: ([packed, absmax, table], out) =>
       native().fourBitDequantize(packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
-    gemv: (x, [packed, absmax, table], out) =>
-      native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, attrs['settled'] === true),
+    gemv: (x, [packed, absmax, table], out, settled) =>
+      native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, settled),
     gemm: (x, [packed, absmax, table], out, transposed, addend) =>
       native().fourBitGemm(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
@@ -67,8 +67,8 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
   return {
     dequantize: ([codes, scales, offsets], out) =>
       native().intDequantize(codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
-    gemv: (x, [codes, scales, offsets], out) =>
-      native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, attrs['settled'] === true),
+    gemv: (x, [codes, scales, offsets], out, settled) =>
+      native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled),
     gemm: (x, [codes, scales, offsets], out, transposed, addend) =>
       native().intGemm(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
@@ -144,10 +144,12 @@ function multiply(format: WeightFormat, x: Tensor, weight: readonly Tensor[], y:
   attrs: Attrs, transposed: boolean, addend: NativeAddend | undefined): boolean {
   const { outFeatures, inFeatures } = dims(attrs);
   const addon = native();
+  // A weight copied into scratch just before the launch is not settled, whatever the attrs say.
+  const settled = attrs['settled'] === true && weight.every((t) => usedInPlace(t));
   return withDense([x, ...weight], ([xDense, ...w]) => {
     const a = reshapeDense(xDense!, [rows, k]);
     if (!transposed && rows <= addon.quantGemvMaxRows) {
-      format.gemv(a, w, y);
+      format.gemv(a, w, y, settled);
       return false;
     }
     if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && currentQuantGemmPath() !== 'dequant') {
@@ -207,8 +209,10 @@ function tilesMatmul(x: Tensor, weight: readonly Tensor[], addend: Tensor | null
     if (rows === 0) return;
     const y = matrixArg(bufferOf(out).address, out.offset, out.dtype, rows, outFeatures);
     // The kernel reads x in 16-byte loads: rows dense (inFeatures % 256 == 0) from an aligned start.
+    // Tiles copied into scratch just before the launch are not settled, whatever the attrs say.
+    const settled = attrs['settled'] === true && weight.every((t) => usedInPlace(t));
     withDense([x], ([xDense]) => withDense([...weight, ...(addend ? [addend] : [])], ([c, a, t, add]) => {
-      native().fourBitTilesGemv(reshapeDense(xDense!, [rows, inFeatures]), c!, a!, t!, y, outFeatures, inFeatures, 64, attrs['settled'] === true);
+      native().fourBitTilesGemv(reshapeDense(xDense!, [rows, inFeatures]), c!, a!, t!, y, outFeatures, inFeatures, 64, settled);
       if (add) {
         const lambda = attrs['addLambda'] as number;
         native().repeatAdd(reshapeDense(add, [rows, outFeatures / lambda]), y, y, lambda, attrs['addScale'] as number);

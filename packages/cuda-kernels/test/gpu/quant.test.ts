@@ -489,6 +489,11 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     const table = tiles[2]!;
     const iw = intWeight(4, 512, 512, 1, 64, 'float16', 95);
     const [codes, scales, offsets] = intTensors(iw, 'cuda');
+    // The INT4 scales as a transposed view: copied into scratch by a kernel just before each of its
+    // products, which therefore must not read them early, settled or not.
+    const scalesRows = Array.from({ length: 8 * 512 }, (_, i) => iw.scales[(i % 512) * 8 + Math.floor(i / 512)]!);
+    const scalesT = tensor(scalesRows, { shape: [8, 512], dtype: 'float16', device: 'cuda' });
+    const scalesView = transpose(scalesT);
     for (const rows of [1, 12]) {
       const xv = roundTo(valuesFor('bfloat16', rows * 512, 93 + rows), 'bfloat16');
       const chain = (stepwise: boolean): Float64Array[] => {
@@ -503,7 +508,7 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
         for (let round = 0; round < 3; round++) {
           const y1 = step(nf4MatmulTiles(x, { codes: tiles[0]!, absmax: tiles[1]! }, table, { ...w.attrs, settled: true }));
           const y2 = step(nf4Matmul(y1, packed!, absmax!, table, { ...w.attrs, settled: true }));
-          const y3 = step(intMatmul(4, y2, codes!, scales!, offsets!, { ...iw.attrs, settled: true }));
+          const y3 = step(intMatmul(4, y2, codes!, scalesView, offsets!, { ...iw.attrs, settled: true }));
           const y4 = step(nf4MatmulTiles(y3, { codes: tiles[0]!, absmax: tiles[1]! }, table, w.attrs));
           x = step(mul(y4, 1 / 4096));  // keeps the values near 1 (each product scales them by ~8)
         }
@@ -518,7 +523,7 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
       const last = stepwise[stepwise.length - 1]!;
       expect(last.some((v) => v !== 0) && last.every(Number.isFinite)).toBe(true);
     }
-    for (const t of [...tiles, packed!, absmax!, codes!, scales!, offsets!]) t.dispose();
+    for (const t of [...tiles, packed!, absmax!, codes!, scales!, offsets!, scalesView, scalesT]) t.dispose();
   });
 
   it('FourBitLinear in decoding mode multiplies through the tiles (settled after the first product), with the same result as nf4Matmul', () => {
