@@ -1,15 +1,17 @@
-// The decode tile layout of a 4-bit absmax weight (NF4 / FP4): the same codes and absmax,
-// rearranged so that the cuda GEMV's every code load is one run of 512 contiguous bytes across a
-// warp (about 20 % faster decoding than the bitsandbytes layout; docs/benchmarks.md). Only for
-// weights with blocks of 64 and rows of a multiple of 256 columns.
+// The decode tile layout of a 4-bit weight (NF4 / FP4 with absmax, or INT4 with scale and offset):
+// the same codes and block statistics, rearranged so that the cuda GEMV's every code load is one
+// run of 512 contiguous bytes across a warp (about 20 % faster decoding than the bitsandbytes
+// layout for NF4; docs/benchmarks.md). Only for weights with blocks of 64 columns (INT4: one row
+// a block) and rows of a multiple of 256 columns.
 //
 // W [out, in] in sets of 16 rows (the last one padded with zero rows) and groups of 64 columns:
 // - codes (uint8): for set s and group q, 512 bytes; at ((s · groups + q) · 32 + l) · 16 + 8 h + b,
 //   with l = 4 g + t, byte b (0..7) of row 16 s + g + 8 h at columns 64 q + 16 t + 2 b, + 1 (high
 //   nibble first, as packed);
 // - absmax (float32): for set s and quad k of groups, 64 values; at (s · groups / 4 + k) · 64 +
-//   8 g + 4 h + u, the absmax of row 16 s + g + 8 h in group 4 k + u.
-import type { FourBitOpAttrs } from './ops.js';
+//   8 g + 4 h + u, the absmax of row 16 s + g + 8 h in group 4 k + u. INT4 scales and offsets
+//   are laid out the same way, each in its own tensor of the weight's scale dtype.
+import type { FourBitOpAttrs, IntOpAttrs } from './ops.js';
 
 /** Rows of a set and columns of a group in the decode tile layout. */
 export const DECODE_TILE_ROWS = 16;
@@ -20,7 +22,15 @@ export function decodeTilesFit(attrs: Pick<FourBitOpAttrs, 'inFeatures' | 'block
   return attrs.blocksize === DECODE_TILE_COLUMNS && attrs.inFeatures > 0 && attrs.inFeatures % (4 * DECODE_TILE_COLUMNS) === 0;
 }
 
-/** Elements of the layout's two tensors for a weight [outFeatures, inFeatures]. */
+/** Whether an integer-block weight can take the decode tile layout (4-bit, blocks of 1 x 64, inFeatures % 256 == 0). */
+export function intDecodeTilesFit(bits: number, attrs: Pick<IntOpAttrs, 'inFeatures' | 'blockRows' | 'blockCols'>): boolean {
+  return bits === 4 && attrs.blockRows === 1 && decodeTilesFit({ inFeatures: attrs.inFeatures, blocksize: attrs.blockCols });
+}
+
+/**
+ * Elements of the layout's tensors for a weight [outFeatures, inFeatures]: `absmax` counts those
+ * of the absmax (NF4 / FP4), and of the scales and of the offsets each (INT4).
+ */
 export function decodeTileSizes(outFeatures: number, inFeatures: number): { codes: number; absmax: number } {
   const units = Math.ceil(outFeatures / DECODE_TILE_ROWS) * (inFeatures / DECODE_TILE_COLUMNS);
   return { codes: units * 512, absmax: units * 16 };

@@ -24,9 +24,12 @@ export {
 } from './int-blocks.js';
 export {
   QUANT_OPS, nf4Matmul, nf4MatmulT, nf4Dequantize, nf4DecodeTiles, nf4MatmulTiles, intMatmul, intMatmulT, intDequantize,
-  dequantizeBlockwise8, type DecodeTiles, type FourBitOpAttrs, type IntOpAttrs, type RepeatedAddend, type SettledWeight,
+  int4DecodeTiles, int4MatmulTiles, dequantizeBlockwise8, type DecodeTiles, type FourBitOpAttrs, type IntDecodeTiles, type IntOpAttrs,
+  type RepeatedAddend, type SettledWeight,
 } from './ops.js';
-export { DECODE_TILE_COLUMNS, DECODE_TILE_ROWS, decodeTileSizes, decodeTilesFit, tileAbsmaxIndex, tileCodeIndex } from './decode-tiles.js';
+export {
+  DECODE_TILE_COLUMNS, DECODE_TILE_ROWS, decodeTileSizes, decodeTilesFit, intDecodeTilesFit, tileAbsmaxIndex, tileCodeIndex,
+} from './decode-tiles.js';
 export { SCRATCH_ELEMENTS } from './kernels-cpu.js';
 export { QuantizedLinear, QUANT_FORMATS, readWeightValues, type QuantFormat } from './quantized-linear.js';
 export { FourBitLinear, type FourBitOptions, type FourBitParts, type DoubleQuantTensors } from './four-bit-linear.js';

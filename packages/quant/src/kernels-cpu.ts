@@ -145,23 +145,32 @@ for (const bits of [4, 8] as const) {
 }
 
 /** Decodes rows of a 4-bit absmax weight held in the decode tile layout (blocks of 64). */
-function tileDecoder(codesT: Tensor, absmaxT: Tensor, tableT: Tensor, attrs: Attrs): RowDecoder {
+/**
+ * Decodes rows of a weight in the decode tile layout: `value(code, block)` for each code, `block`
+ * the index of its group's statistics in the layout (tileAbsmaxIndex).
+ */
+function tileRowDecoder(codesT: Tensor, attrs: Attrs, value: (code: number, block: number) => number): RowDecoder {
   const codes = hostBytes(codesT);
-  const absmax = hostFloats(absmaxT);
-  const table = hostFloats(tableT);
   const inFeatures = attrs['inFeatures'] as number;
   const groups = inFeatures / DECODE_TILE_COLUMNS;
   return (rowStart, rowCount, out) => {
     for (let r = 0; r < rowCount; r++) {
       const row = rowStart + r;
       for (let c = 0; c < inFeatures; c += 2) {
-        const scale = absmax[tileAbsmaxIndex(row, c >> 6, groups)]!;
+        const block = tileAbsmaxIndex(row, c >> 6, groups);
         const byte = codes[tileCodeIndex(row, c, groups)]!;
-        out[r * inFeatures + c] = f32(table[byte >> 4]! * scale);
-        out[r * inFeatures + c + 1] = f32(table[byte & 15]! * scale);
+        out[r * inFeatures + c] = value(byte >> 4, block);
+        out[r * inFeatures + c + 1] = value(byte & 15, block);
       }
     }
   };
+}
+
+/** NF4 / FP4 in the decode tile layout: the same values as fourBitDecoder. */
+function tileDecoder(codesT: Tensor, absmaxT: Tensor, tableT: Tensor, attrs: Attrs): RowDecoder {
+  const absmax = hostFloats(absmaxT);
+  const table = hostFloats(tableT);
+  return tileRowDecoder(codesT, attrs, (code, block) => f32(table[code]! * absmax[block]!));
 }
 
 registerKernel(QUANT_OPS.nf4DecodeTiles, 'cpu', ([packedT, absmaxT], [codesOut, absmaxOut], attrs) => {
@@ -181,6 +190,37 @@ registerKernel(QUANT_OPS.nf4DecodeTiles, 'cpu', ([packedT, absmaxT], [codesOut, 
 });
 registerKernel(QUANT_OPS.nf4MatmulTiles, 'cpu', ([x, codes, absmax, table, addend], [out], attrs) =>
   matmulKernel(x!, out!, dims(attrs), tileDecoder(codes!, absmax!, table!, attrs), addend, attrs));
+
+/** INT4 in the decode tile layout: the same values as dequantizeIntRows. */
+function intTileDecoder(codesT: Tensor, scalesT: Tensor, offsetsT: Tensor, attrs: Attrs): RowDecoder {
+  const scales = hostFloats(scalesT);
+  const offsets = hostFloats(offsetsT);
+  return tileRowDecoder(codesT, attrs, (code, block) => f32(scales[block]! * code + offsets[block]!));
+}
+
+registerKernel(QUANT_OPS.int4DecodeTiles, 'cpu', ([codesT, scalesT, offsetsT], [codesOut, scalesOut, offsetsOut], attrs) => {
+  const { outFeatures, inFeatures } = dims(attrs);
+  const packed = hostBytes(codesT!);
+  const scales = hostFloats(scalesT!);
+  const offsets = hostFloats(offsetsT!);
+  const groups = inFeatures / DECODE_TILE_COLUMNS;
+  const sizes = decodeTileSizes(outFeatures, inFeatures);
+  const codes = new Uint8Array(sizes.codes);
+  const tileScales = new Float64Array(sizes.absmax);
+  const tileOffsets = new Float64Array(sizes.absmax);
+  for (let row = 0; row < outFeatures; row++) {
+    for (let c = 0; c < inFeatures; c += 2) codes[tileCodeIndex(row, c, groups)] = packed[(row * inFeatures + c) >> 1]!;
+    for (let q = 0; q < groups; q++) {
+      tileScales[tileAbsmaxIndex(row, q, groups)] = scales[row * groups + q]!;
+      tileOffsets[tileAbsmaxIndex(row, q, groups)] = offsets[row * groups + q]!;
+    }
+  }
+  (codesOut!.storage.handle as Uint8Array).set(codes, codesOut!.offset);
+  writeFloats(scalesOut!, tileScales);
+  writeFloats(offsetsOut!, tileOffsets);
+});
+registerKernel(QUANT_OPS.int4MatmulTiles, 'cpu', ([x, codes, scales, offsets, addend], [out], attrs) =>
+  matmulKernel(x!, out!, dims(attrs), intTileDecoder(codes!, scales!, offsets!, attrs), addend, attrs));
 
 registerKernel(QUANT_OPS.dequantizeBlockwise8, 'cpu', ([codes, absmax, code], [out], attrs) => {
   const restored = restoreBlockwise8(hostBytes(codes!), hostFloats(absmax!), hostFloats(code!),

@@ -20,6 +20,11 @@
 //               {outFeatures, inFeatures, settled?}; output [..., out]: nf4Matmul of the same
 //               weight, read from the decode tile layout (for decoding: the cuda kernel takes
 //               bfloat16 / float16 x only; settled: see nf4MatmulTiles). No gradient.
+// 'int4DecodeTiles' inputs [codes, scales, offsets]; int attrs (blocks of 1 x 64, inFeatures %
+//               256 == 0); outputs [codes uint8, scales, offsets (the scale dtype)]: the INT4
+//               weight in the decode tile layout. 'int4MatmulTiles' inputs [x, those three];
+//               attrs {outFeatures, inFeatures, settled?}; output [..., out]: int4Matmul of the
+//               same weight. No gradient. (CPU kernels only so far: a GPU runs them on the host.)
 // 'int4Matmul' / 'int8Matmul'  inputs [x float [..., in], codes uint8, scales, offsets]; attrs
 //               {outFeatures, inFeatures, blockRows, blockCols}; output [..., out]. codes: int4
 //               packed like NF4 (ceil(n/2) bytes), int8 one byte per element (n bytes); scales
@@ -42,7 +47,7 @@ import {
   commonDevice, execute, execute1, findKernel, formatShape, isFloatDType, type DType, type OutputSpec, type Tensor,
 } from '@blora/tensor';
 import { blockCount } from './blockwise.js';
-import { decodeTileSizes, decodeTilesFit } from './decode-tiles.js';
+import { decodeTileSizes, decodeTilesFit, intDecodeTilesFit } from './decode-tiles.js';
 import type { IntBits } from './int-blocks.js';
 import { packedLength } from './pack.js';
 
@@ -53,6 +58,8 @@ export const QUANT_OPS = {
   nf4Dequantize: 'nf4Dequantize',
   nf4DecodeTiles: 'nf4DecodeTiles',
   nf4MatmulTiles: 'nf4MatmulTiles',
+  int4DecodeTiles: 'int4DecodeTiles',
+  int4MatmulTiles: 'int4MatmulTiles',
   int4Matmul: 'int4Matmul',
   int4MatmulT: 'int4MatmulT',
   int4Dequantize: 'int4Dequantize',
@@ -237,6 +244,17 @@ export function nf4DecodeTiles(packed: Tensor, absmax: Tensor, attrs: FourBitOpA
   return { codes: codes!, absmax: tileAbsmax! };
 }
 
+/** Checks the dims and tile codes of a product from the decode tile layout; the layout's sizes. */
+function checkTileCodes(op: string, codes: Tensor, attrs: Pick<FourBitOpAttrs, 'outFeatures' | 'inFeatures'>): { codes: number; absmax: number } {
+  checkDims(op, attrs);
+  if (!decodeTilesFit({ inFeatures: attrs.inFeatures, blocksize: 64 })) {
+    throw new RangeError(`${op}: inFeatures must be a multiple of 256 for the decode tile layout, got ${attrs.inFeatures}`);
+  }
+  const sizes = decodeTileSizes(attrs.outFeatures, attrs.inFeatures);
+  expectTensor(op, 'tile codes', codes, ['uint8'], sizes.codes);
+  return sizes;
+}
+
 /**
  * y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for a 4-bit absmax weight in the decode tile
  * layout: the same product as `nf4Matmul` (bit-identical on the CPU). Inference only (no
@@ -248,18 +266,59 @@ export function nf4DecodeTiles(packed: Tensor, absmax: Tensor, attrs: FourBitOpA
 export function nf4MatmulTiles(x: Tensor, tiles: DecodeTiles, table: Tensor,
   attrs: Pick<FourBitOpAttrs, 'outFeatures' | 'inFeatures'> & SettledWeight, addend?: RepeatedAddend): Tensor {
   const op = QUANT_OPS.nf4MatmulTiles;
-  checkDims(op, attrs);
-  if (!decodeTilesFit({ inFeatures: attrs.inFeatures, blocksize: 64 })) {
-    throw new RangeError(`${op}: inFeatures must be a multiple of 256 for the decode tile layout, got ${attrs.inFeatures}`);
-  }
-  const sizes = decodeTileSizes(attrs.outFeatures, attrs.inFeatures);
-  expectTensor(op, 'tile codes', tiles.codes, ['uint8'], sizes.codes);
+  const sizes = checkTileCodes(op, tiles.codes, attrs);
   expectTensor(op, 'tile absmax', tiles.absmax, ['float32'], sizes.absmax);
   expectTensor(op, 'code table', table, ['float32'], 16);
   const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
   const opAttrs = { outFeatures: attrs.outFeatures, inFeatures: attrs.inFeatures, blocksize: 64, settled: attrs.settled === true };
   const [inputs, withAdd] = withAddend(op, [x, tiles.codes, tiles.absmax, table], opAttrs, shape, addend);
   return execute1(op, inputs, shape, x.dtype, withAdd);
+}
+
+/** An INT4 weight in the decode tile layout (see decode-tiles.ts), as `int4DecodeTiles` makes it. */
+export interface IntDecodeTiles {
+  /** uint8, the codes of 16 rows x 64 columns at a time. */
+  codes: Tensor;
+  /** The scales (float16 or float32, the weight's), 16 rows x 4 groups at a time. */
+  scales: Tensor;
+  /** The offsets, laid out as the scales. */
+  offsets: Tensor;
+}
+
+/**
+ * The INT4 weight in the decode tile layout (see decode-tiles.ts), for `int4MatmulTiles`; needs
+ * blocks of 1 x 64 and inFeatures % 256 == 0 (`intDecodeTilesFit`). Op 'int4DecodeTiles'.
+ */
+export function int4DecodeTiles(codes: Tensor, scales: Tensor, offsets: Tensor, attrs: IntOpAttrs): IntDecodeTiles {
+  const op = QUANT_OPS.int4DecodeTiles;
+  checkIntInputs(op, 4, codes, scales, offsets, attrs);
+  if (!intDecodeTilesFit(4, attrs)) {
+    throw new RangeError(`${op}: the decode tile layout needs blocks of 1 x 64 and inFeatures a multiple of 256, ` +
+      `got [${attrs.outFeatures}, ${attrs.inFeatures}] in blocks of ${attrs.blockRows} x ${attrs.blockCols}`);
+  }
+  const sizes = decodeTileSizes(attrs.outFeatures, attrs.inFeatures);
+  const [tileCodes, tileScales, tileOffsets] = runWithHostFallbackOutputs(op, [codes, scales, offsets],
+    [{ shape: [sizes.codes], dtype: 'uint8' }, { shape: [sizes.absmax], dtype: scales.dtype }, { shape: [sizes.absmax], dtype: scales.dtype }],
+    { ...attrs });
+  return { codes: tileCodes!, scales: tileScales!, offsets: tileOffsets! };
+}
+
+/**
+ * y = x · Wᵀ (+ the addend, see `RepeatedAddend`) for an INT4 weight in the decode tile layout:
+ * the same product as `intMatmul(4, ...)` (bit-identical on the CPU). Inference only (no
+ * gradient). With `attrs.settled` see `SettledWeight` (leave it off right after
+ * `int4DecodeTiles`). Op 'int4MatmulTiles'.
+ */
+export function int4MatmulTiles(x: Tensor, tiles: IntDecodeTiles, attrs: Pick<IntOpAttrs, 'outFeatures' | 'inFeatures'> & SettledWeight,
+  addend?: RepeatedAddend): Tensor {
+  const op = QUANT_OPS.int4MatmulTiles;
+  const sizes = checkTileCodes(op, tiles.codes, attrs);
+  expectTensor(op, 'tile scales', tiles.scales, ['float16', 'float32'], sizes.absmax);
+  expectTensor(op, 'tile offsets', tiles.offsets, [tiles.scales.dtype], sizes.absmax);
+  const shape = activationShape(op, x, 'x', attrs.inFeatures, attrs.outFeatures);
+  const opAttrs = { outFeatures: attrs.outFeatures, inFeatures: attrs.inFeatures, blockRows: 1, blockCols: 64, settled: attrs.settled === true };
+  const [inputs, withAdd] = withAddend(op, [x, tiles.codes, tiles.scales, tiles.offsets], opAttrs, shape, addend);
+  return runWithHostFallback(op, inputs, shape, x.dtype, withAdd);
 }
 
 function intOp(bits: IntBits, kind: 'Matmul' | 'MatmulT' | 'Dequantize'): string {

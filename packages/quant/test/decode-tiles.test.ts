@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { tensor, transpose, type Tensor } from '@blora/tensor';
 import { assertClose, nonContiguousTensor, randomValues } from '@blora/tensor/testing';
 import {
-  FourBitLinear, decodeTileSizes, decodeTilesFit, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles, quantizeLinear,
+  FourBitLinear, IntBlockLinear, decodeTileSizes, decodeTilesFit, int4DecodeTiles, int4MatmulTiles, intDecodeTilesFit, intMatmul,
+  nf4DecodeTiles, nf4Matmul, nf4MatmulTiles, quantizeLinear, type ScaleDType,
 } from '../src/index.js';
 import { normalFloat32, refMatmul, refNibble, refWeight } from './helpers.js';
 
@@ -139,5 +140,93 @@ describe('nf4MatmulTiles on the CPU', () => {
     expect(q.decodeTiles().codes.isDisposed).toBe(false);
     for (const t of [x, y, plain]) t.dispose();
     q.dispose();
+  });
+});
+
+/** An INT4 weight [out, in] in blocks of 1 x 64 from seeded normal values. */
+function int4Weight(out: number, inF: number, scaleDType: ScaleDType, seed: number): IntBlockLinear {
+  return IntBlockLinear.quantize(tensor(normalFloat32(out * inF, seed, 0.5), { shape: [out, inF] }), { format: 'int4', groupSize: 64, scaleDType });
+}
+
+describe('the INT4 decode tile layout (int4DecodeTiles)', () => {
+  it('holds every code, scale and offset where the layout says (the NF4 one), zeros in the padding rows', () => {
+    for (const scaleDType of ['float16', 'float32'] as const) {
+      for (const [out, inF] of [[40, 512], [3, 768]] as const) {
+        const q = int4Weight(out, inF, scaleDType, out + inF);
+        const tiles = int4DecodeTiles(q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs);
+        const sizes = decodeTileSizes(out, inF);
+        expect(tiles.codes.shape).toEqual([sizes.codes]);
+        expect([tiles.scales.shape, tiles.offsets.shape]).toEqual([[sizes.absmax], [sizes.absmax]]);
+        expect([tiles.scales.dtype, tiles.offsets.dtype]).toEqual([scaleDType, scaleDType]);
+        const codes = tiles.codes.toTypedArray() as Uint8Array;
+        const { nibbles, scales } = untile(codes, tiles.scales.toFloat64Array(), out, inF);
+        const { scales: offsets } = untile(codes, tiles.offsets.toFloat64Array(), out, inF);
+        const packed = q.codes.toTypedArray() as Uint8Array;
+        const [alpha, beta] = [q.scaleTensor.toFloat64Array(), q.offsetTensor.toFloat64Array()];
+        const groups = inF / 64;
+        for (let r = 0; r < nibbles.length / inF; r++) {
+          for (let c = 0; c < inF; c++) {
+            const expected = r < out ? refNibble(packed, r * inF + c) : 0;
+            if (nibbles[r * inF + c] !== expected) throw new Error(`[${out}, ${inF}] code (${r}, ${c}): ${nibbles[r * inF + c]} != ${expected}`);
+          }
+          for (let g = 0; g < groups; g++) {
+            expect(scales[r * groups + g]).toBe(r < out ? alpha[r * groups + g] : 0);
+            expect(offsets[r * groups + g]).toBe(r < out ? beta[r * groups + g] : 0);
+          }
+        }
+        for (const t of [tiles.codes, tiles.scales, tiles.offsets]) t.dispose();
+        q.dispose();
+      }
+    }
+  });
+
+  it('int4MatmulTiles gives the result of int4Matmul bit for bit (activation layouts, an addend, settled or not)', () => {
+    const [out, inF] = [40, 512];
+    for (const scaleDType of ['float16', 'float32'] as const) {
+      const q = int4Weight(out, inF, scaleDType, 31);
+      const tiles = int4DecodeTiles(q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs);
+      const base = tensor(randomValues(inF * 3, 32), { shape: [inF, 3] });
+      const xs: [string, Tensor][] = [
+        ['one row', tensor(randomValues(inF, 33), { shape: [1, inF] })],
+        ['17 rows, float64', tensor(randomValues(17 * inF, 34), { shape: [17, inF], dtype: 'float64' })],
+        ['3-D', tensor(randomValues(6 * inF, 35), { shape: [2, 3, inF] })],
+        ['strided', nonContiguousTensor(randomValues(5 * inF, 36), [5, inF], 'float32')],
+        ['transposed view', transpose(base)],
+      ];
+      for (const [label, x] of xs) {
+        const viaTiles = int4MatmulTiles(x, tiles, { ...q.opAttrs, settled: label === 'strided' });
+        const plain = intMatmul(4, x, q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs);
+        expect(viaTiles.shape, label).toEqual(plain.shape);
+        expect(Array.from(viaTiles.toFloat64Array()), `${scaleDType} ${label}`).toEqual(Array.from(plain.toFloat64Array()));
+        const lead = x.shape.slice(0, -1);
+        const rows = lead.reduce((p, d) => p * d, 1);
+        const addend = { values: tensor(randomValues(rows * out / 8, 37), { shape: [...lead, out / 8] }), lambda: 8, scale: 0.5 };
+        const added = int4MatmulTiles(x, tiles, q.opAttrs, addend);
+        const plainAdded = intMatmul(4, x, q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs, addend);
+        expect(Array.from(added.toFloat64Array()), `${scaleDType} ${label} + addend`).toEqual(Array.from(plainAdded.toFloat64Array()));
+        for (const t of [viaTiles, plain, added, plainAdded, addend.values, x]) t.dispose();
+      }
+      for (const t of [tiles.codes, tiles.scales, tiles.offsets, base]) t.dispose();
+      q.dispose();
+    }
+  });
+
+  it('refuses weights the layout cannot hold and tiles of the wrong size or dtype', () => {
+    expect(intDecodeTilesFit(4, { inFeatures: 512, blockRows: 1, blockCols: 64 })).toBe(true);
+    expect(intDecodeTilesFit(8, { inFeatures: 512, blockRows: 1, blockCols: 64 })).toBe(false);
+    expect(intDecodeTilesFit(4, { inFeatures: 512, blockRows: 2, blockCols: 64 })).toBe(false);
+    expect(intDecodeTilesFit(4, { inFeatures: 512, blockRows: 1, blockCols: 32 })).toBe(false);
+    expect(intDecodeTilesFit(4, { inFeatures: 320, blockRows: 1, blockCols: 64 })).toBe(false);
+    const narrow = IntBlockLinear.quantize(tensor(normalFloat32(8 * 256, 41), { shape: [8, 256] }), { format: 'int4', groupSize: 32 });
+    expect(() => int4DecodeTiles(narrow.codes, narrow.scaleTensor, narrow.offsetTensor, narrow.opAttrs))
+      .toThrow(/blocks of 1 x 64 and inFeatures a multiple of 256, got \[8, 256\] in blocks of 1 x 32/);
+    const q = int4Weight(8, 256, 'float16', 42);
+    const tiles = int4DecodeTiles(q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs);
+    const x = tensor(randomValues(256, 43), { shape: [1, 256] });
+    expect(() => int4MatmulTiles(x, tiles, { outFeatures: 24, inFeatures: 256 })).toThrow(/tile codes has 2048 elements, expected 4096/);
+    const wrongDType = { ...tiles, offsets: tensor(new Float64Array(tiles.offsets.numel), { dtype: 'float32' }) };
+    expect(() => int4MatmulTiles(x, wrongDType, q.opAttrs)).toThrow(/tile offsets must be float16/);
+    for (const t of [x, tiles.codes, tiles.scales, tiles.offsets, wrongDType.offsets]) t.dispose();
+    for (const w of [q, narrow]) w.dispose();
   });
 });
