@@ -180,10 +180,11 @@ describe('the INT4 decode tile layout (int4DecodeTiles)', () => {
     }
   });
 
-  it('int4MatmulTiles gives the result of int4Matmul bit for bit (activation layouts, an addend, settled or not)', () => {
+  it('int4MatmulTiles gives the result of int4Matmul bit for bit, and the float64 product (activation layouts, an addend)', () => {
     const [out, inF] = [40, 512];
     for (const scaleDType of ['float16', 'float32'] as const) {
       const q = int4Weight(out, inF, scaleDType, 31);
+      const w = refWeight(q);
       const tiles = int4DecodeTiles(q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs);
       const base = tensor(randomValues(inF * 3, 32), { shape: [inF, 3] });
       const xs: [string, Tensor][] = [
@@ -200,6 +201,7 @@ describe('the INT4 decode tile layout (int4DecodeTiles)', () => {
         expect(Array.from(viaTiles.toFloat64Array()), `${scaleDType} ${label}`).toEqual(Array.from(plain.toFloat64Array()));
         const lead = x.shape.slice(0, -1);
         const rows = lead.reduce((p, d) => p * d, 1);
+        assertClose(viaTiles, refMatmul(x.toFloat64Array(), w, rows, out, inF), { rtol: 1e-5, atol: 1e-5 });
         const addend = { values: tensor(randomValues(rows * out / 8, 37), { shape: [...lead, out / 8] }), lambda: 8, scale: 0.5 };
         const added = int4MatmulTiles(x, tiles, q.opAttrs, addend);
         const plainAdded = intMatmul(4, x, q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs, addend);
