@@ -88,6 +88,7 @@
             'native/async_copy.cuh',
             'native/attention_tc.cuh',
             'native/quant_gemv_tc.cuh',
+            'native/quant_gemv_sources.cuh',
             'native/sgemm.h',
             'native/transfer.h',
           ],
