@@ -180,7 +180,7 @@ function benchShape(format: 'nf4' | 'int4', outF: number, inF: number, m: number
         owned.push(t.codes, t.absmax);
         return [t.codes, t.absmax, w.parts[2]!];
       });
-      const viaTiles = (i: number) => quantMatmulTilesInto(xs[i]!, tiles[i]!, ys[i]!, settledAttrs[i]!);
+      const viaTiles = (i: number) => quantMatmulTilesInto('nf4', xs[i]!, tiles[i]!, ys[i]!, settledAttrs[i]!);
       viaTiles(0);
       synchronize();
       const tilesDifference = spotDifference(ys[0]!, reference);

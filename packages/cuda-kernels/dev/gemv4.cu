@@ -2,9 +2,9 @@
 // decoding shapes (M = 1..16 activation rows), NF4 and INT4 weights (float32 or float16 scales),
 // as the addon launches it and in fixed configurations, next to the ceiling that bounds it: a
 // kernel that only reads the same code and scale bytes. (bench/results/logs/gemv4-2026-12-01-groups.log
-// also times the kernel it replaced.) The `tiles` configurations run the same kernel on NF4
-// weights in the decode tile layout (FourBitTiles, native/quant_gemv_tc.cuh), built here on the host
-// as an independent check of launchFourBitDecodeTiles.
+// also times the kernel it replaced.) The `tiles` configurations run the same kernel on NF4 / INT4
+// weights in the decode tile layout (FourBitTiles / IntTiles, native/quant_gemv_tc.cuh), built here on
+// the host as an independent check of launchFourBitDecodeTiles and of @blora/quant's int4DecodeTiles.
 //
 // Build: dev/build.sh gemv4. Run:
 //   dev/gemv4          checks, then timings
@@ -82,8 +82,8 @@ struct Weight {
   uint8_t* dCodes = nullptr;
   void *dScales = nullptr, *dOffsets = nullptr;
   float* dTable = nullptr;
-  uint8_t* dTiles = nullptr;  // the same NF4 weight in the GEMV tile layout (FourBitTiles), where it fits
-  float* dTileScales = nullptr;
+  uint8_t* dTiles = nullptr;  // the same weight in the decode tile layout (FourBitTiles / IntTiles), where it fits
+  void *dTileScales = nullptr, *dTileOffsets = nullptr;
   size_t scaleBytes() const { return format == Format::Int4h ? 2 : 4; }
   double bytes() const { return double(codes.size()) + double(scaleBytes()) * double(scales.size() + offsets.size()); }
   // The weight the dequantize kernels build, as float32.
@@ -131,16 +131,17 @@ Weight makeWeight(Format f, int64_t out, int64_t in, uint64_t seed, int block = 
   } else {
     cudaOrDie(cudaMalloc(&w.dTable, 64), "cudaMalloc table");
     cudaOrDie(cudaMemcpy(w.dTable, kNf4, 64, cudaMemcpyHostToDevice), "copy table");
-    if (block == 64 && in % 256 == 0) makeTiles(w);
   }
+  if (block == 64 && in % 256 == 0) makeTiles(w);
   return w;
 }
 
-// The NF4 weight (blocks of 64, rows of whole quads of groups) rearranged into the tile layout.
+// The weight (blocks of 64, rows of whole quads of groups) rearranged into the decode tile layout:
+// codes, and absmax (NF4) or alpha and beta (INT4) in the device's scale dtype.
 void makeTiles(Weight& w) {
   const int64_t sets = (w.out + 15) / 16, groups = w.in / 64;
   std::vector<uint8_t> tiles(size_t(sets * groups * 512), 0);
-  std::vector<float> scales(size_t(sets * groups * 16), 0.f);
+  std::vector<float> scales(size_t(sets * groups * 16), 0.f), offsets(scales.size(), 0.f);
   for (int64_t s = 0; s < sets; s++) {
     for (int64_t q = 0; q < groups; q++) {
       for (int lane = 0; lane < 32; lane++) {
@@ -148,27 +149,45 @@ void makeTiles(Weight& w) {
           const int64_t row = 16 * s + lane / 4 + 8 * half;
           if (row >= w.out) continue;
           std::memcpy(&tiles[size_t((s * groups + q) * 512 + 16 * lane + 8 * half)], &w.codes[size_t(row * w.in / 2 + 32 * q + 8 * (lane % 4))], 8);
-          if (lane % 4 == 0) scales[size_t((s * groups / 4 + q / 4) * 64 + (lane / 4) * 8 + 4 * half + q % 4)] = w.scales[size_t(row * groups + q)];
+          if (lane % 4 != 0) continue;
+          const size_t at = size_t((s * groups / 4 + q / 4) * 64 + (lane / 4) * 8 + 4 * half + q % 4);
+          scales[at] = w.scales[size_t(row * groups + q)];
+          if (w.format != Format::Nf4) offsets[at] = w.offsets[size_t(row * groups + q)];
         }
       }
     }
   }
   cudaOrDie(cudaMalloc(&w.dTiles, tiles.size()), "cudaMalloc tiles");
   cudaOrDie(cudaMemcpy(w.dTiles, tiles.data(), tiles.size(), cudaMemcpyHostToDevice), "copy tiles");
-  cudaOrDie(cudaMalloc(&w.dTileScales, scales.size() * 4), "cudaMalloc tile scales");
-  cudaOrDie(cudaMemcpy(w.dTileScales, scales.data(), scales.size() * 4, cudaMemcpyHostToDevice), "copy tile scales");
+  auto upload = [&](const std::vector<float>& v, void** d) {
+    std::vector<__half> h(v.size());
+    for (size_t i = 0; i < v.size(); i++) h[i] = __float2half_rn(v[i]);
+    const bool half = w.scaleBytes() == 2;
+    cudaOrDie(cudaMalloc(d, v.size() * w.scaleBytes()), "cudaMalloc tile scales");
+    cudaOrDie(cudaMemcpy(*d, half ? static_cast<const void*>(h.data()) : static_cast<const void*>(v.data()), v.size() * w.scaleBytes(),
+                         cudaMemcpyHostToDevice),
+              "copy tile scales");
+  };
+  upload(scales, &w.dTileScales);
+  if (w.format != Format::Nf4) upload(offsets, &w.dTileOffsets);
 }
 
 void release(Weight& w) {
   cudaFree(w.dTiles);
   cudaFree(w.dTileScales);
+  cudaFree(w.dTileOffsets);
   cudaFree(w.dCodes);
   cudaFree(w.dScales);
   cudaFree(w.dOffsets);
   cudaFree(w.dTable);
 }
 
-// FourBitTiles (native/quant_gemv_tc.cuh) reads the layout makeTiles builds on the host here.
+// FourBitTiles and IntTiles (native/quant_gemv_tc.cuh) read the layout makeTiles builds on the host here.
+
+// Sources that read the decode tile layout (the tile configurations).
+template <typename Source>
+constexpr bool kTileSource = std::is_same_v<Source, FourBitTiles> || std::is_same_v<Source, IntTiles<float>> ||
+                             std::is_same_v<Source, IntTiles<__half>>;
 
 // --- launching one configuration ---
 
@@ -178,8 +197,8 @@ using Bf16 = __nv_bfloat16;
 // for minBlocks blocks an SM, loading a turn ahead or not (GemvShape); warps = 0 is the addon's
 // choice (launchGemvGroups). overlap: a programmatic dependent launch (GemvOverlap) that waits
 // before reading anything (1: kLaunch) or builds the table and loads the first turn first (2: kSettled). scaleVectors
-// false: one scale a load; tiles: the NF4 weight in the tile layout (FourBitTiles), for NF4 weights
-// with blocks of 64 and rows of whole quads of groups only.
+// false: one scale a load; tiles: the weight in the decode tile layout (FourBitTiles / IntTiles), for
+// weights with blocks of 64 and rows of whole quads of groups only.
 struct Config {
   int warps, unroll, minBlocks;
   bool ahead;
@@ -213,7 +232,7 @@ void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf1
 #define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A)                                  \
   if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A) \
     return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, GemvShape<W, U, B, A>>(args, src, stream(), c.scaleVectors), "GEMV launch");
-  if constexpr (std::is_same_v<Source, FourBitTiles>) {
+  if constexpr (kTileSource<Source>) {
     BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
   } else {
     BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
@@ -224,8 +243,14 @@ void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf1
 
 void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) {
   const int shift = w.block == 64 ? 6 : 5;
-  if (c.tiles) {
-    launchConfig<FourBitTiles, 64>(c, w, FourBitTiles{w.dTiles, w.dTileScales, w.in}, x, rows, y);
+  if (c.tiles && w.format == Format::Nf4) {
+    launchConfig<FourBitTiles, 64>(c, w, FourBitTiles{w.dTiles, static_cast<const float*>(w.dTileScales), w.in}, x, rows, y);
+  } else if (c.tiles && w.format == Format::Int4) {
+    const IntTiles<float> src{w.dTiles, static_cast<const float*>(w.dTileScales), static_cast<const float*>(w.dTileOffsets), w.in};
+    launchConfig<IntTiles<float>, 64>(c, w, src, x, rows, y);
+  } else if (c.tiles) {
+    const IntTiles<__half> src{w.dTiles, static_cast<const __half*>(w.dTileScales), static_cast<const __half*>(w.dTileOffsets), w.in};
+    launchConfig<IntTiles<__half>, 64>(c, w, src, x, rows, y);
   } else if (w.format == Format::Nf4) {
     const FourBitGroups src{w.dCodes, static_cast<const float*>(w.dScales), w.in, shift};
     if (w.block == 64) launchConfig<FourBitGroups, 64>(c, w, src, x, rows, y);

@@ -77,6 +77,22 @@ NAN_METHOD(FourBitTilesGemv) {
   });
 }
 
+// intDecodeTiles(codes, scales, offsets, tiles, tileScales, tileOffsets, bits, outFeatures, inFeatures, blockRows, blockCols)
+NAN_METHOD(IntDecodeTiles) {
+  guarded([&] {
+    launchIntDecodeTiles(tensorArg(info, 0, "codes"), tensorArg(info, 1, "scales"), tensorArg(info, 2, "offsets"), tensorArg(info, 3, "tiles"),
+                         tensorArg(info, 4, "tile scales"), tensorArg(info, 5, "tile offsets"), intArgs(info, 6));
+  });
+}
+
+// intTilesGemv(x, tiles, tileScales, tileOffsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled)
+NAN_METHOD(IntTilesGemv) {
+  guarded([&] {
+    launchIntTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile scales"),
+                       tensorArg(info, 3, "tile offsets"), tensorArg(info, 4, "output"), intArgs(info, 5), boolArg(info, 10));
+  });
+}
+
 // intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled)
 NAN_METHOD(IntGemv) {
   guarded([&] {
@@ -231,6 +247,8 @@ void registerQuantBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "fourBitDecodeTiles", FourBitDecodeTiles);
   Nan::SetMethod(target, "fourBitTilesGemv", FourBitTilesGemv);
   Nan::SetMethod(target, "intGemv", IntGemv);
+  Nan::SetMethod(target, "intDecodeTiles", IntDecodeTiles);
+  Nan::SetMethod(target, "intTilesGemv", IntTilesGemv);
   Nan::SetMethod(target, "fourBitGemm", FourBitGemm);
   Nan::SetMethod(target, "intGemm", IntGemm);
   Nan::SetMethod(target, "avgPool1dBackward", AvgPool1dBackward);

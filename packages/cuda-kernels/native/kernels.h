@@ -211,6 +211,12 @@ void launchFourBitDecodeTiles(const TensorArg& packed, const TensorArg& absmax, 
 // before, so the GEMV may start reading them while it finishes (GemvOverlap::kSettled).
 void launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileAbsmax, const TensorArg& table,
                             const TensorArg& out, const FourBitLayout& layout, bool settled);
+// The same two for an INT4 weight in blocks of 1 x 64 (IntTiles in quant_gemv_tc.cuh): the codes as
+// NF4's, tile scales and tile offsets (float16 or float32, the weight's) as its absmax.
+void launchIntDecodeTiles(const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets, const TensorArg& tiles,
+                          const TensorArg& tileScales, const TensorArg& tileOffsets, const IntLayout& layout);
+void launchIntTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileScales, const TensorArg& tileOffsets,
+                        const TensorArg& out, const IntLayout& layout, bool settled);
 // quant_gemm.cu: the fused dequantize + GEMM on the tensor cores (on Hopper the TMA + wgmma
 // kernel of quant_gemm_wgmma.cuh where the product fills the GPU), x bfloat16 / float16 [M, k]
 // (dense rows, 16-byte aligned), out contiguous [M, n] of x's dtype: out = x · Wᵀ (transposed

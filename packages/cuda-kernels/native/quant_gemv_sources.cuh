@@ -5,7 +5,8 @@
 // - FourBitGroups: NF4 / FP4 as bitsandbytes stores it (float32 absmax per block);
 // - FourBitTiles: NF4 / FP4 in the decode tile layout (@blora/quant's decode-tiles.ts), where a
 //   warp's code load is 512 contiguous bytes;
-// - IntGroups: 4-bit integer codes with alpha / beta per block (float16 or float32).
+// - IntGroups: 4-bit integer codes with alpha / beta per block (float16 or float32);
+// - IntTiles: the same in the decode tile layout (blocks of 1 x 64).
 #pragma once
 
 #include <cstring>
@@ -132,6 +133,16 @@ struct FourBitGroups {
   }
 };
 
+// A lane's codes of `group` in the decode tile layout (lane: its 16 bytes of group 0): rows g (ca)
+// and g + 8 (cb), one 16-byte load.
+template <int G>
+__device__ __forceinline__ void loadTileCodes(const uint8_t* lane, int group, uint2& ca, uint2& cb) {
+  static_assert(G == 64, "the tile layout has groups of 64");
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(lane + int64_t(group) * 512));
+  ca = make_uint2(v.x, v.y);
+  cb = make_uint2(v.z, v.w);
+}
+
 // NF4 / FP4 in the decode tile layout (blocks of 64, rows of whole quads of groups: in % 256 == 0),
 // made so that every load of this kernel is contiguous across the warp. Codes: for row set s and
 // group q (64 columns), 512 bytes; lane l = 4 g + t's 16 at 16 l: its 8 code bytes of row
@@ -153,10 +164,7 @@ struct FourBitTiles {
     const float* absmax;  // row g's absmax of quad 0
     template <int G>
     __device__ __forceinline__ void codes(int group, uint2& ca, uint2& cb) const {
-      static_assert(G == 64, "the tile layout has groups of 64");
-      const uint4 v = __ldg(reinterpret_cast<const uint4*>(lane + int64_t(group) * 512));
-      ca = make_uint2(v.x, v.y);
-      cb = make_uint2(v.z, v.w);
+      loadTileCodes<G>(lane, group, ca, cb);
     }
     template <int G, int N>
     __device__ __forceinline__ void scales(int first, int, Scales (&sa)[N], Scales (&sb)[N]) const {
@@ -172,6 +180,53 @@ struct FourBitTiles {
   __device__ __forceinline__ Pair pair(int64_t rowSet, int g, int t, int64_t) const {
     const int64_t groups = in / 64;
     return {computedOnce(tiles + rowSet * groups * 512 + (4 * g + t) * 16), computedOnce(scales + rowSet * groups * 16 + g * 8)};
+  }
+};
+
+// Integer codes in the decode tile layout (@blora/quant's int4DecodeTiles: blocks of 1 x 64, rows
+// of whole quads of groups): the codes as FourBitTiles', the alphas and the betas each laid out as
+// its absmax, in the weight's scale dtype (a lane's 4 alphas of a turn, for each of its two rows,
+// one 8-byte (float16) or 16-byte (float32) load).
+template <typename Scale>
+struct IntTiles {
+  const uint8_t* tiles;
+  const Scale* alphas;
+  const Scale* betas;
+  int64_t in;
+  bool vectorScales = true;
+  static constexpr bool kOffsets = true;
+  static constexpr bool kAheadAboveEightRows = true;  // as FourBitTiles (not yet measured)
+  struct Scales {
+    Scale alpha, beta;
+    __device__ __forceinline__ float a() const { return scaleValue(alpha); }
+    __device__ __forceinline__ float b() const { return scaleValue(beta); }
+  };
+  bool scaleVectorsFit(int, int) const { return true; }
+  struct Pair {
+    const uint8_t* lane;  // the lane's 16 bytes of group 0
+    const Scale* alpha;   // row g's alpha of quad 0
+    const Scale* beta;
+    template <int G>
+    __device__ __forceinline__ void codes(int group, uint2& ca, uint2& cb) const {
+      loadTileCodes<G>(lane, group, ca, cb);
+    }
+    template <int G, int N>
+    __device__ __forceinline__ void scales(int first, int, Scales (&sa)[N], Scales (&sb)[N]) const {
+      const int64_t at = int64_t(first >> 2) * 64 + (first & 3);
+      Scale a0[N], a1[N], b0[N], b1[N];
+      loadScales(alpha + at, a0);
+      loadScales(alpha + at + 4, a1);
+      loadScales(beta + at, b0);
+      loadScales(beta + at + 4, b1);
+#pragma unroll
+      for (int u = 0; u < N; u++) sa[u] = {a0[u], b0[u]}, sb[u] = {a1[u], b1[u]};
+    }
+  };
+  template <int G>
+  __device__ __forceinline__ Pair pair(int64_t rowSet, int g, int t, int64_t) const {
+    const int64_t groups = in / 64;
+    return {computedOnce(tiles + rowSet * groups * 512 + (4 * g + t) * 16), computedOnce(alphas + rowSet * groups * 16 + g * 8),
+            computedOnce(betas + rowSet * groups * 16 + g * 8)};
   }
 };
 

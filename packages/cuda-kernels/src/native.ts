@@ -161,6 +161,12 @@ export interface NativeAddon {
    */
   fourBitTilesGemv(x: Float64Array, tiles: Float64Array, tileAbsmax: Float64Array, table: Float64Array, out: Float64Array,
     outFeatures: number, inFeatures: number, blocksize: number, settled: boolean): void;
+  /** The decode tile layout of an INT4 weight in blocks of 1 x 64 (inFeatures % 256 == 0). */
+  intDecodeTiles(codes: Float64Array, scales: Float64Array, offsets: Float64Array, tiles: Float64Array, tileScales: Float64Array,
+    tileOffsets: Float64Array, bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
+  /** out [M, out] = x [M, in] (bfloat16 / float16, dense rows) · Wᵀ for an INT4 W in the decode tile layout. */
+  intTilesGemv(x: Float64Array, tiles: Float64Array, tileScales: Float64Array, tileOffsets: Float64Array, out: Float64Array,
+    bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, settled: boolean): void;
   /** Fused dequantize + tensor-core GEMM; false when the operands do not suit it (nothing ran). */
   /** With `addend` (float32, dense [M, n / lambda]): out += scale · repeatInterleave(addend, lambda) in the epilogue. */
   fourBitGemm(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,

@@ -24,7 +24,7 @@
 //               256 == 0); outputs [codes uint8, scales, offsets (the scale dtype)]: the INT4
 //               weight in the decode tile layout. 'int4MatmulTiles' inputs [x, those three];
 //               attrs {outFeatures, inFeatures, settled?}; output [..., out]: int4Matmul of the
-//               same weight. No gradient. (CPU kernels only so far: a GPU runs them on the host.)
+//               same weight (the cuda kernel takes bfloat16 / float16 x only). No gradient.
 // 'int4Matmul' / 'int8Matmul'  inputs [x float [..., in], codes uint8, scales, offsets]; attrs
 //               {outFeatures, inFeatures, blockRows, blockCols}; output [..., out]. codes: int4
 //               packed like NF4 (ceil(n/2) bytes), int8 one byte per element (n bytes); scales

@@ -185,10 +185,11 @@ function registerFormat(prefix: string, formatOf: (attrs: Attrs) => WeightFormat
 }
 
 /**
- * The NF4 / FP4 decode tile layout (@blora/quant's decode-tiles.ts): 'nf4DecodeTiles' builds it
- * on the GPU; 'nf4MatmulTiles' runs the tensor-core GEMV on it, 16 activation rows a launch
- * (bfloat16 / float16 activations only; with attrs.settled the GEMV starts reading the tiles while
- * the kernel before it finishes), then adds the addend, if any, in one more pass.
+ * The decode tile layouts (@blora/quant's decode-tiles.ts): 'nf4DecodeTiles' / 'int4DecodeTiles'
+ * build them on the GPU; 'nf4MatmulTiles' / 'int4MatmulTiles' run the tensor-core GEMV on them, 16
+ * activation rows a launch (bfloat16 / float16 activations only; with attrs.settled the GEMV starts
+ * reading the tiles while the kernel before it finishes), then add the addend, if any, in one more
+ * pass.
  */
 function registerDecodeTiles(): void {
   registerKernel('nf4DecodeTiles', 'cuda', ([packed, absmax], [codes, tileAbsmax], attrs) => {
@@ -197,22 +198,37 @@ function registerDecodeTiles(): void {
       withDense([packed!, absmax!], ([p, a]) =>
         native().fourBitDecodeTiles(p!, a!, tensorArg(codes!), tensorArg(tileAbsmax!), outFeatures, inFeatures, attrs['blocksize'] as number)));
   });
-  registerKernel('nf4MatmulTiles', 'cuda', ([x, codes, tileAbsmax, table, addend], [out], attrs) =>
-    tilesMatmul(x!, [codes!, tileAbsmax!, table!], addend ?? null, out!, attrs));
+  registerKernel('int4DecodeTiles', 'cuda', ([codes, scales, offsets], [tiles, tileScales, tileOffsets], attrs) => {
+    const { outFeatures, inFeatures } = dims(attrs);
+    runKernel('int4DecodeTiles', [codes!, scales!, offsets!, tiles!, tileScales!, tileOffsets!], () =>
+      withDense([codes!, scales!, offsets!], ([c, s, o]) =>
+        native().intDecodeTiles(c!, s!, o!, tensorArg(tiles!), tensorArg(tileScales!), tensorArg(tileOffsets!), 4, outFeatures, inFeatures,
+          attrs['blockRows'] as number, attrs['blockCols'] as number)));
+  });
+  for (const format of ['nf4', 'int4'] as const) {
+    registerKernel(`${format}MatmulTiles`, 'cuda', ([x, codes, stat1, stat2, addend], [out], attrs) =>
+      tilesMatmul(format, x!, [codes!, stat1!, stat2!], addend ?? null, out!, attrs));
+  }
 }
 
-/** The cuda kernel of 'nf4MatmulTiles': out = x · Wᵀ (+ the addend) for W = [tile codes, tile absmax, table]. */
-function tilesMatmul(x: Tensor, weight: readonly Tensor[], addend: Tensor | null, out: Tensor, attrs: Attrs): void {
+/**
+ * The cuda kernel of 'nf4MatmulTiles' / 'int4MatmulTiles': out = x · Wᵀ (+ the addend) for W =
+ * [tile codes, tile absmax, table] / [tile codes, tile scales, tile offsets].
+ */
+function tilesMatmul(format: 'nf4' | 'int4', x: Tensor, weight: readonly Tensor[], addend: Tensor | null, out: Tensor, attrs: Attrs): void {
+  const op = `${format}MatmulTiles`;
   const { outFeatures, inFeatures } = dims(attrs);
-  runKernel('nf4MatmulTiles', [x, ...weight, ...(addend ? [addend] : []), out], () => {
+  runKernel(op, [x, ...weight, ...(addend ? [addend] : []), out], () => {
     const rows = x.numel / inFeatures;
     if (rows === 0) return;
     const y = matrixArg(bufferOf(out).address, out.offset, out.dtype, rows, outFeatures);
     // The kernel reads x in 16-byte loads: rows dense (inFeatures % 256 == 0) from an aligned start.
     // Tiles copied into scratch just before the launch are not settled, whatever the attrs say.
     const settled = attrs['settled'] === true && weight.every((t) => usedInPlace(t));
-    withDense([x], ([xDense]) => withDense([...weight, ...(addend ? [addend] : [])], ([c, a, t, add]) => {
-      native().fourBitTilesGemv(reshapeDense(xDense!, [rows, inFeatures]), c!, a!, t!, y, outFeatures, inFeatures, 64, settled);
+    withDense([x], ([xDense]) => withDense([...weight, ...(addend ? [addend] : [])], ([c, s1, s2, add]) => {
+      const a = reshapeDense(xDense!, [rows, inFeatures]);
+      if (format === 'nf4') native().fourBitTilesGemv(a, c!, s1!, s2!, y, outFeatures, inFeatures, 64, settled);
+      else native().intTilesGemv(a, c!, s1!, s2!, y, 4, outFeatures, inFeatures, 1, 64, settled);
       if (add) {
         const lambda = attrs['addLambda'] as number;
         native().repeatAdd(reshapeDense(add, [rows, outFeatures / lambda]), y, y, lambda, attrs['addScale'] as number);
@@ -222,12 +238,13 @@ function tilesMatmul(x: Tensor, weight: readonly Tensor[], addend: Tensor | null
 }
 
 /**
- * Runs the cuda kernel of 'nf4MatmulTiles' into `out` (contiguous [..., out] of x's dtype):
- * weight = [tile codes, tile absmax, code table] (@blora/quant's nf4DecodeTiles), attrs
+ * Runs the cuda kernel of 'nf4MatmulTiles' / 'int4MatmulTiles' into `out` (contiguous [..., out]
+ * of x's dtype): weight = the three tensors of @blora/quant's nf4DecodeTiles (tile codes, tile
+ * absmax, code table) or int4DecodeTiles (tile codes, tile scales, tile offsets), attrs
  * {outFeatures, inFeatures, settled?}. For benchmarks, which time it without allocation.
  */
-export function quantMatmulTilesInto(x: Tensor, weight: readonly Tensor[], out: Tensor, attrs: Attrs): void {
-  tilesMatmul(x, weight, null, out, attrs);
+export function quantMatmulTilesInto(format: 'nf4' | 'int4', x: Tensor, weight: readonly Tensor[], out: Tensor, attrs: Attrs): void {
+  tilesMatmul(format, x, weight, null, out, attrs);
 }
 
 /** Registers the nf4 (NF4 / FP4), int4 and int8 ops, the NF4 decode tiles and dequantizeBlockwise8 for 'cuda'. */

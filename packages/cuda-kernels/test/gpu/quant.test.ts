@@ -8,8 +8,8 @@
 import { matmul, mul, setOpObserver, tensor, transpose, type DType, type OpRecord, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import {
-  dequantizeBlockwise8, FourBitLinear, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4DecodeTiles, nf4Dequantize, nf4Matmul,
-  nf4MatmulT, nf4MatmulTiles, type FourBitOpAttrs, type IntOpAttrs,
+  dequantizeBlockwise8, FourBitLinear, int4DecodeTiles, int4MatmulTiles, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4DecodeTiles,
+  nf4Dequantize, nf4Matmul, nf4MatmulT, nf4MatmulTiles, type FourBitOpAttrs, type IntOpAttrs,
 } from '@blora/quant';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable, setQuantGemmPath } from '@blora/cuda-kernels';
@@ -478,7 +478,7 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     for (const t of [...tiles, x]) t.dispose();
   });
 
-  it('dependent launches read what the kernel just before wrote: a chain of settled products (tiles, NF4, INT4) equals the same chain run step by step', () => {
+  it('dependent launches read what the kernel just before wrote: a chain of settled products (NF4 and INT4, tiles or not) equals the same chain run step by step', () => {
     // Each product's output is the next one's input (a square weight), right behind it in the
     // stream: a GEMV that read its activations before the kernel ahead finished would see stale
     // values. Read back after every step, each launch waits for the one before; both GEMV paths
@@ -494,6 +494,7 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     const scalesRows = Array.from({ length: 8 * 512 }, (_, i) => iw.scales[(i % 512) * 8 + Math.floor(i / 512)]!);
     const scalesT = tensor(scalesRows, { shape: [8, 512], dtype: 'float16', device: 'cuda' });
     const scalesView = transpose(scalesT);
+    const intTiles = int4DecodeTiles(codes!, scales!, offsets!, iw.attrs);
     for (const rows of [1, 12]) {
       const xv = roundTo(valuesFor('bfloat16', rows * 512, 93 + rows), 'bfloat16');
       const chain = (stepwise: boolean): Float64Array[] => {
@@ -509,8 +510,9 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
           const y1 = step(nf4MatmulTiles(x, { codes: tiles[0]!, absmax: tiles[1]! }, table, { ...w.attrs, settled: true }));
           const y2 = step(nf4Matmul(y1, packed!, absmax!, table, { ...w.attrs, settled: true }));
           const y3 = step(intMatmul(4, y2, codes!, scalesView, offsets!, { ...iw.attrs, settled: true }));
-          const y4 = step(nf4MatmulTiles(y3, { codes: tiles[0]!, absmax: tiles[1]! }, table, w.attrs));
-          x = step(mul(y4, 1 / 4096));  // keeps the values near 1 (each product scales them by ~8)
+          const y4 = step(int4MatmulTiles(y3, intTiles, { ...iw.attrs, settled: true }));
+          const y5 = step(nf4MatmulTiles(y4, { codes: tiles[0]!, absmax: tiles[1]! }, table, w.attrs));
+          x = step(mul(y5, 1 / 16384));  // keeps the values near 1 (each product scales them by ~8)
         }
         if (!stepwise) outputs.push(...kept.map((t) => t.toFloat64Array()));
         for (const t of kept) t.dispose();
@@ -523,7 +525,9 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
       const last = stepwise[stepwise.length - 1]!;
       expect(last.some((v) => v !== 0) && last.every(Number.isFinite)).toBe(true);
     }
-    for (const t of [...tiles, packed!, absmax!, codes!, scales!, offsets!, scalesView, scalesT]) t.dispose();
+    for (const t of [...tiles, packed!, absmax!, codes!, scales!, offsets!, scalesView, scalesT, intTiles.codes, intTiles.scales, intTiles.offsets]) {
+      t.dispose();
+    }
   });
 
   it('FourBitLinear in decoding mode multiplies through the tiles (settled after the first product), with the same result as nf4Matmul', () => {
@@ -551,5 +555,40 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     }
     for (const held of [q, host]) held.dispose();
     weight.dispose();
+  });
+});
+
+describe.skipIf(!cudaAvailable())('the INT4 decode tile layout on cuda', () => {
+  /** The weight's decode tiles built on `device`, as int4MatmulTiles takes them. */
+  function tilesOn(w: IntWeight, device: string): Tensor[] {
+    const [codes, scales, offsets] = intTensors(w, device);
+    const tiles = int4DecodeTiles(codes!, scales!, offsets!, w.attrs);
+    for (const t of [codes!, scales!, offsets!]) t.dispose();
+    return [tiles.codes, tiles.scales, tiles.offsets];
+  }
+  const run = (w: IntWeight): Product => (x, [c, s, o]) => int4MatmulTiles(x, { codes: c!, scales: s!, offsets: o! }, w.attrs);
+
+  it('int4DecodeTiles builds the CPU layout byte for byte (float16 and float32 scales, a partial last row set)', () => {
+    for (const w of [intWeight(4, 40, 512, 1, 64, 'float16', 101), intWeight(4, 1000, 256, 1, 64, 'float32', 102)]) {
+      const [gpu, cpu] = [tilesOn(w, 'cuda'), tilesOn(w, 'cpu')];
+      expect(Array.from(gpu[0]!.toTypedArray() as Uint8Array)).toEqual(Array.from(cpu[0]!.toTypedArray() as Uint8Array));
+      for (const i of [1, 2]) {
+        expect(gpu[i]!.dtype).toBe(w.scaleDType);
+        expect(Array.from(gpu[i]!.toFloat64Array())).toEqual(Array.from(cpu[i]!.toFloat64Array()));
+      }
+      for (const t of [...gpu, ...cpu]) t.dispose();
+    }
+  });
+
+  it('int4MatmulTiles against float64 and the CPU: 1 to 40 rows, both 16-bit dtypes, both scale dtypes, strided x', () => {
+    for (const w of [intWeight(4, 40, 512, 1, 64, 'float16', 103), intWeight(4, 8000, 256, 1, 64, 'float32', 104)]) {
+      const { outFeatures, inFeatures } = w.attrs;
+      for (const dtype of HALF_DTYPES) {
+        for (const lead of [[1], [5], [16], [17], [40], [2, 3]]) {
+          checkProduct(lead, inFeatures, outFeatures, dtype, 'contiguous', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
+        }
+        checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
+      }
+    }
   });
 });
