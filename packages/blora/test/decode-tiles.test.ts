@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLlama, llamaConfig, toDType } from '@blora/models';
-import { FourBitLinear } from '@blora/quant';
+import { FourBitLinear, IntBlockLinear } from '@blora/quant';
 import { DenseBase, QuantizedBase, quantizeModel, useDecodeTiles } from '../src/index.js';
 
 /** A tiny Llama with hidden 64 and MLP 256: only the MLP's down projections (in = 256) fit the decode tile layout. */
@@ -29,12 +29,20 @@ describe('useDecodeTiles', () => {
     m.dispose();
   });
 
-  it('leaves INT4 bases and blocks of 32 alone', () => {
-    for (const format of [{ format: 'int4', groupSize: 64 }, { format: 'nf4', blocksize: 32 }] as const) {
-      const m = model();
-      quantizeModel(m, format);
-      expect(useDecodeTiles(m)).toBe(0);
-      m.dispose();
+  it('switches the INT4 bases in blocks of 1 x 64 that fit, and leaves groups of 32 alone', () => {
+    const m = model();
+    quantizeModel(m, { format: 'int4', groupSize: 64 });
+    expect(useDecodeTiles(m)).toBe(2);
+    const on = m.namedModules().flatMap(([name, mod]) =>
+      mod instanceof QuantizedBase && mod.quantized instanceof IntBlockLinear && mod.quantized.useDecodeTiles ? [name] : []);
+    expect(on).toEqual(['model.layers.0.mlp.down_proj', 'model.layers.1.mlp.down_proj']);
+    expect(useDecodeTiles(m, false)).toBe(2);
+    m.dispose();
+    for (const format of [{ format: 'int4', groupSize: 32 }, { format: 'nf4', blocksize: 32 }] as const) {
+      const other = model();
+      quantizeModel(other, format);
+      expect(useDecodeTiles(other)).toBe(0);
+      other.dispose();
     }
   });
 });

@@ -11,11 +11,21 @@
 // - absmax (float32): for set s and quad k of groups, 64 values; at (s · groups / 4 + k) · 64 +
 //   8 g + 4 h + u, the absmax of row 16 s + g + 8 h in group 4 k + u. INT4 scales and offsets
 //   are laid out the same way, each in its own tensor of the weight's scale dtype.
+import type { Tensor } from '@blora/tensor';
 import type { FourBitOpAttrs, IntOpAttrs } from './ops.js';
 
 /** Rows of a set and columns of a group in the decode tile layout. */
 export const DECODE_TILE_ROWS = 16;
 export const DECODE_TILE_COLUMNS = 64;
+
+/**
+ * Whether a product of `x` is one the decode tiles serve: at most 16 rows of bfloat16 / float16
+ * activations on a GPU, needing no gradient (a weight's decoding mode, `useDecodeTiles`).
+ */
+export function decodingProduct(x: Tensor): boolean {
+  const rows = x.rank === 0 ? 0 : x.numel / x.shape[x.rank - 1]!;
+  return x.device !== 'cpu' && (x.dtype === 'bfloat16' || x.dtype === 'float16') && rows <= DECODE_TILE_ROWS && !x.requiresGrad;
+}
 
 /** Whether a weight can take the decode tile layout (blocks of 64, inFeatures % 256 == 0). */
 export function decodeTilesFit(attrs: Pick<FourBitOpAttrs, 'inFeatures' | 'blocksize'>): boolean {

@@ -4,7 +4,7 @@ import { formatShape, keep, tensor, type DType, type Tensor } from '@blora/tenso
 import { blockCount, quantizeFourBit } from './blockwise.js';
 import { codeTable, type FourBitType } from './codes.js';
 import { DEFAULT_NESTED_BLOCKSIZE, doubleQuantize, fourBitBitsPerParameter } from './double-quant.js';
-import { DECODE_TILE_ROWS, decodeTilesFit } from './decode-tiles.js';
+import { decodeTilesFit, decodingProduct } from './decode-tiles.js';
 import {
   dequantizeBlockwise8, nf4DecodeTiles, nf4Dequantize, nf4Matmul, nf4MatmulT, nf4MatmulTiles, type DecodeTiles, type FourBitOpAttrs,
   type RepeatedAddend,
@@ -205,9 +205,7 @@ export class FourBitLinear extends QuantizedLinear {
 
   /** Whether `matmul(x)` reads the decode tiles (see `useDecodeTiles`). */
   private decodesWithTiles(x: Tensor): boolean {
-    const rows = x.rank === 0 ? 0 : x.numel / x.shape[x.rank - 1]!;
-    return this.useDecodeTiles && decodeTilesFit(this.opAttrs) && x.device !== 'cpu' && (x.dtype === 'bfloat16' || x.dtype === 'float16') &&
-      rows <= DECODE_TILE_ROWS && !x.requiresGrad;
+    return this.useDecodeTiles && decodeTilesFit(this.opAttrs) && decodingProduct(x);
   }
 
   /** Per-block absmax as a new float32 tensor (restored from double quantization if needed). */

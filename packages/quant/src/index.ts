@@ -28,7 +28,8 @@ export {
   type RepeatedAddend, type SettledWeight,
 } from './ops.js';
 export {
-  DECODE_TILE_COLUMNS, DECODE_TILE_ROWS, decodeTileSizes, decodeTilesFit, intDecodeTilesFit, tileAbsmaxIndex, tileCodeIndex,
+  DECODE_TILE_COLUMNS, DECODE_TILE_ROWS, decodeTileSizes, decodeTilesFit, decodingProduct, intDecodeTilesFit, tileAbsmaxIndex,
+  tileCodeIndex,
 } from './decode-tiles.js';
 export { SCRATCH_ELEMENTS } from './kernels-cpu.js';
 export { QuantizedLinear, QUANT_FORMATS, readWeightValues, type QuantFormat } from './quantized-linear.js';

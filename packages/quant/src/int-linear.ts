@@ -1,13 +1,16 @@
 // INT4 / INT8 linear weights with a scale α and an offset β per block (W ≈ α·q + β).
 // The offset is what lets QA-BLoRA merge its adapter into the quantized weight: a per-block
 // constant added to β leaves the codes and scales untouched (`addToOffsets`, `addTileConstants`).
-import { formatShape, tensor, type DType, type Tensor } from '@blora/tensor';
+import { formatShape, keep, tensor, type DType, type Tensor } from '@blora/tensor';
+import { decodingProduct, intDecodeTilesFit } from './decode-tiles.js';
 import { hostFloats } from './host.js';
 import {
   assertIntLayout, blockGrid, quantizeIntBlocks, roundToScaleDType,
   type IntBits, type IntBlockLayout, type ScaleDType,
 } from './int-blocks.js';
-import { intDequantize, intMatmul, intMatmulT, type IntOpAttrs, type RepeatedAddend } from './ops.js';
+import {
+  int4DecodeTiles, int4MatmulTiles, intDequantize, intMatmul, intMatmulT, type IntDecodeTiles, type IntOpAttrs, type RepeatedAddend,
+} from './ops.js';
 import { packNibbles, packedLength } from './pack.js';
 import { QuantizedLinear, readWeightValues } from './quantized-linear.js';
 
@@ -66,8 +69,18 @@ export class IntBlockLinear extends QuantizedLinear {
   private codeTensor: Tensor;
   private alpha: Tensor;
   private beta: Tensor;
-  /** Whether a product has read the tensors since they were made (later products pass `settled`). */
+  /** Whether a product has read the tensors / the tiles since they were made (later products pass `settled`). */
   private settled = false;
+  private tiles: IntDecodeTiles | null = null;
+  private tilesSettled = false;
+  /**
+   * Decoding mode, as FourBitLinear's: when true, `matmul` of at most 16 rows in bfloat16 /
+   * float16 on a GPU, needing no gradient, reads the weight from the decode tile layout (built on
+   * first use and kept until `releaseCache` or `addToOffsets`: a second copy of the codes,
+   * scales and offsets). Ignored for weights that cannot take it (`intDecodeTilesFit`: INT4 in
+   * blocks of 1 x 64, inFeatures % 256 == 0). Off by default; for generation.
+   */
+  useDecodeTiles = false;
 
   /** Assembles a weight from its parts, checking that they fit together. */
   constructor(parts: IntParts) {
@@ -184,9 +197,31 @@ export class IntBlockLinear extends QuantizedLinear {
    * its user may not).
    */
   matmul(x: Tensor, addend?: RepeatedAddend): Tensor {
+    if (this.useDecodeTiles && intDecodeTilesFit(this.bits, this.opAttrs) && decodingProduct(x)) {
+      const tiles = this.decodeTiles();
+      const viaTiles = int4MatmulTiles(x, tiles, { ...this.opAttrs, settled: this.tilesSettled }, addend);
+      this.tilesSettled ||= x.numel > 0;
+      return viaTiles;
+    }
     const y = intMatmul(this.bits, x, this.codeTensor, this.alpha, this.beta, { ...this.opAttrs, settled: this.settled }, addend);
     this.settled ||= x.numel > 0;
     return y;
+  }
+
+  /** The weight in the decode tile layout (`int4DecodeTiles`), built once and owned by this weight. */
+  decodeTiles(): IntDecodeTiles {
+    if (!this.tiles || [this.tiles.codes, this.tiles.scales, this.tiles.offsets].some((t) => t.isDisposed)) {
+      const tiles = int4DecodeTiles(this.codeTensor, this.alpha, this.beta, this.opAttrs);
+      this.tiles = { codes: keep(tiles.codes), scales: keep(tiles.scales), offsets: keep(tiles.offsets) };
+      this.tilesSettled = false;
+    }
+    return this.tiles;
+  }
+
+  /** Frees the decode tiles (rebuilt on next use). */
+  releaseCache(): void {
+    for (const t of this.tiles ? [this.tiles.codes, this.tiles.scales, this.tiles.offsets] : []) t.dispose();
+    this.tiles = null;
   }
 
   /** dx = dy · W through the 'int4MatmulT' / 'int8MatmulT' op. */
@@ -224,6 +259,7 @@ export class IntBlockLinear extends QuantizedLinear {
     this.beta.dispose();
     this.beta = next;
     this.settled = false;
+    this.releaseCache();  // the tiles hold the old offsets
     return this;
   }
 
@@ -278,8 +314,9 @@ export class IntBlockLinear extends QuantizedLinear {
     });
   }
 
-  /** Releases codes, scales and offsets. */
+  /** Releases codes, scales, offsets and the decode tiles. */
   dispose(): void {
+    this.releaseCache();
     this.codeTensor.dispose();
     this.alpha.dispose();
     this.beta.dispose();

@@ -232,3 +232,27 @@ describe('the INT4 decode tile layout (int4DecodeTiles)', () => {
     for (const w of [q, narrow]) w.dispose();
   });
 });
+
+describe('IntBlockLinear in decoding mode', () => {
+  it('keeps the tiles until releaseCache or addToOffsets, and decodes with them only where it pays (not on the CPU)', () => {
+    const q = int4Weight(16, 256, 'float16', 51);
+    q.useDecodeTiles = true;
+    const tiles = q.decodeTiles();
+    expect(q.decodeTiles()).toBe(tiles);
+    const x = tensor(randomValues(256, 52), { shape: [1, 256], dtype: 'bfloat16' });
+    const y = q.matmul(x);
+    const plain = intMatmul(4, x, q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs);
+    expect(Array.from(y.toFloat64Array())).toEqual(Array.from(plain.toFloat64Array()));
+    q.releaseCache();
+    expect(tiles.codes.isDisposed && tiles.scales.isDisposed && tiles.offsets.isDisposed).toBe(true);
+    const again = q.decodeTiles();
+    q.addToOffsets(new Float64Array(16 * 4).fill(0.125));
+    expect(again.offsets.isDisposed).toBe(true);
+    const rebuilt = q.decodeTiles();
+    expect(Array.from(rebuilt.offsets.toFloat64Array())).toEqual(
+      Array.from(int4DecodeTiles(q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs).offsets.toFloat64Array()));
+    for (const t of [x, y, plain]) t.dispose();
+    q.dispose();
+    expect(rebuilt.codes.isDisposed).toBe(true);
+  });
+});

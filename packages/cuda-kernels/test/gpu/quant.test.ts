@@ -8,7 +8,7 @@
 import { matmul, mul, setOpObserver, tensor, transpose, type DType, type OpRecord, type Tensor } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import {
-  dequantizeBlockwise8, FourBitLinear, int4DecodeTiles, int4MatmulTiles, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4DecodeTiles,
+  dequantizeBlockwise8, FourBitLinear, IntBlockLinear, int4DecodeTiles, int4MatmulTiles, intDequantize, intMatmul, intMatmulT, NF4_CODE, nf4DecodeTiles,
   nf4Dequantize, nf4Matmul, nf4MatmulT, nf4MatmulTiles, type FourBitOpAttrs, type IntOpAttrs,
 } from '@blora/quant';
 import { describe, expect, it } from 'vitest';
@@ -423,6 +423,31 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
   });
 });
 
+/**
+ * A weight in decoding mode (useDecodeTiles) on cuda: each product of 2 rows of a 16-bit dtype runs
+ * one `tileOp`, settled from the second on (the first follows the tiles' build), with the result
+ * of `plain`.
+ */
+function checkDecodingMode(q: { matmul(x: Tensor): Tensor }, tileOp: string, plain: (x: Tensor) => Tensor, seed: number): void {
+  for (const dtype of HALF_DTYPES) {
+    const x = tensor(roundTo(valuesFor(dtype, 2 * 512, seed), dtype), { shape: [2, 512], dtype, device: 'cuda' });
+    const records: OpRecord[] = [];
+    const previous = setOpObserver((r) => records.push(r));
+    let y: Tensor;
+    try {
+      y = q.matmul(x);
+    } finally {
+      setOpObserver(previous);
+    }
+    const tileProducts = records.filter((r) => r.op === tileOp);
+    expect(tileProducts.length).toBe(1);
+    expect(tileProducts[0]!.attrs['settled']).toBe(dtype !== HALF_DTYPES[0]);
+    const expected = plain(x);
+    assertClose(y.toFloat64Array(), expected.toFloat64Array(), productTolerance(dtype, 512));
+    for (const t of [x, y, expected]) t.dispose();
+  }
+}
+
 describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
   /** The weight's decode tiles built on `device` (code table last), as nf4MatmulTiles takes them. */
   function tilesOn(w: FourBitWeight, device: string): Tensor[] {
@@ -535,24 +560,7 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     const host = FourBitLinear.quantize(weight, { format: 'nf4', blocksize: 64 });
     const q = host.to('cuda');
     q.useDecodeTiles = true;
-    for (const dtype of HALF_DTYPES) {
-      const x = tensor(roundTo(valuesFor(dtype, 2 * 512, 91), dtype), { shape: [2, 512], dtype, device: 'cuda' });
-      const records: OpRecord[] = [];
-      const previous = setOpObserver((r) => records.push(r));
-      let y: Tensor;
-      try {
-        y = q.matmul(x);
-      } finally {
-        setOpObserver(previous);
-      }
-      const tileProducts = records.filter((r) => r.op === 'nf4MatmulTiles');
-      expect(tileProducts.length).toBe(1);
-      // The product right after the tiles are built must wait for them; later ones may start early.
-      expect(tileProducts[0]!.attrs['settled']).toBe(dtype !== HALF_DTYPES[0]);
-      const plain = nf4Matmul(x, q.packed, q.absmaxTensor(), q.table, q.opAttrs);
-      assertClose(y.toFloat64Array(), plain.toFloat64Array(), productTolerance(dtype, 512));
-      for (const t of [x, y, plain]) t.dispose();
-    }
+    checkDecodingMode(q, 'nf4MatmulTiles', (x) => nf4Matmul(x, q.packed, q.absmaxTensor(), q.table, q.opAttrs), 91);
     for (const held of [q, host]) held.dispose();
     weight.dispose();
   });
@@ -590,5 +598,15 @@ describe.skipIf(!cudaAvailable())('the INT4 decode tile layout on cuda', () => {
         checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
       }
     }
+  });
+
+  it('IntBlockLinear in decoding mode multiplies through the tiles (settled after the first product), with the same result as intMatmul', () => {
+    const weight = tensor(valuesFor('float32', 48 * 512, 105, -0.1, 0.1), { shape: [48, 512] });
+    const host = IntBlockLinear.quantize(weight, { format: 'int4', groupSize: 64 });
+    const q = host.to('cuda');
+    q.useDecodeTiles = true;
+    checkDecodingMode(q, 'int4MatmulTiles', (x) => intMatmul(4, x, q.codes, q.scaleTensor, q.offsetTensor, q.opAttrs), 106);
+    for (const held of [q, host]) held.dispose();
+    weight.dispose();
   });
 });
