@@ -10,7 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { add, clone, empty, mul, narrow, rand, randint, tensor, tidy, transpose, type Attrs, type Tensor } from '@blora/tensor';
-import { intMatmul, NF4_CODE, nf4DecodeTiles, nf4Matmul, type FourBitOpAttrs, type IntOpAttrs } from '@blora/quant';
+import { int4DecodeTiles, intMatmul, NF4_CODE, nf4DecodeTiles, nf4Matmul, type FourBitOpAttrs, type IntOpAttrs } from '@blora/quant';
 import {
   cudaAvailable, cudaDeviceInfo, cudaUnavailableReason, deviceTimePerReplay, emptyCache, matmulInto, quantDequantizeInto,
   quantMatmulInto, quantMatmulTilesInto, setQuantGemmPath, synchronize, type QuantFormatName,
@@ -172,21 +172,26 @@ function benchShape(format: 'nf4' | 'int4', outF: number, inF: number, m: number
     };
     measure(`quant.${format}.fused.${direction}.${shape}`, () =>
       figure('fused', 'fused', graphMs(fused, copies), 'fused kernel (settled weight), device time per call (CUDA graph); GB/s on codes + scales'));
-    if (format === 'nf4' && m <= 16 && direction === 'xWt') {
-      // The same weights in the decode tile layout (FourBitLinear.useDecodeTiles), built before
-      // timing, so every product is settled.
+    if (m <= 16 && direction === 'xWt') {
+      // The same weights in the decode tile layout (FourBitLinear / IntBlockLinear.useDecodeTiles),
+      // built before timing, so every product is settled.
       const tiles = weights.map((w) => {
-        const t = nf4DecodeTiles(w.parts[0]!, w.parts[1]!, w.attrs as unknown as FourBitOpAttrs);
-        owned.push(t.codes, t.absmax);
-        return [t.codes, t.absmax, w.parts[2]!];
+        const [a, b, c] = w.parts;
+        const t = format === 'nf4'
+          ? nf4DecodeTiles(a!, b!, w.attrs as unknown as FourBitOpAttrs)
+          : int4DecodeTiles(a!, b!, c!, w.attrs as unknown as IntOpAttrs);
+        const parts = 'absmax' in t ? [t.codes, t.absmax, c!] : [t.codes, t.scales, t.offsets];
+        owned.push(...parts.slice(0, format === 'nf4' ? 2 : 3));
+        return parts;
       });
-      const viaTiles = (i: number) => quantMatmulTilesInto('nf4', xs[i]!, tiles[i]!, ys[i]!, settledAttrs[i]!);
+      const viaTiles = (i: number) => quantMatmulTilesInto(format, xs[i]!, tiles[i]!, ys[i]!, settledAttrs[i]!);
       viaTiles(0);
       synchronize();
       const tilesDifference = spotDifference(ys[0]!, reference);
-      if (!(tilesDifference <= bound)) throw new Error(`nf4 tiles ${shape}: tile and unfused results differ by ${tilesDifference}`);
+      if (!(tilesDifference <= bound)) throw new Error(`${format} tiles ${shape}: tile and unfused results differ by ${tilesDifference}`);
+      const op = format === 'nf4' ? 'nf4MatmulTiles' : 'int4MatmulTiles';
       measure(`quant.${format}.tiles.${direction}.${shape}`, () =>
-        ({ ...figure('tiles', 'decode tiles', graphMs(viaTiles, copies), 'the GEMV on the decode tile layout (nf4MatmulTiles, settled), device time per call (CUDA graph)'),
+        ({ ...figure('tiles', 'decode tiles', graphMs(viaTiles, copies), `the GEMV on the decode tile layout (${op}, settled), device time per call (CUDA graph)`),
           check: { maxRelError: tilesDifference, bound } }));
     }
     measure(`quant.${format}.dequant_gemm.${direction}.${shape}`, () =>
