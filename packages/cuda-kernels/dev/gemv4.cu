@@ -194,34 +194,35 @@ constexpr bool kTileSource = std::is_same_v<Source, FourBitTiles> || std::is_sam
 using Bf16 = __nv_bfloat16;
 
 // A configuration of the GEMV: Warps warps a block taking Unroll groups a turn, registers capped
-// for minBlocks blocks an SM, loading a turn ahead or not (GemvShape); warps = 0 is the addon's
+// for minBlocks blocks an SM, loading a turn ahead or not, prefetching activations or not (GemvShape); warps = 0 is the addon's
 // choice (launchGemvGroups). overlap: a programmatic dependent launch (GemvOverlap) that waits
 // before reading anything (1: kLaunch) or builds the table and loads the first turn first (2: kSettled). scaleVectors
 // false: one scale a load; tiles: the weight in the decode tile layout (FourBitTiles / IntTiles), for
 // weights with blocks of 64 and rows of whole quads of groups only.
 struct Config {
   int warps, unroll, minBlocks;
-  bool ahead;
+  bool ahead, prefetch;
   int overlap;
   bool scaleVectors, tiles;
   std::string name() const {
     const std::string tail = (overlap ? "/overlap" + std::to_string(overlap) : "") + (scaleVectors ? "" : "/scalar") + (tiles ? "/tiles" : "");
     if (warps == 0) return "addon" + tail;
-    return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") + tail;
+    return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") +
+           (prefetch ? "/px" : "") + tail;
   }
   bool fits(const struct Weight& w) const;
 };
-#define BLORA_GEMV_CONFIGS(X) X(8, 4, 1, false) X(16, 2, 2, false) X(8, 2, 2, true)
-#define BLORA_GEMV_CONFIG_ENTRY(W, U, B, A) {W, U, B, A, 0, true, false},
-#define BLORA_GEMV_TILE_CONFIGS(X) X(8, 4, 1, false) X(16, 2, 2, false) X(8, 2, 2, true) X(8, 4, 1, true)
-#define BLORA_GEMV_TILE_ENTRY(W, U, B, A) {W, U, B, A, 0, true, true},
-const Config kConfigs[] = {{0, 0, 0, false, 0, true, false},
-                           {0, 0, 0, false, 1, true, false},
-                           {0, 0, 0, false, 2, true, false},
-                           BLORA_GEMV_CONFIGS(BLORA_GEMV_CONFIG_ENTRY){0, 0, 0, false, 0, true, true},
-                           {0, 0, 0, false, 1, true, true},
-                           {0, 0, 0, false, 2, true, true},
-                           BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_TILE_ENTRY){8, 2, 2, true, 2, true, true}};
+// The launch shapes compiled (W, U, B, Ahead, PrefetchX), for weights in the bitsandbytes layout and in tiles.
+#define BLORA_GEMV_CONFIGS(X) X(8, 4, 1, false, false) X(8, 4, 1, false, true) X(16, 2, 2, false, false) X(16, 2, 2, false, true)
+#define BLORA_GEMV_TILE_CONFIGS(X) BLORA_GEMV_CONFIGS(X) X(8, 2, 2, true, false) X(8, 2, 2, true, true)
+const Config kConfigs[] = {
+    {0, 0, 0, false, false, 0, true, false}, {0, 0, 0, false, false, 1, true, false}, {0, 0, 0, false, false, 2, true, false},
+    {8, 4, 1, false, false, 1, true, false}, {8, 4, 1, false, true, 1, true, false},  {8, 4, 1, false, false, 2, true, false},
+    {8, 4, 1, false, true, 2, true, false},  {16, 2, 2, false, false, 2, true, false}, {16, 2, 2, false, true, 2, true, false},
+    {0, 0, 0, false, false, 0, true, true},  {0, 0, 0, false, false, 1, true, true},  {0, 0, 0, false, false, 2, true, true},
+    {8, 4, 1, false, false, 1, true, true},  {8, 4, 1, false, true, 1, true, true},   {8, 4, 1, false, false, 2, true, true},
+    {8, 4, 1, false, true, 2, true, true},   {16, 2, 2, false, false, 2, true, true}, {16, 2, 2, false, true, 2, true, true},
+    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true}};
 bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
@@ -229,9 +230,9 @@ void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf1
   const GemvOverlap overlap = c.overlap == 2 ? GemvOverlap::kSettled : c.overlap == 1 ? GemvOverlap::kLaunch : GemvOverlap::kNone;
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, overlap};
   if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
-#define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A)                                  \
-  if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A) \
-    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, GemvShape<W, U, B, A>>(args, src, stream(), c.scaleVectors), "GEMV launch");
+#define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A, P)                                                 \
+  if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A && c.prefetch == P) \
+    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, GemvShape<W, U, B, A, P>>(args, src, stream(), c.scaleVectors), "GEMV launch");
   if constexpr (kTileSource<Source>) {
     BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
   } else {
@@ -484,12 +485,16 @@ void runProfile() {
   cudaOrDie(cudaMalloc(&dx, x.size() * 2), "cudaMalloc x");
   cudaOrDie(cudaMemcpy(dx, x.data(), x.size() * 2, cudaMemcpyHostToDevice), "copy x");
   cudaOrDie(cudaMalloc(&dy, 16 * 11008 * 2), "cudaMalloc y");
+  int launches = 0;
   for (Format f : {Format::Nf4, Format::Int4, Format::Int4h}) {
     for (int64_t out : {4096, 11008}) {
       Weight w = makeWeight(f, out, 4096, 5);
       for (int rows : {1, 16}) {
         for (const Config& c : kConfigs) {
-          if (c.fits(w)) launch(c, w, dx, rows, dy);
+          if (!c.fits(w)) continue;
+          // The launch's index, for the profiler's --launch-skip.
+          std::printf("launch %d: %s %lldx4096 M=%d %s\n", launches++, formatName(f), (long long)out, rows, c.name().c_str());
+          launch(c, w, dx, rows, dy);
         }
       }
       waitOrDie("profile");

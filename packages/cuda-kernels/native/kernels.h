@@ -191,10 +191,6 @@ void launchDequantizeBlockwise8(const TensorArg& codes, const TensorArg& absmax,
                                 const TensorArg& out, int64_t blocksize, double offset);
 // Up to this many activation rows go through the GEMV kernels, which read each code once.
 constexpr int64_t kQuantGemvMaxRows = 16;
-// Settled GEMVs (the weight not written by the kernel just before) read their first weight turn
-// before waiting for that kernel up to this many rows: from 9 the settled prologue measured slower
-// on an H200 (21.6 against 18.8 us at 11008 x 4096, 16 rows; dev/gemv4), not understood yet.
-constexpr int64_t kSettledGemvMaxRows = 8;
 // out [M, out] (contiguous) = x [M, in] (any 2-D strides) · Wᵀ, M <= kQuantGemvMaxRows. settled:
 // the weight (and table) are not written by the kernel just before (GemvOverlap::kSettled).
 void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,

@@ -174,7 +174,7 @@ bool tryTensorCoreGemv(const TensorArg& x, const Activations& a, int groupColumn
   if (reinterpret_cast<uintptr_t>(x.first()) % 16 != 0 || a.colStride != 1 || (a.rows > 1 && a.rowStride % 8 != 0)) return false;
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const GemvOverlap overlap = settled && a.rows <= kSettledGemvMaxRows ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
+    const GemvOverlap overlap = settled ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
     const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()), a.rowStride, int(a.rows), table, reinterpret_cast<T*>(out.first()),
                            outFeatures, in, overlap};
     const auto w = makeSource();

@@ -45,6 +45,10 @@
 // where a warp's code load is 512 contiguous bytes, runs 17-24 % faster (dev/gemv4, `tiles`), and
 // is bound by load latency with ~6 warps a scheduler: loading a turn ahead, the activations
 // through shared memory and independent MMA chains across a turn's groups each changed < 5 %.
+// At 16 rows (ncu, 11008 x 4096) a quarter of the stall samples were each group's first MMA
+// waiting for its activations, from L2 where L1 had lost them; the tile launches of 9-16 rows load
+// them a group ahead (PrefetchX, 3-11 % faster there; at M = 1 and from the bitsandbytes layout it
+// costs more in registers than it saves).
 #pragma once
 
 #include <algorithm>
@@ -272,10 +276,12 @@ __device__ __forceinline__ void buildPairTable(uint32_t* pairTable, float ownVal
 // The shape of one launch of the tensor-core GEMV. Ahead: each warp keeps two turns in registers
 // and issues the next turn's loads before it decodes the current one (otherwise a warp's loads
 // go out only once the turn before is done, and other warps must hide their latency).
-template <int Warps_, int Unroll_, int MinBlocks_, bool Ahead_ = false>
+// PrefetchX: each warp loads the activations of its next group before it decodes the current one
+// (otherwise every group's first MMA waits for its activations, from L2 where L1 lost them).
+template <int Warps_, int Unroll_, int MinBlocks_, bool Ahead_ = false, bool PrefetchX_ = false>
 struct GemvShape {
   static constexpr int Warps = Warps_, Unroll = Unroll_, MinBlocks = MinBlocks_;
-  static constexpr bool Ahead = Ahead_;
+  static constexpr bool Ahead = Ahead_, PrefetchX = PrefetchX_;
 };
 
 // Programmatic dependent launch (GemvArgs::overlap): the kernel waits for the kernels before it
@@ -323,17 +329,45 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
     for (int u = 0; u < kUnroll; u++) rows.template codes<G>(min(base + u, groups - 1), turn.codesA[u], turn.codesB[u]);
     rows.template scales<G, kUnroll>(base, groups, turn.scalesA, turn.scalesB);
   };
+  const bool hasTurns = warp * kUnroll < groups;  // the same for every row set
   float acc[kXTiles][4];
+  // PrefetchX: the activations of the warp's current group in xw[0] at the start of a turn, its
+  // next group's loading into the other while the current one is decoded.
+  uint32_t xw[Shape::PrefetchX ? 2 : 1][kXTiles][G / 8];
   auto compute = [&](const Turn& turn, int base) {
+    if constexpr (Shape::PrefetchX) {
+      // The warp's next turn starts at base + kStep, or at its first group in the next row set.
+      const int nextTurn = base + kStep < groups ? base + kStep : warp * kUnroll;
+      int done = 0;
 #pragma unroll
-    for (int u = 0; u < kUnroll; u++) {
-      if (base + u >= groups) break;  // the same for the whole warp
-      uint32_t xw[kXTiles][G / 8];
-      x.load(base + u, xw);
-      accumulateGroup<T, Source, G>(acc, turn, u, xw, tableLane);
+      for (int u = 0; u < kUnroll; u++) {
+        if (base + u >= groups) break;  // the same for the whole warp
+        x.load(u + 1 < kUnroll && base + u + 1 < groups ? base + u + 1 : nextTurn, xw[(u + 1) & 1]);
+        accumulateGroup<T, Source, G>(acc, turn, u, xw[u & 1], tableLane);
+        done = u + 1;
+      }
+      if (done & 1) {  // a short last turn: the next turn's activations went into xw[1]
+#pragma unroll
+        for (int j = 0; j < kXTiles; j++) {
+#pragma unroll
+          for (int p = 0; p < G / 8; p++) xw[0][j][p] = xw[1][j][p];
+        }
+      }
+    } else {
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) {
+        if (base + u >= groups) break;  // the same for the whole warp
+        x.load(base + u, xw[0]);
+        accumulateGroup<T, Source, G>(acc, turn, u, xw[0], tableLane);
+      }
     }
   };
-  const bool hasTurns = warp * kUnroll < groups;  // the same for every row set
+  // PrefetchX: the warp's first group's activations (after prepareBlock, which waits for the kernels before when settled).
+  auto firstActivations = [&] {
+    if constexpr (Shape::PrefetchX) {
+      if (hasTurns) x.load(warp * kUnroll, xw[0]);
+    }
+  };
   // Before the first turn is computed: the first turn's loads out (first, so that their latency
   // overlaps the rest), the pair table built, and (settled) the kernels before done, so that the
   // activations are theirs.
@@ -376,6 +410,7 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
     setRows(rowSet);
     loadNext(turns[0]);
     prepareBlock();
+    firstActivations();
     bool inSecond = false;  // where the current row set's first turn is
     for (; rowSet < rowSets; rowSet += gridDim.x) {
 #pragma unroll
@@ -388,6 +423,7 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
     setRows(rowSet);
     if (hasTurns) load(turn, warp * kUnroll);
     prepareBlock();
+    firstActivations();
     while (rowSet < rowSets) {
 #pragma unroll
       for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
@@ -472,14 +508,15 @@ cudaError_t launchGemvGroupsWith(const GemvArgs<T>& args, const Source& w, cudaS
  * The tensor-core GEMV as the addon runs it: 8 warps a block taking 4 groups a turn, or, for up
  * to 8 activation rows when the GPU holds more such blocks than there are row sets, 16 warps
  * taking 2 (each block then has one row set, and twice the warps share its groups); for more rows
- * where the source says so (kAheadAboveEightRows), 8 warps taking 2 and loading a turn ahead.
+ * where the source says so (kAheadAboveEightRows), 8 warps taking 2, loading a turn ahead and the
+ * activations a group ahead.
  */
 template <typename T, typename Source, int G>
 cudaError_t launchGemvGroups(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
   using Wide = GemvShape<8, 4, 1>;
   using Tall = GemvShape<16, 2, 2>;
   if constexpr (Source::kAheadAboveEightRows) {
-    if (args.rows > 8) return launchGemvGroupsWith<T, Source, G, GemvShape<8, 2, 2, true>>(args, w, s);
+    if (args.rows > 8) return launchGemvGroupsWith<T, Source, G, GemvShape<8, 2, 2, true, true>>(args, w, s);
   }
   if (args.rows <= 8) {
     int resident = 0;

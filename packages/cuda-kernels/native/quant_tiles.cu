@@ -96,7 +96,7 @@ void withHalfActivations(const char* op, const TensorArg& x, const TensorArg& ou
 template <typename T, typename Source>
 void launchTilesGemv(const char* op, const TensorArg& x, const Source& w, const float* table, const TensorArg& out, int64_t outFeatures,
                      int64_t inFeatures, bool settled) {
-  const GemvOverlap overlap = settled && x.shape[0] <= kSettledGemvMaxRows ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
+  const GemvOverlap overlap = settled ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
   for (int64_t m = 0; m < x.shape[0]; m += 16) {
     const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()) + m * x.strides[0], x.strides[0], int(std::min<int64_t>(16, x.shape[0] - m)),
                            table, reinterpret_cast<T*>(out.first()) + m * outFeatures, outFeatures, inFeatures, overlap};

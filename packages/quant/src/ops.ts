@@ -85,11 +85,11 @@ export interface IntOpAttrs {
 }
 
 /**
- * A product's promise about its weight (nf4Matmul, intMatmul, nf4MatmulTiles): `settled` says that
- * the weight's tensors (codes, scales, offsets, code table) are not written by the operation just
- * before this one, so that on a GPU a product of up to 8 rows may start reading them while that
- * operation finishes (back-to-back products overlap). Leave it off for a product right after the
- * weight was made or changed. Off by default.
+ * A product's promise about its weight (nf4Matmul, intMatmul, nf4MatmulTiles, int4MatmulTiles):
+ * `settled` says that the weight's tensors (codes, scales, offsets, code table) are not written by
+ * the operation just before this one, so that on a GPU the product may start reading them while
+ * that operation finishes (back-to-back products overlap). Leave it off for a product right after
+ * the weight was made or changed. Off by default.
  */
 export interface SettledWeight {
   settled?: boolean;
