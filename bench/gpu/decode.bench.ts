@@ -1,0 +1,195 @@
+// Token-by-token generation of a LLaMA-7B-shaped model (random NF4 weights, adapters attached on
+// every block projection) on our engine: `generate` as `blora generate` runs it, the host clock
+// around whole calls. Two depths are timed, so the cost of one decoder layer and the fixed part
+// (embedding, final norm, lm_head, sampling) separate; the 32-layer figure is extrapolated from
+// them. Each depth runs with the 4-bit products of one token from the bitsandbytes layout and
+// from the decode tiles (`useDecodeTiles`). First, the host cost of single op calls (a one-token
+// 4-bit product, a small add), which bounds generation. Run through bench/gpu/vitest.decode.config.ts;
+// writes JSON to $BLORA_BENCH_OUT. BLORA_BENCH_DECODE_DEVICE=cpu runs a tiny model as a smoke check.
+import { isAbsolute, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { add, mul, rand, randint, randn, setOpObserver, tensor, tidy } from '@blora/tensor';
+import { NF4_CODE, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles } from '@blora/quant';
+import { generate } from '@blora/models';
+import { useDecodeTiles } from '@blora/blora';
+import { cudaAvailable, cudaDeviceInfo, cudaUnavailableReason, emptyCache, synchronize } from '@blora/cuda-kernels';
+import { readTrainConfig, SMOKE_SHAPE, type TrainShape, type TrainVariant } from './train-config.js';
+import { buildTrainModel } from './train-model.js';
+import { median } from './timing.js';
+import { newReport, writeReport, type BenchResult } from './report.js';
+
+/** LLaMA-7B: hidden 4096, MLP 11008, 32 heads (no grouped keys and values), vocabulary 32000. */
+const LLAMA7B_SHAPE: TrainShape = { layers: 32, hidden: 4096, intermediate: 11008, heads: 32, kvHeads: 32, vocab: 32000, batch: 1, seq: 1 };
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const env = process.env;
+const device = env.BLORA_BENCH_DECODE_DEVICE === 'cpu' ? 'cpu' : 'cuda';
+const shape = device === 'cpu' ? SMOKE_SHAPE : LLAMA7B_SHAPE;
+const depths = (env.BLORA_BENCH_DECODE_LAYERS || (device === 'cpu' ? '1,2' : '2,8')).split(',').map((s) => Number(s.trim()));
+const variants = (env.BLORA_BENCH_DECODE_VARIANTS || 'qlora,qblora').split(',').map((s) => s.trim()) as TrainVariant[];
+/** Tokens timed per generate call (beyond the first, which also runs the prompt). */
+const timedTokens = Number(env.BLORA_BENCH_DECODE_TOKENS || (device === 'cpu' ? 3 : 64));
+const repeats = Number(env.BLORA_BENCH_DECODE_REPEATS || (device === 'cpu' ? 3 : 7));
+const promptLength = 8;
+const outFile = env.BLORA_BENCH_OUT || 'bench/results/gpu-decode-ours.json';
+const outPath = isAbsolute(outFile) ? outFile : resolve(repoRoot, outFile);
+const report = newReport();
+const GROUP = 'decode';
+
+for (const d of depths) if (!Number.isInteger(d) || d < 1) throw new Error(`BLORA_BENCH_DECODE_LAYERS: depths must be positive integers, got ${depths}`);
+if (depths.length !== 2 || depths[0]! >= depths[1]!) throw new Error('BLORA_BENCH_DECODE_LAYERS: give two depths, the smaller first (e.g. 2,4)');
+if (!Number.isInteger(timedTokens) || timedTokens < 1) throw new Error(`BLORA_BENCH_DECODE_TOKENS must be a positive integer, got ${timedTokens}`);
+
+/** Milliseconds per generated token past the first, and ops dispatched per such token. */
+interface TokenCost {
+  readonly ms: number;
+  readonly opsPerToken: number;
+  readonly samples: number[];
+}
+
+/** Host milliseconds of one call. */
+function timed(run: () => void): number {
+  const t0 = performance.now();
+  run();
+  return performance.now() - t0;
+}
+
+/**
+ * The cost of one more token: generate 1 token and 1 + timedTokens tokens from the same prompt
+ * (every token read back to the host, as `generate` does), the difference over timedTokens.
+ */
+function tokenCost(model: Parameters<typeof generate>[0], prompt: number[]): TokenCost {
+  const options = { eosTokenIds: [] as number[] };
+  const run = (tokens: number) => generate(model, prompt, { ...options, maxNewTokens: tokens });
+  for (let w = 0; w < 3; w++) run(1 + Math.min(timedTokens, 8));
+  const samples: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const short = timed(() => run(1));
+    const long = timed(() => run(1 + timedTokens));
+    samples.push((long - short) / timedTokens);
+  }
+  let ops = 0;
+  const previous = setOpObserver((record) => {
+    ops++;
+    previous?.(record);
+  });
+  let opsShort = 0;
+  try {
+    run(1);
+    opsShort = ops;
+    ops = 0;
+    run(1 + timedTokens);
+  } finally {
+    setOpObserver(previous);
+  }
+  return { ms: median(samples), opsPerToken: (ops - opsShort) / timedTokens, samples };
+}
+
+describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weights)', () => {
+  const onDevice = device === 'cpu' || cudaAvailable();
+  if (!onDevice) {
+    report.skipped = true;
+    report.reason = `cuda is not available: ${cudaUnavailableReason()}`;
+  }
+  report.config = { device, shape, depths, variants, timedTokens, repeats, promptLength };
+  afterAll(() => {
+    if (device === 'cuda' && cudaAvailable()) report.gpu = cudaDeviceInfo();
+    writeReport(report, outPath);
+    console.log(`decode: wrote ${outPath}${report.skipped ? ` (skipped: ${report.reason})` : ''}`);
+  });
+
+  it('times the host cost of one op call: a one-token 4-bit product and a small add, queued back to back', (ctx) => {
+    if (report.skipped || device !== 'cuda') ctx.skip(report.skipped ? report.reason : 'a cuda measurement');
+    const [outF, inF] = [4096, 4096];
+    const attrs = { outFeatures: outF, inFeatures: inF, blocksize: 64 };
+    const [codes, absmax, table, x] = tidy(() => [
+      randint(0, 256, [(outF * inF) / 2], { dtype: 'uint8', device, seed: 1 }),
+      add(mul(rand([(outF * inF) / 64], { device, seed: 2 }), 0.04), 0.01),
+      tensor(Array.from(NF4_CODE), { device }),
+      randn([1, inF], { dtype: 'bfloat16', device, seed: 3 }),
+    ]);
+    const tiles = nf4DecodeTiles(codes!, absmax!, attrs);
+    const settled = { ...attrs, settled: true };
+    const calls: Record<string, () => void> = {
+      nf4MatmulTiles: () => nf4MatmulTiles(x!, tiles, table!, settled).dispose(),
+      nf4Matmul: () => nf4Matmul(x!, codes!, absmax!, table!, settled).dispose(),
+      add: () => add(x!, x!).dispose(),
+    };
+    try {
+      for (const [name, call] of Object.entries(calls)) {
+        for (let i = 0; i < 2000; i++) call();
+        synchronize();
+        const n = 20000;
+        const samples: number[] = [];
+        for (let r = 0; r < repeats; r++) {
+          const host = timed(() => {
+            for (let i = 0; i < n; i++) call();
+          });
+          synchronize();
+          samples.push((1000 * host) / n);
+        }
+        report.results.push({
+          id: `decode.op_call.${name}`, group: GROUP, label: `host cost of one ${name} call (1 x ${inF} bfloat16${name === 'add' ? '' : `, ${outF} x ${inF} NF4`})`,
+          unit: 'µs/call', value: median(samples), repeats,
+          method: `${n} calls queued back to back, host clock up to the last call's return (its device work may still run), median of ${repeats}`,
+        } satisfies BenchResult);
+      }
+    } finally {
+      for (const t of [codes!, absmax!, table!, x!, tiles.codes, tiles.absmax]) t.dispose();
+    }
+  });
+
+  it('times a generated token at two depths, from the bitsandbytes layout and from the decode tiles', (ctx) => {
+    if (report.skipped) ctx.skip(report.reason);
+    const base = readTrainConfig({ ...env, BLORA_BENCH_TRAIN_DEVICE: device, BLORA_BENCH_TRAIN_SMOKE: device === 'cpu' ? '1' : '0' });
+    const config = { ...base, shape, dtype: 'bfloat16' as const, checkpointing: false };
+    const prompt = Array.from({ length: promptLength }, (_, i) => (7 * i + 3) % shape.vocab);
+    const costs = new Map<string, TokenCost>();
+    for (const variant of variants) {
+      for (const layers of depths) {
+        const built = buildTrainModel(variant, config, layers);
+        try {
+          built.model.train(false);
+          for (const tiles of [false, true]) {
+            useDecodeTiles(built.model, tiles);
+            const cost = tokenCost(built.model, prompt);
+            const layout = tiles ? 'tiles' : 'bnb';
+            costs.set(`${variant}.${layout}.${layers}`, cost);
+            report.results.push({
+              id: `decode.${variant}.${layout}.L${layers}`, group: GROUP,
+              label: `${variant} ${layers} layers, ${tiles ? 'decode tiles' : 'bitsandbytes layout'}`,
+              unit: 'ms/token', value: cost.ms, medianMs: cost.ms, minMs: Math.min(...cost.samples), maxMs: Math.max(...cost.samples),
+              repeats, method: `generate(): host clock, (time of ${1 + timedTokens} tokens - time of 1) / ${timedTokens}, median of ${repeats}; ` +
+                `${cost.opsPerToken.toFixed(1)} ops dispatched a token; ${built.adapter}; ${built.base}`,
+            } satisfies BenchResult);
+          }
+        } finally {
+          useDecodeTiles(built.model, false);
+          built.dispose();
+          if (device === 'cuda') emptyCache();
+        }
+      }
+      // One layer's cost and the rest, from the two depths; the full depth extrapolated.
+      const [low, high] = depths as [number, number];
+      for (const layout of ['bnb', 'tiles']) {
+        const a = costs.get(`${variant}.${layout}.${low}`)!;
+        const b = costs.get(`${variant}.${layout}.${high}`)!;
+        const perLayer = (b.ms - a.ms) / (high - low);
+        const fixed = a.ms - low * perLayer;
+        const full = fixed + shape.layers * perLayer;
+        const opsPerLayer = (b.opsPerToken - a.opsPerToken) / (high - low);
+        const method = `from the ${low}- and ${high}-layer figures; ${opsPerLayer.toFixed(1)} ops a layer a token`;
+        report.results.push(
+          { id: `decode.${variant}.${layout}.per_layer`, group: GROUP, label: `${variant} one layer, ${layout}`, unit: 'ms/token', value: perLayer, method },
+          { id: `decode.${variant}.${layout}.fixed`, group: GROUP, label: `${variant} embedding + lm_head + sampling, ${layout}`, unit: 'ms/token', value: fixed, method },
+          { id: `decode.${variant}.${layout}.L${shape.layers}`, group: GROUP, label: `${variant} ${shape.layers} layers (extrapolated), ${layout}`,
+            unit: 'tokens/s', value: 1000 / full, method: `${method}; ${full.toFixed(2)} ms a token` },
+        );
+        expect(Number.isFinite(perLayer)).toBe(true);
+      }
+    }
+    for (const r of report.results) console.log(`${r.label}: ${r.value.toFixed(3)} ${r.unit} (${r.method.split(';')[0]})`);
+  });
+});
