@@ -1,3 +1,5 @@
+import { mergeConfig } from 'vitest/config';
 import { packageTestConfig } from '../../vitest.shared.js';
 
-export default packageTestConfig();
+// --expose-gc: test/finalization.test.ts checks what the collector frees.
+export default mergeConfig(packageTestConfig(), { test: { execArgv: ['--expose-gc'] } });

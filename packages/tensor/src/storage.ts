@@ -1,13 +1,38 @@
 // Storage: one allocation on one device, shared by every view of it.
 import { getBackend, type Backend } from './backend.js';
 import { itemSize, type DType } from './dtype.js';
-import { trackStorage } from './memory.js';
+import { trackStorage, trackTensor } from './memory.js';
+
+// What freeing a storage takes, kept apart from the Storage so that a finalizer can hold it.
+interface Allocation {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  readonly numel: number;
+  readonly handle: unknown;
+  /** Live tensors that use the storage. */
+  refs: number;
+  released: boolean;
+}
+
+// Frees the memory of a storage that was garbage-collected while tensors that were never disposed
+// still used it. One registration a storage (a view adds none), never unregistered: a released
+// allocation is skipped. (Registering every Tensor, and unregistering it on dispose, made a view
+// about twice as costly on the host.)
+const finalizer = new FinalizationRegistry<Allocation>((a) => {
+  if (a.released) return;
+  trackTensor(a.backend.name, -a.refs);
+  releaseAllocation(a);
+});
+
+function releaseAllocation(a: Allocation): void {
+  a.released = true;
+  trackStorage(a.backend.name, -a.numel * itemSize(a.dtype));
+  a.backend.free(a.handle, a.dtype, a.numel);
+}
 
 /** A reference-counted block of device memory. Views share their base's storage. */
 export class Storage {
-  /** Number of live tensors that use this storage. */
-  refs = 0;
-  private released = false;
+  private readonly allocation: Allocation;
 
   constructor(
     readonly backend: Backend,
@@ -18,6 +43,17 @@ export class Storage {
     readonly handle: unknown,
   ) {
     trackStorage(backend.name, this.byteLength);
+    this.allocation = { backend, dtype, numel, handle, refs: 0, released: false };
+    finalizer.register(this, this.allocation);
+  }
+
+  /** Number of live tensors that use this storage. */
+  get refs(): number {
+    return this.allocation.refs;
+  }
+
+  set refs(n: number) {
+    this.allocation.refs = n;
   }
 
   /** Size in bytes. */
@@ -27,18 +63,15 @@ export class Storage {
 
   /** True once the memory has been handed back to the backend. */
   get isReleased(): boolean {
-    return this.released;
+    return this.allocation.released;
   }
 
   /** Drops one reference; the memory is freed when none remain. */
   release(): void {
-    if (this.released) return;
-    this.refs -= 1;
-    if (this.refs <= 0) {
-      this.released = true;
-      trackStorage(this.backend.name, -this.byteLength);
-      this.backend.free(this.handle, this.dtype, this.numel);
-    }
+    const a = this.allocation;
+    if (a.released) return;
+    a.refs -= 1;
+    if (a.refs <= 0) releaseAllocation(a);
   }
 
   /** Allocates uninitialised storage on `device`. */

@@ -18,12 +18,6 @@ export function setAutogradEngine(e: AutogradEngine | null): void {
   engine = e;
 }
 
-// Frees storage of tensors that were garbage-collected without dispose().
-const finalizer = new FinalizationRegistry<{ storage: Storage; device: string }>((held) => {
-  trackTensor(held.device, -1);
-  held.storage.release();
-});
-
 let nextId = 1;
 
 /** An n-dimensional array on one device. Create tensors with the functions of this package (`tensor`, `zeros`, ...). */
@@ -49,7 +43,6 @@ export class Tensor {
   ) {
     storage.refs += 1;
     trackTensor(storage.backend.name, 1);
-    finalizer.register(this, { storage, device: storage.backend.name }, this);
     trackInScope(this);
   }
 
@@ -98,7 +91,6 @@ export class Tensor {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    finalizer.unregister(this);
     trackTensor(this.device, -1);
     this.storage.release();
     this.grad?.dispose();
