@@ -25,25 +25,26 @@ void requireTileTensors(const char* op, int64_t outFeatures, int64_t inFeatures,
   for (const auto& [t, role] : stats) dense(*t, statDType, sets * groups * 16, role);
 }
 
-void requireTileShape(const char* op, int64_t outFeatures, int64_t inFeatures, bool fits, const std::string& blocks) {
+// fits: the weight's blocks are the layout's (`needs` says which; `has` what the weight has).
+void requireTileShape(const char* op, int64_t outFeatures, int64_t inFeatures, bool fits, const char* needs, const std::string& has) {
   if (outFeatures <= 0 || inFeatures <= 0 || inFeatures % 256 != 0 || !fits) {
-    fail(std::string(op) + ": the decode tile layout needs " + blocks.substr(0, blocks.find('|')) +
-         " and inFeatures a positive multiple of 256, got [" + std::to_string(outFeatures) + ", " + std::to_string(inFeatures) + "] " +
-         blocks.substr(blocks.find('|') + 1));
+    fail(std::string(op) + ": the decode tile layout needs " + needs + " and inFeatures a positive multiple of 256, got [" +
+         std::to_string(outFeatures) + ", " + std::to_string(inFeatures) + "] " + has);
   }
 }
 
 void requireTileInputs(const char* op, const TensorArg& tiles, const TensorArg& tileAbsmax, const FourBitLayout& layout) {
-  requireTileShape(op, layout.outFeatures, layout.inFeatures, layout.blocksize == 64,
-                   "blocks of 64|blocksize " + std::to_string(layout.blocksize));
+  requireTileShape(op, layout.outFeatures, layout.inFeatures, layout.blocksize == 64, "blocks of 64",
+                   "blocksize " + std::to_string(layout.blocksize));
   requireTileTensors(op, layout.outFeatures, layout.inFeatures, tiles, {{&tileAbsmax, "tile absmax"}}, DType::Float32);
 }
 
 void requireIntTileInputs(const char* op, const TensorArg& tiles, const TensorArg& tileScales, const TensorArg& tileOffsets,
                           const IntLayout& layout) {
   requireTileShape(op, layout.outFeatures, layout.inFeatures, layout.bits == 4 && layout.blockRows == 1 && layout.blockCols == 64,
-                   "4-bit codes in blocks of 1 x 64|in " + std::to_string(layout.bits) + "-bit blocks of " +
-                       std::to_string(layout.blockRows) + " x " + std::to_string(layout.blockCols));
+                   "4-bit codes in blocks of 1 x 64",
+                   "in " + std::to_string(layout.bits) + "-bit blocks of " + std::to_string(layout.blockRows) + " x " +
+                       std::to_string(layout.blockCols));
   if (tileScales.dtype != DType::Float16 && tileScales.dtype != DType::Float32) {
     fail(std::string(op) + ": tile scales must be float16 or float32, got " + tileScales.describe());
   }
