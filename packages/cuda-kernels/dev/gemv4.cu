@@ -194,11 +194,12 @@ constexpr bool kTileSource = std::is_same_v<Source, FourBitTiles> || std::is_sam
 using Bf16 = __nv_bfloat16;
 
 // A configuration of the GEMV: Warps warps a block taking Unroll groups a turn, registers capped
-// for minBlocks blocks an SM, loading a turn ahead or not, prefetching activations or not (GemvShape); warps = 0 is the addon's
-// choice (launchGemvGroups). overlap: a programmatic dependent launch (GemvOverlap) that waits
-// before reading anything (1: kLaunch) or builds the table and loads the first turn first (2: kSettled). scaleVectors
-// false: one scale a load; tiles: the weight in the decode tile layout (FourBitTiles / IntTiles), for
-// weights with blocks of 64 and rows of whole quads of groups only.
+// for minBlocks blocks an SM, loading a turn ahead or not, prefetching activations or not
+// (GemvShape); warps = 0 is the addon's choice (launchGemvGroups). overlap: a programmatic
+// dependent launch (GemvOverlap) that waits before reading anything (1: kLaunch) or builds the
+// table and loads the first turn first (2: kSettled). scaleVectors false: one scale a load; tiles:
+// the weight in the decode tile layout (FourBitTiles / IntTiles), for weights with blocks of 64 and
+// rows of whole quads of groups only.
 struct Config {
   int warps, unroll, minBlocks;
   bool ahead, prefetch;
