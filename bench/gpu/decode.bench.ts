@@ -6,6 +6,10 @@
 // from the decode tiles (`useDecodeTiles`). First, the host cost of single op calls (a one-token
 // 4-bit product, a small add), which bounds generation. Run through bench/gpu/vitest.decode.config.ts;
 // writes JSON to $BLORA_BENCH_OUT. BLORA_BENCH_DECODE_DEVICE=cpu runs a tiny model as a smoke check.
+// BLORA_BENCH_DECODE_PROFILE=<file.cpuprofile> also records a V8 CPU profile of one timed generate
+// call (the first variant, deeper model, decode tiles), for finding where the host time goes.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { isAbsolute, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +41,7 @@ const outFile = env.BLORA_BENCH_OUT || 'bench/results/gpu-decode-ours.json';
 const outPath = isAbsolute(outFile) ? outFile : resolve(repoRoot, outFile);
 const report = newReport();
 const GROUP = 'decode';
+const profileFile = env.BLORA_BENCH_DECODE_PROFILE || '';
 
 for (const d of depths) if (!Number.isInteger(d) || d < 1) throw new Error(`BLORA_BENCH_DECODE_LAYERS: depths must be positive integers, got ${depths}`);
 if (depths.length !== 2 || depths[0]! >= depths[1]!) throw new Error('BLORA_BENCH_DECODE_LAYERS: give two depths, the smaller first (e.g. 2,4)');
@@ -85,6 +90,30 @@ function tokenCost(model: Parameters<typeof generate>[0], prompt: number[]): Tok
     setOpObserver(previous);
   }
   return { ms: median(samples), opsPerToken: (ops - opsShort) / timedTokens, samples };
+}
+
+/** Records a V8 CPU profile of `run` (sampled every 50 µs) into `file`. */
+function profiled(file: string, run: () => void): void {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) => {
+    let result: unknown;
+    session.post(method, params, (error, value) => {
+      if (error) throw error;
+      result = value;
+    });
+    return result as { profile?: unknown };
+  };
+  try {
+    post('Profiler.enable');
+    post('Profiler.setSamplingInterval', { interval: 50 });
+    post('Profiler.start');
+    run();
+    writeFileSync(file, JSON.stringify(post('Profiler.stop').profile));
+    console.log(`decode: wrote a CPU profile to ${file}`);
+  } finally {
+    session.disconnect();
+  }
 }
 
 describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weights)', () => {
@@ -156,6 +185,10 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
             useDecodeTiles(built.model, tiles);
             const cost = tokenCost(built.model, prompt);
             const layout = tiles ? 'tiles' : 'bnb';
+            if (profileFile && tiles && layers === depths[1] && variant === variants[0]) {
+              profiled(isAbsolute(profileFile) ? profileFile : resolve(repoRoot, profileFile), () =>
+                generate(built.model, prompt, { eosTokenIds: [], maxNewTokens: 1 + timedTokens }));
+            }
             costs.set(`${variant}.${layout}.${layers}`, cost);
             report.results.push({
               id: `decode.${variant}.${layout}.L${layers}`, group: GROUP,

@@ -1,9 +1,9 @@
 // fill, copy (strided -> contiguous, up to rank 8) and cast (every dtype pair) on cuda,
 // against plain-loop references and the CPU kernels.
-import { execute1, expand, isFloatDType, permute, slice, tensor, type DType, type Tensor } from '@blora/tensor';
+import { copyInto, execute1, expand, isFloatDType, narrow, permute, slice, tensor, type DType, type Tensor } from '@blora/tensor';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
-import { ALL_DTYPES, checkOp, FLOAT_DTYPES, makeTensor, roundTo, sizeOf, valuesFor, type Layout } from './helpers.js';
+import { ALL_DTYPES, checkOp, FLOAT_DTYPES, LAYOUTS, makeTensor, roundTo, sizeOf, valuesFor, type Layout } from './helpers.js';
 
 /** ToInt32 of ECMAScript (a typed-array store): truncate, wrap; NaN and +-Infinity give 0. */
 function toInt32(v: number): number {
@@ -138,5 +138,35 @@ describe.skipIf(!cudaAvailable())('cast on cuda', () => {
         });
       }
     }
+  });
+});
+
+describe.skipIf(!cudaAvailable())('copyInto on cuda', () => {
+  it('writes any layout into a strided window of a larger buffer, bit-exact with the CPU, the rest untouched', () => {
+    for (const dtype of ALL_DTYPES) {
+      for (const layout of LAYOUTS) {
+        const results = ['cpu', 'cuda'].map((device) => {
+          // A [2, 3, 9, 5] buffer; the destination is positions 2..6 of axis 2 (the KV cache's view).
+          const buffer = makeTensor(roundTo(valuesFor(dtype, 2 * 3 * 9 * 5, 11, -50, 50), dtype), [2, 3, 9, 5], dtype, device, 'contiguous');
+          const src = makeTensor(roundTo(valuesFor(dtype, 2 * 3 * 4 * 5, 12, -50, 50), dtype), [2, 3, 4, 5], dtype, device, layout);
+          copyInto(narrow(buffer, 2, 2, 4), src);
+          const values = Array.from(buffer.toTypedArray());
+          buffer.dispose();
+          src.dispose();
+          return values;
+        });
+        expect(results[1]).toEqual(results[0]);
+      }
+    }
+  });
+
+  it('writes through a transposed destination of odd size', () => {
+    const results = ['cpu', 'cuda'].map((device) => {
+      const buffer = makeTensor(valuesFor('float32', 37 * 13, 21), [37, 13], 'float32', device, 'contiguous');
+      const src = makeTensor(valuesFor('float32', 13 * 37, 22), [13, 37], 'float32', device, 'strided');
+      copyInto(permute(buffer, [1, 0]), src);
+      return Array.from(buffer.toFloat64Array());
+    });
+    expect(results[1]).toEqual(results[0]);
   });
 });

@@ -1,8 +1,9 @@
 // Training a tiny Llama-family model on cuda: one forward and backward pass gives the CPU's
 // loss and parameter gradients (within float32 rounding), and 20 AdamW steps follow the CPU's
-// loss trajectory while the allocator's live bytes stay flat from step to step.
-import { AdamW } from '@blora/autograd';
-import { createLlama, llamaConfig, type LlamaConfig, type LlamaForCausalLM } from '@blora/models';
+// loss trajectory while the allocator's live bytes stay flat from step to step. Forward passes
+// through the KV cache (written in place on the device) give the logits of one full pass.
+import { AdamW, noGrad } from '@blora/autograd';
+import { createLlama, generate, KVCache, llamaConfig, type LlamaConfig, type LlamaForCausalLM } from '@blora/models';
 import { memoryStats, tidy } from '@blora/tensor';
 import { assertClose } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
@@ -94,5 +95,32 @@ describe.skipIf(!cudaAvailable())('a tiny Llama-family model on cuda', () => {
     assertClose(cudaLosses, cpuLosses, { rtol: 2e-3, atol: 0 });
     cpu.dispose();
     cuda.dispose();
+  });
+
+  it('passes through the KV cache, growing past its first buffers, give the logits of one full pass', () => {
+    for (const config of [LLAMA, MISTRAL]) {
+      const model = createLlama(config, { seed: 5, device: 'cuda' });
+      const ids = Array.from({ length: 21 }, (_, i) => (i * 7 + 3) % config.vocabSize);
+      noGrad(() => {
+        const full = tidy(() => model.forward([ids]).toFloat64Array());
+        const cache = new KVCache(config.numHiddenLayers);
+        const parts: number[] = [];
+        let at = 0;
+        // 6 positions, then 11 single ones, then 4: the buffers of 16 grow once.
+        for (const size of [6, ...new Array<number>(11).fill(1), 4]) {
+          parts.push(...tidy(() => model.forward([ids.slice(at, at + size)], { kvCache: cache }).toFloat64Array()));
+          at += size;
+        }
+        expect(cache.capacity(0)).toBeGreaterThan(16);
+        expect(cache.get(0)!.k.device).toBe('cuda');
+        assertClose(parts, full, { rtol: 1e-4, atol: 1e-5 });
+        cache.dispose();
+      });
+      const prompt = ids.slice(0, 5);
+      const cached = generate(model, prompt, { maxNewTokens: 12, eosTokenIds: [] });
+      const recomputed = generate(model, prompt, { maxNewTokens: 12, eosTokenIds: [], useCache: false });
+      expect(cached.tokens).toEqual(recomputed.tokens);
+      model.dispose();
+    }
   });
 });

@@ -119,7 +119,9 @@ export function generate(model: LlamaForCausalLM, prompt: readonly number[], opt
   const generator = options.generator ?? new Generator(options.seed ?? 0);
   const uniform = () => tidy(() => rand([1], { generator, dtype: 'float64' }).item());
   const useCache = options.useCache ?? true;
-  const cache = useCache ? new KVCache(model.config.numHiddenLayers) : null;
+  // Room for the whole sequence up front (the buffers never grow), within the model's context.
+  const capacity = Math.min(prompt.length + maxNewTokens, model.config.maxPositionEmbeddings);
+  const cache = useCache ? new KVCache(model.config.numHiddenLayers, { capacity }) : null;
   const sequence = [...prompt];
   const tokens: number[] = [];
   try {

@@ -16,7 +16,7 @@ export {
   TokenEmbedding, denseLinearFactory, linearFromWeight, toDType,
   type LinearLayer, type LinearModule, type LinearContext, type LinearFactory,
 } from './layers.js';
-export { KVCache, type LayerKV } from './kv-cache.js';
+export { KVCache, type KVCacheOptions, type LayerKV } from './kv-cache.js';
 export { LlamaAttention, type AttentionProjections, type AttentionCache } from './attention.js';
 export { LlamaMLP, type MlpProjections } from './mlp.js';
 export { LlamaDecoderLayer } from './block.js';

@@ -1,6 +1,6 @@
 // Keys and values of past positions, per layer, so that generation runs each new token
 // through the model once instead of recomputing the whole sequence.
-import { cat, contiguous, keep, type Tensor } from '@blora/tensor';
+import { cat, contiguous, copyInto, empty, keep, narrow, type Tensor } from '@blora/tensor';
 
 /** Keys and values of one layer: `[B, Hkv, S, headDim]` each (keys already rotated). */
 export interface LayerKV {
@@ -8,62 +8,124 @@ export interface LayerKV {
   v: Tensor;
 }
 
+/** Options of a `KVCache`. */
+export interface KVCacheOptions {
+  /**
+   * Positions to make room for up front (for instance prompt length + new tokens), so that the
+   * buffers never grow. Default 0: the first pass sizes them; they double when full.
+   */
+  capacity?: number;
+}
+
+/** One layer's state: buffers with room for `capacity` positions, the first `length` filled. */
+interface LayerState {
+  /** `[B, Hkv, capacity, headDim]` buffers, or null after a pass whose keys need a gradient. */
+  buffers: LayerKV | null;
+  /** The held keys and values: views of the buffers' first `length` positions, or tensors of their own. */
+  held: LayerKV;
+}
+
+/** The fewest positions a buffer is allocated with. */
+const MIN_CAPACITY = 16;
+
 /**
  * Per-layer key/value tensors. A forward pass with a cache appends its new keys and values
  * to every layer and advances `length` by the number of new positions; the next pass then
  * starts at position `length`. Call `dispose()` when done.
+ *
+ * Each layer keeps buffers with room for more positions and writes each pass's keys and values
+ * into them in place, so a step costs one copy of the new positions rather than of the whole
+ * past; the held keys and values are views of the filled part. Keys or values that require a
+ * gradient (a pass being trained through) are joined with `cat` instead, which the autograd tape
+ * records.
  */
 export class KVCache {
-  private readonly layers: (LayerKV | null)[];
+  private readonly layers: (LayerState | null)[];
+  private readonly reserve: number;
 
   constructor(
     /** Number of decoder layers. */
     readonly numLayers: number,
+    options: KVCacheOptions = {},
   ) {
     if (!Number.isInteger(numLayers) || numLayers < 1) throw new RangeError(`KVCache: numLayers must be a positive integer, got ${numLayers}`);
-    this.layers = new Array<LayerKV | null>(numLayers).fill(null);
+    const capacity = options.capacity ?? 0;
+    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`KVCache: capacity must be a non-negative integer, got ${capacity}`);
+    this.reserve = capacity;
+    this.layers = new Array<LayerState | null>(numLayers).fill(null);
   }
 
   /** Number of positions held (those of the last completed forward passes). */
   get length(): number {
-    return this.layers[this.numLayers - 1]?.k.shape[2] ?? 0;
+    return this.layers[this.numLayers - 1]?.held.k.shape[2] ?? 0;
   }
 
   /** The held keys and values of `layer` (null before the first pass). */
   get(layer: number): LayerKV | null {
-    return this.layers[this.checkLayer(layer)] ?? null;
+    return this.layers[this.checkLayer(layer)]?.held ?? null;
+  }
+
+  /** Positions `layer`'s buffers have room for without growing (0 when it holds none). */
+  capacity(layer: number): number {
+    return this.layers[this.checkLayer(layer)]?.buffers?.k.shape[2] ?? 0;
   }
 
   /**
    * Appends `k`, `v` `[B, Hkv, T, headDim]` to `layer` and returns the keys and values of all
-   * positions. The cache owns what it holds (kept past any `tidy` scope); the previous tensors
-   * are released.
+   * positions. The cache owns what it holds (kept past any `tidy` scope); what it returned
+   * before is released.
    */
   append(layer: number, k: Tensor, v: Tensor): LayerKV {
-    const past = this.layers[this.checkLayer(layer)];
-    if (past) {
-      if (past.k.shape[0] !== k.shape[0] || past.k.shape[1] !== k.shape[1] || past.k.shape[3] !== k.shape[3] || past.k.dtype !== k.dtype) {
-        throw new RangeError(`KVCache: layer ${layer} holds keys ${past.k.describe()}, cannot append ${k.describe()}`);
-      }
+    const state = this.layers[this.checkLayer(layer)];
+    const past = state?.held;
+    if (past && (past.k.shape[0] !== k.shape[0] || past.k.shape[1] !== k.shape[1] || past.k.shape[3] !== k.shape[3] || past.k.dtype !== k.dtype)) {
+      throw new RangeError(`KVCache: layer ${layer} holds keys ${past.k.describe()}, cannot append ${k.describe()}`);
     }
-    const next: LayerKV = past
-      ? { k: keep(cat([past.k, k], 2)), v: keep(cat([past.v, v], 2)) }
-      : { k: keep(contiguous(k)), v: keep(contiguous(v)) };
-    if (past) {
-      past.k.dispose();
-      past.v.dispose();
-    }
+    const taped = k.requiresGrad || v.requiresGrad || past?.k.requiresGrad === true || past?.v.requiresGrad === true;
+    const next = taped ? this.joined(state, k, v) : this.written(state, k, v);
     this.layers[layer] = next;
-    return next;
+    return next.held;
   }
 
-  /** Releases every held tensor and empties the cache. */
+  /** Releases every held tensor and buffer and empties the cache. */
   dispose(): void {
-    for (const kv of this.layers) {
-      kv?.k.dispose();
-      kv?.v.dispose();
-    }
+    for (const state of this.layers) if (state) release(state);
     this.layers.fill(null);
+  }
+
+  // The new positions written into the buffers (grown first when full).
+  private written(state: LayerState | null, k: Tensor, v: Tensor): LayerState {
+    const length = state?.held.k.shape[2] ?? 0;
+    const total = length + k.shape[2]!;
+    let buffers = state?.buffers ?? null;
+    if (!buffers || buffers.k.shape[2]! < total) {
+      const capacity = Math.max(MIN_CAPACITY, this.reserve, buffers || state ? 2 * total : total);
+      const grown = { k: this.allocate(k, capacity), v: this.allocate(v, capacity) };
+      if (state && length > 0) {
+        copyInto(narrow(grown.k, 2, 0, length), state.held.k);
+        copyInto(narrow(grown.v, 2, 0, length), state.held.v);
+      }
+      buffers = grown;
+    }
+    copyInto(narrow(buffers.k, 2, length, k.shape[2]!), k);
+    copyInto(narrow(buffers.v, 2, length, v.shape[2]!), v);
+    const held = { k: keep(narrow(buffers.k, 2, 0, total)), v: keep(narrow(buffers.v, 2, 0, total)) };
+    if (state) release(state, buffers);
+    return { buffers, held };
+  }
+
+  // Keys that need a gradient: joined by cat, so that the tape sees how they were made.
+  private joined(state: LayerState | null, k: Tensor, v: Tensor): LayerState {
+    const held = state
+      ? { k: keep(cat([state.held.k, k], 2)), v: keep(cat([state.held.v, v], 2)) }
+      : { k: keep(contiguous(k)), v: keep(contiguous(v)) };
+    if (state) release(state);
+    return { buffers: null, held };
+  }
+
+  private allocate(like: Tensor, capacity: number): Tensor {
+    const [b, heads, , dim] = like.shape as [number, number, number, number];
+    return keep(empty([b, heads, capacity, dim], { dtype: like.dtype, device: like.device }));
   }
 
   private checkLayer(layer: number): number {
@@ -71,5 +133,15 @@ export class KVCache {
       throw new RangeError(`KVCache: layer ${layer} is out of range [0, ${this.numLayers})`);
     }
     return layer;
+  }
+}
+
+/** Disposes a layer's held tensors and its buffers, unless the buffers are still `inUse`. */
+function release(state: LayerState, inUse: LayerKV | null = null): void {
+  state.held.k.dispose();
+  state.held.v.dispose();
+  if (state.buffers && state.buffers !== inUse) {
+    state.buffers.k.dispose();
+    state.buffers.v.dispose();
   }
 }

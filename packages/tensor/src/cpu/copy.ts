@@ -33,3 +33,16 @@ registerKernel('cast', 'cpu', ([x], [out]) => {
 registerKernel('fill', 'cpu', (_, [out], { value }) => {
   storageOf(out!).fill(encodeValues([value as number], out!.dtype)[0]!);
 });
+
+registerKernel('copyInto', 'cpu', ([src], [dst]) => {
+  // Raw element copy between any two layouts (bit patterns of half types kept).
+  const from = storageOf(src!);
+  const to = storageOf(dst!);
+  if (src!.isContiguous && dst!.isContiguous) {
+    to.set(from.subarray(src!.offset, src!.offset + src!.numel) as never, dst!.offset);
+    return;
+  }
+  const read = elementOffsets(src!);
+  const write = elementOffsets(dst!);
+  for (let i = 0; i < write.length; i++) to[write[i]!] = from[read[i]!]!;
+});

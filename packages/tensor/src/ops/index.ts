@@ -14,3 +14,4 @@ export * from './adapter.js';
 export * from './random.js';
 export * from './nn.js';
 export * from './optim.js';
+export * from './write.js';
