@@ -53,11 +53,26 @@ NAN_METHOD(DequantizeBlockwise8) {
   });
 }
 
-// fourBitGemv(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, settled)
+// The optional epilogue term of the GEMVs and fused GEMMs: (addend | null, lambda, scale) from argument `first` on.
+struct AddendArgs {
+  TensorArg values;
+  GemmAddend addend;
+};
+void addendArgs(const Info& info, int first, AddendArgs& out) {
+  if (info.Length() <= first || info[first]->IsNull() || info[first]->IsUndefined()) return;
+  out.values = tensorArg(info, first, "addend");
+  out.addend = GemmAddend{&out.values, integerArg(info, first + 1, "lambda"), numberArg(info, first + 2, "scale")};
+}
+
+// fourBitGemv(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, settled[, addend, lambda, scale]) -> added
 NAN_METHOD(FourBitGemv) {
   guarded([&] {
-    launchFourBitGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "packed codes"), tensorArg(info, 2, "absmax"),
-                      tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5), boolArg(info, 8));
+    AddendArgs add;
+    addendArgs(info, 9, add);
+    const bool added = launchFourBitGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "packed codes"), tensorArg(info, 2, "absmax"),
+                                         tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5),
+                                         boolArg(info, 8), add.addend);
+    info.GetReturnValue().Set(Nan::New(added));
   });
 }
 
@@ -69,11 +84,15 @@ NAN_METHOD(FourBitDecodeTiles) {
   });
 }
 
-// fourBitTilesGemv(x, tiles, tileAbsmax, table, out, outFeatures, inFeatures, blocksize, settled)
+// fourBitTilesGemv(x, tiles, tileAbsmax, table, out, outFeatures, inFeatures, blocksize, settled[, addend, lambda, scale]) -> added
 NAN_METHOD(FourBitTilesGemv) {
   guarded([&] {
-    launchFourBitTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile absmax"),
-                           tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5), boolArg(info, 8));
+    AddendArgs add;
+    addendArgs(info, 9, add);
+    const bool added = launchFourBitTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile absmax"),
+                                              tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5),
+                                              boolArg(info, 8), add.addend);
+    info.GetReturnValue().Set(Nan::New(added));
   });
 }
 
@@ -85,31 +104,30 @@ NAN_METHOD(IntDecodeTiles) {
   });
 }
 
-// intTilesGemv(x, tiles, tileScales, tileOffsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled)
+// intTilesGemv(x, tiles, tileScales, tileOffsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled[, addend,
+// lambda, scale]) -> added
 NAN_METHOD(IntTilesGemv) {
   guarded([&] {
-    launchIntTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile scales"),
-                       tensorArg(info, 3, "tile offsets"), tensorArg(info, 4, "output"), intArgs(info, 5), boolArg(info, 10));
+    AddendArgs add;
+    addendArgs(info, 11, add);
+    const bool added = launchIntTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile scales"),
+                                          tensorArg(info, 3, "tile offsets"), tensorArg(info, 4, "output"), intArgs(info, 5),
+                                          boolArg(info, 10), add.addend);
+    info.GetReturnValue().Set(Nan::New(added));
   });
 }
 
-// intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled)
+// intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled[, addend, lambda, scale])
+// -> added
 NAN_METHOD(IntGemv) {
   guarded([&] {
-    launchIntGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "codes"), tensorArg(info, 2, "scales"),
-                  tensorArg(info, 3, "offsets"), tensorArg(info, 4, "output"), intArgs(info, 5), boolArg(info, 10));
+    AddendArgs add;
+    addendArgs(info, 11, add);
+    const bool added = launchIntGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "codes"), tensorArg(info, 2, "scales"),
+                                     tensorArg(info, 3, "offsets"), tensorArg(info, 4, "output"), intArgs(info, 5), boolArg(info, 10),
+                                     add.addend);
+    info.GetReturnValue().Set(Nan::New(added));
   });
-}
-
-// The optional epilogue term of the fused GEMMs: (addend | null, lambda, scale) from argument `first` on.
-struct AddendArgs {
-  TensorArg values;
-  GemmAddend addend;
-};
-void addendArgs(const Info& info, int first, AddendArgs& out) {
-  if (info.Length() <= first || info[first]->IsNull() || info[first]->IsUndefined()) return;
-  out.values = tensorArg(info, first, "addend");
-  out.addend = GemmAddend{&out.values, integerArg(info, first + 1, "lambda"), numberArg(info, first + 2, "scale")};
 }
 
 // fourBitGemm(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, transposed[, addend, lambda, scale]) -> bool

@@ -191,12 +191,22 @@ void launchDequantizeBlockwise8(const TensorArg& codes, const TensorArg& absmax,
                                 const TensorArg& out, int64_t blocksize, double offset);
 // Up to this many activation rows go through the GEMV kernels, which read each code once.
 constexpr int64_t kQuantGemvMaxRows = 16;
+// A term added to a quantized product before its one rounding: out[r][f] += scale *
+// values[r][f / lambda] (values float32, contiguous [M, n / lambda]; see EpilogueAddend in
+// quant_gemm.cuh). The GEMVs and fused GEMMs below that take one return whether they added it
+// (true also when none was given); when they did not, the caller adds it in a pass of its own.
+struct GemmAddend {
+  const TensorArg* values = nullptr;
+  int64_t lambda = 1;
+  double scale = 1;
+};
+
 // out [M, out] (contiguous) = x [M, in] (any 2-D strides) · Wᵀ, M <= kQuantGemvMaxRows. settled:
 // the weight (and table) are not written by the kernel just before (GemvOverlap::kSettled).
-void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
-                       const TensorArg& out, const FourBitLayout& layout, bool settled);
-void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
-                   const TensorArg& out, const IntLayout& layout, bool settled);
+bool launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
+                       const TensorArg& out, const FourBitLayout& layout, bool settled, const GemmAddend& addend = {});
+bool launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
+                   const TensorArg& out, const IntLayout& layout, bool settled, const GemmAddend& addend = {});
 // The decode tile layout of an NF4 / FP4 weight (blocks of 64, inFeatures % 256 == 0; see
 // FourBitTiles in quant_gemv_tc.cuh): tiles uint8 [ceil(out / 16) * in / 64 * 512], tileAbsmax
 // float32 [ceil(out / 16) * in / 64 * 16], from packed codes and float32 absmax.
@@ -205,14 +215,14 @@ void launchFourBitDecodeTiles(const TensorArg& packed, const TensorArg& absmax, 
 // out [M, out] (contiguous) = x [M, in] (bfloat16 / float16, dense 16-byte aligned rows, any M) · Wᵀ
 // for W in the decode tile layout. settled: the tiles and table are not written by the kernel just
 // before, so the GEMV may start reading them while it finishes (GemvOverlap::kSettled).
-void launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileAbsmax, const TensorArg& table,
-                            const TensorArg& out, const FourBitLayout& layout, bool settled);
+bool launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileAbsmax, const TensorArg& table,
+                            const TensorArg& out, const FourBitLayout& layout, bool settled, const GemmAddend& addend = {});
 // The same two for an INT4 weight in blocks of 1 x 64 (IntTiles in quant_gemv_tc.cuh): the codes as
 // NF4's, tile scales and tile offsets (float16 or float32, the weight's) as its absmax.
 void launchIntDecodeTiles(const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets, const TensorArg& tiles,
                           const TensorArg& tileScales, const TensorArg& tileOffsets, const IntLayout& layout);
-void launchIntTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileScales, const TensorArg& tileOffsets,
-                        const TensorArg& out, const IntLayout& layout, bool settled);
+bool launchIntTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileScales, const TensorArg& tileOffsets,
+                        const TensorArg& out, const IntLayout& layout, bool settled, const GemmAddend& addend = {});
 // quant_gemm.cu: the fused dequantize + GEMM on the tensor cores (on Hopper the TMA + wgmma
 // kernel of quant_gemm_wgmma.cuh where the product fills the GPU), x bfloat16 / float16 [M, k]
 // (dense rows, 16-byte aligned), out contiguous [M, n] of x's dtype: out = x · Wᵀ (transposed
@@ -220,13 +230,7 @@ void launchIntTilesGemv(const TensorArg& x, const TensorArg& tiles, const Tensor
 // nothing, when the operands or the layout do not suit it (inFeatures % 32, a power-of-two
 // absmax blocksize >= 32 or block width, outFeatures % 8 for the transposed product, aligned
 // codes); the caller then takes the dequantize-then-GEMM path.
-// `addend`, when given, is added in the epilogue: out[r][f] += scale * addend[r][f / lambda] before
-// the one rounding (addend float32, contiguous [M, n / lambda]; see EpilogueAddend in quant_gemm.cuh).
-struct GemmAddend {
-  const TensorArg* values = nullptr;
-  int64_t lambda = 1;
-  double scale = 1;
-};
+// `addend`, when given, is added in the epilogue (GemmAddend above).
 bool launchFourBitGemm(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
                        const TensorArg& out, const FourBitLayout& layout, bool transposed, const GemmAddend& addend = {});
 bool launchIntGemm(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,

@@ -192,21 +192,6 @@ bool gemmOperandsFit(const TensorArg& x, const TensorArg& out, int64_t k, int64_
   return (x.shape[0] + kBM - 1) / kBM <= 65535;
 }
 
-// The epilogue term of `addend` for an [m, n] output, or false when the kernels cannot read it
-// (the caller then adds it in a pass of its own).
-bool epilogueAddend(const GemmAddend& addend, int64_t m, int64_t n, EpilogueAddend& add) {
-  add = EpilogueAddend{};
-  if (!addend.values) return true;
-  const TensorArg& v = *addend.values;
-  if (v.dtype != DType::Float32 || !v.isContiguous() || addend.lambda < 1 || addend.lambda > INT32_MAX) return false;
-  if (n % addend.lambda != 0 || n > INT32_MAX || v.numel() != m * (n / addend.lambda)) return false;
-  add.values = reinterpret_cast<const float*>(v.first());
-  add.stride = n / addend.lambda;
-  add.lambda = int(addend.lambda);
-  add.scale = float(addend.scale);
-  return true;
-}
-
 // Runs the product on the Hopper kernel (quant_gemm_wgmma.cuh) where it suits the product, else
 // on the mma.sync kernel above. Blocks narrower than a chunk, whose scales are read per pair
 // while decoding, stay on the latter: the Hopper kernel's decoders must keep pace with its MMAs.

@@ -70,6 +70,21 @@ struct EpilogueAddend {
   }
 };
 
+// The epilogue term of `addend` for an [m, n] output, or false when the kernels cannot read it
+// (the caller then adds it in a pass of its own).
+inline bool epilogueAddend(const GemmAddend& addend, int64_t m, int64_t n, EpilogueAddend& add) {
+  add = EpilogueAddend{};
+  if (!addend.values) return true;
+  const TensorArg& v = *addend.values;
+  if (v.dtype != DType::Float32 || !v.isContiguous() || addend.lambda < 1 || addend.lambda > INT32_MAX) return false;
+  if (n % addend.lambda != 0 || n > INT32_MAX || v.numel() != m * (n / addend.lambda)) return false;
+  add.values = reinterpret_cast<const float*>(v.first());
+  add.stride = n / addend.lambda;
+  add.lambda = int(addend.lambda);
+  add.scale = float(addend.scale);
+  return true;
+}
+
 // Byte j (0..15) of a 16-byte load.
 __device__ __forceinline__ uint32_t byteOf(const uint4& v, int j) {
   const uint32_t w = j < 4 ? v.x : j < 8 ? v.y : j < 12 ? v.z : v.w;

@@ -166,17 +166,19 @@ int gemvGroupColumns(int64_t inFeatures, int64_t blockColumns) {
 // returns false (nothing launched) otherwise. makeSource() builds the weight's source (GemvArgs
 // and the source are the kernel's two parameters). A dependent launch that waits before reading
 // anything; settled (the weight and table are not written by the kernel just before), up to 8
-// rows, one that reads the table and first weight turn before it waits (GemvOverlap).
+// rows, one that reads the table and first weight turn before it waits (GemvOverlap). `add`: the
+// epilogue term (EpilogueAddend), added before each output's one rounding.
 template <typename MakeSource>
 bool tryTensorCoreGemv(const TensorArg& x, const Activations& a, int groupColumns, const MakeSource& makeSource,
-                       const float* table, const TensorArg& out, int64_t outFeatures, int64_t in, bool settled) {
+                       const float* table, const TensorArg& out, int64_t outFeatures, int64_t in, bool settled,
+                       const EpilogueAddend& add) {
   if (groupColumns == 0 || (x.dtype != DType::BFloat16 && x.dtype != DType::Float16)) return false;
   if (reinterpret_cast<uintptr_t>(x.first()) % 16 != 0 || a.colStride != 1 || (a.rows > 1 && a.rowStride % 8 != 0)) return false;
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
     const GemvOverlap overlap = settled ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
     const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()), a.rowStride, int(a.rows), table, reinterpret_cast<T*>(out.first()),
-                           outFeatures, in, overlap};
+                           outFeatures, in, overlap, add};
     const auto w = makeSource();
     const cudaError_t err = groupColumns == 64 ? launchGemvGroups<T, decltype(w), 64>(args, w, stream())
                                                : launchGemvGroups<T, decltype(w), 32>(args, w, stream());
@@ -191,12 +193,14 @@ unsigned gemvBlocks(int64_t outFeatures) { return unsigned((outFeatures + kGemvW
 
 }  // namespace
 
-void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
-                       const TensorArg& out, const FourBitLayout& layout, bool settled) {
+bool launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const TensorArg& absmax, const TensorArg& table,
+                       const TensorArg& out, const FourBitLayout& layout, bool settled, const GemmAddend& addend) {
   const char* op = "nf4Matmul";
   checkFourBitInputs(op, packed, absmax, table, layout);
   const Activations a = checkActivations(op, x, out, layout.inFeatures, layout.outFeatures);
-  if (a.rows == 0) return;
+  if (a.rows == 0) return true;
+  EpilogueAddend add;
+  const bool addable = epilogueAddend(addend, a.rows, layout.outFeatures, add);
   const bool vectorized = layout.inFeatures % 32 == 0 && aligned16(packed);
   const int groupColumns = vectorized ? gemvGroupColumns(layout.inFeatures, layout.blocksize) : 0;
   const auto source = [&] {
@@ -204,9 +208,9 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
                          layout.inFeatures, log2Exact(layout.blocksize)};
   };
   if (tryTensorCoreGemv(x, a, groupColumns, source, reinterpret_cast<const float*>(table.first()), out, layout.outFeatures,
-                        layout.inFeatures, settled)) {
+                        layout.inFeatures, settled, addable ? add : EpilogueAddend{})) {
     checkLaunch("nf4Matmul (tensor-core GEMV)");
-    return;
+    return addable;
   }
   visitDType<DTypeSet::Float>(x.dtype, op, [&](auto tag) {
     using X = typename decltype(tag)::type;
@@ -216,14 +220,17 @@ void launchFourBitGemv(const TensorArg& x, const TensorArg& packed, const Tensor
         reinterpret_cast<X*>(out.first()), layout.outFeatures, layout.inFeatures, layout.blocksize, vectorized);
   });
   checkLaunch("nf4Matmul (GEMV)");
+  return !addend.values;
 }
 
-void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
-                   const TensorArg& out, const IntLayout& layout, bool settled) {
+bool launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& scales, const TensorArg& offsets,
+                   const TensorArg& out, const IntLayout& layout, bool settled, const GemmAddend& addend) {
   const char* op = layout.bits == 8 ? "int8Matmul" : "int4Matmul";
   checkIntInputs(op, codes, scales, offsets, layout);
   const Activations a = checkActivations(op, x, out, layout.inFeatures, layout.outFeatures);
-  if (a.rows == 0) return;
+  if (a.rows == 0) return true;
+  EpilogueAddend add;
+  const bool addable = epilogueAddend(addend, a.rows, layout.outFeatures, add);
   const bool vectorized = layout.inFeatures % (128 / layout.bits) == 0 && aligned16(codes);
   // Blocks narrower than 32 columns take the one-warp-per-row kernel.
   if (layout.bits == 4 && vectorized) {
@@ -235,12 +242,13 @@ void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& 
                                 reinterpret_cast<const Scale*>(offsets.first()), layout.inFeatures, layout.blockRows,
                                 layout.inFeatures / layout.blockCols, log2Exact(layout.blockCols)};
       };
-      return tryTensorCoreGemv(x, a, groupColumns, source, nullptr, out, layout.outFeatures, layout.inFeatures, settled);
+      return tryTensorCoreGemv(x, a, groupColumns, source, nullptr, out, layout.outFeatures, layout.inFeatures, settled,
+                               addable ? add : EpilogueAddend{});
     };
     const bool done = scales.dtype == DType::Float16 ? tryScale(TypeTag<__half>{}) : tryScale(TypeTag<float>{});
     if (done) {
       checkLaunch("int4Matmul (tensor-core GEMV)");
-      return;
+      return addable;
     }
   }
   visitDType<DTypeSet::Float>(x.dtype, op, [&](auto tag) {
@@ -266,6 +274,7 @@ void launchIntGemv(const TensorArg& x, const TensorArg& codes, const TensorArg& 
     }
   });
   checkLaunch(layout.bits == 8 ? "int8Matmul (GEMV)" : "int4Matmul (GEMV)");
+  return !addend.values;
 }
 
 }  // namespace blora

@@ -84,6 +84,7 @@ struct GemvArgs {
   T* y;                // [rows, outFeatures], contiguous
   int64_t outFeatures, in;
   GemvOverlap overlap = GemvOverlap::kNone;
+  EpilogueAddend add{};  // added to each sum before its one rounding (values null: nothing); rows as y's
 };
 
 template <typename T>
@@ -238,7 +239,7 @@ __device__ __forceinline__ void accumulateGroup(float (&acc)[XTiles][4], const G
 }
 
 // The block adds its warps' sums of a row set in warp order (partial: [warp][activation row]
-// [weight row]) and writes y. Every thread of the block calls it.
+// [weight row]), adds the epilogue term if any and writes y. Every thread of the block calls it.
 template <typename T, int XTiles, int Warps>
 __device__ __forceinline__ void storeRowSet(float* partial, const float (&acc)[XTiles][4], const GemvArgs<T>& args, int64_t rowSet) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -258,7 +259,11 @@ __device__ __forceinline__ void storeRowSet(float* partial, const float (&acc)[X
     float sum = 0.f;
 #pragma unroll
     for (int v = 0; v < Warps; v++) sum += at(v, m, n);
-    if (16 * rowSet + n < args.outFeatures) args.y[m * args.outFeatures + 16 * rowSet + n] = Num<T>::store(sum);
+    const int64_t feature = 16 * rowSet + n;
+    if (feature < args.outFeatures) {
+      if (args.add.values) sum += args.add.at(m, int(feature));
+      args.y[m * args.outFeatures + feature] = Num<T>::store(sum);
+    }
   }
 }
 

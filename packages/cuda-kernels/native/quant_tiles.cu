@@ -94,13 +94,16 @@ void withHalfActivations(const char* op, const TensorArg& x, const TensorArg& ou
 }
 
 // The GEMV on a tile source, 16 activation rows a launch (the kernel's most).
+// `add`: the epilogue term for all of x's rows (EpilogueAddend).
 template <typename T, typename Source>
 void launchTilesGemv(const char* op, const TensorArg& x, const Source& w, const float* table, const TensorArg& out, int64_t outFeatures,
-                     int64_t inFeatures, bool settled) {
+                     int64_t inFeatures, bool settled, const EpilogueAddend& add) {
   const GemvOverlap overlap = settled ? GemvOverlap::kSettled : GemvOverlap::kLaunch;
   for (int64_t m = 0; m < x.shape[0]; m += 16) {
+    EpilogueAddend rowsAdd = add;
+    if (add.values) rowsAdd.values += m * add.stride;
     const GemvArgs<T> args{reinterpret_cast<const T*>(x.first()) + m * x.strides[0], x.strides[0], int(std::min<int64_t>(16, x.shape[0] - m)),
-                           table, reinterpret_cast<T*>(out.first()) + m * outFeatures, outFeatures, inFeatures, overlap};
+                           table, reinterpret_cast<T*>(out.first()) + m * outFeatures, outFeatures, inFeatures, overlap, rowsAdd};
     const cudaError_t err = launchGemvGroups<T, Source, 64>(args, w, stream());
     if (err != cudaSuccess) fail(std::string(op) + ": launch: " + cudaGetErrorString(err));
   }
@@ -155,37 +158,43 @@ void launchIntDecodeTiles(const TensorArg& codes, const TensorArg& scales, const
   checkLaunch(op);
 }
 
-void launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileAbsmax, const TensorArg& table,
-                            const TensorArg& out, const FourBitLayout& layout, bool settled) {
+bool launchFourBitTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileAbsmax, const TensorArg& table,
+                            const TensorArg& out, const FourBitLayout& layout, bool settled, const GemmAddend& addend) {
   const char* op = "nf4MatmulTiles";
   requireTileInputs(op, tiles, tileAbsmax, layout);
   requireDType(op, table, DType::Float32, "code table");
   requireContiguous(op, table, "code table");
   if (table.numel() != 16) fail(std::string(op) + ": code table " + table.describe() + " must have 16 elements");
+  EpilogueAddend add;
+  const bool addable = epilogueAddend(addend, x.shape[0], layout.outFeatures, add);
   withHalfActivations(op, x, out, layout.inFeatures, layout.outFeatures, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const FourBitTiles w{reinterpret_cast<const uint8_t*>(tiles.first()), reinterpret_cast<const float*>(tileAbsmax.first()), layout.inFeatures};
-    launchTilesGemv<T>(op, x, w, reinterpret_cast<const float*>(table.first()), out, layout.outFeatures, layout.inFeatures, settled);
+    launchTilesGemv<T>(op, x, w, reinterpret_cast<const float*>(table.first()), out, layout.outFeatures, layout.inFeatures, settled, add);
   });
   checkLaunch(op);
+  return addable;
 }
 
-void launchIntTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileScales, const TensorArg& tileOffsets,
-                        const TensorArg& out, const IntLayout& layout, bool settled) {
+bool launchIntTilesGemv(const TensorArg& x, const TensorArg& tiles, const TensorArg& tileScales, const TensorArg& tileOffsets,
+                        const TensorArg& out, const IntLayout& layout, bool settled, const GemmAddend& addend) {
   const char* op = "int4MatmulTiles";
   requireIntTileInputs(op, tiles, tileScales, tileOffsets, layout);
+  EpilogueAddend add;
+  const bool addable = epilogueAddend(addend, x.shape[0], layout.outFeatures, add);
   withHalfActivations(op, x, out, layout.inFeatures, layout.outFeatures, [&](auto tag) {
     using T = typename decltype(tag)::type;
     auto run = [&](auto scaleTag) {
       using S = typename decltype(scaleTag)::type;
       const IntTiles<S> w{reinterpret_cast<const uint8_t*>(tiles.first()), reinterpret_cast<const S*>(tileScales.first()),
                           reinterpret_cast<const S*>(tileOffsets.first()), layout.inFeatures};
-      launchTilesGemv<T>(op, x, w, nullptr, out, layout.outFeatures, layout.inFeatures, settled);
+      launchTilesGemv<T>(op, x, w, nullptr, out, layout.outFeatures, layout.inFeatures, settled, add);
     };
     if (tileScales.dtype == DType::Float16) run(TypeTag<__half>{});
     else run(TypeTag<float>{});
   });
   checkLaunch(op);
+  return addable;
 }
 
 }  // namespace blora

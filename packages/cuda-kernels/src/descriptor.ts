@@ -42,9 +42,15 @@ export function layoutArg(
   return d;
 }
 
-/** Describes a cuda tensor as it is (its shape, strides and offset). */
+/**
+ * Describes a cuda tensor as it is (its shape, strides and offset). Made once per view and kept on
+ * it; the native side only reads descriptors, so sharing one between calls is safe.
+ */
 export function tensorArg(t: Tensor): Float64Array {
-  return layoutArg(bufferOf(t).address, t.offset, t.dtype, t.shape, t.strides);
+  if (t.layoutCache instanceof Float64Array) return t.layoutCache;
+  const d = layoutArg(bufferOf(t).address, t.offset, t.dtype, t.shape, t.strides);
+  t.layoutCache = d;
+  return d;
 }
 
 /** True when `shape`/`strides` address a dense row-major block (size-1 dims may have any stride). */

@@ -12,8 +12,9 @@
 // - everything else decodes W into a scratch block of the activation dtype, then runs the
 //   device's GEMM. The scratch block holds out · in elements for the duration of the op.
 // An addend (the optional fifth input, float32 [..., n / addLambda]) is added by the fused
-// GEMMs' epilogues before their one rounding; after the GEMV and dequantize paths, and for a
-// float64 addend, one more pass adds it to the rounded product (repeatAdd, in place).
+// GEMMs' and the tensor-core GEMVs' epilogues before their one rounding; after the other GEMV
+// and the dequantize paths, and for a float64 addend, one more pass adds it to the rounded
+// product (repeatAdd, in place).
 import { registerKernel, type Attrs, type DType, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
@@ -33,8 +34,11 @@ interface NativeAddend {
 interface WeightFormat {
   /** Writes W [out, in] into `out` (any float dtype, contiguous). */
   dequantize(weight: Float64Array[], out: Float64Array): void;
-  /** y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows; settled: see @blora/quant's SettledWeight. */
-  gemv(x: Float64Array, weight: Float64Array[], out: Float64Array, settled: boolean): void;
+  /**
+   * y [M, out] = x [M, in] · Wᵀ for M <= quantGemvMaxRows; settled: see @blora/quant's SettledWeight.
+   * True when it also added the float32 `addend` (or none was given).
+   */
+  gemv(x: Float64Array, weight: Float64Array[], out: Float64Array, settled: boolean, addend?: NativeAddend): boolean;
   /**
    * The fused tensor-core product (x · Wᵀ, or x · W when `transposed`) plus the float32
    * addend, if any, in its epilogue; false when it does not apply (nothing ran).
@@ -52,8 +56,9 @@ function fourBitFormat(attrs: Attrs): WeightFormat {
   return {
     dequantize: ([packed, absmax, table], out) =>
       native().fourBitDequantize(packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
-    gemv: (x, [packed, absmax, table], out, settled) =>
-      native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, settled),
+    gemv: (x, [packed, absmax, table], out, settled, addend) =>
+      native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, settled,
+        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
     gemm: (x, [packed, absmax, table], out, transposed, addend) =>
       native().fourBitGemm(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
@@ -67,8 +72,9 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
   return {
     dequantize: ([codes, scales, offsets], out) =>
       native().intDequantize(codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
-    gemv: (x, [codes, scales, offsets], out, settled) =>
-      native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled),
+    gemv: (x, [codes, scales, offsets], out, settled, addend) =>
+      native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled,
+        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
     gemm: (x, [codes, scales, offsets], out, transposed, addend) =>
       native().intGemm(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
@@ -139,7 +145,7 @@ function quantizedMatmul(format: WeightFormat, x: Tensor, weight: readonly Tenso
   });
 }
 
-/** Runs the product into `y`; true when the fused GEMM also added `addend` (given only when float32). */
+/** Runs the product into `y`; true when the GEMV or fused GEMM also added `addend` (given only when float32). */
 function multiply(format: WeightFormat, x: Tensor, weight: readonly Tensor[], y: Float64Array, rows: number, k: number,
   attrs: Attrs, transposed: boolean, addend: NativeAddend | undefined): boolean {
   const { outFeatures, inFeatures } = dims(attrs);
@@ -148,10 +154,7 @@ function multiply(format: WeightFormat, x: Tensor, weight: readonly Tensor[], y:
   const settled = attrs['settled'] === true && weight.every((t) => usedInPlace(t));
   return withDense([x, ...weight], ([xDense, ...w]) => {
     const a = reshapeDense(xDense!, [rows, k]);
-    if (!transposed && rows <= addon.quantGemvMaxRows) {
-      format.gemv(a, w, y, settled);
-      return false;
-    }
+    if (!transposed && rows <= addon.quantGemvMaxRows) return format.gemv(a, w, y, settled, addend) && addend !== undefined;
     if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && currentQuantGemmPath() !== 'dequant') {
       if (addend && format.gemm(a, w, y, transposed, addend)) return true;
       if (format.gemm(a, w, y, transposed)) return false;
@@ -227,12 +230,15 @@ function tilesMatmul(format: 'nf4' | 'int4', x: Tensor, weight: readonly Tensor[
     const settled = attrs['settled'] === true && weight.every((t) => usedInPlace(t));
     withDense([x], ([xDense]) => withDense([...weight, ...(addend ? [addend] : [])], ([c, s1, s2, add]) => {
       const a = reshapeDense(xDense!, [rows, inFeatures]);
-      if (format === 'nf4') native().fourBitTilesGemv(a, c!, s1!, s2!, y, outFeatures, inFeatures, 64, settled);
-      else native().intTilesGemv(a, c!, s1!, s2!, y, 4, outFeatures, inFeatures, 1, 64, settled);
-      if (add) {
-        const lambda = attrs['addLambda'] as number;
-        native().repeatAdd(reshapeDense(add, [rows, outFeatures / lambda]), y, y, lambda, attrs['addScale'] as number);
-      }
+      const lambda = attrs['addLambda'] as number;
+      const scale = attrs['addScale'] as number;
+      // A float32 addend goes to the GEMV's epilogue; a float64 one is added in a pass of its own.
+      const values = add ? reshapeDense(add, [rows, outFeatures / lambda]) : null;
+      const inEpilogue = addend?.dtype === 'float32' ? values : null;
+      const added = format === 'nf4'
+        ? native().fourBitTilesGemv(a, c!, s1!, s2!, y, outFeatures, inFeatures, 64, settled, inEpilogue, lambda ?? 1, scale ?? 1)
+        : native().intTilesGemv(a, c!, s1!, s2!, y, 4, outFeatures, inFeatures, 1, 64, settled, inEpilogue, lambda ?? 1, scale ?? 1);
+      if (values && !(added && inEpilogue)) native().repeatAdd(values, y, y, lambda, scale);
     }), 16);
   });
 }

@@ -1,16 +1,18 @@
 // The decode tile layout of @blora/quant on cuda: nf4DecodeTiles / int4DecodeTiles build the CPU's
 // layout byte for byte; nf4MatmulTiles / int4MatmulTiles (the tensor-core GEMV on it) against a
-// float64 reference and the CPU, settled products chained behind the kernels that wrote their
+// float64 reference and the CPU (with an addend too), settled products chained behind the kernels that wrote their
 // inputs, and FourBitLinear / IntBlockLinear in decoding mode.
 import { mul, setOpObserver, tensor, transpose, type OpRecord, type Tensor } from '@blora/tensor';
 import { assertClose } from '@blora/tensor/testing';
-import { FourBitLinear, IntBlockLinear, int4DecodeTiles, int4MatmulTiles, intMatmul, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles } from '@blora/quant';
+import {
+  FourBitLinear, IntBlockLinear, int4DecodeTiles, int4MatmulTiles, intMatmul, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles, type RepeatedAddend,
+} from '@blora/quant';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
 import { roundTo, valuesFor } from './helpers.js';
 import {
-  checkProduct, fourBitTensors, fourBitWeight, HALF_DTYPES, intTensors, intWeight, productTolerance, type FourBitWeight, type IntWeight,
-  type Product,
+  checkProduct, fourBitTensors, fourBitWeight, HALF_DTYPES, intTensors, intWeight, productRef, productTolerance, type FourBitWeight,
+  type IntWeight, type Product,
 } from './quant-fixtures.js';
 
 /**
@@ -36,6 +38,41 @@ function checkDecodingMode(q: { matmul(x: Tensor): Tensor }, tileOp: string, pla
     assertClose(y.toFloat64Array(), expected.toFloat64Array(), productTolerance(dtype, 512));
     for (const t of [x, y, expected]) t.dispose();
   }
+}
+
+/** A product with an addend, on a weight's tiles as `tilesOn(device)` builds them. */
+type AddendProduct = (x: Tensor, tiles: Tensor[], addend: RepeatedAddend) => Tensor;
+
+/**
+ * Products with an addend against float64 and the CPU: a float32 addend goes into the GEMV's
+ * epilogue, a float64 one through a pass of its own; 1, 3, 17 and 40 rows (up to three launches of
+ * 16), λ 1 and 8.
+ */
+function checkAddends(dense: Float64Array, outFeatures: number, inFeatures: number, tilesOn: (device: string) => Tensor[], product: AddendProduct): void {
+  const tiles = new Map(['cuda', 'cpu'].map((device) => [device, tilesOn(device)]));
+  for (const rows of [1, 3, 17, 40]) {
+    for (const lambda of [1, 8]) {
+      for (const addDType of ['float32', 'float64'] as const) {
+        const seed = 7 * rows + lambda;
+        const xv = roundTo(valuesFor('bfloat16', rows * inFeatures, seed), 'bfloat16');
+        const av = roundTo(valuesFor('float32', rows * (outFeatures / lambda), seed + 1, -3, 3), 'float32');
+        const scale = 0.75;
+        const expected = productRef(xv, dense, outFeatures, inFeatures, false)
+          .map((v, i) => v + scale * av[Math.floor(i / outFeatures) * (outFeatures / lambda) + Math.floor((i % outFeatures) / lambda)]!);
+        const [gpu, cpu] = ['cuda', 'cpu'].map((device) => {
+          const x = tensor(xv, { shape: [rows, inFeatures], dtype: 'bfloat16', device });
+          const values = tensor(av, { shape: [rows, outFeatures / lambda], dtype: addDType, device });
+          const y = product(x, tiles.get(device)!, { values, lambda, scale });
+          const out = y.toFloat64Array();
+          for (const t of [x, values, y]) t.dispose();
+          return out;
+        });
+        assertClose(gpu!, expected, productTolerance('bfloat16', inFeatures));
+        assertClose(gpu!, cpu!, productTolerance('bfloat16', inFeatures));
+      }
+    }
+  }
+  for (const list of tiles.values()) for (const t of list) t.dispose();
 }
 
 describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
@@ -69,20 +106,12 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
         checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
       }
     }
-    // With an addend (float32, lambda 8): the same sum as on the CPU.
+  });
+
+  it('nf4MatmulTiles with an addend (float32 in the epilogue, float64 in a pass of its own) against float64 and the CPU', () => {
     const w = fourBitWeight(40, 512, 64, 85);
-    const xv = roundTo(valuesFor('bfloat16', 3 * 512, 86), 'bfloat16');
-    const av = valuesFor('float32', 3 * 5, 87);
-    const [gpu, cpu] = ['cuda', 'cpu'].map((device) => {
-      const tiles = tilesOn(w, device);
-      const x = tensor(xv, { shape: [3, 512], dtype: 'bfloat16', device });
-      const addend = { values: tensor(av, { shape: [3, 5], device }), lambda: 8, scale: 0.25 };
-      const y = nf4MatmulTiles(x, { codes: tiles[0]!, absmax: tiles[1]! }, tiles[2]!, w.attrs, addend);
-      const values = y.toFloat64Array();
-      for (const t of [...tiles, x, y, addend.values]) t.dispose();
-      return values;
-    });
-    assertClose(gpu!, cpu!, productTolerance('bfloat16', 512));
+    checkAddends(w.dense, 40, 512, (device) => tilesOn(w, device),
+      (x, [c, a, t], addend) => nf4MatmulTiles(x, { codes: c!, absmax: a! }, t!, w.attrs, addend));
   });
 
   it('says why float32 activations cannot take it on cuda', () => {
@@ -188,6 +217,12 @@ describe.skipIf(!cudaAvailable())('the INT4 decode tile layout on cuda', () => {
         checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
       }
     }
+  });
+
+  it('int4MatmulTiles with an addend (float32 in the epilogue, float64 in a pass of its own) against float64 and the CPU', () => {
+    const w = intWeight(4, 40, 512, 1, 64, 'float16', 105);
+    checkAddends(w.dense, 40, 512, (device) => tilesOn(w, device),
+      (x, [c, s, o], addend) => int4MatmulTiles(x, { codes: c!, scales: s!, offsets: o! }, w.attrs, addend));
   });
 
   it('IntBlockLinear in decoding mode multiplies through the tiles (settled after the first product), with the same result as intMatmul', () => {
