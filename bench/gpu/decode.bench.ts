@@ -3,11 +3,12 @@
 // around whole calls. Two depths are timed, so the cost of one decoder layer and the fixed part
 // (embedding, final norm, lm_head, sampling) separate; the 32-layer figure is extrapolated from
 // them. Each depth runs with the 4-bit products of one token from the bitsandbytes layout and
-// from the decode tiles (`useDecodeTiles`). First, the host cost of single op calls (a one-token
+// from the decode tiles (`useDecodeTiles`), and on cuda each of those op by op and as a recorded
+// decode step (`generate`'s `graph`, a CUDA graph replayed each token). First, the host cost of single op calls (a one-token
 // 4-bit product, a small add), which bounds generation. Run through bench/gpu/vitest.decode.config.ts;
 // writes JSON to $BLORA_BENCH_OUT. BLORA_BENCH_DECODE_DEVICE=cpu runs a tiny model as a smoke check.
 // BLORA_BENCH_DECODE_PROFILE=<file.cpuprofile> also records a V8 CPU profile of one timed generate
-// call (the first variant, deeper model, decode tiles), for finding where the host time goes.
+// call (the first variant, deeper model, decode tiles, op by op), for finding where the host time goes.
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { isAbsolute, resolve } from 'node:path';
@@ -47,6 +48,12 @@ for (const d of depths) if (!Number.isInteger(d) || d < 1) throw new Error(`BLOR
 if (depths.length !== 2 || depths[0]! >= depths[1]!) throw new Error('BLORA_BENCH_DECODE_LAYERS: give two depths, the smaller first (e.g. 2,4)');
 if (!Number.isInteger(timedTokens) || timedTokens < 1) throw new Error(`BLORA_BENCH_DECODE_TOKENS must be a positive integer, got ${timedTokens}`);
 
+/** Layouts of the one-token products (decode tiles or not) and how steps run (a recorded graph or not). */
+const modes: [tiles: boolean, graph: boolean][] = device === 'cuda'
+  ? [[false, false], [true, false], [false, true], [true, true]]
+  : [[false, false], [true, false]];
+const modeName = (tiles: boolean, graph: boolean) => `${tiles ? 'tiles' : 'bnb'}${graph ? '.graph' : ''}`;
+
 /** Milliseconds per generated token past the first, and ops dispatched per such token. */
 interface TokenCost {
   readonly ms: number;
@@ -65,8 +72,8 @@ function timed(run: () => void): number {
  * The cost of one more token: generate 1 token and 1 + timedTokens tokens from the same prompt
  * (every token read back to the host, as `generate` does), the difference over timedTokens.
  */
-function tokenCost(model: Parameters<typeof generate>[0], prompt: number[]): TokenCost {
-  const options = { eosTokenIds: [] as number[] };
+function tokenCost(model: Parameters<typeof generate>[0], prompt: number[], graph: boolean): TokenCost {
+  const options = { eosTokenIds: [] as number[], graph };
   const run = (tokens: number) => generate(model, prompt, { ...options, maxNewTokens: tokens });
   for (let w = 0; w < 3; w++) run(1 + Math.min(timedTokens, 8));
   const samples: number[] = [];
@@ -181,18 +188,18 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
         const built = buildTrainModel(variant, config, layers);
         try {
           built.model.train(false);
-          for (const tiles of [false, true]) {
+          for (const [tiles, graph] of modes) {
             useDecodeTiles(built.model, tiles);
-            const cost = tokenCost(built.model, prompt);
-            const layout = tiles ? 'tiles' : 'bnb';
-            if (profileFile && tiles && layers === depths[1] && variant === variants[0]) {
+            const cost = tokenCost(built.model, prompt, graph);
+            const layout = modeName(tiles, graph);
+            if (profileFile && tiles && !graph && layers === depths[1] && variant === variants[0]) {
               profiled(isAbsolute(profileFile) ? profileFile : resolve(repoRoot, profileFile), () =>
-                generate(built.model, prompt, { eosTokenIds: [], maxNewTokens: 1 + timedTokens }));
+                generate(built.model, prompt, { eosTokenIds: [], maxNewTokens: 1 + timedTokens, graph: false }));
             }
             costs.set(`${variant}.${layout}.${layers}`, cost);
             report.results.push({
               id: `decode.${variant}.${layout}.L${layers}`, group: GROUP,
-              label: `${variant} ${layers} layers, ${tiles ? 'decode tiles' : 'bitsandbytes layout'}`,
+              label: `${variant} ${layers} layers, ${tiles ? 'decode tiles' : 'bitsandbytes layout'}, ${graph ? 'recorded step (graph)' : 'op by op'}`,
               unit: 'ms/token', value: cost.ms, medianMs: cost.ms, minMs: Math.min(...cost.samples), maxMs: Math.max(...cost.samples),
               repeats, method: `generate(): host clock, (time of ${1 + timedTokens} tokens - time of 1) / ${timedTokens}, median of ${repeats}; ` +
                 `${cost.opsPerToken.toFixed(1)} ops dispatched a token; ${built.adapter}; ${built.base}`,
@@ -206,7 +213,7 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       }
       // One layer's cost and the rest, from the two depths; the full depth extrapolated.
       const [low, high] = depths as [number, number];
-      for (const layout of ['bnb', 'tiles']) {
+      for (const layout of modes.map(([tiles, graph]) => modeName(tiles, graph))) {
         const a = costs.get(`${variant}.${layout}.${low}`)!;
         const b = costs.get(`${variant}.${layout}.${high}`)!;
         const perLayer = (b.ms - a.ms) / (high - low);

@@ -19,6 +19,7 @@
         'native/bindings_data.cc',
         'native/bindings_nn.cc',
         'native/bindings_quant.cc',
+        'native/graph.cc',
         'native/fill_copy.cu',
         'native/cast.cu',
         'native/unary.cu',

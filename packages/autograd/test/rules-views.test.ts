@@ -71,7 +71,7 @@ describe('coverage', () => {
   it('every op with a kernel has a gradient rule, except the ones that are not differentiable', () => {
     const notDifferentiable = new Set([
       'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'argmax', 'argmin', 'isFinite', 'fill',
-      'randUniform', 'randNormal', 'randInt', 'randBernoulli', 'adamwStep', 'copyInto',
+      'randUniform', 'randNormal', 'randInt', 'randBernoulli', 'adamwStep', 'copyInto', 'copyIntoAt',
       'rmsNormBackward', 'crossEntropyBackward', 'attentionBackward', 'siluBackward',
     ]);
     const rules = new Set(listGradients());

@@ -280,6 +280,7 @@ NAN_MODULE_INIT(Init) {
   registerDataBindings(target);
   registerNnBindings(target);
   registerQuantBindings(target);
+  registerGraphBindings(target);
 }
 
 }  // namespace

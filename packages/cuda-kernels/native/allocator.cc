@@ -70,6 +70,7 @@ void* CachingAllocator::allocate(size_t bytes) {
     stats_.cudaMallocCalls += 1;
   }
   live_.emplace(ptr, Live{size, bytes});
+  if (capturing_) captured_.insert(ptr);
   stats_.allocatedBytes += size;
   stats_.requestedBytes += bytes;
   stats_.liveBlocks += 1;
@@ -86,7 +87,9 @@ void CachingAllocator::release(void* ptr) {
   }
   const Live block = it->second;
   live_.erase(it);
-  cached_[block.blockSize].push_back(ptr);
+  const auto owner = poolOf_.find(ptr);
+  if (owner != poolOf_.end()) pools_[owner->second].free.emplace_back(ptr, block.blockSize);
+  else cached_[block.blockSize].push_back(ptr);
   stats_.allocatedBytes -= block.blockSize;
   stats_.requestedBytes -= block.requested;
   stats_.liveBlocks -= 1;
@@ -103,15 +106,47 @@ void CachingAllocator::emptyCache() {
       check(cudaFree(ptr), "in cudaFree");
       stats_.reservedBytes -= size;
       stats_.cudaFreeCalls += 1;
+      stats_.cachedBytes -= size;
+      stats_.cachedBlocks -= 1;
     }
     blocks.clear();
   }
-  cached_.clear();
-  stats_.cachedBytes = 0;
-  stats_.cachedBlocks = 0;
+  cached_.clear();  // blocks freed into a graph's pool stay reserved until the graph is destroyed
 }
 
 AllocatorStats CachingAllocator::stats() const { return stats_; }
+
+void CachingAllocator::beginCapture() {
+  capturing_ = true;
+  captured_.clear();
+}
+
+int CachingAllocator::endCapture() {
+  capturing_ = false;
+  const int id = nextPool_++;
+  Pool& pool = pools_[id];
+  pool.blocks.swap(captured_);
+  for (void* ptr : pool.blocks) poolOf_[ptr] = id;
+  // Captured blocks freed during the capture sit in the shared cache: move them to the pool.
+  for (auto& [size, blocks] : cached_) {
+    auto kept = blocks.begin();
+    for (void* ptr : blocks) {
+      if (pool.blocks.count(ptr)) pool.free.emplace_back(ptr, size);
+      else *kept++ = ptr;
+    }
+    blocks.erase(kept, blocks.end());
+  }
+  return id;
+}
+
+void CachingAllocator::releasePool(int id) {
+  auto it = pools_.find(id);
+  if (it == pools_.end()) return;
+  for (void* ptr : it->second.blocks) poolOf_.erase(ptr);
+  // Blocks still held by tensors return to the cache when those are freed.
+  for (const auto& [ptr, size] : it->second.free) cached_[size].push_back(ptr);
+  pools_.erase(it);
+}
 
 CachingAllocator& allocator() {
   static CachingAllocator instance;

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace blora {
@@ -39,14 +41,32 @@ class CachingAllocator {
   // The block size a request of `bytes` is rounded up to (its size class).
   static size_t roundSize(size_t bytes);
 
+  // Graph capture (graph.cc). Every block handed out between beginCapture and endCapture may be
+  // used by the recorded graph on each replay, so from endCapture on none of them goes back to
+  // the shared cache: those already freed and those freed later wait in the graph's pool until
+  // releasePool (the graph is destroyed). Blocks freed during the capture are reused by the
+  // capture itself, which is safe: the graph runs its kernels in the order they were recorded.
+  void beginCapture();
+  int endCapture();  // returns the new pool's id
+  void releasePool(int pool);
+
  private:
   struct Live {
     size_t blockSize;
     size_t requested;
   };
+  struct Pool {
+    std::unordered_set<void*> blocks;            // every block the capture handed out
+    std::vector<std::pair<void*, size_t>> free;  // those freed, with their sizes
+  };
   std::unordered_map<void*, Live> live_;
   std::unordered_map<size_t, std::vector<void*>> cached_;
   AllocatorStats stats_;
+  bool capturing_ = false;
+  std::unordered_set<void*> captured_;
+  std::unordered_map<void*, int> poolOf_;  // a captured block's pool, while the graph lives
+  std::unordered_map<int, Pool> pools_;
+  int nextPool_ = 1;
 };
 
 // The process-wide allocator.

@@ -27,6 +27,7 @@ template <typename T, int NL>
 __global__ void __launch_bounds__(kWarps * 32)
     attentionForwardKernel(const T* q, const T* k, const T* v, T* o, typename Num<T>::Compute* lse, AttnDims a) {
   using C = typename Num<T>::Compute;
+  a.readKeyLength();
   extern __shared__ __align__(16) unsigned char sharedBytes[];
   C* qs = reinterpret_cast<C*>(sharedBytes);
   C* ksh = qs + kRows * a.d;

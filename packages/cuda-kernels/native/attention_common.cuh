@@ -26,6 +26,15 @@ struct AttnDims {
   bool causal;
   int64_t window;  // 0: none
   double scale;
+  const int32_t* keyLength;  // forward only: the live keys, read on the device (AttentionMask)
+
+  // Called first by the forward kernels: S becomes the live key count when one is given.
+  __device__ void readKeyLength() {
+    if (keyLength) {
+      const int64_t live = *keyLength;
+      s = live < 0 ? 0 : live < s ? live : s;
+    }
+  }
 
   __host__ __device__ int64_t keyHi(int64_t query) const {
     const int64_t last = query + s - t;
@@ -76,6 +85,7 @@ inline AttnDims attentionDims(const char* op, const TensorArg& q, const TensorAr
   a.causal = mask.causal;
   a.window = mask.window;
   a.scale = mask.scale;
+  a.keyLength = mask.keyLength;
   return a;
 }
 

@@ -27,6 +27,7 @@ __global__ void __launch_bounds__(Warps * 32)
                              T* __restrict__ o, float* __restrict__ lse, AttnDims a, float scaleLog2) {
   constexpr int kRows = Warps * 16, kThreads = Warps * 32, kSteps = D / 16;
   constexpr uint32_t kKvBytes = Tile<D>::bytes(kKeyTile);
+  a.readKeyLength();
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t qTile = smemAddress(smem);
   const uint32_t kTiles = qTile + Tile<D>::bytes(kRows);  // two K buffers, then two V buffers

@@ -109,5 +109,6 @@ inline void setNumber(v8::Local<v8::Object> o, const char* key, double value) {
 void registerDataBindings(v8::Local<v8::Object> target);
 void registerNnBindings(v8::Local<v8::Object> target);
 void registerQuantBindings(v8::Local<v8::Object> target);
+void registerGraphBindings(v8::Local<v8::Object> target);
 
 }  // namespace blora

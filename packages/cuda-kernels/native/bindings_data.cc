@@ -25,6 +25,13 @@ NAN_METHOD(CopyInto) {
   guarded([&] { launchCopyInto(tensorArg(info, 0, "input"), tensorArg(info, 1, "output")); });
 }
 
+// copyIntoAt(src, dst, position, axis)
+NAN_METHOD(CopyIntoAt) {
+  guarded([&] {
+    launchCopyIntoAt(tensorArg(info, 0, "input"), tensorArg(info, 1, "output"), tensorArg(info, 2, "position"), int(integerArg(info, 3, "axis")));
+  });
+}
+
 // indexSelect(x, index, out, axis)
 NAN_METHOD(IndexSelect) {
   guarded([&] {
@@ -121,6 +128,7 @@ NAN_METHOD(AccumulationDType) {
 
 void registerDataBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "copyInto", CopyInto);
+  Nan::SetMethod(target, "copyIntoAt", CopyIntoAt);
   Nan::SetMethod(target, "indexSelect", IndexSelect);
   Nan::SetMethod(target, "gather", Gather);
   Nan::SetMethod(target, "scatterAdd", ScatterAdd);

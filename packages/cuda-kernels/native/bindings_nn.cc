@@ -78,11 +78,17 @@ AttentionMask maskArgs(const Info& info, int i) {
   return m;
 }
 
-// attention(q, k, v, o, lse, causal, window, scale)
+// attention(q, k, v, o, lse, causal, window, scale[, keyLength]): keyLength an int32 tensor of one element.
 NAN_METHOD(Attention) {
   guarded([&] {
+    AttentionMask mask = maskArgs(info, 5);
+    if (info.Length() > 8 && !info[8]->IsNull() && !info[8]->IsUndefined()) {
+      const TensorArg length = tensorArg(info, 8, "key length");
+      if (length.dtype != DType::Int32 || length.numel() != 1) fail("attention: the key length must be one int32, got " + length.describe());
+      mask.keyLength = reinterpret_cast<const int32_t*>(length.first());
+    }
     launchAttention(tensorArg(info, 0, "q"), tensorArg(info, 1, "k"), tensorArg(info, 2, "v"), tensorArg(info, 3, "output"),
-                    tensorArg(info, 4, "lse"), maskArgs(info, 5));
+                    tensorArg(info, 4, "lse"), mask);
   });
 }
 

@@ -108,5 +108,7 @@ int smCount();
 size_t maxSharedMemoryPerBlock();
 // Waits for all queued work; reports an asynchronous kernel failure as a CudaError.
 void synchronize();
+// Whether the stream is being recorded as a graph (graph.cc): waits and host copies are refused.
+bool capturingGraph();
 
 }  // namespace blora

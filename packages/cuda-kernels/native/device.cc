@@ -211,6 +211,7 @@ int smCount() { return multiprocessors; }
 size_t maxSharedMemoryPerBlock() { return sharedMemoryOptin; }
 
 void synchronize() {
+  if (capturingGraph()) fail("cannot wait for the device while a graph is being captured (read values only after capturing)");
   cudaError_t err = cudaStreamSynchronize(theStream);
   if (err != cudaSuccess) {
     throwCuda(err, "while waiting for queued kernels (the failing kernel ran earlier; set CUDA_LAUNCH_BLOCKING=1 to report it at its launch)");

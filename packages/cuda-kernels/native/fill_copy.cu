@@ -78,6 +78,21 @@ __global__ void copyIntoKernel(const U* src, U* dst, int64_t n, StridedIndexer<2
   }
 }
 
+// copyIntoAt: the window of dst that src fills starts `*start` positions along the window's axis
+// (of `limit` positions that fit): read on the device, so one captured launch serves every step.
+template <typename U>
+__global__ void copyIntoAtKernel(const U* src, U* dst, int64_t n, StridedIndexer<2> ix, const int32_t* start, int64_t axisStride,
+                                 int64_t limit) {
+  const int64_t at = *start;
+  if (at < 0 || at > limit) return;  // does not fit: nothing is written
+  dst += at * axisStride;
+  BLORA_GRID_STRIDE_LOOP(i, n) {
+    int64_t off[2];
+    ix.offsets(i, off);
+    dst[off[1]] = src[off[0]];
+  }
+}
+
 void launchCopyInto(const TensorArg& src, const TensorArg& dst) {
   requireSameShape("copy", src, dst);
   requireDType("copy", dst, src.dtype, "output");
@@ -97,6 +112,30 @@ void launchCopyInto(const TensorArg& src, const TensorArg& dst) {
         reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
   });
   checkLaunch("copy (into a strided view)");
+}
+
+void launchCopyIntoAt(const TensorArg& src, const TensorArg& dst, const TensorArg& start, int axis) {
+  const char* op = "copyIntoAt";
+  requireDType(op, dst, src.dtype, "output");
+  requireDType(op, start, DType::Int32, "position");
+  if (start.numel() != 1) fail(std::string(op) + ": the position must be one int32, got " + start.describe());
+  if (axis < 0 || axis >= dst.rank || src.rank != dst.rank || src.shape[axis] > dst.shape[axis]) {
+    fail(std::string(op) + ": " + src.describe() + " does not fit " + dst.describe() + " along axis " + std::to_string(axis));
+  }
+  for (int d = 0; d < dst.rank; d++) {
+    if (d != axis && src.shape[d] != dst.shape[d]) fail(std::string(op) + ": " + src.describe() + " does not fit " + dst.describe());
+  }
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  const int64_t* strides[2] = {src.strides, dst.strides};
+  const StridedIndexer<2> ix = makeIndexer<2>(src.shape, src.rank, strides);
+  visitBits(src.dtype, [&](auto tag) {
+    using U = typename decltype(tag)::type;
+    copyIntoAtKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
+        reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix,
+        reinterpret_cast<const int32_t*>(start.first()), dst.strides[axis], dst.shape[axis] - src.shape[axis]);
+  });
+  checkLaunch(op);
 }
 
 }  // namespace blora

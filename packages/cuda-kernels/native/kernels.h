@@ -79,6 +79,9 @@ bool wgmmaAvailable();
 
 // fill_copy.cu: src -> dst, both any strides (dst must not overlap itself), e.g. into a slice.
 void launchCopyInto(const TensorArg& src, const TensorArg& dst);
+// dst's window of src's shape starting at position *start (an int32 in device memory, read when the
+// kernel runs) along `axis` = src (any strides, same dtype); a start that does not fit writes nothing.
+void launchCopyIntoAt(const TensorArg& src, const TensorArg& dst, const TensorArg& start, int axis);
 
 // indexing.cu: out (contiguous) = slices of x at `index` (1-D) along `axis`. Any dtype.
 void launchIndexSelect(const TensorArg& x, const TensorArg& index, const TensorArg& out, int axis);
@@ -164,6 +167,9 @@ struct AttentionMask {
   bool causal = false;
   int64_t window = 0;  // 0: no sliding window
   double scale = 1;
+  // Forward only: an int32 in device memory, the number of leading keys that take part (S for
+  // the mask; clamped to [0, S]), read when the kernel runs; null: all S.
+  const int32_t* keyLength = nullptr;
 };
 void launchAttention(const TensorArg& q, const TensorArg& k, const TensorArg& v, const TensorArg& o,
                      const TensorArg& lse, const AttentionMask& mask);

@@ -33,6 +33,7 @@ Staging staging;
 
 void uploadToDevice(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  if (capturingGraph()) fail("cannot copy host data to the device while a graph is being captured (a replay would not see new values)");
   staging.ensure();
   const char* from = static_cast<const char*>(src);
   char* to = static_cast<char*>(dst);
@@ -49,6 +50,7 @@ void uploadToDevice(void* dst, const void* src, size_t bytes) {
 
 void downloadToHost(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  if (capturingGraph()) fail("cannot read device values while a graph is being captured (read them after a replay)");
   staging.ensure();
   const char* from = static_cast<const char*>(src);
   char* to = static_cast<char*>(dst);

@@ -1,5 +1,5 @@
 // The 'cuda' backend: storage handles are blocks of the addon's caching allocator.
-import { itemSize, storageArrayCtor, type Backend, type DType, type TypedArray } from '@blora/tensor';
+import { itemSize, storageArrayCtor, type Backend, type CapturedGraph, type DType, type TypedArray } from '@blora/tensor';
 import { cudaError } from './errors.js';
 import { native } from './native.js';
 
@@ -67,5 +67,32 @@ export const cudaBackend: Backend = {
     } catch (e) {
       throw cudaError('cuda: synchronize', e);
     }
+  },
+  captureGraph(run: () => void): CapturedGraph {
+    const addon = native();
+    addon.graphBegin();
+    try {
+      run();
+    } catch (e) {
+      addon.graphEnd(false);
+      throw e;
+    }
+    let id: number;
+    try {
+      id = addon.graphEnd(true);
+    } catch (e) {
+      throw cudaError('cuda: captureGraph', e);
+    }
+    let live = true;
+    return {
+      replay(): void {
+        if (!live) throw new Error('cuda: the captured graph was disposed');
+        addon.graphLaunch(id);
+      },
+      dispose(): void {
+        if (live) addon.graphDestroy(id);
+        live = false;
+      },
+    };
   },
 };

@@ -104,6 +104,14 @@ export interface NativeAddon {
   wgmmaAvailable(): boolean;
   // Data movement (bindings_data.cc).
   copyInto(src: Float64Array, dst: Float64Array): void;
+  // Graph capture (graph.cc): record the stream, then replay the recording with one launch.
+  graphBegin(): void;
+  /** Stops recording; returns the graph's id (0 when `keep` is false: the recording is discarded). */
+  graphEnd(keep: boolean): number;
+  graphLaunch(id: number): void;
+  graphDestroy(id: number): void;
+  /** src into dst's window starting at the int32 `position` (read on the device) along `axis`. */
+  copyIntoAt(src: Float64Array, dst: Float64Array, position: Float64Array, axis: number): void;
   indexSelect(x: Float64Array, index: Float64Array, out: Float64Array, axis: number): void;
   gather(x: Float64Array, index: Float64Array, out: Float64Array, axis: number): void;
   scatterAdd(acc: Float64Array, index: Float64Array, src: Float64Array, axis: number): void;
@@ -126,8 +134,9 @@ export interface NativeAddon {
     mean: boolean): [number, number] | null;
   crossEntropyBackward(dloss: Float64Array, logits: Float64Array, targets: Float64Array, lse: Float64Array,
     dlogits: Float64Array, ignoreIndex: number, mean: boolean): [number, number] | null;
+  /** keyLength: an int32 tensor of one element, the leading keys that take part (read on the device). */
   attention(q: Float64Array, k: Float64Array, v: Float64Array, o: Float64Array, lse: Float64Array, causal: boolean,
-    window: number, scale: number): void;
+    window: number, scale: number, keyLength?: Float64Array | null): void;
   attentionBackward(dO: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, o: Float64Array,
     lse: Float64Array, dq: Float64Array, dk: Float64Array, dv: Float64Array, causal: boolean, window: number,
     scale: number): void;

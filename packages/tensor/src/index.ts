@@ -22,7 +22,9 @@ export * from './dtype.js';
 export * from './half.js';
 export * from './shape.js';
 export { Storage } from './storage.js';
-export { registerBackend, getBackend, listDevices, type Backend } from './backend.js';
+export {
+  registerBackend, getBackend, listDevices, canCaptureGraphs, captureGraph, isCapturingGraph, type Backend, type CapturedGraph,
+} from './backend.js';
 export {
   registerKernel, findKernel, getKernel, runKernel, listKernels, execute, execute1, recordOp, setOpObserver, commonDevice,
   type Attrs, type KernelFn, type OpObserver, type OpRecord, type OutputSpec,

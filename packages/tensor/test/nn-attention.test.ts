@@ -83,7 +83,7 @@ function randomQkv(dims: Dims, seed: number) {
 function runAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions) {
   const { result, records } = recordOps(() => attention(q, k, v, options));
   const record = lastRecord(records, 'attention');
-  expect(record.inputs).toEqual([q, k, v]);
+  expect(record.inputs).toEqual(options.keyLength ? [q, k, v, options.keyLength] : [q, k, v]);
   expect(record.outputs[0]).toBe(result);
   expect(record.attrs).toEqual({ causal: options.causal ?? false, window: options.window ?? null, scale: options.scale ?? 1 / Math.sqrt(q.shape[3]!) });
   return { o: result, lse: record.outputs[1]! };
@@ -131,6 +131,35 @@ describe('attention forward', () => {
       assertClose(lse, ref.lse, toleranceFor(dtype));
     });
   }
+
+  it('with keyLength, attends only the leading keys of larger buffers (the mask aligned to them), clamped to S', () => {
+    const full: Dims = { b: 2, h: 4, hkv: 2, t: 3, s: 9, d: 5, dv: 6 };
+    const values = randomQkv(full, 73);
+    // The first `live` keys (and values) of every head, as the reference takes them.
+    const leading = (x: ArrayLike<number>, width: number, live: number) => {
+      const out: number[] = [];
+      for (let head = 0; head < full.b * full.hkv; head++) for (let si = 0; si < live; si++) {
+        for (let c = 0; c < width; c++) out.push(x[(head * full.s + si) * width + c]!);
+      }
+      return out;
+    };
+    for (const options of [{ causal: true }, { causal: true, window: 2 }, {}] as AttentionOptions[]) {
+      for (const [given, live] of [[0, 0], [1, 1], [4, 4], [9, 9], [12, 9], [-3, 0]]) {
+        const { q, k, v } = buildQkv(values, full, 'float64', 'mixed');
+        const keyLength = tensor([given!], { dtype: 'int32' });
+        const { o, lse } = runAttention(q, k, v, { ...options, keyLength });
+        const dims = { ...full, s: live! };
+        const ref = referenceAttention(values.q, leading(values.k, full.d, live!), leading(values.v, full.dv, live!), dims, options);
+        assertClose(o, ref.o, toleranceFor('float64'));
+        assertClose(lse, ref.lse, toleranceFor('float64'));
+      }
+    }
+    const { q, k, v } = buildQkv(values, full, 'float64', 'contiguous');
+    expect(() => attention(q, k, v, { keyLength: tensor([1, 2], { dtype: 'int32' }) })).toThrow(/keyLength must be an int32 tensor of one element/);
+    expect(() => attention(q, k, v, { keyLength: tensor([1]) })).toThrow(/keyLength must be an int32 tensor/);
+    q.requiresGrad = true;
+    expect(() => attention(q, k, v, { keyLength: tensor([1], { dtype: 'int32' }) })).toThrow(/keyLength is for inference/);
+  });
 
   it('reads keys and values broadcast over the batch (stride-0 views)', () => {
     const dims: Dims = { b: 3, h: 4, hkv: 2, t: 5, s: 6, d: 4, dv: 3 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { copyInto, expand, hasRepeatedElements, narrow, permute, slice, tensor, transpose, type DType, type Tensor } from '../src/index.js';
+import { copyInto, copyIntoAt, expand, hasRepeatedElements, narrow, permute, slice, tensor, transpose, type DType, type Tensor } from '../src/index.js';
 import { randomTensor } from '../src/testing.js';
 
 let seed = 900;
@@ -81,5 +81,40 @@ describe('copyInto', () => {
     expect(hasRepeatedElements(slice(rand([9, 3]), 0, 1, 9, 2))).toBe(false);
     expect(hasRepeatedElements(expand(rand([4, 1]), [4, 5]))).toBe(true);
     expect(hasRepeatedElements(expand(rand([1]), [1]))).toBe(false);
+  });
+});
+
+describe('copyIntoAt', () => {
+  it('writes at the position an int32 tensor holds, along any axis, into strided buffers; a start that does not fit writes nothing', () => {
+    for (const axis of [0, 1, 2]) {
+      for (const start of [0, 2, 4, 5, -1]) {
+        const buffer = rand([6, 7, 6], 'float32');
+        const target = axis === 1 ? permute(buffer, [0, 1, 2]) : transpose(buffer, 0, 2); // a strided view for axes 0 and 2
+        const shape = [...target.shape];
+        shape[axis] = 2;
+        const src = rand(shape, 'float32', true);
+        const before = buffer.toFloat64Array();
+        copyIntoAt(target, axis, tensor([start], { dtype: 'int32' }), src);
+        const expected = Array.from(before);
+        if (start >= 0 && start + 2 <= target.shape[axis]!) {
+          const window = narrow(target, axis, start, 2);
+          const values = src.toFloat64Array();
+          offsetsOf(window).forEach((at, i) => (expected[at] = values[i]!));
+        }
+        expect(Array.from(buffer.toFloat64Array())).toEqual(expected);
+      }
+    }
+  });
+
+  it('refuses what it cannot write', () => {
+    const buffer = rand([2, 8, 3]);
+    const at = tensor([1], { dtype: 'int32' });
+    expect(() => copyIntoAt(buffer, 1, tensor([1]), rand([2, 1, 3]))).toThrow(/position must be an int32 tensor of one element/);
+    expect(() => copyIntoAt(buffer, 1, tensor([1, 2], { dtype: 'int32' }), rand([2, 1, 3]))).toThrow(/position must be an int32/);
+    expect(() => copyIntoAt(buffer, 1, at, rand([2, 1, 4]))).toThrow(/does not fit/);
+    expect(() => copyIntoAt(buffer, 1, at, rand([2, 9, 3]))).toThrow(/does not fit/);
+    expect(() => copyIntoAt(buffer, 3, at, rand([2, 1, 3]))).toThrow(/axis 3 is out of range/);
+    expect(() => copyIntoAt(buffer, 1, at, rand([2, 1, 3], 'float64'))).toThrow(/float32 but src is float64/);
+    expect(() => copyIntoAt(buffer, 1, at, narrow(buffer, 1, 0, 1))).toThrow(/shares memory/);
   });
 });

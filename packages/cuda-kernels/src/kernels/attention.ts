@@ -15,9 +15,10 @@ function maskOf(attrs: Attrs): [boolean, number, number] {
 
 /** Registers attention and attentionBackward for 'cuda'. */
 export function registerAttentionKernels(): void {
-  registerKernel('attention', 'cuda', ([q, k, v], [o, lse], attrs) => {
-    runKernel('attention', [q!, k!, v!, o!, lse!], () =>
-      native().attention(tensorArg(q!), tensorArg(k!), tensorArg(v!), tensorArg(o!), tensorArg(lse!), ...maskOf(attrs)));
+  registerKernel('attention', 'cuda', ([q, k, v, keyLength], [o, lse], attrs) => {
+    runKernel('attention', [q!, k!, v!, ...(keyLength ? [keyLength] : []), o!, lse!], () =>
+      native().attention(tensorArg(q!), tensorArg(k!), tensorArg(v!), tensorArg(o!), tensorArg(lse!), ...maskOf(attrs),
+        keyLength ? tensorArg(keyLength) : null));
   });
   registerKernel('attentionBackward', 'cuda', ([dO, q, k, v, o, lse], [dq, dk, dv], attrs) => {
     runKernel('attentionBackward', [dO!, q!, k!, v!, o!, lse!, dq!, dk!, dv!], () =>

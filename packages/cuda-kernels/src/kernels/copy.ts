@@ -1,5 +1,5 @@
-// fill, copy (strided -> contiguous), copyInto (any layout -> any layout, in place) and cast on
-// the cuda device.
+// fill, copy (strided -> contiguous), copyInto / copyIntoAt (any layout -> any layout, in place;
+// copyIntoAt at a position read on the device) and cast on the cuda device.
 import { encodeValues, registerKernel, type DType } from '@blora/tensor';
 import { tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
@@ -13,7 +13,7 @@ function fillBits(value: number, dtype: DType): [low: number, high: number] {
   return [words[0]!, words[1]!];
 }
 
-/** Registers fill, copy, copyInto and cast for 'cuda'. */
+/** Registers fill, copy, copyInto, copyIntoAt and cast for 'cuda'. */
 export function registerCopyKernels(): void {
   registerKernel('fill', 'cuda', (_inputs, [out], attrs) => {
     const [low, high] = fillBits(attrs.value as number, out!.dtype);
@@ -24,6 +24,10 @@ export function registerCopyKernels(): void {
   });
   registerKernel('copyInto', 'cuda', ([src], [dst]) => {
     runKernel('copyInto', [src!, dst!], () => native().copyInto(tensorArg(src!), tensorArg(dst!)));
+  });
+  registerKernel('copyIntoAt', 'cuda', ([src, position], [dst], attrs) => {
+    runKernel('copyIntoAt', [src!, position!, dst!], () =>
+      native().copyIntoAt(tensorArg(src!), tensorArg(dst!), tensorArg(position!), attrs.axis as number));
   });
   registerKernel('cast', 'cuda', ([x], [out]) => {
     runKernel('cast', [x!, out!], () => native().cast(tensorArg(x!), tensorArg(out!)));

@@ -19,6 +19,12 @@ export interface AttentionProjections {
 export interface AttentionCache {
   cache: KVCache;
   layer: number;
+  /**
+   * A one-token step whose position lives in device memory (`DecodeStep`): the new keys and values
+   * are written at `position` into the cache's buffers, and attention reads their first
+   * `keyLength` positions, so one recorded step serves every position.
+   */
+  step?: { position: Tensor; keyLength: Tensor };
 }
 
 /**
@@ -74,8 +80,15 @@ export class LlamaAttention extends Module {
     const q = rope(heads(this.q_proj.forward(x), this.heads), tables.cos, tables.sin);
     let k = rope(heads(this.k_proj.forward(x), this.kvHeads), tables.cos, tables.sin);
     let v = heads(this.v_proj.forward(x), this.kvHeads);
-    if (cache) ({ k, v } = cache.cache.append(cache.layer, k, v));
-    const o = attention(q, k, v, { causal: true, window: this.window, scale: 1 / Math.sqrt(this.headDim) });
+    const options = { causal: true, window: this.window, scale: 1 / Math.sqrt(this.headDim) };
+    let o: Tensor;
+    if (cache?.step) {
+      const buffers = cache.cache.writeAt(cache.layer, k, v, cache.step.position);
+      o = attention(q, buffers.k, buffers.v, { ...options, keyLength: cache.step.keyLength });
+    } else {
+      if (cache) ({ k, v } = cache.cache.append(cache.layer, k, v));
+      o = attention(q, k, v, options);
+    }
     // The merged copy of o is rebuilt from o (which attention keeps) when backward needs it.
     const merged = recomputeForBackward([o], (y) => reshape(permute(y, [0, 2, 1, 3]), [b, t, this.heads * this.headDim]));
     return this.o_proj.forward(merged);

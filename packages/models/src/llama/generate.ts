@@ -1,7 +1,8 @@
 // Text generation: greedy decoding or sampling (temperature, top-k, top-p) from seeded
 // random streams, running each new token through the model once with a KV cache.
-import { Generator, rand, slice, tidy } from '@blora/tensor';
+import { canCaptureGraphs, Generator, rand, slice, tidy } from '@blora/tensor';
 import { noGrad } from '@blora/autograd';
+import { DecodeStep } from './decode-step.js';
 import { KVCache } from './kv-cache.js';
 import type { LlamaForCausalLM } from './model.js';
 
@@ -29,6 +30,13 @@ export interface GenerateOptions extends SamplingOptions {
   seed?: number;
   /** Reuse past keys and values (default true); false recomputes the whole sequence each step. */
   useCache?: boolean;
+  /**
+   * Run each token after the first as a recorded device graph (`DecodeStep`): one launch a token
+   * instead of hundreds of op calls. Default: where the device records graphs (cuda) and the cache
+   * is used, falling back to op-by-op steps if the step cannot be recorded; true insists (throws
+   * instead of falling back); false never records.
+   */
+  graph?: boolean;
   /** Called with each new token as soon as it is chosen. */
   onToken?: (id: number) => void;
 }
@@ -124,10 +132,27 @@ export function generate(model: LlamaForCausalLM, prompt: readonly number[], opt
   const cache = useCache ? new KVCache(model.config.numHiddenLayers, { capacity }) : null;
   const sequence = [...prompt];
   const tokens: number[] = [];
+  let wantsGraph = options.graph ?? (cache !== null && canCaptureGraphs(model.device));
+  if (wantsGraph && !cache) throw new Error('generate: graph needs the KV cache (useCache)');
+  let step: DecodeStep | null = null;
   try {
     let pending: number[] = sequence;
     while (tokens.length < maxNewTokens) {
-      const logits = lastLogits(model, cache ? pending : sequence, cache);
+      let logits: Float64Array | null = null;
+      // The prompt runs op by op (it fills the cache's buffers); the tokens after it through the step.
+      if (cache && wantsGraph && tokens.length > 0 && cache.length < capacity) {
+        step ??= new DecodeStep(model, cache, { graph: true });
+        try {
+          logits = step.next(pending[0]!);
+        } catch (e) {
+          // Recording failed (an op that cannot be recorded): the cache is as before, go on op by op.
+          if (options.graph === true || step.recorded) throw e;
+          step.dispose();
+          step = null;
+          wantsGraph = false;
+        }
+      }
+      logits ??= lastLogits(model, cache ? pending : sequence, cache);
       const next = chooseToken(logits, sampling, uniform);
       tokens.push(next);
       sequence.push(next);
@@ -137,6 +162,8 @@ export function generate(model: LlamaForCausalLM, prompt: readonly number[], opt
     }
     return { tokens, finishReason: 'length' };
   } finally {
+    step?.dispose();
     cache?.dispose();
   }
 }
+

@@ -17,12 +17,13 @@ export {
   type LinearLayer, type LinearModule, type LinearContext, type LinearFactory,
 } from './layers.js';
 export { KVCache, type KVCacheOptions, type LayerKV } from './kv-cache.js';
+export { DecodeStep, type DecodeStepOptions } from './decode-step.js';
 export { LlamaAttention, type AttentionProjections, type AttentionCache } from './attention.js';
 export { LlamaMLP, type MlpProjections } from './mlp.js';
 export { LlamaDecoderLayer } from './block.js';
 export {
   LlamaForCausalLM, LlamaModel, LayerList, expectedTensors, toIdTensor, ATTENTION_PROJECTIONS, MLP_PROJECTIONS,
-  type TokenIds, type ForwardOptions, type ParameterSource, type BuildOptions,
+  type TokenIds, type ForwardOptions, type DeviceStep, type ParameterSource, type BuildOptions,
 } from './model.js';
 export { createLlama, type CreateOptions } from './create.js';
 export { CheckpointFiles, CheckpointError, SINGLE_FILE, INDEX_FILE, type StoredTensor } from './checkpoint-files.js';

@@ -1,6 +1,6 @@
 // Keys and values of past positions, per layer, so that generation runs each new token
 // through the model once instead of recomputing the whole sequence.
-import { cat, contiguous, copyInto, empty, keep, narrow, type Tensor } from '@blora/tensor';
+import { cat, contiguous, copyInto, copyIntoAt, empty, keep, narrow, type Tensor } from '@blora/tensor';
 
 /** Keys and values of one layer: `[B, Hkv, S, headDim]` each (keys already rotated). */
 export interface LayerKV {
@@ -85,6 +85,38 @@ export class KVCache {
     const next = taped ? this.joined(state, k, v) : this.written(state, k, v);
     this.layers[layer] = next;
     return next.held;
+  }
+
+  /**
+   * Writes one step's `k`, `v` `[B, Hkv, T, headDim]` into `layer`'s buffers at the position
+   * held by the int32 tensor `position` (read on the device; see `copyIntoAt`) and returns the
+   * whole buffers `[B, Hkv, capacity, headDim]`, of which the first position + T are then filled.
+   * The held keys and values (and `length`) change only with `advance`. For a recorded decode
+   * step (`DecodeStep`): the buffers must exist and never grow while it is used.
+   */
+  writeAt(layer: number, k: Tensor, v: Tensor, position: Tensor): LayerKV {
+    const state = this.layers[this.checkLayer(layer)];
+    const buffers = state?.buffers;
+    if (!buffers) throw new Error(`KVCache: layer ${layer} has no buffers to write into (run a pass through the cache first)`);
+    copyIntoAt(buffers.k, 2, position, k);
+    copyIntoAt(buffers.v, 2, position, v);
+    return buffers;
+  }
+
+  /**
+   * Takes `positions` more positions of every layer's buffers as held, after steps that wrote
+   * them with `writeAt`. Throws when a layer's buffers have no room for them.
+   */
+  advance(positions: number): void {
+    if (!Number.isInteger(positions) || positions < 0) throw new RangeError(`KVCache: advance takes a non-negative integer, got ${positions}`);
+    this.layers.forEach((state, layer) => {
+      if (!state?.buffers) throw new Error(`KVCache: layer ${layer} has no buffers to advance`);
+      const total = state.held.k.shape[2]! + positions;
+      if (total > state.buffers.k.shape[2]!) throw new RangeError(`KVCache: layer ${layer} has room for ${state.buffers.k.shape[2]} positions, not ${total}`);
+      const held = { k: keep(narrow(state.buffers.k, 2, 0, total)), v: keep(narrow(state.buffers.v, 2, 0, total)) };
+      release(state, state.buffers);
+      state.held = held;
+    });
   }
 
   /** Releases every held tensor and buffer and empties the cache. */

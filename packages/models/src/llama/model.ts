@@ -2,7 +2,7 @@
 // model.embed_tokens, model.layers.N.{self_attn,mlp,input_layernorm,post_attention_layernorm},
 // model.norm and lm_head (absent when the embeddings are tied).
 import {
-  crossEntropy, isFloatDType, matmul, mul, reshape, slice, tensor, tidy, transpose,
+  crossEntropy, indexSelect, isFloatDType, matmul, mul, reshape, slice, tensor, tidy, transpose,
   type DType, type Tensor,
 } from '@blora/tensor';
 import { Linear, Module, RMSNorm, assignInPlace, checkpoint, isGradEnabled } from '@blora/autograd';
@@ -23,6 +23,20 @@ export interface ForwardOptions {
   positionOffset?: number;
   /** Past keys and values: read, then extended with this pass's tokens. */
   kvCache?: KVCache;
+  /**
+   * A one-token pass at a position held in device memory (`DecodeStep`, which records it as a
+   * graph): with `kvCache`, whose buffers must have room. `position` and `keyLength` (position + 1)
+   * are int32 tensors of one element; `cos` / `sin` the rotary tables of every position.
+   */
+  step?: DeviceStep;
+}
+
+/** The device-side position of a one-token pass (see `ForwardOptions.step`). */
+export interface DeviceStep {
+  position: Tensor;
+  keyLength: Tensor;
+  cos: Tensor;
+  sin: Tensor;
 }
 
 /**
@@ -183,13 +197,18 @@ export class LlamaForCausalLM extends Module {
     if (cache && cache.numLayers !== this.config.numHiddenLayers) {
       throw new RangeError(`hiddenStates: the KV cache has ${cache.numLayers} layers, the model ${this.config.numHiddenLayers}`);
     }
+    const step = options.step;
+    if (step && (!cache || t !== 1)) throw new RangeError('hiddenStates: a device-position step takes one token and a KV cache');
     const offset = options.positionOffset ?? cache?.length ?? 0;
     if (!Number.isInteger(offset) || offset < 0) throw new RangeError(`hiddenStates: positionOffset must be a non-negative integer, got ${offset}`);
-    if (cache && offset !== cache.length) {
+    if (cache && !step && offset !== cache.length) {
       throw new RangeError(`hiddenStates: positionOffset ${offset} does not continue the KV cache, which holds ${cache.length} positions`);
     }
     const recompute = this.gradientCheckpointing && this.training && isGradEnabled() && !cache;
-    const tables = ropeTablesFor(this.invFreq, t, offset, this.dtype, this.device);
+    // A device step gathers its table rows on the device; otherwise they are computed on the host.
+    const tables = step
+      ? { cos: indexSelect(step.cos, 0, step.position), sin: indexSelect(step.sin, 0, step.position) }
+      : ropeTablesFor(this.invFreq, t, offset, this.dtype, this.device);
     let h = this.model.embed_tokens.forward(input);
     // Gemma scales the embeddings by sqrt(hidden), the factor rounded to the activation dtype.
     if (this.config.family === 'gemma') h = mul(h, Math.sqrt(this.config.hiddenSize));
@@ -202,7 +221,7 @@ export class LlamaForCausalLM extends Module {
         const run = (y: Tensor, cos: Tensor, sin: Tensor) => layer.forward(y, { cos, sin });
         h = tidy(() => checkpoint(run, [x, tables.cos, tables.sin]));
       } else {
-        h = tidy(() => layer.forward(x, tables, cache ? { cache, layer: i } : undefined));
+        h = tidy(() => layer.forward(x, tables, cache ? { cache, layer: i, step } : undefined));
       }
     });
     return this.model.norm.forward(h);

@@ -1,5 +1,7 @@
-// CPU kernels that move values without arithmetic: copy (strided -> contiguous), cast, fill.
-import { registerKernel } from '../dispatch.js';
+// CPU kernels that move values without arithmetic: copy (strided -> contiguous), cast, fill, and the
+// in-place writes copyInto / copyIntoAt.
+import { getKernel, registerKernel } from '../dispatch.js';
+import { Tensor } from '../tensor.js';
 import { encodeValues } from '../ops/creation.js';
 import { commitValues, elementOffsets, outputValues, readValues, storageOf } from './access.js';
 
@@ -45,4 +47,18 @@ registerKernel('copyInto', 'cpu', ([src], [dst]) => {
   const read = elementOffsets(src!);
   const write = elementOffsets(dst!);
   for (let i = 0; i < write.length; i++) to[write[i]!] = from[read[i]!]!;
+});
+
+registerKernel('copyIntoAt', 'cpu', ([src, position], [dst], { axis }) => {
+  const ax = axis as number;
+  const start = readValues(position!)[0]!;
+  const length = src!.shape[ax]!;
+  if (start < 0 || start + length > dst!.shape[ax]!) return;
+  const strides = dst!.strides;
+  const window = Tensor.view(dst!, src!.shape, strides, dst!.offset + start * strides[ax]!);
+  try {
+    getKernel('copyInto', 'cpu')([src!], [window], {});
+  } finally {
+    window.dispose();
+  }
 });

@@ -8,11 +8,10 @@
 // PyTorch, or truncation, as in C) and integer powers have no result for negative exponents,
 // so the caller picks one explicitly by casting.
 import { assertRepresentable, isFloatDType, type DType } from '../dtype.js';
-import { execute1 } from '../dispatch.js';
+import { execute1, runKernel } from '../dispatch.js';
 import { tidy } from '../memory.js';
 import { broadcastShapes } from '../shape.js';
-import type { Tensor } from '../tensor.js';
-import { tensor } from './creation.js';
+import { Tensor } from '../tensor.js';
 import { expand } from './views.js';
 
 /** A tensor operand, or a number taken in the other operand's dtype and device. */
@@ -48,7 +47,11 @@ export function assertOperand(value: unknown, op: string, name: string): asserts
  */
 export function scalarOperand(op: string, value: number, dtype: DType, device: string): Tensor {
   assertRepresentable(value, dtype, `${op} (number operand for ${dtype})`);
-  return tensor(value, { dtype, device });
+  // Written by the fill kernel (the value is a launch argument) rather than copied from the host,
+  // so that ops with number operands can be recorded in a device graph.
+  const t = Tensor.empty([], dtype, device);
+  runKernel('fill', device, [], [t], { value });
+  return t;
 }
 
 /**

@@ -1,4 +1,5 @@
 // Selecting and accumulating along an axis by integer indices.
+import { isCapturingGraph } from '../backend.js';
 import { execute1 } from '../dispatch.js';
 import { formatShape, normalizeAxis } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -21,6 +22,7 @@ function assertSameDevice(op: string, tensors: readonly Tensor[]): void {
  * `index` lies in [0, size). Runs before any kernel so nothing is written on failure.
  */
 function assertIndicesInRange(op: string, index: Tensor, size: number, axis: number): void {
+  if (isCapturingGraph()) return;  // nothing to read yet: see isCapturingGraph
   const values = index.toTypedArray() as Int32Array;
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;

@@ -1,8 +1,8 @@
 // CPU kernels of attention and attentionBackward (see ops/nn/attention.ts for the contract).
 // Both walk one query row at a time; the only scratch beyond the outputs is one row of
 // S probabilities, so memory stays linear in the sequence lengths.
-import { registerKernel, type Attrs } from '../../dispatch.js';
-import type { Tensor } from '../../tensor.js';
+import { getKernel, registerKernel, type Attrs } from '../../dispatch.js';
+import { Tensor } from '../../tensor.js';
 import { commitValues, outputValues, readValues } from '../access.js';
 
 interface Mask {
@@ -29,7 +29,18 @@ function dimsOf(q: Tensor, k: Tensor, v: Tensor, attrs: Attrs) {
   return { b, h, t, d, hkv, s, dv: v.shape[3]!, group: h / hkv, scale: attrs.scale as number, mask: maskOf(attrs) };
 }
 
-registerKernel('attention', 'cpu', ([q, k, v], [o, lse], attrs) => {
+registerKernel('attention', 'cpu', ([q, k, v, keyLength], [o, lse], attrs) => {
+  if (keyLength) {
+    // Only the first keyLength keys and values: the same kernel on views of them.
+    const live = Math.min(k!.shape[2]!, Math.max(0, readValues(keyLength)[0]!));
+    const views = [k!, v!].map((x) => Tensor.view(x, [x.shape[0]!, x.shape[1]!, live, x.shape[3]!], x.strides, x.offset));
+    try {
+      getKernel('attention', 'cpu')([q!, views[0]!, views[1]!], [o!, lse!], attrs);
+    } finally {
+      for (const x of views) x.dispose();
+    }
+    return;
+  }
   const { b, h, t, d, hkv, s, dv, group, scale, mask } = dimsOf(q!, k!, v!, attrs);
   const qv = readValues(q!);
   const kv = readValues(k!);

@@ -13,6 +13,13 @@ export interface AttentionOptions {
   window?: number | null;
   /** Multiplies q . k; default 1 / sqrt(D). */
   scale?: number;
+  /**
+   * An int32 tensor of one element on q's device: only the first `keyLength` keys and values take
+   * part, and the mask aligns to them (S becomes keyLength). Read when the kernel runs, so a
+   * captured decode step (`captureGraph`) serves every length of the buffers k and v hold. Values
+   * beyond S are clamped to S. Forward only: q, k and v must not require a gradient.
+   */
+  keyLength?: Tensor;
 }
 
 /** Attrs recorded by the attention ops. */
@@ -66,7 +73,7 @@ function checkQkv(op: string, q: Tensor, k: Tensor, v: Tensor): number[] {
  * With `causal`, query t sees keys `s <= t + S - T`; with `window`, keys `s > t + S - T - window`.
  * A query that sees no key gets a zero output.
  *
- * Op name `attention`, inputs `[q, k, v]`, attrs `{causal, window, scale}`, outputs
+ * Op name `attention`, inputs `[q, k, v]` (and `keyLength` when given), attrs `{causal, window, scale}`, outputs
  * `[o [B, H, T, Dv], lse [B, H, T]]` (`lse` of dtype `statsDTypeOf(q.dtype)`, -Infinity for
  * queries that see no key). Returns `o`.
  */
@@ -74,7 +81,18 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const op = 'attention';
   const [b, h, t, d, , , dv] = checkQkv(op, q, k, v) as [number, number, number, number, number, number, number];
   const attrs = checkOptions(op, options, d);
-  const [o] = execute(op, [q, k, v], [
+  const inputs = [q, k, v];
+  const length = options.keyLength;
+  if (length !== undefined) {
+    if ((length as Partial<Tensor> | null)?.isTensor !== true) throw new TypeError(`${op}: keyLength must be a tensor, got ${String(length)}`);
+    length.assertAlive(op);
+    if (length.dtype !== 'int32' || length.numel !== 1 || length.device !== q.device) {
+      throw new TypeError(`${op}: keyLength must be an int32 tensor of one element on ${q.device}, got ${length.describe()}`);
+    }
+    if (q.requiresGrad || k.requiresGrad || v.requiresGrad) throw new Error(`${op}: keyLength is for inference; q, k and v must not require a gradient`);
+    inputs.push(length);
+  }
+  const [o] = execute(op, inputs, [
     { shape: [b, h, t, dv], dtype: q.dtype },
     { shape: [b, h, t], dtype: statsDTypeOf(q.dtype) },
   ], { ...attrs });
