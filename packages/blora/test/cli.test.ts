@@ -146,6 +146,9 @@ describe('blora command line: a whole run', () => {
     const gen = await runCli('generate', '--adapter', out, '--instruction', 'Name a kind of letter.', '--max-new-tokens', '4');
     expect(gen.code).toBe(0);
     expect(gen.stderr).toMatch(/\[\d+ tokens, stopped by (eos|length)\]/);
+    const opByOp = await runCli('generate', '--adapter', out, '--instruction', 'Name a kind of letter.', '--max-new-tokens', '4', '--no-graph');
+    expect(opByOp.code).toBe(0);
+    expect(opByOp.stdout).toBe(gen.stdout);
     expect((await runCli('generate', '--adapter', out)).code).toBe(2);
 
     const merged = join(root, 'merged');

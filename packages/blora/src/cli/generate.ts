@@ -32,6 +32,7 @@ export const GENERATE_SPEC: CommandSpec = {
     { name: 'top-k', type: 'string', value: 'K', help: 'sample among the K most likely tokens (0: all)', defaultText: '0' },
     { name: 'seed', type: 'string', value: 'N', help: 'sampling seed', defaultText: '0' },
     { name: 'device', type: 'string', value: 'D', help: 'cpu or cuda', defaultText: 'cpu' },
+    { name: 'no-graph', type: 'boolean', help: 'on cuda, run each token op by op instead of replaying a recorded step' },
   ],
 };
 
@@ -79,6 +80,7 @@ export async function generateCommand(argv: readonly string[], io: CliIO): Promi
   const produced: number[] = [];
   let shown = '';
   const result = generate(loaded.model, prompt, {
+    ...(r.flag('no-graph') ? { graph: false } : {}),
     maxNewTokens, doSample: temperature > 0, temperature: temperature > 0 ? temperature : 1, topP, topK, seed,
     eosTokenIds: tok.eosId !== null ? [tok.eosId] : loaded.model.config.eosTokenIds,
     onToken: (id) => {
