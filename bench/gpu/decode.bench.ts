@@ -15,7 +15,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { add, mul, rand, randint, randn, setOpObserver, tensor, tidy } from '@blora/tensor';
+import {
+  add, attention, captureGraph, contiguous, copyIntoAt, matmul, mul, poolLinear, rand, randint, randn, rmsNorm, rope, setOpObserver, silu, tensor, tidy,
+  transpose,
+} from '@blora/tensor';
 import { NF4_CODE, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles } from '@blora/quant';
 import { generate } from '@blora/models';
 import { useDecodeTiles } from '@blora/blora';
@@ -174,6 +177,78 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       }
     } finally {
       for (const t of [codes!, absmax!, table!, x!, tiles.codes, tiles.absmax]) t.dispose();
+    }
+  });
+
+  it('times the device cost of the ops of one layer of one token, each recorded 50 times in a graph and replayed', (ctx) => {
+    if (report.skipped || device !== 'cuda') ctx.skip(report.skipped ? report.reason : 'a cuda measurement');
+    const [hidden, inter, heads, dim, r, cap] = [4096, 11008, 32, 128, 64, 72];
+    const attrs = { outFeatures: hidden, inFeatures: hidden, blocksize: 64 };
+    const bf16 = { dtype: 'bfloat16' as const, device };
+    const t = tidy(() => ({
+      codes: randint(0, 256, [(hidden * hidden) / 2], { dtype: 'uint8', device, seed: 1 }),
+      absmax: add(mul(rand([(hidden * hidden) / 64], { device, seed: 2 }), 0.04), 0.01),
+      table: tensor(Array.from(NF4_CODE), { device }),
+      x: randn([1, hidden], { ...bf16, seed: 3 }),
+      xUp: randn([1, inter], { ...bf16, seed: 4 }),
+      a: randn([r, hidden], { device, seed: 5 }),
+      aStoredTransposed: transpose(contiguous(transpose(randn([r, hidden], { device, seed: 5 })))),
+      b: randn([hidden, r], { device, seed: 6 }),
+      bStoredTransposed: transpose(contiguous(transpose(randn([hidden, r], { device, seed: 6 })))),
+      h: randn([1, r], { device, seed: 7 }),
+      norm: randn([hidden], { ...bf16, seed: 8 }),
+      q: randn([1, heads, 1, dim], { ...bf16, seed: 9 }),
+      kv: randn([1, heads, cap, dim], { ...bf16, seed: 10 }),
+      kNew: randn([1, heads, 1, dim], { ...bf16, seed: 11 }),
+      cos: rand([1, dim / 2], { device, seed: 12 }),
+      length: tensor([64], { dtype: 'int32', device }),
+      position: tensor([63], { dtype: 'int32', device }),
+    }));
+    const tiles = nf4DecodeTiles(t.codes, t.absmax, attrs);
+    const z = tidy(() => matmul(t.h, transpose(t.b)));
+    const settled = { ...attrs, settled: true };
+    const ops: Record<string, () => unknown> = {
+      'nf4MatmulTiles 4096x4096 with the adapter term': () => nf4MatmulTiles(t.x, tiles, t.table, settled, { values: z, lambda: 1, scale: 0.25 }),
+      'nf4MatmulTiles 4096x4096': () => nf4MatmulTiles(t.x, tiles, t.table, settled),
+      'poolLinear [1, 4096] x [64, 4096]ᵀ (adapter A)': () => poolLinear(t.x, t.a, 1),
+      'poolLinearGemm [1, 4096] x [64, 4096]ᵀ, A stored transposed (the tiled GEMM)': () => poolLinear(t.x, t.aStoredTransposed, 1),
+      'matmul [1, 64] x [4096, 64]ᵀ (adapter B)': () => matmul(t.h, transpose(t.b)),
+      'matmulGemm [1, 64] x [4096, 64]ᵀ, B stored transposed (the tiled GEMM)': () => matmul(t.h, transpose(t.bStoredTransposed)),
+      'rmsNorm [1, 4096]': () => rmsNorm(t.x, t.norm, 1e-5),
+      'rope [1, 32, 1, 128]': () => rope(t.q, t.cos, t.cos),
+      'copyIntoAt [1, 32, 1, 128]': () => copyIntoAt(t.kv, 2, t.position, t.kNew),
+      'attention 32 heads x 128, 64 of 72 keys': () => attention(t.q, t.kv, t.kv, { causal: true, keyLength: t.length }),
+      'silu * up [1, 11008]': () => mul(silu(t.xUp), t.xUp),
+      'add [1, 4096]': () => add(t.x, t.x),
+    };
+    const calls = 50;
+    try {
+      for (const [name, op] of Object.entries(ops)) {
+        tidy(() => void op());  // first use: lazy set-up outside the recording
+        const graph = captureGraph(device, () => tidy(() => {
+          for (let i = 0; i < calls; i++) op();
+        }));
+        try {
+          for (let w = 0; w < 3; w++) graph.replay();
+          synchronize();
+          const samples: number[] = [];
+          for (let rep = 0; rep < repeats; rep++) {
+            const t0 = performance.now();
+            for (let i = 0; i < 10; i++) graph.replay();
+            synchronize();
+            samples.push((1000 * (performance.now() - t0)) / (10 * calls));
+          }
+          report.results.push({
+            id: `decode.device.${name.split(' ')[0]}${name.includes('adapter term') ? '+addend' : ''}`, group: GROUP, label: `device time of ${name} (one token)`,
+            unit: 'µs/op', value: median(samples), repeats,
+            method: `${calls} calls recorded in one graph, 10 replays timed to synchronize(), median of ${repeats}; consecutive calls overlap where the kernels allow (dependent launches)`,
+          } satisfies BenchResult);
+        } finally {
+          graph.dispose();
+        }
+      }
+    } finally {
+      for (const x of [...Object.values(t), tiles.codes, tiles.absmax, z]) x.dispose();
     }
   });
 

@@ -36,6 +36,7 @@
         'native/indexing.cu',
         'native/pool.cu',
         'native/adapter_maps.cu',
+        'native/skinny_linear.cu',
         'native/random.cu',
         'native/optim.cu',
         'native/rmsnorm.cu',

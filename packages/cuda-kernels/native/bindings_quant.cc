@@ -155,6 +155,15 @@ NAN_METHOD(IntGemm) {
   });
 }
 
+// skinnyLinear(x, w, out, lambda) -> bool: out = runMeans(x, λ) · wᵀ for a few rows (kernels.h).
+NAN_METHOD(SkinnyLinear) {
+  guarded([&] {
+    const bool done = launchSkinnyLinear(tensorArg(info, 0, "input"), tensorArg(info, 1, "weight"), tensorArg(info, 2, "output"),
+                                         integerArg(info, 3, "lambda"));
+    info.GetReturnValue().Set(Nan::New(done));
+  });
+}
+
 // avgPool1dBackward(dy, dx, kernel): dx = repeatInterleave(dy, kernel) / kernel over the last dim.
 NAN_METHOD(AvgPool1dBackward) {
   guarded([&] { launchAvgPool1dBackward(tensorArg(info, 0, "gradient"), tensorArg(info, 1, "output"), integerArg(info, 2, "kernel")); });
@@ -272,6 +281,7 @@ void registerQuantBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "avgPool1dBackward", AvgPool1dBackward);
   Nan::SetMethod(target, "poolCast", PoolCast);
   Nan::SetMethod(target, "repeatAdd", RepeatAdd);
+  Nan::SetMethod(target, "skinnyLinear", SkinnyLinear);
   Nan::SetMethod(target, "repeatInterleave", RepeatInterleave);
   Nan::SetMethod(target, "sumRuns", SumRuns);
   Nan::SetMethod(target, "graphBegin", GraphBegin);

@@ -196,6 +196,11 @@ export interface NativeAddon {
   // Pooling maps of the adapters (bindings_quant.cc).
   avgPool1dBackward(dy: Float64Array, dx: Float64Array, kernel: number): void;
   poolCast(x: Float64Array, out: Float64Array, kernel: number): void;
+  /**
+   * out [M, N] float32 = runMeans(x [M, K·λ], λ) · wᵀ (w float32 [N, K]) for M <= 16 with one warp an
+   * output feature; false (nothing ran) when the operands do not suit it.
+   */
+  skinnyLinear(x: Float64Array, w: Float64Array, out: Float64Array, lambda: number): boolean;
   repeatAdd(z: Float64Array, base: Float64Array | null, out: Float64Array, lambda: number, scale: number): void;
   sumRuns(x: Float64Array, out: Float64Array, kernel: number): void;
   /** Vectorized repeat of a contiguous tensor; false when the layout is not handled (nothing ran). */

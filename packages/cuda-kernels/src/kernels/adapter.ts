@@ -1,5 +1,6 @@
 // The fused adapter products poolLinear and repeatLinear on the cuda device:
-// - poolLinear: one pass casts x and averages its runs into a float32 (float64) temporary
+// - poolLinear: up to 16 rows of float32 output, one kernel (skinny_linear.cu) pools, casts and
+//   multiplies; otherwise one pass casts x and averages its runs into a float32 (float64) temporary
 //   (adapter_maps.cu; the plain cast kernel when λ = 1), then the SGEMM multiplies it by weightᵀ read in place, into the output;
 // - repeatLinear: the SGEMM h · weightᵀ into a temporary a λ-th of the output's size, then one
 //   pass scales, repeats, adds the base layer's output and rounds to the output dtype, writing
@@ -9,7 +10,10 @@ import { getKernel, KernelTemporaries, matmulTransposedInto, registerKernel, typ
 import { tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
 import { native } from '../native.js';
-import { withDense } from './dense.js';
+import { reshapeDense, withDense } from './dense.js';
+
+/** Rows up to which the adapters' float32 products take the one-warp-a-feature kernel (skinny_linear.cu). */
+export const SKINNY_MAX_ROWS = 16;
 
 /** Runs the cuda kernel registered for `op` (directly: an op profile counts the fused op once). */
 function run(op: string, inputs: readonly Tensor[], outputs: readonly Tensor[], attrs: Attrs = {}): void {
@@ -30,6 +34,14 @@ function poolLinear(x: Tensor, weight: Tensor, out: Tensor, lambda: number): voi
   if (k === 0) {
     run('fill', [], [out], { value: 0 });
     return;
+  }
+  // A few rows (decoding): one kernel that pools, casts and multiplies.
+  const width = x.shape[x.rank - 1]!;
+  const rows = x.numel / width;
+  if (rows <= SKINNY_MAX_ROWS && dtype === 'float32') {
+    const done = withDense([x], ([dense]) =>
+      native().skinnyLinear(reshapeDense(dense!, [rows, width]), tensorArg(weight), reshapeDense(tensorArg(out), [rows, weight.shape[0]!]), lambda));
+    if (done) return;
   }
   const temps = new KernelTemporaries('cuda');
   try {

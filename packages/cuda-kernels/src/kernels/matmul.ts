@@ -1,8 +1,9 @@
-// matmul on the cuda device: float32/float64 on a tiled CUDA-core GEMM, bfloat16/float16 on
-// tensor cores. Row-major and column-major (transposed) operands are read in place; an
+// matmul on the cuda device: float32/float64 on a tiled CUDA-core GEMM (a float32 product of up to 16
+// rows by a transposed row-major weight on the skinny kernel), bfloat16/float16 on tensor cores. Row-major and column-major (transposed) operands are read in place; an
 // operand dense along neither matrix dim (e.g. a strided slice) is first copied.
 import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
-import { layoutArg, tensorArg } from '../descriptor.js';
+import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
+import { SKINNY_MAX_ROWS } from './adapter.js';
 import { runKernel } from '../errors.js';
 import { native } from '../native.js';
 import { withScratch } from './scratch.js';
@@ -25,6 +26,21 @@ function withOperand<T>(t: Tensor, use: (arg: Float64Array) => T): T {
   });
 }
 
+/**
+ * A float32 product of a few rows by a weight's transpose (a [M, K] with M <= 16 and dense rows,
+ * b = wᵀ for a row-major w [N, K], as an adapter's B product while decoding) on the skinny kernel;
+ * false when the operands are not of that form.
+ */
+function skinnyProduct(a: Tensor, b: Tensor, out: Tensor): boolean {
+  if (a.dtype !== 'float32' || a.rank !== 2 || b.rank !== 2 || a.shape[0]! > SKINNY_MAX_ROWS) return false;
+  const [m, k] = a.shape as [number, number];
+  const n = b.shape[1]!;
+  if (b.strides[0] !== 1 || (a.strides[1] !== 1 && k > 1)) return false;
+  const w = layoutArg(bufferOf(b).address, b.offset, 'float32', [n, k], [b.strides[1]!, 1]);
+  const x = layoutArg(bufferOf(a).address, a.offset, 'float32', [m, k], [a.strides[0]!, 1]);
+  return native().skinnyLinear(x, w, tensorArg(out), 1);
+}
+
 /** Registers matmul for 'cuda'. */
 export function registerMatmulKernels(): void {
   registerKernel('matmul', 'cuda', ([a, b], [out]) => {
@@ -34,6 +50,7 @@ export function registerMatmulKernels(): void {
         if (out!.numel > 0) native().fill(tensorArg(out!), 0, 0);
         return;
       }
+      if (skinnyProduct(a!, b!, out!)) return;
       withOperand(a!, (aArg) => withOperand(b!, (bArg) => native().matmul(aArg, bArg, tensorArg(out!))));
     });
   });

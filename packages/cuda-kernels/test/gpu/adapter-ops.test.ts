@@ -2,7 +2,7 @@
 // their own tests check against float64 loops: every input dtype, λ 1..4, odd sizes, batch
 // dims, strided and transposed operands; then a Q-BLoRA layer's forward and gradients on cuda
 // against the same layer on the CPU.
-import { avgPool1d, cast, poolLinear, repeatLinear, sum, mul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
+import { avgPool1d, cast, matmul, poolLinear, repeatLinear, sum, mul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, randomValues } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
@@ -47,6 +47,33 @@ describe.skipIf(!cudaAvailable())('fused adapter products on cuda', () => {
             assertClose(cuda, cpu, TOL[wDtype]);
           }
         }
+      }
+    }
+  });
+
+  it('a decoding adapter\'s products (up to 16 rows: the one-warp-a-feature kernel; 17: the GEMM) match the CPU', () => {
+    let seed = 500;
+    const tol = { rtol: 1e-4, atol: 1e-4 };
+    for (const rows of [1, 5, 16, 17]) {
+      for (const [xDtype, lambda] of [['bfloat16', 1], ['bfloat16', 2], ['float16', 4], ['float32', 1]] as [DType, number][]) {
+        // The A product: x [rows, 1000 λ] pooled by λ, times A [64, 1000]ᵀ.
+        const xv = roundTo(randomValues(rows * 1000 * lambda, seed++), xDtype);
+        const av = randomValues(64 * 1000, seed++);
+        const [cudaA, cpuA] = onBoth(
+          (d) => [makeTensor(xv, [rows, 1000 * lambda], xDtype, d, 'contiguous'), makeTensor(av, [64, 1000], 'float32', d, 'contiguous')],
+          ([x, a]) => poolLinear(x!, a!, lambda),
+        );
+        assertClose(cudaA, cpuA, tol);
+      }
+      // The B product: h [rows, 64] times B [300, 64]ᵀ, B row-major (the skinny kernel) or stored transposed (the GEMM).
+      const hv = randomValues(rows * 64, seed++);
+      const bv = randomValues(300 * 64, seed++);
+      for (const layout of ['contiguous', 'transposed'] as Layout[]) {
+        const [cudaB, cpuB] = onBoth(
+          (d) => [makeTensor(hv, [rows, 64], 'float32', d, 'contiguous'), makeTensor(bv, [300, 64], 'float32', d, layout)],
+          ([h, b]) => matmul(h!, transpose(b!)),
+        );
+        assertClose(cudaB, cpuB, tol);
       }
     }
   });
