@@ -23,8 +23,9 @@ export interface DecodeStepOptions {
 /**
  * Runs one token at a time through `model` and `cache`, whose buffers must already hold the
  * positions before it (a pass through the cache, such as the prompt's) and have room for every
- * position the step will reach (`KVCache` capacity). Call `dispose()` when done; the cache
- * stays the caller's.
+ * position the step will reach (`KVCache` capacity). Call `dispose()` when done, before the
+ * cache's own `dispose()` (a recorded step writes into the cache's buffers); the cache stays the
+ * caller's.
  */
 export class DecodeStep {
   /** Whether the step replays a recorded graph. */
