@@ -166,4 +166,3 @@ export function generate(model: LlamaForCausalLM, prompt: readonly number[], opt
     cache?.dispose();
   }
 }
-
