@@ -4,7 +4,8 @@
 // the mean of x[m, kλ .. kλ + λ - 1] (x itself for λ = 1) cast to float32 as it is read, the
 // products accumulated in float32. The tiled GEMM would take a cast pass, a split over K and a
 // reduction pass for the A product; here each output feature is one to eight warps (by K), lanes
-// striding over K (coalesced reads of w and x), all rows at once, then warp and block sums.
+// striding over K (coalesced reads of w and x, four values a load where aligned), all rows at
+// once, then warp and block sums.
 #include <type_traits>
 
 #include "block_reduce.cuh"
@@ -19,9 +20,32 @@ namespace {
 
 constexpr int kSkinnyWarps = 8;
 
-// Split warps of a block share one output feature (a long K: 8, so that K = 4096 is 16 loads a
-// lane), the block holding kSkinnyWarps / Split features; their partial sums meet in shared memory.
-template <typename X, int Split>
+// Four consecutive values of x as floats: one 16-byte load for float32, one 8-byte load for the
+// 16-bit types (element 0 in the low half of the first word).
+template <typename X>
+__device__ __forceinline__ float4 load4(const X* p);
+template <>
+__device__ __forceinline__ float4 load4<float>(const float* p) {
+  return *reinterpret_cast<const float4*>(p);
+}
+template <>
+__device__ __forceinline__ float4 load4<__nv_bfloat16>(const __nv_bfloat16* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u), __uint_as_float(v.y << 16),
+                     __uint_as_float(v.y & 0xffff0000u));
+}
+template <>
+__device__ __forceinline__ float4 load4<__half>(const __half* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __half22float2(*reinterpret_cast<const __half2*>(&v.x));
+  const float2 hi = __half22float2(*reinterpret_cast<const __half2*>(&v.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
+// Split warps of a block share one output feature (a long K: 8), the block holding
+// kSkinnyWarps / Split features; their partial sums meet in shared memory. Vec (λ = 1, aligned
+// rows, K % 4 == 0): each lane takes 4 consecutive k a step, with vector loads.
+template <typename X, int Split, bool Vec>
 __global__ void __launch_bounds__(kSkinnyWarps * 32)
     skinnyLinearKernel(const X* x, int64_t xStride, const float* w, int64_t wStride, float* out, int rows, int64_t n, int64_t k,
                        int lambda) {
@@ -31,7 +55,19 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
   const int slot = warp / Split, part = warp % Split;
   const int64_t feature = int64_t(blockIdx.x) * kFeatures + slot;
   float acc[kLinearMaxRows] = {};
-  if (feature < n) {
+  if (Vec && feature < n) {
+    const float* wRow = w + feature * wStride;
+#pragma unroll 2
+    for (int64_t c = (int64_t(part) * 32 + lane) * 4; c < k; c += Split * 32 * 4) {
+      const float4 wv = *reinterpret_cast<const float4*>(wRow + c);
+#pragma unroll
+      for (int m = 0; m < kLinearMaxRows; m++) {
+        if (m >= rows) break;
+        const float4 xv = load4<X>(x + m * xStride + c);
+        acc[m] = fmaf(xv.x, wv.x, fmaf(xv.y, wv.y, fmaf(xv.z, wv.z, fmaf(xv.w, wv.w, acc[m]))));
+      }
+    }
+  } else if (feature < n) {
     const float* wRow = w + feature * wStride;
     const float inv = 1.f / float(lambda);
     // Unrolled so that several iterations' loads are in flight before their products.
@@ -63,11 +99,11 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
   }
 }
 
-template <typename X, int Split>
+template <typename X, int Split, bool Vec>
 void launchSplit(const TensorArg& x, const TensorArg& w, const TensorArg& out, int64_t rows, int64_t n, int64_t k, int64_t lambda) {
   constexpr int kFeatures = kSkinnyWarps / Split;
   const unsigned blocks = unsigned((n + kFeatures - 1) / kFeatures);
-  skinnyLinearKernel<X, Split><<<blocks, kSkinnyWarps * 32, 0, stream()>>>(
+  skinnyLinearKernel<X, Split, Vec><<<blocks, kSkinnyWarps * 32, 0, stream()>>>(
       reinterpret_cast<const X*>(x.first()), x.strides[0], reinterpret_cast<const float*>(w.first()), w.strides[0],
       reinterpret_cast<float*>(out.first()), int(rows), n, k, int(lambda));
 }
@@ -87,10 +123,20 @@ bool launchSkinnyLinear(const TensorArg& x, const TensorArg& w, const TensorArg&
   visitDType<DTypeSet::Float>(x.dtype, op, [&](auto tag) {
     using X = typename decltype(tag)::type;
     if constexpr (!std::is_same_v<X, double>) {
-      if (k >= 2048) launchSplit<X, 8>(x, w, out, rows, n, k, lambda);
-      else if (k >= 512) launchSplit<X, 4>(x, w, out, rows, n, k, lambda);
-      else if (k >= 128) launchSplit<X, 2>(x, w, out, rows, n, k, lambda);
-      else launchSplit<X, 1>(x, w, out, rows, n, k, lambda);
+      // Vector loads need whole groups of 4 along K and rows that start on their boundary.
+      const bool vec = lambda == 1 && k % 4 == 0 && (rows == 1 || x.strides[0] % 4 == 0) && w.strides[0] % 4 == 0 &&
+                       reinterpret_cast<uintptr_t>(x.first()) % (4 * sizeof(X)) == 0 && reinterpret_cast<uintptr_t>(w.first()) % 16 == 0;
+      // About four steps a lane over K (one warp a feature below 256).
+      const int64_t reach = vec ? k / 4 : k;
+      auto launch = [&](auto vecTag) {
+        constexpr bool V = decltype(vecTag)::value;
+        if (reach >= 1024) launchSplit<X, 8, V>(x, w, out, rows, n, k, lambda);
+        else if (reach >= 512) launchSplit<X, 4, V>(x, w, out, rows, n, k, lambda);
+        else if (reach >= 128) launchSplit<X, 2, V>(x, w, out, rows, n, k, lambda);
+        else launchSplit<X, 1, V>(x, w, out, rows, n, k, lambda);
+      };
+      if (vec) launch(std::true_type{});
+      else launch(std::false_type{});
     }
   });
   checkLaunch(op);

@@ -2,7 +2,7 @@
 // their own tests check against float64 loops: every input dtype, λ 1..4, odd sizes, batch
 // dims, strided and transposed operands; then a Q-BLoRA layer's forward and gradients on cuda
 // against the same layer on the CPU.
-import { avgPool1d, cast, matmul, poolLinear, repeatLinear, sum, mul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
+import { avgPool1d, cast, matmul, narrow, poolLinear, repeatLinear, reshape, sum, mul, tensor, transpose, type DType, type Tensor } from '@blora/tensor';
 import { assertClose, randomValues } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
@@ -55,7 +55,7 @@ describe.skipIf(!cudaAvailable())('fused adapter products on cuda', () => {
     let seed = 500;
     const tol = { rtol: 1e-4, atol: 1e-4 };
     for (const rows of [1, 5, 16, 17]) {
-      for (const [xDtype, lambda] of [['bfloat16', 1], ['bfloat16', 2], ['float16', 4], ['float32', 1]] as [DType, number][]) {
+      for (const [xDtype, lambda] of [['bfloat16', 1], ['bfloat16', 2], ['float16', 1], ['float16', 4], ['float32', 1]] as [DType, number][]) {
         // The A product: x [rows, 1000 λ] pooled by λ, times A [64, 1000]ᵀ.
         const xv = roundTo(randomValues(rows * 1000 * lambda, seed++), xDtype);
         const av = randomValues(64 * 1000, seed++);
@@ -65,6 +65,19 @@ describe.skipIf(!cudaAvailable())('fused adapter products on cuda', () => {
         );
         assertClose(cudaA, cpuA, tol);
       }
+      // x starting one element past an aligned address: the kernel's scalar loads instead of vector ones.
+      const uv = roundTo(randomValues(rows * 1000, seed++), 'bfloat16');
+      const av = randomValues(64 * 1000, seed++);
+      const [cudaU, cpuU] = onBoth(
+        (d) => {
+          const flat = tensor(Float64Array.from([0, ...uv]), { dtype: 'bfloat16', device: d });
+          const x = reshape(narrow(flat, 0, 1, rows * 1000), [rows, 1000]);
+          flat.dispose();
+          return [x, makeTensor(av, [64, 1000], 'float32', d, 'contiguous')];
+        },
+        ([x, a]) => poolLinear(x!, a!, 1),
+      );
+      assertClose(cudaU, cpuU, tol);
       // The B product: h [rows, 64] times B [300, 64]ᵀ, B row-major (the skinny kernel) or stored transposed (the GEMM).
       const hv = randomValues(rows * 64, seed++);
       const bv = randomValues(300 * 64, seed++);
