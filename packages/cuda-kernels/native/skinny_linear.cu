@@ -4,7 +4,7 @@
 // the mean of x[m, kλ .. kλ + λ - 1] (x itself for λ = 1) cast to float32 as it is read, the
 // products accumulated in float32. The tiled GEMM would take a cast pass, a split over K and a
 // reduction pass for the A product; here each output feature is one to eight warps (by K), lanes
-// striding over K (coalesced reads of w and x, four values a load where aligned), all rows at
+// striding over K (coalesced reads of w and x, four values a load where aligned and λ is 1, 2 or 4), all rows at
 // once, then warp and block sums.
 #include <type_traits>
 
@@ -42,10 +42,39 @@ __device__ __forceinline__ float4 load4<__half>(const __half* p) {
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
 
+// Four consecutive pooled values from 4λ values of x at p: each the sum of its run in order,
+// times 1/λ (as the scalar loop computes them).
+template <typename X, int Lambda>
+__device__ __forceinline__ float4 loadPooled4(const X* p, float inv) {
+  if constexpr (Lambda == 1) {
+    return load4<X>(p);
+  } else {
+    float raw[4 * Lambda];
+#pragma unroll
+    for (int j = 0; j < Lambda; j++) {
+      const float4 a = load4<X>(p + 4 * j);
+      raw[4 * j] = a.x;
+      raw[4 * j + 1] = a.y;
+      raw[4 * j + 2] = a.z;
+      raw[4 * j + 3] = a.w;
+    }
+    float v[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      float sum = raw[q * Lambda];
+#pragma unroll
+      for (int e = 1; e < Lambda; e++) sum += raw[q * Lambda + e];
+      v[q] = sum * inv;
+    }
+    return make_float4(v[0], v[1], v[2], v[3]);
+  }
+}
+
 // Split warps of a block share one output feature (a long K: 8), the block holding
-// kSkinnyWarps / Split features; their partial sums meet in shared memory. Vec (λ = 1, aligned
-// rows, K % 4 == 0): each lane takes 4 consecutive k a step, with vector loads.
-template <typename X, int Split, bool Vec>
+// kSkinnyWarps / Split features; their partial sums meet in shared memory. VecLambda 1, 2 or 4
+// (that λ, aligned rows, K % 4 == 0): each lane takes 4 consecutive k a step, with vector loads;
+// 0: one k a step, any λ.
+template <typename X, int Split, int VecLambda>
 __global__ void __launch_bounds__(kSkinnyWarps * 32)
     skinnyLinearKernel(const X* x, int64_t xStride, const float* w, int64_t wStride, float* out, int rows, int64_t n, int64_t k,
                        int lambda) {
@@ -55,32 +84,37 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
   const int slot = warp / Split, part = warp % Split;
   const int64_t feature = int64_t(blockIdx.x) * kFeatures + slot;
   float acc[kLinearMaxRows] = {};
-  if (Vec && feature < n) {
-    const float* wRow = w + feature * wStride;
+  if constexpr (VecLambda > 0) {
+    if (feature < n) {
+      const float* wRow = w + feature * wStride;
+      const float inv = 1.f / float(VecLambda);
 #pragma unroll 2
-    for (int64_t c = (int64_t(part) * 32 + lane) * 4; c < k; c += Split * 32 * 4) {
-      const float4 wv = *reinterpret_cast<const float4*>(wRow + c);
+      for (int64_t c = (int64_t(part) * 32 + lane) * 4; c < k; c += Split * 32 * 4) {
+        const float4 wv = *reinterpret_cast<const float4*>(wRow + c);
 #pragma unroll
-      for (int m = 0; m < kLinearMaxRows; m++) {
-        if (m >= rows) break;
-        const float4 xv = load4<X>(x + m * xStride + c);
-        acc[m] = fmaf(xv.x, wv.x, fmaf(xv.y, wv.y, fmaf(xv.z, wv.z, fmaf(xv.w, wv.w, acc[m]))));
+        for (int m = 0; m < kLinearMaxRows; m++) {
+          if (m >= rows) break;
+          const float4 xv = loadPooled4<X, VecLambda>(x + m * xStride + c * VecLambda, inv);
+          acc[m] = fmaf(xv.x, wv.x, fmaf(xv.y, wv.y, fmaf(xv.z, wv.z, fmaf(xv.w, wv.w, acc[m]))));
+        }
       }
     }
-  } else if (feature < n) {
-    const float* wRow = w + feature * wStride;
-    const float inv = 1.f / float(lambda);
-    // Unrolled so that several iterations' loads are in flight before their products.
+  } else {
+    if (feature < n) {
+      const float* wRow = w + feature * wStride;
+      const float inv = 1.f / float(lambda);
+      // Unrolled so that several iterations' loads are in flight before their products.
 #pragma unroll 4
-    for (int64_t c = int64_t(part) * 32 + lane; c < k; c += Split * 32) {
-      const float wv = wRow[c];
+      for (int64_t c = int64_t(part) * 32 + lane; c < k; c += Split * 32) {
+        const float wv = wRow[c];
 #pragma unroll
-      for (int m = 0; m < kLinearMaxRows; m++) {
-        if (m >= rows) break;
-        const X* run = x + m * xStride + c * lambda;
-        float p = Num<X>::load(run[0]);
-        for (int e = 1; e < lambda; e++) p += Num<X>::load(run[e]);
-        acc[m] = fmaf(lambda == 1 ? p : p * inv, wv, acc[m]);
+        for (int m = 0; m < kLinearMaxRows; m++) {
+          if (m >= rows) break;
+          const X* run = x + m * xStride + c * lambda;
+          float p = Num<X>::load(run[0]);
+          for (int e = 1; e < lambda; e++) p += Num<X>::load(run[e]);
+          acc[m] = fmaf(lambda == 1 ? p : p * inv, wv, acc[m]);
+        }
       }
     }
   }
@@ -99,11 +133,11 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
   }
 }
 
-template <typename X, int Split, bool Vec>
+template <typename X, int Split, int VecLambda>
 void launchSplit(const TensorArg& x, const TensorArg& w, const TensorArg& out, int64_t rows, int64_t n, int64_t k, int64_t lambda) {
   constexpr int kFeatures = kSkinnyWarps / Split;
   const unsigned blocks = unsigned((n + kFeatures - 1) / kFeatures);
-  skinnyLinearKernel<X, Split, Vec><<<blocks, kSkinnyWarps * 32, 0, stream()>>>(
+  skinnyLinearKernel<X, Split, VecLambda><<<blocks, kSkinnyWarps * 32, 0, stream()>>>(
       reinterpret_cast<const X*>(x.first()), x.strides[0], reinterpret_cast<const float*>(w.first()), w.strides[0],
       reinterpret_cast<float*>(out.first()), int(rows), n, k, int(lambda));
 }
@@ -123,20 +157,23 @@ bool launchSkinnyLinear(const TensorArg& x, const TensorArg& w, const TensorArg&
   visitDType<DTypeSet::Float>(x.dtype, op, [&](auto tag) {
     using X = typename decltype(tag)::type;
     if constexpr (!std::is_same_v<X, double>) {
-      // Vector loads need whole groups of 4 along K and rows that start on their boundary.
-      const bool vec = lambda == 1 && k % 4 == 0 && (rows == 1 || x.strides[0] % 4 == 0) && w.strides[0] % 4 == 0 &&
-                       reinterpret_cast<uintptr_t>(x.first()) % (4 * sizeof(X)) == 0 && reinterpret_cast<uintptr_t>(w.first()) % 16 == 0;
+      // Vector loads need λ 1, 2 or 4, whole groups of 4 along K and rows that start on their boundary.
+      const bool vec = (lambda == 1 || lambda == 2 || lambda == 4) && k % 4 == 0 && (rows == 1 || x.strides[0] % 4 == 0) &&
+                       w.strides[0] % 4 == 0 && reinterpret_cast<uintptr_t>(x.first()) % (4 * sizeof(X)) == 0 &&
+                       reinterpret_cast<uintptr_t>(w.first()) % 16 == 0;
       // About four steps a lane over K (one warp a feature below 256).
       const int64_t reach = vec ? k / 4 : k;
       auto launch = [&](auto vecTag) {
-        constexpr bool V = decltype(vecTag)::value;
+        constexpr int V = decltype(vecTag)::value;
         if (reach >= 1024) launchSplit<X, 8, V>(x, w, out, rows, n, k, lambda);
         else if (reach >= 512) launchSplit<X, 4, V>(x, w, out, rows, n, k, lambda);
         else if (reach >= 128) launchSplit<X, 2, V>(x, w, out, rows, n, k, lambda);
         else launchSplit<X, 1, V>(x, w, out, rows, n, k, lambda);
       };
-      if (vec) launch(std::true_type{});
-      else launch(std::false_type{});
+      if (!vec) launch(std::integral_constant<int, 0>{});
+      else if (lambda == 1) launch(std::integral_constant<int, 1>{});
+      else if (lambda == 2) launch(std::integral_constant<int, 2>{});
+      else launch(std::integral_constant<int, 4>{});
     }
   });
   checkLaunch(op);
