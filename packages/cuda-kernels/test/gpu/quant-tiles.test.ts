@@ -1,7 +1,7 @@
 // The decode tile layout of @blora/quant on cuda: nf4DecodeTiles / int4DecodeTiles build the CPU's
 // layout byte for byte; nf4MatmulTiles / int4MatmulTiles (the tensor-core GEMV on it) against a
-// float64 reference and the CPU (with an addend too), settled products chained behind the kernels that wrote their
-// inputs, and FourBitLinear / IntBlockLinear in decoding mode.
+// float64 reference and the CPU, with and without an addend; settled products chained behind the
+// kernels that wrote their inputs; and FourBitLinear / IntBlockLinear in decoding mode.
 import { mul, setOpObserver, tensor, transpose, type OpRecord, type Tensor } from '@blora/tensor';
 import { assertClose } from '@blora/tensor/testing';
 import {
@@ -37,6 +37,19 @@ function checkDecodingMode(q: { matmul(x: Tensor): Tensor }, tileOp: string, pla
     const expected = plain(x);
     assertClose(y.toFloat64Array(), expected.toFloat64Array(), productTolerance(dtype, 512));
     for (const t of [x, y, expected]) t.dispose();
+  }
+}
+
+/**
+ * A tile product against float64 and the CPU: 1, 5, 16, 17, 40 and 2 x 3 rows (up to three launches
+ * of 16) of both 16-bit dtypes, and 9 rows of a transposed (strided) x.
+ */
+function checkTileProducts(dense: Float64Array, outFeatures: number, inFeatures: number, tilesOn: (device: string) => Tensor[], product: Product): void {
+  for (const dtype of HALF_DTYPES) {
+    for (const lead of [[1], [5], [16], [17], [40], [2, 3]]) {
+      checkProduct(lead, inFeatures, outFeatures, dtype, 'contiguous', dense, outFeatures, inFeatures, false, tilesOn, product);
+    }
+    checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', dense, outFeatures, inFeatures, false, tilesOn, product);
   }
 }
 
@@ -95,16 +108,10 @@ describe.skipIf(!cudaAvailable())('the NF4 decode tile layout on cuda', () => {
     }
   });
 
-  it('nf4MatmulTiles against float64 and the CPU: 1 to 40 rows (16 a launch), both 16-bit dtypes, strided x, an addend', () => {
+  it('nf4MatmulTiles against float64 and the CPU: 1 to 40 rows (16 a launch), both 16-bit dtypes, strided x', () => {
     // 40 rows: fewer row sets than resident blocks; 8000: more.
     for (const w of [fourBitWeight(40, 512, 64, 83), fourBitWeight(8000, 256, 64, 84)]) {
-      const { outFeatures, inFeatures } = w.attrs;
-      for (const dtype of HALF_DTYPES) {
-        for (const lead of [[1], [5], [16], [17], [40], [2, 3]]) {
-          checkProduct(lead, inFeatures, outFeatures, dtype, 'contiguous', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
-        }
-        checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
-      }
+      checkTileProducts(w.dense, w.attrs.outFeatures, w.attrs.inFeatures, (d) => tilesOn(w, d), run(w));
     }
   });
 
@@ -209,13 +216,7 @@ describe.skipIf(!cudaAvailable())('the INT4 decode tile layout on cuda', () => {
 
   it('int4MatmulTiles against float64 and the CPU: 1 to 40 rows, both 16-bit dtypes, both scale dtypes, strided x', () => {
     for (const w of [intWeight(4, 40, 512, 1, 64, 'float16', 103), intWeight(4, 8000, 256, 1, 64, 'float32', 104)]) {
-      const { outFeatures, inFeatures } = w.attrs;
-      for (const dtype of HALF_DTYPES) {
-        for (const lead of [[1], [5], [16], [17], [40], [2, 3]]) {
-          checkProduct(lead, inFeatures, outFeatures, dtype, 'contiguous', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
-        }
-        checkProduct([9], inFeatures, outFeatures, dtype, 'transposed', w.dense, outFeatures, inFeatures, false, (d) => tilesOn(w, d), run(w));
-      }
+      checkTileProducts(w.dense, w.attrs.outFeatures, w.attrs.inFeatures, (d) => tilesOn(w, d), run(w));
     }
   });
 
