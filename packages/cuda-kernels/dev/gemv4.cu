@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "../native/device.cc"
+#include "../native/quant_gemv_stream.cuh"
 #include "../native/quant_gemv_tc.cuh"
 #include "harness.cuh"
 
@@ -205,8 +206,10 @@ struct Config {
   bool ahead, prefetch;
   int overlap;
   bool scaleVectors, tiles;
+  int stages = 0;  // > 0: the streaming GEMV (quant_gemv_stream.cuh, tiles only) with this many ring stages, minBlocks blocks an SM (0: as fit)
   std::string name() const {
     const std::string tail = (overlap ? "/overlap" + std::to_string(overlap) : "") + (scaleVectors ? "" : "/scalar") + (tiles ? "/tiles" : "");
+    if (stages > 0) return "stream/s" + std::to_string(stages) + "/b" + std::to_string(minBlocks) + tail;
     if (warps == 0) return "addon" + tail;
     return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") +
            (prefetch ? "/px" : "") + tail;
@@ -223,13 +226,20 @@ const Config kConfigs[] = {
     {0, 0, 0, false, false, 0, true, true},  {0, 0, 0, false, false, 1, true, true},  {0, 0, 0, false, false, 2, true, true},
     {8, 4, 1, false, false, 1, true, true},  {8, 4, 1, false, true, 1, true, true},   {8, 4, 1, false, false, 2, true, true},
     {8, 4, 1, false, true, 2, true, true},   {16, 2, 2, false, false, 2, true, true}, {16, 2, 2, false, true, 2, true, true},
-    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true}};
+    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true},
+    {0, 0, 1, false, false, 0, true, true, 8}, {0, 0, 2, false, false, 0, true, true, 8}, {0, 0, 2, false, false, 2, true, true, 8},
+    {0, 0, 2, false, false, 2, true, true, 4}, {0, 0, 1, false, false, 2, true, true, 16}};
 bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
   const GemvOverlap overlap = c.overlap == 2 ? GemvOverlap::kSettled : c.overlap == 1 ? GemvOverlap::kLaunch : GemvOverlap::kNone;
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, overlap};
+  if constexpr (kTileSource<Source>) {
+    if (c.stages == 4) return cudaOrDie(launchGemvStream<Bf16, Source, 4>(args, src, stream(), c.minBlocks), "stream GEMV launch");
+    if (c.stages == 8) return cudaOrDie(launchGemvStream<Bf16, Source, 8>(args, src, stream(), c.minBlocks), "stream GEMV launch");
+    if (c.stages == 16) return cudaOrDie(launchGemvStream<Bf16, Source, 16>(args, src, stream(), c.minBlocks), "stream GEMV launch");
+  }
   if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
 #define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A, P)                                                 \
   if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A && c.prefetch == P) \
@@ -271,7 +281,13 @@ void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) 
 
 // The ceiling: read every 16-byte word of codes, scales and offsets (c; none for NF4) once, fold
 // them, write one word per block.
+// Trigger: lets the next launch (a programmatic dependent launch) start at once, as the GEMV
+// launches of the addon do, so that the launch gap and ramp overlap this one's tail.
+template <bool Trigger = false>
 __global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, const uint4* c, int64_t nc, uint32_t* sink) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (Trigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   uint32_t acc = 0;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < na; i += stride) {
@@ -288,6 +304,57 @@ __global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64
   }
   if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
 }
+
+// The ceiling of the copy-engine path: the streaming GEMV's producer and ring (16 stages of 8
+// groups) over the same tile bytes (codes, then scales and offsets of scaleBytes a value; offsets
+// may be null), with consumer warps that only wait for each stage and hand it back.
+template <int Groups, int kStages>
+__global__ void __launch_bounds__(288, 1) bulkReadKernel(const uint8_t* codes, const uint8_t* scales, const uint8_t* offsets, int scaleBytes,
+                                                         int64_t rowSets, int groups) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using namespace hopper;
+  constexpr int kStageBytes = Groups * 512 + 2 * Groups * 16 * 4;
+  extern __shared__ __align__(128) uint8_t smem[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int stagesPerSet = (groups + Groups - 1) / Groups;
+  const int64_t first = rowSets * blockIdx.x / gridDim.x, last = rowSets * (blockIdx.x + 1) / gridDim.x;
+  const int64_t stages = (last - first) * stagesPerSet;
+  const uint32_t ring = smemAddress(smem), barriers = smemAddress(smem + kStages * kStageBytes);
+  if (threadIdx.x == 0) {
+    for (int slot = 0; slot < kStages; slot++) {
+      mbarrierInit(barriers + 8 * slot, 1);
+      mbarrierInit(barriers + 8 * (kStages + slot), 8);
+    }
+    fenceBarrierInit();
+  }
+  __syncthreads();
+  if (warp == 8) {
+    if (lane != 0) return;
+    for (int64_t i = 0; i < stages; i++) {
+      const int slot = int(i % kStages);
+      if (i >= kStages) mbarrierWait(barriers + 8 * (kStages + slot), uint32_t((i / kStages) - 1) & 1u);
+      const int64_t set = first + i / stagesPerSet;
+      const int j = int(i % stagesPerSet), n = min(Groups, groups - Groups * j);
+      const int64_t group = set * groups + Groups * j;
+      const uint32_t stage = ring + slot * kStageBytes, bar = barriers + 8 * slot;
+      const uint32_t sb = uint32_t(n * 16 * scaleBytes);
+      mbarrierArriveExpectTx(bar, uint32_t(n * 512) + (offsets ? 2 : 1) * sb);
+      bulkLoad(stage, codes + group * 512, uint32_t(n * 512), bar);
+      bulkLoad(stage + Groups * 512, scales + group * 16 * scaleBytes, sb, bar);
+      if (offsets) bulkLoad(stage + Groups * 512 + Groups * 64, offsets + group * 16 * scaleBytes, sb, bar);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < stages; i++) {
+    const int slot = int(i % kStages);
+    mbarrierWait(barriers + 8 * slot, uint32_t(i / kStages) & 1u);
+    __syncwarp();
+    if (lane == 0) mbarrierArrive(barriers + 8 * (kStages + slot));
+  }
+#endif
+}
+template <int Groups, int Stages>
+constexpr int kBulkReadShared = Stages * (Groups * 512 + 2 * Groups * 16 * 4) + 2 * Stages * 8;
 
 // --- checks ---
 
@@ -359,7 +426,8 @@ void runChecks() {
     int64_t out, in;
     int rows, block;
   } shapes[] = {{8, 128, 1, 64},    {37, 384, 3, 64},    {100, 1024, 16, 64}, {257, 2176, 9, 64}, {1000, 4096, 1, 64},
-                {64, 11008, 5, 64}, {72, 96, 8, 32},     {131, 160, 12, 32},  {33, 4096, 16, 32}, {8, 64, 2, 64}};
+                {64, 11008, 5, 64}, {72, 96, 8, 32},     {131, 160, 12, 32},  {33, 4096, 16, 32}, {8, 64, 2, 64},
+                {40, 768, 12, 64},  {3000, 1280, 7, 64}};
   for (Format f : {Format::Nf4, Format::Int4, Format::Int4h}) {
     for (const auto& s : shapes) checkOne(f, s.out, s.in, s.rows, s.block, seed++);
   }
@@ -416,6 +484,17 @@ double copyGBs() {
   return 2.0 * double(bytes) / (us * 1e-6) / 1e9;
 }
 
+// GEMV4_ONLY=a,b: time only the configurations whose name contains one of these (the first, the addon's, always).
+bool selected(const Config& c) {
+  const char* only = std::getenv("GEMV4_ONLY");
+  if (only == nullptr || *only == 0 || &c == &kConfigs[0]) return true;
+  const std::string list = std::string(only) + ",", name = c.name();
+  for (size_t start = 0, end; (end = list.find(',', start)) != std::string::npos; start = end + 1) {
+    if (end > start && name.find(list.substr(start, end - start)) != std::string::npos) return true;
+  }
+  return false;
+}
+
 void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsList, double copy) {
   Weight first = makeWeight(f, out, in, 5);
   const int copies = int(std::min(32.0, std::ceil(150e6 / first.bytes())));
@@ -432,18 +511,57 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
   const double readUs = graphMicros(copies, [&](int i) {
     const Weight& w = ws[size_t(i)];
     const int64_t nScales = int64_t(w.scales.size() * w.scaleBytes()) / 16, nOffsets = int64_t(w.offsets.size() * w.scaleBytes()) / 16;
-    readOnlyKernel<<<smCount() * 8, 256, 0, stream()>>>(reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
+    readOnlyKernel<false><<<smCount() * 8, 256, 0, stream()>>>(reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
                                                        reinterpret_cast<const uint4*>(w.dScales), nScales,
                                                        reinterpret_cast<const uint4*>(w.dOffsets), nOffsets, sink);
   });
   std::printf("%-5s %6lldx%-6lld %5.2f MB  read-only ceiling %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", formatName(f),
               (long long)out, (long long)in, bytes / 1e6, readUs, bytes / (readUs * 1e-6) / 1e9,
               100.0 * bytes / (readUs * 1e-6) / 1e9 / copy);
+  {
+    const double pdlUs = graphMicros(copies, [&](int i) {
+      const Weight& w = ws[size_t(i)];
+      cudaLaunchConfig_t config = {};
+      config.gridDim = dim3(unsigned(smCount() * 8));
+      config.blockDim = dim3(256);
+      config.stream = stream();
+      cudaLaunchAttribute overlap = {};
+      overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      overlap.val.programmaticStreamSerializationAllowed = 1;
+      config.attrs = &overlap;
+      config.numAttrs = 1;
+      cudaOrDie(cudaLaunchKernelEx(&config, readOnlyKernel<true>, reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
+                                   reinterpret_cast<const uint4*>(w.dScales), int64_t(w.scales.size() * w.scaleBytes()) / 16,
+                                   reinterpret_cast<const uint4*>(w.dOffsets), int64_t(w.offsets.size() * w.scaleBytes()) / 16, sink),
+                "read-only launch");
+    });
+    std::printf("      read-only ceiling, dependent launches %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", pdlUs, bytes / (pdlUs * 1e-6) / 1e9,
+                100.0 * bytes / (pdlUs * 1e-6) / 1e9 / copy);
+  }
+  if (first.dTiles != nullptr && blora::probeDevice().computeMajor == 9) {
+    const int64_t sets = (out + 15) / 16;
+    const int groups = int(in / 64);
+    auto bulk = [&](auto kernel, int shared, int groupsPerStage, int stages, int perSM) {
+      cudaOrDie(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared), "bulk read attribute");
+      const double bulkUs = graphMicros(copies, [&](int i) {
+        const Weight& w = ws[size_t(i)];
+        kernel<<<unsigned(std::min<int64_t>(sets, perSM * smCount())), 288, shared, stream()>>>(
+            w.dTiles, static_cast<const uint8_t*>(w.dTileScales), static_cast<const uint8_t*>(w.dTileOffsets), int(w.scaleBytes()), sets, groups);
+      });
+      std::printf("      bulk-copy read ceiling (tiles, %2d groups x %2d stages, %d block%s an SM) %7.2f us = %6.0f GB/s = %5.1f %% of copy\n",
+                  groupsPerStage, stages, perSM, perSM > 1 ? "s" : "", bulkUs, bytes / (bulkUs * 1e-6) / 1e9, 100.0 * bytes / (bulkUs * 1e-6) / 1e9 / copy);
+    };
+    bulk(bulkReadKernel<8, 16>, kBulkReadShared<8, 16>, 8, 16, 1);
+    bulk(bulkReadKernel<8, 16>, kBulkReadShared<8, 16>, 8, 16, 2);
+    bulk(bulkReadKernel<16, 8>, kBulkReadShared<16, 8>, 16, 8, 2);
+    bulk(bulkReadKernel<32, 6>, kBulkReadShared<32, 6>, 32, 6, 1);
+    bulk(bulkReadKernel<4, 8>, kBulkReadShared<4, 8>, 4, 8, 4);
+  }
   for (int rows : rowsList) {
     double best = 1e30;
     const Config* bestConfig = &kConfigs[0];
     for (const Config& c : kConfigs) {
-      if (!c.fits(first)) continue;
+      if (!c.fits(first) || !selected(c)) continue;
       const double us = graphMicros(copies, [&](int i) { launch(c, ws[size_t(i)], dx, rows, dy); });
       const double gbs = bytes / (us * 1e-6) / 1e9;
       std::printf("    M=%-2d %-20s %7.2f us %6.0f GB/s %5.1f %% of copy %5.1f %% of read-only\n", rows, c.name().c_str(), us, gbs,
