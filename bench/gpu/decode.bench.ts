@@ -22,7 +22,7 @@ import {
 import { NF4_CODE, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles } from '@blora/quant';
 import { generate } from '@blora/models';
 import { useDecodeTiles } from '@blora/blora';
-import { cudaAvailable, cudaDeviceInfo, cudaUnavailableReason, emptyCache, synchronize } from '@blora/cuda-kernels';
+import { cudaAvailable, cudaDeviceInfo, cudaUnavailableReason, emptyCache, setDependentLaunches, synchronize } from '@blora/cuda-kernels';
 import { readTrainConfig, SMOKE_SHAPE, type TrainShape, type TrainVariant } from './train-config.js';
 import { buildTrainModel } from './train-model.js';
 import { median } from './timing.js';
@@ -51,11 +51,15 @@ for (const d of depths) if (!Number.isInteger(d) || d < 1) throw new Error(`BLOR
 if (depths.length !== 2 || depths[0]! >= depths[1]!) throw new Error('BLORA_BENCH_DECODE_LAYERS: give two depths, the smaller first (e.g. 2,4)');
 if (!Number.isInteger(timedTokens) || timedTokens < 1) throw new Error(`BLORA_BENCH_DECODE_TOKENS must be a positive integer, got ${timedTokens}`);
 
-/** Layouts of the one-token products (decode tiles or not) and how steps run (a recorded graph or not). */
-const modes: [tiles: boolean, graph: boolean][] = device === 'cuda'
-  ? [[false, false], [true, false], [false, true], [true, true]]
-  : [[false, false], [true, false]];
-const modeName = (tiles: boolean, graph: boolean) => `${tiles ? 'tiles' : 'bnb'}${graph ? '.graph' : ''}`;
+/**
+ * Layouts of the one-token products (decode tiles or not), how steps run (a recorded graph or not)
+ * and how kernels start (plain: each launch after the kernel before has finished; otherwise
+ * dependent launches, the default).
+ */
+const modes: [tiles: boolean, graph: boolean, plain: boolean][] = device === 'cuda'
+  ? [[false, false, false], [true, false, false], [false, true, false], [true, true, false], [true, false, true], [true, true, true]]
+  : [[false, false, false], [true, false, false]];
+const modeName = (tiles: boolean, graph: boolean, plain = false) => `${tiles ? 'tiles' : 'bnb'}${graph ? '.graph' : ''}${plain ? '.plain' : ''}`;
 
 /** Milliseconds per generated token past the first, and ops dispatched per such token. */
 interface TokenCost {
@@ -223,28 +227,39 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
     };
     const calls = 50;
     try {
+      // Each op recorded with dependent launches (the default) and with plain ones, side by side.
       for (const [name, op] of Object.entries(ops)) {
-        tidy(() => void op());  // first use: lazy set-up outside the recording
-        const graph = captureGraph(device, () => tidy(() => {
-          for (let i = 0; i < calls; i++) op();
-        }));
-        try {
-          for (let w = 0; w < 3; w++) graph.replay();
-          synchronize();
-          const samples: number[] = [];
-          for (let rep = 0; rep < repeats; rep++) {
-            const t0 = performance.now();
-            for (let i = 0; i < 10; i++) graph.replay();
-            synchronize();
-            samples.push((1000 * (performance.now() - t0)) / (10 * calls));
+        for (const plain of [false, true]) {
+          const previous = plain ? setDependentLaunches(false) : undefined;
+          let graph: ReturnType<typeof captureGraph>;
+          try {
+            tidy(() => void op());  // first use: lazy set-up outside the recording
+            graph = captureGraph(device, () => tidy(() => {
+              for (let i = 0; i < calls; i++) op();
+            }));
+          } finally {
+            if (previous !== undefined) setDependentLaunches(previous);
           }
-          report.results.push({
-            id: `decode.device.${name.split(' ')[0]}${name.includes('adapter term') ? '+addend' : ''}`, group: GROUP, label: `device time of ${name} (one token)`,
-            unit: 'µs/op', value: median(samples), repeats,
-            method: `${calls} calls recorded in one graph, 10 replays timed to synchronize(), median of ${repeats}; consecutive calls overlap where the kernels allow (dependent launches)`,
-          } satisfies BenchResult);
-        } finally {
-          graph.dispose();
+          try {
+            for (let w = 0; w < 3; w++) graph.replay();
+            synchronize();
+            const samples: number[] = [];
+            for (let rep = 0; rep < repeats; rep++) {
+              const t0 = performance.now();
+              for (let i = 0; i < 10; i++) graph.replay();
+              synchronize();
+              samples.push((1000 * (performance.now() - t0)) / (10 * calls));
+            }
+            report.results.push({
+              id: `decode.device.${name.split(' ')[0]}${name.includes('adapter term') ? '+addend' : ''}${plain ? '.plain' : ''}`, group: GROUP,
+              label: `device time of ${name} (one token)${plain ? ', plain launches' : ''}`,
+              unit: 'µs/op', value: median(samples), repeats,
+              method: `${calls} calls recorded in one graph, 10 replays timed to synchronize(), median of ${repeats}; ` +
+                (plain ? 'each kernel launched after the one before has finished' : 'consecutive calls overlap where the kernels allow (dependent launches)'),
+            } satisfies BenchResult);
+          } finally {
+            graph.dispose();
+          }
         }
       }
     } finally {
@@ -263,18 +278,24 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
         const built = buildTrainModel(variant, config, layers);
         try {
           built.model.train(false);
-          for (const [tiles, graph] of modes) {
+          for (const [tiles, graph, plain] of modes) {
             useDecodeTiles(built.model, tiles);
-            const cost = tokenCost(built.model, prompt, graph);
-            const layout = modeName(tiles, graph);
-            if (profileFile && tiles && !graph && layers === depths[1] && variant === variants[0]) {
+            const previous = plain ? setDependentLaunches(false) : undefined;
+            let cost: TokenCost;
+            try {
+              cost = tokenCost(built.model, prompt, graph);
+            } finally {
+              if (previous !== undefined) setDependentLaunches(previous);
+            }
+            const layout = modeName(tiles, graph, plain);
+            if (profileFile && tiles && !graph && !plain && layers === depths[1] && variant === variants[0]) {
               profiled(isAbsolute(profileFile) ? profileFile : resolve(repoRoot, profileFile), () =>
                 generate(built.model, prompt, { eosTokenIds: [], maxNewTokens: 1 + timedTokens, graph: false }));
             }
             costs.set(`${variant}.${layout}.${layers}`, cost);
             report.results.push({
               id: `decode.${variant}.${layout}.L${layers}`, group: GROUP,
-              label: `${variant} ${layers} layers, ${tiles ? 'decode tiles' : 'bitsandbytes layout'}, ${graph ? 'recorded step (graph)' : 'op by op'}`,
+              label: `${variant} ${layers} layers, ${tiles ? 'decode tiles' : 'bitsandbytes layout'}, ${graph ? 'recorded step (graph)' : 'op by op'}${plain ? ', plain launches' : ''}`,
               unit: 'ms/token', value: cost.ms, medianMs: cost.ms, minMs: Math.min(...cost.samples), maxMs: Math.max(...cost.samples),
               repeats, method: `generate(): host clock, (time of ${1 + timedTokens} tokens - time of 1) / ${timedTokens}, median of ${repeats}; ` +
                 `${cost.opsPerToken.toFixed(1)} ops dispatched a token; ${built.adapter}; ${built.base}`,
@@ -288,7 +309,7 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       }
       // One layer's cost and the rest, from the two depths; the full depth extrapolated.
       const [low, high] = depths as [number, number];
-      for (const layout of modes.map(([tiles, graph]) => modeName(tiles, graph))) {
+      for (const layout of modes.map(([tiles, graph, plain]) => modeName(tiles, graph, plain))) {
         const a = costs.get(`${variant}.${layout}.${low}`)!;
         const b = costs.get(`${variant}.${layout}.${high}`)!;
         const perLayer = (b.ms - a.ms) / (high - low);

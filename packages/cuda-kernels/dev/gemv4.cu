@@ -9,13 +9,15 @@
 // Build: dev/build.sh gemv4. Run:
 //   dev/gemv4          checks, then timings
 //   dev/gemv4 check    checks only
-//   dev/gemv4 time     timings only
+//   dev/gemv4 time     timings only (GEMV4_ONLY=a,b: only the configurations named with a or b)
 //   dev/gemv4 profile  one launch of each configuration, for ncu
 // Checks: every launch configuration against a float64 CPU reference built from the very
 // weights the dequantize kernels produce (rounded to the activation dtype), on seeded random
 // codes, scales and activations, odd sizes included. Timings: one call per weight copy (copies
 // together >= 2.5 x the 60 MB L2) captured in a CUDA graph, replayed back to back between two
 // events; the median of 9 samples; then the addon's launch again on one copy, which stays in L2.
+// The read-only ceiling is timed twice: plain launches, and dependent launches that let the next
+// start at once (as the GEMV's do), which stream close to the memory's peak.
 // GB/s counts the bytes of codes + scales (+ offsets) once per call.
 #include <algorithm>
 #include <cmath>
@@ -27,7 +29,6 @@
 #include <vector>
 
 #include "../native/device.cc"
-#include "../native/quant_gemv_stream.cuh"
 #include "../native/quant_gemv_tc.cuh"
 #include "harness.cuh"
 
@@ -206,10 +207,8 @@ struct Config {
   bool ahead, prefetch;
   int overlap;
   bool scaleVectors, tiles;
-  int stages = 0;  // > 0: the streaming GEMV (quant_gemv_stream.cuh, tiles only) with this many ring stages, minBlocks blocks an SM (0: as fit)
   std::string name() const {
     const std::string tail = (overlap ? "/overlap" + std::to_string(overlap) : "") + (scaleVectors ? "" : "/scalar") + (tiles ? "/tiles" : "");
-    if (stages > 0) return "stream/s" + std::to_string(stages) + "/b" + std::to_string(minBlocks) + tail;
     if (warps == 0) return "addon" + tail;
     return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") +
            (prefetch ? "/px" : "") + tail;
@@ -226,20 +225,13 @@ const Config kConfigs[] = {
     {0, 0, 0, false, false, 0, true, true},  {0, 0, 0, false, false, 1, true, true},  {0, 0, 0, false, false, 2, true, true},
     {8, 4, 1, false, false, 1, true, true},  {8, 4, 1, false, true, 1, true, true},   {8, 4, 1, false, false, 2, true, true},
     {8, 4, 1, false, true, 2, true, true},   {16, 2, 2, false, false, 2, true, true}, {16, 2, 2, false, true, 2, true, true},
-    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true},
-    {0, 0, 1, false, false, 0, true, true, 8}, {0, 0, 2, false, false, 0, true, true, 8}, {0, 0, 2, false, false, 2, true, true, 8},
-    {0, 0, 2, false, false, 2, true, true, 4}, {0, 0, 1, false, false, 2, true, true, 16}};
+    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true}};
 bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
   const GemvOverlap overlap = c.overlap == 2 ? GemvOverlap::kSettled : c.overlap == 1 ? GemvOverlap::kLaunch : GemvOverlap::kNone;
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, overlap};
-  if constexpr (kTileSource<Source>) {
-    if (c.stages == 4) return cudaOrDie(launchGemvStream<Bf16, Source, 4>(args, src, stream(), c.minBlocks), "stream GEMV launch");
-    if (c.stages == 8) return cudaOrDie(launchGemvStream<Bf16, Source, 8>(args, src, stream(), c.minBlocks), "stream GEMV launch");
-    if (c.stages == 16) return cudaOrDie(launchGemvStream<Bf16, Source, 16>(args, src, stream(), c.minBlocks), "stream GEMV launch");
-  }
   if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
 #define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A, P)                                                 \
   if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A && c.prefetch == P) \
@@ -304,57 +296,6 @@ __global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64
   }
   if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
 }
-
-// The ceiling of the copy-engine path: the streaming GEMV's producer and ring (16 stages of 8
-// groups) over the same tile bytes (codes, then scales and offsets of scaleBytes a value; offsets
-// may be null), with consumer warps that only wait for each stage and hand it back.
-template <int Groups, int kStages>
-__global__ void __launch_bounds__(288, 1) bulkReadKernel(const uint8_t* codes, const uint8_t* scales, const uint8_t* offsets, int scaleBytes,
-                                                         int64_t rowSets, int groups) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using namespace hopper;
-  constexpr int kStageBytes = Groups * 512 + 2 * Groups * 16 * 4;
-  extern __shared__ __align__(128) uint8_t smem[];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int stagesPerSet = (groups + Groups - 1) / Groups;
-  const int64_t first = rowSets * blockIdx.x / gridDim.x, last = rowSets * (blockIdx.x + 1) / gridDim.x;
-  const int64_t stages = (last - first) * stagesPerSet;
-  const uint32_t ring = smemAddress(smem), barriers = smemAddress(smem + kStages * kStageBytes);
-  if (threadIdx.x == 0) {
-    for (int slot = 0; slot < kStages; slot++) {
-      mbarrierInit(barriers + 8 * slot, 1);
-      mbarrierInit(barriers + 8 * (kStages + slot), 8);
-    }
-    fenceBarrierInit();
-  }
-  __syncthreads();
-  if (warp == 8) {
-    if (lane != 0) return;
-    for (int64_t i = 0; i < stages; i++) {
-      const int slot = int(i % kStages);
-      if (i >= kStages) mbarrierWait(barriers + 8 * (kStages + slot), uint32_t((i / kStages) - 1) & 1u);
-      const int64_t set = first + i / stagesPerSet;
-      const int j = int(i % stagesPerSet), n = min(Groups, groups - Groups * j);
-      const int64_t group = set * groups + Groups * j;
-      const uint32_t stage = ring + slot * kStageBytes, bar = barriers + 8 * slot;
-      const uint32_t sb = uint32_t(n * 16 * scaleBytes);
-      mbarrierArriveExpectTx(bar, uint32_t(n * 512) + (offsets ? 2 : 1) * sb);
-      bulkLoad(stage, codes + group * 512, uint32_t(n * 512), bar);
-      bulkLoad(stage + Groups * 512, scales + group * 16 * scaleBytes, sb, bar);
-      if (offsets) bulkLoad(stage + Groups * 512 + Groups * 64, offsets + group * 16 * scaleBytes, sb, bar);
-    }
-    return;
-  }
-  for (int64_t i = 0; i < stages; i++) {
-    const int slot = int(i % kStages);
-    mbarrierWait(barriers + 8 * slot, uint32_t(i / kStages) & 1u);
-    __syncwarp();
-    if (lane == 0) mbarrierArrive(barriers + 8 * (kStages + slot));
-  }
-#endif
-}
-template <int Groups, int Stages>
-constexpr int kBulkReadShared = Stages * (Groups * 512 + 2 * Groups * 16 * 4) + 2 * Stages * 8;
 
 // --- checks ---
 
@@ -537,25 +478,6 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
     });
     std::printf("      read-only ceiling, dependent launches %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", pdlUs, bytes / (pdlUs * 1e-6) / 1e9,
                 100.0 * bytes / (pdlUs * 1e-6) / 1e9 / copy);
-  }
-  if (first.dTiles != nullptr && blora::probeDevice().computeMajor == 9) {
-    const int64_t sets = (out + 15) / 16;
-    const int groups = int(in / 64);
-    auto bulk = [&](auto kernel, int shared, int groupsPerStage, int stages, int perSM) {
-      cudaOrDie(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared), "bulk read attribute");
-      const double bulkUs = graphMicros(copies, [&](int i) {
-        const Weight& w = ws[size_t(i)];
-        kernel<<<unsigned(std::min<int64_t>(sets, perSM * smCount())), 288, shared, stream()>>>(
-            w.dTiles, static_cast<const uint8_t*>(w.dTileScales), static_cast<const uint8_t*>(w.dTileOffsets), int(w.scaleBytes()), sets, groups);
-      });
-      std::printf("      bulk-copy read ceiling (tiles, %2d groups x %2d stages, %d block%s an SM) %7.2f us = %6.0f GB/s = %5.1f %% of copy\n",
-                  groupsPerStage, stages, perSM, perSM > 1 ? "s" : "", bulkUs, bytes / (bulkUs * 1e-6) / 1e9, 100.0 * bytes / (bulkUs * 1e-6) / 1e9 / copy);
-    };
-    bulk(bulkReadKernel<8, 16>, kBulkReadShared<8, 16>, 8, 16, 1);
-    bulk(bulkReadKernel<8, 16>, kBulkReadShared<8, 16>, 8, 16, 2);
-    bulk(bulkReadKernel<16, 8>, kBulkReadShared<16, 8>, 16, 8, 2);
-    bulk(bulkReadKernel<32, 6>, kBulkReadShared<32, 6>, 32, 6, 1);
-    bulk(bulkReadKernel<4, 8>, kBulkReadShared<4, 8>, 4, 8, 4);
   }
   for (int rows : rowsList) {
     double best = 1e30;

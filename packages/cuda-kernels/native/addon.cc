@@ -200,6 +200,16 @@ NAN_METHOD(SetGemmPath) {
   });
 }
 
+// setDependentLaunches(on): whether kernels start as programmatic dependent launches (while the
+// kernel before them finishes) for the rest of the process, overriding BLORA_CUDA_DEPENDENT_LAUNCH;
+// returns the previous setting.
+NAN_METHOD(SetDependentLaunches) {
+  guarded([&] {
+    if (info.Length() < 1 || !info[0]->IsBoolean()) fail("setDependentLaunches: expected true or false");
+    info.GetReturnValue().Set(Nan::New(setDependentLaunches(Nan::To<bool>(info[0]).FromJust())));
+  });
+}
+
 // setFloat32MatmulPath(name): picks the float32 matmul kernel ('tf32x3' or 'simt') for the rest
 // of the process, overriding BLORA_CUDA_FLOAT32_MATMUL; returns the previous path's name.
 NAN_METHOD(SetFloat32MatmulPath) {
@@ -275,6 +285,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "matmul", Matmul);
   Nan::SetMethod(target, "matmulKernel", MatmulKernel);
   Nan::SetMethod(target, "setGemmPath", SetGemmPath);
+  Nan::SetMethod(target, "setDependentLaunches", SetDependentLaunches);
   Nan::SetMethod(target, "setFloat32MatmulPath", SetFloat32MatmulPath);
   Nan::SetMethod(target, "wgmmaAvailable", WgmmaAvailable);
   registerDataBindings(target);

@@ -8,6 +8,7 @@
 // get o = 0, lse = -Infinity.
 #include "attention_common.cuh"
 #include "block_reduce.cuh"
+#include "dependent_launch.cuh"
 #include "launch.cuh"
 #include "numeric.cuh"
 
@@ -26,6 +27,7 @@ size_t forwardSharedElements(const AttnDims& a) {
 template <typename T, int NL>
 __global__ void __launch_bounds__(kWarps * 32)
     attentionForwardKernel(const T* q, const T* k, const T* v, T* o, typename Num<T>::Compute* lse, AttnDims a) {
+  dependentKernelBegins();
   using C = typename Num<T>::Compute;
   a.readKeyLength();
   extern __shared__ __align__(16) unsigned char sharedBytes[];
@@ -149,9 +151,9 @@ void launchAttention(const TensorArg& q, const TensorArg& k, const TensorArg& v,
       constexpr int NL = decltype(width)::value;
       const size_t bytes = forwardSharedElements(a) * sizeof(C);
       allowSharedMemory(attentionForwardKernel<T, NL>, bytes, op, a);
-      attentionForwardKernel<T, NL><<<attentionGrid(work), kWarps * 32, bytes, stream()>>>(
-          reinterpret_cast<const T*>(q.first()), reinterpret_cast<const T*>(k.first()),
-          reinterpret_cast<const T*>(v.first()), reinterpret_cast<T*>(o.first()), reinterpret_cast<C*>(lse.first()), a);
+      launchDependent("attention", attentionForwardKernel<T, NL>, attentionGrid(work), kWarps * 32, bytes,
+                      reinterpret_cast<const T*>(q.first()), reinterpret_cast<const T*>(k.first()), reinterpret_cast<const T*>(v.first()),
+                      reinterpret_cast<T*>(o.first()), reinterpret_cast<C*>(lse.first()), a);
     });
   });
   checkLaunch(op);

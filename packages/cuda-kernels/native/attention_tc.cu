@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "attention_tc.cuh"
+#include "dependent_launch.cuh"
 #include "launch.cuh"
 
 namespace blora {
@@ -25,6 +26,7 @@ template <typename T, int D, int Warps>
 __global__ void __launch_bounds__(Warps * 32)
     attentionTcForwardKernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                              T* __restrict__ o, float* __restrict__ lse, AttnDims a, float scaleLog2) {
+  dependentKernelBegins();
   constexpr int kRows = Warps * 16, kThreads = Warps * 32, kSteps = D / 16;
   constexpr uint32_t kKvBytes = Tile<D>::bytes(kKeyTile);
   a.readKeyLength();
@@ -189,10 +191,8 @@ bool launchForward(const TensorArg& q, const TensorArg& k, const TensorArg& v, c
   const int64_t rows = Warps * 16;
   const dim3 grid(unsigned(a.b * a.h), unsigned((a.t + rows - 1) / rows));
   const float scaleLog2 = float(a.scale * 1.4426950408889634);
-  kernel<<<grid, Warps * 32, bytes, stream()>>>(
-      reinterpret_cast<const T*>(q.first()), reinterpret_cast<const T*>(k.first()),
-      reinterpret_cast<const T*>(v.first()), reinterpret_cast<T*>(o.first()), reinterpret_cast<float*>(lse.first()), a,
-      scaleLog2);
+  launchDependent("attentionTc", kernel, grid, Warps * 32, bytes, reinterpret_cast<const T*>(q.first()), reinterpret_cast<const T*>(k.first()),
+                  reinterpret_cast<const T*>(v.first()), reinterpret_cast<T*>(o.first()), reinterpret_cast<float*>(lse.first()), a, scaleLog2);
   return true;
 }
 

@@ -6,6 +6,7 @@
 // Dense operands (or a dense one and a broadcast scalar) take the 16-byte vector path of
 // dense_map.cuh; other views the strided kernel.
 #include "dense_map.cuh"
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -65,6 +66,7 @@ struct BinaryElement {
 
 template <typename Op, typename T>
 __global__ void binaryKernel(const T* a, const T* b, T* out, int64_t n, StridedIndexer<2> ix, Op op) {
+  dependentKernelBegins();
   BLORA_GRID_STRIDE_LOOP(i, n) {
     int64_t off[2];
     ix.offsets(i, off);
@@ -80,9 +82,9 @@ void runBinary(const char* name, const TensorArg& a, const TensorArg& b, const T
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (tryDenseMap2<T, T>(ix, a.first(), b.first(), out.first(), n, BinaryElement<Op, T>{Op{}})) return;
-    binaryKernel<Op, T><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
-        reinterpret_cast<const T*>(a.first()), reinterpret_cast<const T*>(b.first()), reinterpret_cast<T*>(out.first()), n,
-        ix, Op{});
+    launchDependent("binary", binaryKernel<Op, T>, elementwiseBlocks(n), kElementwiseThreads, 0,
+                    reinterpret_cast<const T*>(a.first()), reinterpret_cast<const T*>(b.first()), reinterpret_cast<T*>(out.first()), n, ix,
+                    Op{});
   };
   visitDType<Op::kInt ? DTypeSet::All : DTypeSet::Float>(a.dtype, name, launch);
   checkLaunch(name);

@@ -3,6 +3,7 @@
 // destination's fromDouble then applies the CPU backend's rounding and wrapping.
 // Dense sources take the vector path of dense_map.cuh.
 #include "dense_map.cuh"
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -17,6 +18,7 @@ struct CastElement {
 
 template <typename From, typename To>
 __global__ void castKernel(const From* src, To* dst, int64_t n, StridedIndexer<1> ix) {
+  dependentKernelBegins();
   BLORA_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
     ix.offsets(i, off);
@@ -37,8 +39,8 @@ void launchCast(const TensorArg& src, const TensorArg& dst) {
     visitDType<DTypeSet::All>(dst.dtype, "cast", [&](auto toTag) {
       using To = typename decltype(toTag)::type;
       if (tryDenseMap1<From, To>(ix, src.first(), dst.first(), n, CastElement<From, To>{})) return;
-      castKernel<From, To><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
-          reinterpret_cast<const From*>(src.first()), reinterpret_cast<To*>(dst.first()), n, ix);
+      launchDependent("cast", castKernel<From, To>, elementwiseBlocks(n), kElementwiseThreads, 0,
+                      reinterpret_cast<const From*>(src.first()), reinterpret_cast<To*>(dst.first()), n, ix);
     });
   });
   checkLaunch("cast");

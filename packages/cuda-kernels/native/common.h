@@ -102,6 +102,12 @@ const ProbeResult& probeDevice();
 void requireDevice();
 // The single stream every kernel and copy runs on.
 cudaStream_t stream();
+
+// Whether kernels start as programmatic dependent launches (dependent_launch.cuh): on unless
+// BLORA_CUDA_DEPENDENT_LAUNCH=0, or until setDependentLaunches(false).
+bool dependentLaunches();
+// Sets it for the rest of the process; returns the previous setting.
+bool setDependentLaunches(bool on);
 // Streaming multiprocessors of the device (for grid sizing).
 int smCount();
 // The most shared memory one block may opt into (cudaFuncAttributeMaxDynamicSharedMemorySize).

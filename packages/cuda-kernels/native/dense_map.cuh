@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <unordered_map>
 
+#include "dependent_launch.cuh"
 #include "launch.cuh"
 #include "strided.cuh"
 
@@ -93,6 +94,7 @@ struct EdgeElements {
 template <int V, typename In, typename Out, typename F>
 __global__ void __launch_bounds__(kDenseThreads)
     denseMap1Kernel(const In* __restrict__ x, Out* __restrict__ out, int64_t n, DenseSplit split, F f) {
+  dependentKernelBegins();
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = int64_t(blockDim.x) * gridDim.x;
   const Pack<In, V>* xv = reinterpret_cast<const Pack<In, V>*>(x + split.head);
@@ -129,6 +131,7 @@ template <int V, bool AScalar, bool BScalar, typename T, typename Out, typename 
 __global__ void __launch_bounds__(kDenseThreads)
     denseMap2Kernel(const T* __restrict__ a, const T* __restrict__ b, Out* __restrict__ out, int64_t n,
                     DenseSplit split, F f) {
+  dependentKernelBegins();
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = int64_t(blockDim.x) * gridDim.x;
   const T sa = a[0], sb = b[0];  // the broadcast values (harmless reads when not scalar)
@@ -195,8 +198,8 @@ bool tryDenseMap1(const StridedIndexer<1>& ix, const void* x, void* out, int64_t
   if (!samePhase(x, sizeof(In), V, split)) return false;
   const int64_t work = std::max<int64_t>((split.packs + 1) / 2, n - split.packs * V);
   auto kernel = denseMap1Kernel<V, In, Out, F>;
-  kernel<<<denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, stream()>>>(
-      static_cast<const In*>(x), static_cast<Out*>(out), n, split, f);
+  launchDependent("denseMap1", kernel, denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, static_cast<const In*>(x),
+                  static_cast<Out*>(out), n, split, f);
   return true;
 }
 
@@ -214,8 +217,8 @@ bool tryDenseMap2(const StridedIndexer<2>& ix, const void* a, const void* b, voi
   if (kb == DenseKind::Dense && !samePhase(b, sizeof(T), V, split)) return false;
   const int64_t work = std::max<int64_t>((split.packs + 1) / 2, n - split.packs * V);
   auto launch = [&](auto kernel) {
-    kernel<<<denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, stream()>>>(
-        static_cast<const T*>(a), static_cast<const T*>(b), static_cast<Out*>(out), n, split, f);
+    launchDependent("denseMap2", kernel, denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, static_cast<const T*>(a),
+                    static_cast<const T*>(b), static_cast<Out*>(out), n, split, f);
   };
   if (ka == DenseKind::Scalar) launch(denseMap2Kernel<V, true, false, T, Out, F>);
   else if (kb == DenseKind::Scalar) launch(denseMap2Kernel<V, false, true, T, Out, F>);

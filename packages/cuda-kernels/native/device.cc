@@ -3,7 +3,9 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <sstream>
+#include <string>
 
 namespace blora {
 
@@ -205,6 +207,24 @@ void requireDevice() {
 }
 
 cudaStream_t stream() { return theStream; }
+
+namespace {
+bool& dependentLaunchSetting() {
+  static bool on = [] {
+    const char* text = std::getenv("BLORA_CUDA_DEPENDENT_LAUNCH");
+    return text == nullptr || std::string(text) != "0";
+  }();
+  return on;
+}
+}  // namespace
+
+bool dependentLaunches() { return dependentLaunchSetting(); }
+
+bool setDependentLaunches(bool on) {
+  const bool previous = dependentLaunchSetting();
+  dependentLaunchSetting() = on;
+  return previous;
+}
 
 int smCount() { return multiprocessors; }
 

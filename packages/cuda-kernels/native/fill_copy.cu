@@ -1,6 +1,7 @@
 // fill and copy: kernels that move bits without arithmetic. Dense ranges go through
 // 16-byte vectors (dense_map.cuh); strided views through the general indexer.
 #include "dense_map.cuh"
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "strided.cuh"
@@ -10,6 +11,7 @@ namespace blora {
 // Packs of V copies of `value` from the split's head on, scalars at both edges.
 template <int V, typename U>
 __global__ void __launch_bounds__(kDenseThreads) fillKernel(U* out, int64_t n, DenseSplit split, U value) {
+  dependentKernelBegins();
   const int64_t tid = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = int64_t(blockDim.x) * gridDim.x;
   Pack<U, V> pack;
@@ -37,14 +39,15 @@ void launchFill(const TensorArg& out, uint64_t bits) {
     const DenseSplit split = denseSplit(out.first(), sizeof(U), V, n);
     auto kernel = fillKernel<V, U>;
     const int64_t work = std::max<int64_t>(split.packs, n - split.packs * V);
-    kernel<<<denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, stream()>>>(
-        reinterpret_cast<U*>(out.first()), n, split, U(bits));
+    launchDependent("fill", kernel, denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0,
+                    reinterpret_cast<U*>(out.first()), n, split, U(bits));
   });
   checkLaunch("fill");
 }
 
 template <typename U>
 __global__ void copyKernel(const U* src, U* dst, int64_t n, StridedIndexer<1> ix) {
+  dependentKernelBegins();
   BLORA_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
     ix.offsets(i, off);
@@ -63,14 +66,15 @@ void launchCopy(const TensorArg& src, const TensorArg& dst) {
   visitBits(src.dtype, [&](auto tag) {
     using U = typename decltype(tag)::type;
     if (tryDenseMap1<U, U>(ix, src.first(), dst.first(), n, Identity<U>{})) return;
-    copyKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
-        reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
+    launchDependent("copy", copyKernel<U>, elementwiseBlocks(n), kElementwiseThreads, 0,
+                    reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
   });
   checkLaunch("copy");
 }
 
 template <typename U>
 __global__ void copyIntoKernel(const U* src, U* dst, int64_t n, StridedIndexer<2> ix) {
+  dependentKernelBegins();
   BLORA_GRID_STRIDE_LOOP(i, n) {
     int64_t off[2];
     ix.offsets(i, off);
@@ -83,6 +87,7 @@ __global__ void copyIntoKernel(const U* src, U* dst, int64_t n, StridedIndexer<2
 template <typename U>
 __global__ void copyIntoAtKernel(const U* src, U* dst, int64_t n, StridedIndexer<2> ix, const int32_t* start, int64_t axisStride,
                                  int64_t limit) {
+  dependentKernelBegins();
   const int64_t at = *start;
   if (at < 0 || at > limit) return;  // does not fit: nothing is written
   dst += at * axisStride;
@@ -108,8 +113,8 @@ void launchCopyInto(const TensorArg& src, const TensorArg& dst) {
       const StridedIndexer<1> dense = makeIndexer<1>(src.shape, src.rank, srcStrides);
       if (tryDenseMap1<U, U>(dense, src.first(), dst.first(), n, Identity<U>{})) return;
     }
-    copyIntoKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
-        reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
+    launchDependent("copyInto", copyIntoKernel<U>, elementwiseBlocks(n), kElementwiseThreads, 0,
+                    reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix);
   });
   checkLaunch("copy (into a strided view)");
 }
@@ -131,9 +136,9 @@ void launchCopyIntoAt(const TensorArg& src, const TensorArg& dst, const TensorAr
   const StridedIndexer<2> ix = makeIndexer<2>(src.shape, src.rank, strides);
   visitBits(src.dtype, [&](auto tag) {
     using U = typename decltype(tag)::type;
-    copyIntoAtKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
-        reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix,
-        reinterpret_cast<const int32_t*>(start.first()), dst.strides[axis], dst.shape[axis] - src.shape[axis]);
+    launchDependent("copyIntoAt", copyIntoAtKernel<U>, elementwiseBlocks(n), kElementwiseThreads, 0,
+                    reinterpret_cast<const U*>(src.first()), reinterpret_cast<U*>(dst.first()), n, ix,
+                    reinterpret_cast<const int32_t*>(start.first()), dst.strides[axis], dst.shape[axis] - src.shape[axis]);
   });
   checkLaunch(op);
 }

@@ -81,15 +81,6 @@ __device__ __forceinline__ void tmaLoad3d(uint32_t dst, const CUtensorMap* map, 
       : "memory");
 }
 
-// --- Bulk copies without a tensor map: `bytes` (a multiple of 16; both addresses 16-byte
-// aligned) of contiguous global memory into shared memory, counted on the barrier. ---
-
-__device__ __forceinline__ void bulkLoad(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst), "l"(src),
-               "r"(bytes), "r"(bar)
-               : "memory");
-}
-
 __device__ __forceinline__ void prefetchTensorMap(const CUtensorMap* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");
 }

@@ -5,6 +5,7 @@
 // CPU's typed-array stores: the low bits of a sum do not depend on where it wrapped.
 // Float additions to one element from several threads land in an unspecified order, so
 // float results can differ from the CPU in the last bits when indices repeat.
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -38,6 +39,7 @@ void pinAxis(const TensorArg& t, int axis, int64_t (&pinned)[kMaxRank]) {
 template <typename U>
 __global__ void indexSelectKernel(const U* x, const int32_t* index, int64_t indexStride, U* out, int64_t n,
                                   StridedIndexer<1> ix, int64_t count, int64_t inner, int64_t axisStride) {
+  dependentKernelBegins();
   BLORA_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
     ix.offsets(i, off);
@@ -144,9 +146,9 @@ void launchIndexSelect(const TensorArg& x, const TensorArg& index, const TensorA
   const StridedIndexer<1> ix = makeIndexer<1>(out.shape, out.rank, strides);
   visitBits(x.dtype, [&](auto tag) {
     using U = typename decltype(tag)::type;
-    indexSelectKernel<U><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
-        reinterpret_cast<const U*>(x.first()), reinterpret_cast<const int32_t*>(index.first()), index.strides[0],
-        reinterpret_cast<U*>(out.first()), n, ix, index.shape[0], innerSize(out, axis), x.strides[axis]);
+    launchDependent("indexSelect", indexSelectKernel<U>, elementwiseBlocks(n), kElementwiseThreads, 0,
+                    reinterpret_cast<const U*>(x.first()), reinterpret_cast<const int32_t*>(index.first()), index.strides[0],
+                    reinterpret_cast<U*>(out.first()), n, ix, index.shape[0], innerSize(out, axis), x.strides[axis]);
   });
   checkLaunch(op);
 }

@@ -56,6 +56,7 @@
 
 #include "async_copy.cuh"
 #include "common.h"
+#include "dependent_launch.cuh"
 #include "numeric.cuh"
 #include "quant_gemm.cuh"
 #include "quant_gemv_sources.cuh"
@@ -289,16 +290,9 @@ struct GemvShape {
   static constexpr bool Ahead = Ahead_, PrefetchX = PrefetchX_;
 };
 
-// Programmatic dependent launch (GemvArgs::overlap): the kernel waits for the kernels before it
-// (their completion and memory), then lets the next one start. Letting it start only after the
-// wait keeps kSettled correct: when a kernel starts, every kernel but the one just before it is
-// complete. (Before Hopper there is no such launch, and nothing to do.)
-__device__ __forceinline__ void waitForPriorGrids() {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
+// Programmatic dependent launch (GemvArgs::overlap; dependent_launch.cuh): the kernel waits for the
+// kernels before it, then lets the next one start. Letting it start only after the wait keeps
+// kSettled correct: when a kernel starts, every kernel but the one just before it is complete.
 
 // Settled: launched with GemvOverlap::kSettled (a template parameter, so that each kernel has one
 // straight prologue; with the choice made at run time the compiler kept both orders' registers).
@@ -316,7 +310,7 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
   const int g = lane >> 2, t = lane & 3;
   const int groups = int(args.in / G);
   const int64_t rowSets = (args.outFeatures + 15) / 16;
-  if constexpr (!Settled) waitForPriorGrids();  // returns at once without a dependent launch
+  if constexpr (!Settled) dependentKernelBegins();  // returns at once without a dependent launch
   // The pair table is built from the 16 code values, fetched first so they do not queue behind the weight's loads.
   const float ownValue = kTable ? __ldg(args.table + (lane & 15)) : 0.f;
   const uint32_t tableLane = computedOnce(smemAddress(pairTable) + 4u * lane);
@@ -378,7 +372,7 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
   // activations are theirs.
   auto prepareBlock = [&] {
     if constexpr (kTable) buildPairTable<T, kWarps * 32>(pairTable, ownValue);
-    if constexpr (Settled) waitForPriorGrids();
+    if constexpr (Settled) dependentKernelBegins();
     if constexpr (kTable) __syncthreads();
   };
 
@@ -488,7 +482,7 @@ cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cud
   cudaLaunchAttribute overlap = {};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   overlap.val.programmaticStreamSerializationAllowed = 1;
-  if (args.overlap != GemvOverlap::kNone) {
+  if (args.overlap != GemvOverlap::kNone && dependentLaunches()) {
     config.attrs = &overlap;
     config.numAttrs = 1;
   }

@@ -10,6 +10,7 @@
 // chunks of rows into partial sums, then one thread per column adds the chunk partials in order.
 #include "block_reduce.cuh"
 #include "dense_map.cuh"
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -28,6 +29,7 @@ unsigned rowBlocks(int64_t rows) { return unsigned(std::min<int64_t>(rows, int64
 template <typename T>
 __global__ void rmsNormKernel(const T* x, const T* w, int64_t ws, T* y, typename Num<T>::Compute* rstd, int64_t rows,
                               int64_t d, typename Num<T>::Compute eps, typename Num<T>::Compute offset) {
+  dependentKernelBegins();
   using C = typename Num<T>::Compute;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * d;
@@ -85,6 +87,7 @@ __device__ __forceinline__ void forHeldPacks(int64_t packs, F f) {
 template <typename T, int V>
 __global__ void rmsNormPackedKernel(const T* x, const T* w, T* y, typename Num<T>::Compute* rstd, int64_t rows,
                                     int64_t packs, typename Num<T>::Compute eps, typename Num<T>::Compute offset) {
+  dependentKernelBegins();
   using C = typename Num<T>::Compute;
   using P = Pack<T, V>;
   const P* wp = reinterpret_cast<const P*>(w);
@@ -236,14 +239,14 @@ void launchRmsNorm(const TensorArg& x, const TensorArg& weight, const TensorArg&
     using C = typename Num<T>::Compute;
     if (packWidth<T>(d, weight, {&x, &y}) > 0) {
       constexpr int V = int(16 / sizeof(T));
-      rmsNormPackedKernel<T, V><<<rowBlocks(rows), packedThreads(d / V), 0, stream()>>>(
-          reinterpret_cast<const T*>(x.first()), reinterpret_cast<const T*>(weight.first()), reinterpret_cast<T*>(y.first()),
-          reinterpret_cast<C*>(rstd.first()), rows, d / V, C(eps), C(offset));
+      launchDependent("rmsNorm", rmsNormPackedKernel<T, V>, rowBlocks(rows), packedThreads(d / V), 0,
+                      reinterpret_cast<const T*>(x.first()), reinterpret_cast<const T*>(weight.first()), reinterpret_cast<T*>(y.first()),
+                      reinterpret_cast<C*>(rstd.first()), rows, d / V, C(eps), C(offset));
       return;
     }
-    rmsNormKernel<T><<<rowBlocks(rows), rowThreads(d, 512), 0, stream()>>>(
-        reinterpret_cast<const T*>(x.first()), reinterpret_cast<const T*>(weight.first()), weight.strides[0],
-        reinterpret_cast<T*>(y.first()), reinterpret_cast<C*>(rstd.first()), rows, d, C(eps), C(offset));
+    launchDependent("rmsNorm", rmsNormKernel<T>, rowBlocks(rows), rowThreads(d, 512), 0,
+                    reinterpret_cast<const T*>(x.first()), reinterpret_cast<const T*>(weight.first()), weight.strides[0],
+                    reinterpret_cast<T*>(y.first()), reinterpret_cast<C*>(rstd.first()), rows, d, C(eps), C(offset));
   });
   checkLaunch(op);
 }

@@ -3,6 +3,7 @@
 //   out[i] = x[i] cos - x[i + Dh/2] sin,  out[i + Dh/2] = x[i + Dh/2] cos + x[i] sin
 // (sin negated for the inverse). x and the tables are read through their strides; the
 // tables are float32 or x's dtype; arithmetic is in x's compute type.
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -20,6 +21,7 @@ struct RopeDims {
 template <typename T, typename Table>
 __global__ void ropeKernel(const T* x, const Table* cosTable, const Table* sinTable, T* out, int64_t pairs, RopeDims d,
                            typename Num<T>::Compute sign) {
+  dependentKernelBegins();
   using C = typename Num<T>::Compute;
   BLORA_GRID_STRIDE_LOOP(p, pairs) {
     const int64_t i = p % d.half;
@@ -64,9 +66,9 @@ void launchRope(const TensorArg& x, const TensorArg& cos, const TensorArg& sin, 
     const C sign = inverse ? C(-1) : C(1);
     auto launch = [&](auto tableTag) {
       using Table = typename decltype(tableTag)::type;
-      ropeKernel<T, Table><<<elementwiseBlocks(pairs), kElementwiseThreads, 0, stream()>>>(
-          reinterpret_cast<const T*>(x.first()), reinterpret_cast<const Table*>(cos.first()),
-          reinterpret_cast<const Table*>(sin.first()), reinterpret_cast<T*>(out.first()), pairs, d, sign);
+      launchDependent("rope", ropeKernel<T, Table>, elementwiseBlocks(pairs), kElementwiseThreads, 0,
+                      reinterpret_cast<const T*>(x.first()), reinterpret_cast<const Table*>(cos.first()),
+                      reinterpret_cast<const Table*>(sin.first()), reinterpret_cast<T*>(out.first()), pairs, d, sign);
     };
     if (cos.dtype == DType::Float32) launch(TypeTag<float>{});
     else launch(TypeTag<T>{});

@@ -10,6 +10,7 @@
 
 #include "block_reduce.cuh"
 #include "common.h"
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -78,6 +79,7 @@ template <typename X, int Split, int VecLambda>
 __global__ void __launch_bounds__(kSkinnyWarps * 32)
     skinnyLinearKernel(const X* x, int64_t xStride, const float* w, int64_t wStride, float* out, int rows, int64_t n, int64_t k,
                        int lambda) {
+  dependentKernelBegins();
   constexpr int kFeatures = kSkinnyWarps / Split;
   __shared__ float partial[kSkinnyWarps][kLinearMaxRows];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -137,9 +139,9 @@ template <typename X, int Split, int VecLambda>
 void launchSplit(const TensorArg& x, const TensorArg& w, const TensorArg& out, int64_t rows, int64_t n, int64_t k, int64_t lambda) {
   constexpr int kFeatures = kSkinnyWarps / Split;
   const unsigned blocks = unsigned((n + kFeatures - 1) / kFeatures);
-  skinnyLinearKernel<X, Split, VecLambda><<<blocks, kSkinnyWarps * 32, 0, stream()>>>(
-      reinterpret_cast<const X*>(x.first()), x.strides[0], reinterpret_cast<const float*>(w.first()), w.strides[0],
-      reinterpret_cast<float*>(out.first()), int(rows), n, k, int(lambda));
+  launchDependent("skinnyLinear", skinnyLinearKernel<X, Split, VecLambda>, blocks, kSkinnyWarps * 32, 0,
+                  reinterpret_cast<const X*>(x.first()), x.strides[0], reinterpret_cast<const float*>(w.first()), w.strides[0],
+                  reinterpret_cast<float*>(out.first()), int(rows), n, k, int(lambda));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // (float32 for float32/float16/bfloat16, float64 for float64, int64 for integers).
 // Dense inputs take the 16-byte vector path of dense_map.cuh, views the strided kernel.
 #include "dense_map.cuh"
+#include "dependent_launch.cuh"
 #include "kernels.h"
 #include "launch.cuh"
 #include "numeric.cuh"
@@ -103,6 +104,7 @@ struct UnaryElement {
 
 template <typename Op, typename T>
 __global__ void unaryKernel(const T* x, T* out, int64_t n, StridedIndexer<1> ix, Op op) {
+  dependentKernelBegins();
   BLORA_GRID_STRIDE_LOOP(i, n) {
     int64_t off[1];
     ix.offsets(i, off);
@@ -118,8 +120,8 @@ void runUnary(const char* name, const TensorArg& x, const TensorArg& out) {
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (tryDenseMap1<T, T>(ix, x.first(), out.first(), n, UnaryElement<Op, T>{Op{}})) return;
-    unaryKernel<Op, T><<<elementwiseBlocks(n), kElementwiseThreads, 0, stream()>>>(
-        reinterpret_cast<const T*>(x.first()), reinterpret_cast<T*>(out.first()), n, ix, Op{});
+    launchDependent("unary", unaryKernel<Op, T>, elementwiseBlocks(n), kElementwiseThreads, 0,
+                    reinterpret_cast<const T*>(x.first()), reinterpret_cast<T*>(out.first()), n, ix, Op{});
   };
   visitDType<Op::kInt ? DTypeSet::All : DTypeSet::Float>(x.dtype, name, launch);
   checkLaunch(name);

@@ -25,6 +25,7 @@ if (cudaAvailable()) {
 
 export { cudaAvailable, cudaUnavailableReason, cudaDeviceInfo, type CudaDeviceInfo, type CudaMemoryInfo } from './native.js';
 export { cudaMemoryInfo, emptyCache, synchronize } from './memory.js';
+export { setDependentLaunches } from './launches.js';
 export { CudaError, type CudaErrorCode } from './errors.js';
 export { cudaBackend, DeviceBuffer } from './backend.js';
 export {

@@ -100,6 +100,8 @@ export interface NativeAddon {
    * 'simt' (CUDA cores); returns the previous path.
    */
   setFloat32MatmulPath(path: 'tf32x3' | 'simt'): 'tf32x3' | 'simt';
+  /** See `setDependentLaunches` in launches.ts. */
+  setDependentLaunches(on: boolean): boolean;
   /** Whether the TMA + wgmma GEMM can run here (a Hopper GPU running the build's sm_90a code). */
   wgmmaAvailable(): boolean;
   // Data movement (bindings_data.cc).

@@ -1,16 +1,18 @@
 // What a recorded decode step is made of, on cuda: attention over the leading keys of larger
 // buffers (keyLength read on the device; the SIMT and the tensor-core kernel) and copyIntoAt
 // against the CPU; captureGraph (a replay sees the inputs' new values, reads and waits are
-// refused while capturing, the graph's memory comes back when it is disposed); and DecodeStep /
-// generate with a recorded step against the same model run op by op.
+// refused while capturing, the graph's memory comes back when it is disposed); DecodeStep /
+// generate with a recorded step against the same model run op by op; and dependent launches
+// (kernels starting while the one before finishes) against plain ones.
 import { noGrad } from '@blora/autograd';
 import { createLlama, DecodeStep, generate, KVCache, llamaConfig, type LlamaConfig } from '@blora/models';
 import {
-  add, attention, captureGraph, copyInto, copyIntoAt, matmul, mul, randn, tensor, tidy, type DType, type Tensor,
+  add, attention, captureGraph, cast, contiguous, copyInto, copyIntoAt, indexSelect, matmul, mul, randn, reshape, rmsNorm, tensor, tidy, transpose,
+  type DType, type Tensor,
 } from '@blora/tensor';
 import { assertClose } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
-import { cudaAvailable, cudaMemoryInfo } from '@blora/cuda-kernels';
+import { cudaAvailable, cudaMemoryInfo, setDependentLaunches } from '@blora/cuda-kernels';
 import { tensorArg } from '../../src/descriptor.js';
 import { native } from '../../src/native.js';
 import { ALL_DTYPES, makeTensor, roundTo, valuesFor } from './helpers.js';
@@ -160,4 +162,79 @@ describe.skipIf(!cudaAvailable())('a recorded decode step on cuda', () => {
       model.dispose();
     });
   }
+});
+
+/** Runs `body` with dependent launches set to `on`, then restores the setting. */
+function withDependentLaunches<R>(on: boolean, body: () => R): R {
+  const previous = setDependentLaunches(on);
+  try {
+    return body();
+  } finally {
+    setDependentLaunches(previous);
+  }
+}
+
+describe.skipIf(!cudaAvailable())('dependent launches on cuda', () => {
+  it('a long chain of kernels, each reading the one before, gives the results of plain launches bit for bit, recorded or not', () => {
+    // Every kernel here starts while the one before finishes and must wait for it: one that read
+    // early would see the previous step's values. Plain launches (one kernel after the other) are
+    // the reference. Big enough that each kernel takes a while.
+    const rows = 512, cols = 1024;
+    const chain = (x: Tensor, perm: Tensor, ones: Tensor) => {
+      let y = x;
+      for (let i = 0; i < 12; i++) {
+        const scaled = add(mul(y, 1.5), 0.25);
+        const turned = contiguous(transpose(reshape(scaled, [cols, rows])));  // the strided copy
+        const shuffled = indexSelect(reshape(turned, [rows, cols]), 0, perm);
+        y = rmsNorm(cast(cast(shuffled, 'bfloat16'), 'float32'), ones, 1e-6);
+      }
+      return y;
+    };
+    const values = valuesFor('float32', rows * cols, 17, -1, 1);
+    const order = Array.from({ length: rows }, (_, i) => (i * 37 + 11) % rows);
+    const inputs = (device: string) => [
+      tensor(values, { shape: [rows, cols], device }), tensor(order, { dtype: 'int32', device }), tensor(new Float64Array(cols).fill(1), { device }),
+    ] as const;
+    const expected = tidy(() => chain(...inputs('cpu')).toFloat64Array());
+    const [x, perm, ones] = inputs('cuda');
+    const plain = withDependentLaunches(false, () => tidy(() => chain(x, perm, ones).toFloat64Array()));
+    // The CPU sums rmsNorm in another order, and a bfloat16 rounding may then fall the other way.
+    assertClose(plain, expected, { rtol: 2e-2, atol: 2e-2 });
+    expect(withDependentLaunches(true, () => tidy(() => chain(x, perm, ones).toFloat64Array()))).toEqual(plain);
+    const out = tensor(new Float64Array(rows * cols), { shape: [rows, cols], device: 'cuda' });
+    withDependentLaunches(true, () => {
+      const graph = captureGraph('cuda', () => tidy(() => copyInto(out, chain(x, perm, ones))));
+      for (let r = 0; r < 3; r++) graph.replay();
+      graph.dispose();
+    });
+    expect(out.toFloat64Array()).toEqual(plain);
+    for (const t of [x, perm, ones, out]) t.dispose();
+  });
+
+  it('a recorded decode step gives the same logits with dependent launches on and off, bit for bit', () => {
+    for (const [config, dtype] of [[LLAMA, 'float32'], [WIDE, 'bfloat16']] as const) {
+      const model = createLlama(config, { seed: 5, device: 'cuda', dtype });
+      const prompt = [2, 4, 6];
+      const logits = (on: boolean, graph: boolean) => withDependentLaunches(on, () => {
+        const cache = new KVCache(config.numHiddenLayers, { capacity: 16 });
+        noGrad(() => tidy(() => void model.forward([prompt], { kvCache: cache })));
+        const step = new DecodeStep(model, cache, { graph });
+        const out: number[] = [];
+        for (const token of [3, 1, 4, 1, 5]) out.push(...step.next(token));
+        step.dispose();
+        cache.dispose();
+        return out;
+      });
+      const plain = logits(false, false);
+      expect(logits(true, false)).toEqual(plain);
+      expect(logits(true, true)).toEqual(logits(false, true));
+      model.dispose();
+    }
+  });
+
+  it('setDependentLaunches returns the previous setting', () => {
+    const first = setDependentLaunches(false);
+    expect(setDependentLaunches(true)).toBe(false);
+    expect(setDependentLaunches(first)).toBe(true);
+  });
 });
