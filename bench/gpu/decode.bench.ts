@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  add, attention, captureGraph, contiguous, copyIntoAt, matmul, mul, poolLinear, rand, randint, randn, rmsNorm, rope, setOpObserver, silu, tensor, tidy,
+  add, attention, captureGraph, contiguous, copyIntoAt, matmul, mul, poolLinear, rand, randint, randn, rmsNorm, rope, setOpObserver, silu, siluMul, tensor, tidy,
   transpose,
 } from '@blora/tensor';
 import { NF4_CODE, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles } from '@blora/quant';
@@ -195,6 +195,7 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       table: tensor(Array.from(NF4_CODE), { device }),
       x: randn([1, hidden], { ...bf16, seed: 3 }),
       xUp: randn([1, inter], { ...bf16, seed: 4 }),
+      lmHead: randn([32000, hidden], { ...bf16, seed: 13 }),
       a: randn([r, hidden], { device, seed: 5 }),
       aStoredTransposed: transpose(contiguous(transpose(randn([r, hidden], { device, seed: 5 })))),
       b: randn([hidden, r], { device, seed: 6 }),
@@ -223,7 +224,9 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       'copyIntoAt [1, 32, 1, 128]': () => copyIntoAt(t.kv, 2, t.position, t.kNew),
       'attention 32 heads x 128, 64 of 72 keys': () => attention(t.q, t.kv, t.kv, { causal: true, keyLength: t.length }),
       'silu * up [1, 11008]': () => mul(silu(t.xUp), t.xUp),
+      'siluMul [1, 11008] (SwiGLU in one op)': () => siluMul(t.xUp, t.xUp),
       'add [1, 4096]': () => add(t.x, t.x),
+      'lmHead matmul [1, 4096] x [32000, 4096]ᵀ, bfloat16': () => matmul(t.x, transpose(t.lmHead)),
     };
     const calls = 50;
     try {

@@ -1,6 +1,6 @@
 // Differentiable building blocks written as compositions of tensor ops, so their gradients
 // come from the rules of the ops they use.
-import { bernoulli, gelu, mul, silu, type Generator, type Tensor } from '@blora/tensor';
+import { bernoulli, gelu, mul, siluMul, type Generator, type Tensor } from '@blora/tensor';
 
 /** Options of `dropout`. */
 export interface DropoutOptions {
@@ -23,9 +23,9 @@ export function dropout(x: Tensor, p: number, options: DropoutOptions = {}): Ten
   return mul(x, mul(keepMask, 1 / (1 - p)));
 }
 
-/** SwiGLU: silu(gate) * up (the LLaMA / Mistral MLP activation). */
+/** SwiGLU: silu(gate) * up (the LLaMA / Mistral MLP activation), one op (`siluMul`). */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
-  return mul(silu(gate), up);
+  return siluMul(gate, up);
 }
 
 /** GeGLU: gelu(gate) * up, with the tanh approximation by default (as Gemma uses). */

@@ -79,6 +79,7 @@ const binaryCases: BinaryCase[] = [
   ['pow', T.pow, 0.5, 2],
   ['maximum', T.maximum, -1, 1],
   ['minimum', T.minimum, -1, 1],
+  ['siluMul', T.siluMul, -3, 3],
 ];
 
 describe('binary rules', () => {
@@ -90,6 +91,11 @@ describe('binary rules', () => {
       gradcheck(f, [leaf([], 7, { low, high }), leaf([2, 3], 8, { low, high })]);
     });
   }
+
+  it('siluMul: a gradient for either operand alone, and the up projection kept only for the gate', () => {
+    gradcheck((g) => T.siluMul(g, tensor([0.5, -2, 3], { dtype: 'float64' })), [leaf([3], 10, { low: -3, high: 3 })]);
+    gradcheck((u) => T.siluMul(tensor([0.5, -2, 3], { dtype: 'float64' }), u), [leaf([3], 11, { low: -3, high: 3 })]);
+  });
 
   it('a number operand gives a gradient to the tensor only', () => {
     const x = leaf([2, 3], 9, { low: 0.5, high: 2 });

@@ -1,6 +1,7 @@
 // Native float32 add / sub / mul / div for operands that are dense or broadcast scalars
 // (inputs arrive already broadcast to the output shape), sigmoid / silu of dense float32
-// tensors, and silu's gradient from those native loops; other cases go to the TypeScript kernel.
+// tensors, and silu's gradient and SwiGLU (siluMul) from those native loops; other cases go to
+// the TypeScript kernel.
 import type { KernelFn } from '@blora/tensor';
 import type { NativeAddon } from './native.js';
 import { elementStep, f32Storage, isDense, isF32 } from './tensors.js';
@@ -49,6 +50,28 @@ export function nativeActivation(addon: NativeAddon, op: NativeActivationOp, fal
     const n = out.numel;
     if (n === 0) return;
     addon.activationF32(code, f32Storage(x), x.offset, f32Storage(out), out.offset, n);
+  };
+}
+
+/**
+ * The kernel of `siluMul` (inputs [gate, up]): for dense float32 tensors, silu(gate) then the
+ * product with up, two native passes (each rounds once in float32, where the TypeScript kernel
+ * rounds the float64 product once). `fallback` otherwise.
+ */
+export function nativeSiluMul(addon: NativeAddon, fallback: KernelFn): KernelFn {
+  return (inputs, outputs, attrs) => {
+    const gate = inputs[0]!;
+    const up = inputs[1]!;
+    const out = outputs[0]!;
+    if (!isDense(gate, 'float32') || !isDense(up, 'float32') || !isDense(out, 'float32')) {
+      fallback(inputs, outputs, attrs);
+      return;
+    }
+    const n = out.numel;
+    if (n === 0) return;
+    const [os, oo] = [f32Storage(out), out.offset];
+    addon.activationF32(ACTIVATION_OP_CODES.silu, f32Storage(gate), gate.offset, os, oo, n);
+    addon.binaryF32(BINARY_OP_CODES.mul, os, oo, 1, f32Storage(up), up.offset, 1, os, oo, n);
   };
 }
 

@@ -27,7 +27,7 @@ import { findKernel, registerKernel, type KernelFn } from '@blora/tensor';
 // The quantized-weight ops must have their TypeScript kernels registered before they are wrapped.
 import '@blora/quant';
 import { nativeAttention, nativeAttentionBackward } from './attention.js';
-import { nativeActivation, nativeBinary, nativeSiluBackward, type NativeActivationOp, type NativeBinaryOp } from './elementwise.js';
+import { nativeActivation, nativeBinary, nativeSiluBackward, nativeSiluMul, type NativeActivationOp, type NativeBinaryOp } from './elementwise.js';
 import { BufferPool, installBufferPool, type BufferPoolStats } from './buffer-pool.js';
 import { nativeCopy, nativeRope, nativeSum } from './layout.js';
 import { nativeMatmul } from './matmul.js';
@@ -143,6 +143,7 @@ function registerAll(addon: NativeAddon): string[] {
   for (const op of ['add', 'sub', 'mul', 'div'] as NativeBinaryOp[]) makers[op] = (f) => nativeBinary(addon, op, f);
   for (const op of ['sigmoid', 'silu'] as NativeActivationOp[]) makers[op] = (f) => nativeActivation(addon, op, f);
   makers.siluBackward = (f) => nativeSiluBackward(addon, f);
+  makers.siluMul = (f) => nativeSiluMul(addon, f);
   return Object.entries(makers).filter(([op, make]) => replaceCpuKernel(op, make)).map(([op]) => op).sort();
 }
 

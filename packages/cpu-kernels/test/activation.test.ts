@@ -1,6 +1,6 @@
 // sigmoid, silu and silu's gradient against float64 references written with plain loops.
 import { describe, expect, it } from 'vitest';
-import { expand, narrow, sigmoid, silu, siluBackward, tensor, type Tensor } from '@blora/tensor';
+import { expand, narrow, sigmoid, silu, siluBackward, siluMul, tensor, type Tensor } from '@blora/tensor';
 import { nonContiguousTensor, randomValues } from '@blora/tensor/testing';
 import { cpuKernelsInfo } from '../src/index.js';
 import { loadAddon } from '../src/native.js';
@@ -114,10 +114,34 @@ describe('siluBackward float32', () => {
   });
 });
 
+describe('siluMul float32', () => {
+  // silu, then the product: two float32 roundings on the native path.
+  const MUL_TOL = { rtol: 1e-6, atol: 2e-43 };
+
+  it('dense inputs of every size, with offsets, the infinities and NaN; strided views run the TypeScript kernel', () => {
+    for (const n of SIZES) {
+      const gate = Float32Array.from(randomValues(n, n + 7, -40, 40));
+      const up = Float32Array.from(randomValues(n, n + 8, -3, 3));
+      if (n >= 8) gate.set([Infinity, -Infinity, Number.NaN, 100, -100], 1);
+      const expected = Float64Array.from(gate, (v, i) => siluRef(v) * up[i]!);
+      inEveryMode(() => expectClose(siluMul(tensor(gate), tensor(up)), expected, MUL_TOL));
+    }
+    const values = Float32Array.from(randomValues(40, 19, -6, 6));
+    const gate = narrow(tensor(values, { shape: [2, 20] }), 1, 3, 10);
+    const up = tensor(values.subarray(0, 20), { shape: [2, 10] });
+    const [gv, uv] = [gate.toFloat64Array(), up.toFloat64Array()];
+    const expected = Float64Array.from(gv, (v, i) => siluRef(v) * uv[i]!);
+    inEveryMode(() => {
+      expectClose(siluMul(gate, up), expected, MUL_TOL);
+      expectClose(siluMul(nonContiguousTensor(gv, [2, 10]), up), expected, MUL_TOL);
+    });
+  });
+});
+
 describe.skipIf(!NATIVE)('native activation kernels', () => {
-  it('are registered for sigmoid, silu and siluBackward', () => {
+  it('are registered for sigmoid, silu, siluBackward and siluMul', () => {
     const info = cpuKernelsInfo();
-    expect(info.native && info.ops).toEqual(expect.arrayContaining(['sigmoid', 'silu', 'siluBackward']));
+    expect(info.native && info.ops).toEqual(expect.arrayContaining(['sigmoid', 'silu', 'siluBackward', 'siluMul']));
   });
 
   it('reject bad arguments with named errors', () => {

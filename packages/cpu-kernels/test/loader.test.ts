@@ -9,7 +9,7 @@ import { loadAddon, settingsFromEnv } from '../src/native.js';
 import { NATIVE } from './helpers.js';
 
 const OPS = [
-  'matmul', 'add', 'sub', 'mul', 'div', 'sigmoid', 'silu', 'siluBackward', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave',
+  'matmul', 'add', 'sub', 'mul', 'div', 'sigmoid', 'silu', 'siluBackward', 'siluMul', 'softmax', 'logSoftmax', 'avgPool1d', 'repeatInterleave',
   'nf4Matmul', 'nf4MatmulT', 'int4Matmul', 'int4MatmulT', 'int8Matmul', 'int8MatmulT', 'attention', 'attentionBackward',
   'rmsNorm', 'rmsNormBackward', 'crossEntropy', 'crossEntropyBackward', 'adamwStep', 'copy', 'rope', 'sum', 'mean',
 ];

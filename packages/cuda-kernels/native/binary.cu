@@ -1,5 +1,5 @@
 // Elementwise binary arithmetic over strided, broadcast inputs (and siluBackward, silu's
-// gradient in one pass). add, sub, mul, maximum
+// gradient in one pass, and siluMul, SwiGLU's silu(gate) * up). add, sub, mul, maximum
 // and minimum also take integer dtypes: they compute in int64 and wrap on store, which
 // gives the CPU's two's-complement results (Math.imul for products). div and pow are
 // float-only; pow follows C99 (pow(1, NaN) = 1, pow(-1, +-Inf) = 1) like the CPU.
@@ -15,7 +15,7 @@
 namespace blora {
 
 const char* const kBinaryOpNames[int(BinaryOp::Count)] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                                         "siluBackward"};
+                                                         "siluBackward", "siluMul"};
 
 struct AddOp {
   static constexpr bool kInt = true;
@@ -55,6 +55,12 @@ struct SiluBackwardOp {
     const C s = C(1) / (C(1) + mExp(-a));
     return b * s * (C(1) + a * (C(1) - s));
   }
+};
+
+// SwiGLU: silu(a) b with silu as the unary kernel computes it (-0 at a = -Infinity), rounded once.
+struct SiluMulOp {
+  static constexpr bool kInt = false;
+  template <typename C> __device__ C operator()(C a, C b) const { return siluOf(a) * b; }
 };
 
 // One element of a binary op: load both into the compute type, apply, store.
@@ -107,6 +113,7 @@ void launchBinary(BinaryOp op, const TensorArg& a, const TensorArg& b, const Ten
     case BinaryOp::Maximum: return runBinary<MaximumOp>(name, a, b, out);
     case BinaryOp::Minimum: return runBinary<MinimumOp>(name, a, b, out);
     case BinaryOp::SiluBackward: return runBinary<SiluBackwardOp>(name, a, b, out);
+    case BinaryOp::SiluMul: return runBinary<SiluMulOp>(name, a, b, out);
     case BinaryOp::Count: break;
   }
   fail("binary: unknown op code");

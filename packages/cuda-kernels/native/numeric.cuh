@@ -104,6 +104,20 @@ struct Num<uint8_t> : IntNum<uint8_t> {};
 
 __device__ __forceinline__ float mExp(float x) { return expf(x); }
 __device__ __forceinline__ double mExp(double x) { return exp(x); }
+
+// The logistic function without overflow: e^x is only taken of non-positive arguments.
+template <typename C>
+__device__ __forceinline__ C sigmoidOf(C x) {
+  if (x >= C(0)) return C(1) / (C(1) + mExp(-x));
+  const C e = mExp(x);
+  return e / (C(1) + e);
+}
+
+// x sigmoid(x), with its limit -0 at -Infinity (the product would be -Inf * 0 = NaN).
+template <typename C>
+__device__ __forceinline__ C siluOf(C x) {
+  return x == -C(INFINITY) ? -C(0) : x * sigmoidOf(x);
+}
 __device__ __forceinline__ float mLog(float x) { return logf(x); }
 __device__ __forceinline__ double mLog(double x) { return log(x); }
 __device__ __forceinline__ float mSqrt(float x) { return sqrtf(x); }

@@ -14,14 +14,6 @@ const char* const kUnaryOpNames[int(UnaryOp::Count)] = {
     "neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "silu",
     "relu", "square", "reciprocal", "sin", "cos", "gelu", "gelu_tanh"};
 
-// The logistic function without overflow: e^x is only taken of non-positive arguments.
-template <typename C>
-__device__ __forceinline__ C sigmoidOf(C x) {
-  if (x >= C(0)) return C(1) / (C(1) + mExp(-x));
-  const C e = mExp(x);
-  return e / (C(1) + e);
-}
-
 // One functor per op. kInt marks the ops that also take integer dtypes (computed in int64).
 struct NegOp {
   static constexpr bool kInt = true;
@@ -57,7 +49,7 @@ struct SigmoidOp {
 };
 struct SiluOp {  // -0 at -Infinity, its limit (the product would be -Inf * 0 = NaN)
   static constexpr bool kInt = false;
-  template <typename C> __device__ C operator()(C x) const { return x == -C(INFINITY) ? -C(0) : x * sigmoidOf(x); }
+  template <typename C> __device__ C operator()(C x) const { return siluOf(x); }
 };
 struct ReluOp {  // NaN passes through
   static constexpr bool kInt = true;

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   abs, add, cos, div, exp, gelu, isFinite, log, maximum, minimum, mul, neg, pow, reciprocal, relu, rsqrt,
-  setOpObserver, sigmoid, silu, siluBackward, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
+  setOpObserver, sigmoid, silu, siluBackward, siluMul, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
   type OpRecord, type Tensor,
 } from '../src/index.js';
 import { erf, erfc } from '../src/cpu/erf.js';
@@ -217,6 +217,7 @@ const BINARY: BinaryCase[] = [
   { name: 'maximum', fn: maximum, ref: (x, y) => (x > y ? x : y), a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => (x > y ? x : y) },
   { name: 'minimum', fn: minimum, ref: (x, y) => (x < y ? x : y), a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => (x < y ? x : y) },
   { name: 'siluBackward', fn: siluBackward, ref: siluGradRef, a: [-8, 8], b: [-3, 3], ints: false },
+  { name: 'siluMul', fn: siluMul, ref: (x, y) => (x / (1 + Math.exp(-x))) * y, a: [-8, 8], b: [-3, 3], ints: false },
 ];
 
 /** Operand shape pairs: equal, broadcast both ways, scalars, size-1 and empty dims, odd sizes. */
@@ -340,9 +341,26 @@ describe('siluBackward', () => {
   });
 });
 
+describe('siluMul', () => {
+  it('is silu(gate) * up rounded once: its limits at the infinities, NaN through, large |gate| without overflow', () => {
+    const gate = tensor([Infinity, -Infinity, NaN, 100, -100, 0, 2, 1], { dtype: 'float64' });
+    const up = tensor([3, 3, 1, 2, 2, 5, -1, NaN], { dtype: 'float64' });
+    const silu2 = 2 / (1 + Math.exp(-2));
+    assertClose(siluMul(gate, up), [Infinity, 0, NaN, 200, 2 * (-100 / (1 + Math.exp(100))), 0, -silu2, NaN], TOL.float64);
+    for (const dtype of FLOAT_DTYPES.filter((d) => d !== 'float64')) {
+      // The one rounding: silu(gate) * up in float64, rounded to the dtype once.
+      const g = tensor([0.7, -1.3, 30, -30, 5], { dtype });
+      const u = tensor([1.9, 2.1, -0.5, 4, 3], { dtype });
+      const want = g.toFloat64Array().map((x, i) => (x / (1 + Math.exp(-x))) * u.toFloat64Array()[i]!);
+      expect(siluMul(g, u).toFloat64Array()).toEqual(tensor(want, { dtype }).toFloat64Array());
+    }
+    expect(() => siluMul(zeros([2], { dtype: 'int32' }), zeros([2], { dtype: 'int32' }))).toThrow(/^siluMul: integer tensors are not supported/);
+  });
+});
+
 describe('elementwise errors name the op and what was wrong', () => {
   it('shape mismatch names op and both shapes', () => {
-    for (const [name, fn] of [['add', add], ['sub', sub], ['mul', mul], ['div', div], ['pow', pow], ['maximum', maximum], ['minimum', minimum], ['siluBackward', siluBackward]] as const) {
+    for (const [name, fn] of [['add', add], ['sub', sub], ['mul', mul], ['div', div], ['pow', pow], ['maximum', maximum], ['minimum', minimum], ['siluBackward', siluBackward], ['siluMul', siluMul]] as const) {
       expect(() => fn(zeros([2, 3]), zeros([4]))).toThrow(`${name}: shapes [2, 3] and [4] do not broadcast (dim 1: 3 vs 4)`);
     }
   });

@@ -2,7 +2,7 @@
 // the output shape (as expand views), so their rules return output-shaped gradients and the
 // expand rule sums them back down.
 import {
-  abs, add, cast, cos, div, eq, exp, ge, gelu, gt, le, log, lt, mul, neg, pow, siluBackward, sin, square, sub, tanh, where,
+  abs, add, cast, cos, div, eq, exp, ge, gelu, gt, le, log, lt, mul, neg, pow, siluBackward, siluMul, sin, square, sub, tanh, where,
   zerosLike, type Tensor,
 } from '@blora/tensor';
 import { registerGradient, type GradContext } from '../gradients.js';
@@ -75,6 +75,12 @@ registerGradient('mul', ({ inputs: [a, b], outputGrads: [g], needsGrad }) => [
   needsGrad[0] ? mul(g!, b!) : null,
   needsGrad[1] ? mul(g!, a!) : null,
 ], { inputs: crossInputs, outputs: [] });
+// siluMul(a, b) = silu(a) b: d/da = silu'(a) (g b), one fused op after the product; d/db = silu(a) g,
+// itself a siluMul. The gate is read either way, the up projection only for the gate's gradient.
+registerGradient('siluMul', ({ inputs: [a, b], outputGrads: [g], needsGrad }) => [
+  needsGrad[0] ? siluBackward(a!, mul(g!, b!)) : null,
+  needsGrad[1] ? siluMul(a!, g!) : null,
+], { inputs: (needsGrad) => (needsGrad[0] ? [0, 1] : needsGrad[1] ? [0] : []), outputs: [] });
 // d(a/b)/db = -a/b^2 = -(g/b) * y, so a itself is not needed.
 registerGradient('div', ({ inputs: [, b], outputs: [y], outputGrads: [g], needsGrad }) => {
   const ga = div(g!, b!);

@@ -122,6 +122,7 @@ const BINARY: Record<string, { f: (a: number, b: number) => number; a: [number, 
   maximum: { f: Math.max, a: [-3, 3], b: [-3, 3] },
   minimum: { f: Math.min, a: [-3, 3], b: [-3, 3] },
   siluBackward: { f: siluGrad, a: [-8, 8], b: [-3, 3] },
+  siluMul: { f: (a, b) => (a === -Infinity ? -0 : a / (1 + Math.exp(-a))) * b, a: [-8, 8], b: [-3, 3] },
 };
 
 /** Operand pairs [a, b] of shape [m, n]: layouts and broadcasts (from [1, n], [m, 1] or a scalar). */

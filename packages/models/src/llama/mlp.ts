@@ -1,5 +1,5 @@
 // The gated MLP of Llama-family blocks: SwiGLU (LLaMA, Mistral) or GeGLU (Gemma).
-import { gelu, mul, silu, type Tensor } from '@blora/tensor';
+import { gelu, mul, siluMul, type Tensor } from '@blora/tensor';
 import { Module, recomputeForBackward } from '@blora/autograd';
 import type { LlamaConfig, MlpActivation } from './config.js';
 import type { LinearModule } from './layers.js';
@@ -11,9 +11,8 @@ export interface MlpProjections {
   down_proj: LinearModule;
 }
 
-/** Applies the gate activation. */
+/** Applies a GELU gate activation (SwiGLU's silu goes into siluMul with the product). */
 function activate(x: Tensor, act: MlpActivation): Tensor {
-  if (act === 'silu') return silu(x);
   return gelu(x, act === 'gelu_tanh' ? 'tanh' : 'none');
 }
 
@@ -50,10 +49,12 @@ export class LlamaMLP extends Module {
    * rule needs their values.
    */
   forward(x: Tensor): Tensor {
+    const swiglu = this.activation === 'silu';
     const gate = this.gate_proj.forward(x);
-    const act = recomputeForBackward([gate], (g) => activate(g, this.activation));
+    // GeGLU: the activation, then the product; SwiGLU: both in one op (siluMul).
+    const act = swiglu ? gate : recomputeForBackward([gate], (g) => activate(g, this.activation));
     const up = this.up_proj.forward(x);
-    const product = recomputeForBackward([act, up], (a, u) => mul(a, u));
+    const product = swiglu ? recomputeForBackward([gate, up], (g, u) => siluMul(g, u)) : recomputeForBackward([act, up], (a, u) => mul(a, u));
     const out = this.down_proj.forward(product);
     // Freed once down_proj has run (the tape, which holds its own views of what backward reads,
     // finds the product's sources alive when it saves the product); not at the scope's end.

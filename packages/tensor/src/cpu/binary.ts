@@ -5,6 +5,7 @@ import { registerKernel } from '../dispatch.js';
 import { isFloatDType, type DType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { commitValues, isBroadcastScalar, outputValues, readFirst, readValues, type ComputeArray } from './access.js';
+import { siluOf } from './sigmoid.js';
 
 /**
  * The loop of a binary op: `out[i] = f(x[ix], y[iy])` for `i < n`, where `ix` and `iy`
@@ -102,6 +103,10 @@ registerBinaryLoop('maximum', (x, y, out, n, xs, ys) => {
 });
 registerBinaryLoop('minimum', (x, y, out, n, xs, ys) => {
   for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = Math.min(x[ix]!, y[iy]!);
+});
+// SwiGLU: silu(gate) * up in one rounding.
+registerBinaryLoop('siluMul', (x, y, out, n, xs, ys) => {
+  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = siluOf(x[ix]!) * y[iy]!;
 });
 // silu'(x) dy = dy s (1 + x (1 - s)), s = 1 / (1 + e^-x); the limits 1 and 0 at x = +-Infinity.
 registerBinaryLoop('siluBackward', (x, y, out, n, xs, ys) => {

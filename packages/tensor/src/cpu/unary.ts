@@ -6,6 +6,7 @@ import { isFloatDType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { commitValues, outputValues, readValues, type ComputeArray } from './access.js';
 import { erfc } from './erf.js';
+import { sigmoidOf, siluOf } from './sigmoid.js';
 
 /** Writes `out[i] = f(x[i])` for `i < n`. */
 type UnaryLoop = (x: ComputeArray, out: ComputeArray, n: number) => void;
@@ -23,19 +24,6 @@ function registerUnary(op: string, loop: UnaryLoop, intLoop?: UnaryLoop): void {
   registerKernel(op, 'cpu', ([x], [out]) => {
     runUnary(x!, out!, intLoop && !isFloatDType(x!.dtype) ? intLoop : loop);
   });
-}
-
-/** 1 / (1 + e^-x) without overflow: e^x is only taken of non-positive arguments. */
-function sigmoidOf(v: number): number {
-  if (v >= 0) return 1 / (1 + Math.exp(-v));
-  const e = Math.exp(v);
-  return e / (1 + e);
-}
-
-/** x * sigmoid(x); its limit -0 at -Infinity (the plain product would be -Inf * 0 = NaN). */
-function siluOf(v: number): number {
-  if (v === -Infinity) return -0;
-  return v * sigmoidOf(v);
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);

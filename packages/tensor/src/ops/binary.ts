@@ -147,3 +147,14 @@ export function siluBackward(x: Operand, dy: Operand): Tensor {
   assertFloatOperands('siluBackward', x, dy);
   return binary('siluBackward', x, dy);
 }
+
+/**
+ * silu(gate) · up, elementwise with broadcasting: SwiGLU, the gated activation of LLaMA and
+ * Mistral MLPs, in one pass rounded once (`mul(silu(gate), up)` rounds twice and takes two
+ * kernels). At gate = -Infinity silu is -0 (its limit), so the product is ±0 for finite up. Float
+ * dtypes only. Op name: `siluMul`.
+ */
+export function siluMul(gate: Operand, up: Operand): Tensor {
+  assertFloatOperands('siluMul', gate, up);
+  return binary('siluMul', gate, up);
+}
