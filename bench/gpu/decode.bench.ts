@@ -196,6 +196,7 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       x: randn([1, hidden], { ...bf16, seed: 3 }),
       xUp: randn([1, inter], { ...bf16, seed: 4 }),
       lmHead: randn([32000, hidden], { ...bf16, seed: 13 }),
+      lmHeadStoredTransposed: transpose(contiguous(transpose(randn([32000, hidden], { ...bf16, seed: 13 })))),
       a: randn([r, hidden], { device, seed: 5 }),
       aStoredTransposed: transpose(contiguous(transpose(randn([r, hidden], { device, seed: 5 })))),
       b: randn([hidden, r], { device, seed: 6 }),
@@ -227,6 +228,7 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       'siluMul [1, 11008] (SwiGLU in one op)': () => siluMul(t.xUp, t.xUp),
       'add [1, 4096]': () => add(t.x, t.x),
       'lmHead matmul [1, 4096] x [32000, 4096]ᵀ, bfloat16': () => matmul(t.x, transpose(t.lmHead)),
+      'lmHeadGemm matmul [1, 4096] x [32000, 4096]ᵀ, bfloat16, stored transposed (the tensor-core GEMM)': () => matmul(t.x, transpose(t.lmHeadStoredTransposed)),
     };
     const calls = 50;
     try {

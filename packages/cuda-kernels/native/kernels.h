@@ -195,10 +195,11 @@ void launchIntDequantize(const TensorArg& codes, const TensorArg& scales, const 
 // out (float32 [m]) = code[q] * absmax[i / blocksize] + offset, in float32 steps.
 void launchDequantizeBlockwise8(const TensorArg& codes, const TensorArg& absmax, const TensorArg& code,
                                 const TensorArg& out, int64_t blocksize, double offset);
-// skinny_linear.cu: out [M, N] (float32, contiguous) = p · wᵀ for M <= kLinearMaxRows, p [M, K] the
-// run means of λ consecutive values of x [M, K·λ] (float32 / float16 / bfloat16, rows dense along
-// the last dim) and w [N, K] float32 (rows dense), accumulated in float32. Returns false, launching
-// nothing, when the operands do not suit it.
+// skinny_linear.cu: out [M, N] (contiguous) = p · wᵀ for M <= kLinearMaxRows, p [M, K] the run
+// means of λ consecutive values of x [M, K·λ] (float32 / float16 / bfloat16, rows dense along the
+// last dim) and w [N, K] (rows dense) float32 with a float32 out, or (λ = 1) of x's 16-bit dtype
+// with an out of that dtype; accumulated in float32. Returns false, launching nothing, when the
+// operands do not suit it.
 constexpr int kLinearMaxRows = 16;
 bool launchSkinnyLinear(const TensorArg& x, const TensorArg& w, const TensorArg& out, int64_t lambda);
 // Up to this many activation rows go through the GEMV kernels, which read each code once.

@@ -1,8 +1,9 @@
-// Products of a few activation rows by a float32 weight read along its rows, the shape of an
-// adapter's products while decoding (x [M, K·λ] with M <= 16; the A product: K = 4096, N = the
-// rank; the B product: K = the rank, N = 4096): out[m, n] = Σ_k p[m, k] · w[n, k], with p[m, k]
-// the mean of x[m, kλ .. kλ + λ - 1] (x itself for λ = 1) cast to float32 as it is read, the
-// products accumulated in float32. The tiled GEMM would take a cast pass, a split over K and a
+// Products of a few activation rows by a weight read along its rows, the shape of an adapter's
+// products while decoding (x [M, K·λ] with M <= 16, a float32 weight; the A product: K = 4096,
+// N = the rank; the B product: K = the rank, N = 4096) and of a 16-bit model's one-token products
+// (a bfloat16 / float16 weight of x's dtype, λ = 1, e.g. the lm_head): out[m, n] = Σ_k p[m, k] ·
+// w[n, k], with p[m, k] the mean of x[m, kλ .. kλ + λ - 1] (x itself for λ = 1) cast to float32 as
+// it is read, the products accumulated in float32 and rounded once to the output's dtype. The tiled GEMM would take a cast pass, a split over K and a
 // reduction pass for the A product; here each output feature is one to eight warps (by K), lanes
 // striding over K (coalesced reads of w and x, four values a load where aligned and λ is 1, 2 or 4), all rows at
 // once, then warp and block sums.
@@ -20,6 +21,10 @@ namespace blora {
 namespace {
 
 constexpr int kSkinnyWarps = 8;
+
+// The output's type: float32 with a float32 weight (the adapters' products), else x's own.
+template <typename X, typename W>
+using OutputOf = std::conditional_t<std::is_same_v<W, float>, float, X>;
 
 // Four consecutive values of x as floats: one 16-byte load for float32, one 8-byte load for the
 // 16-bit types (element 0 in the low half of the first word).
@@ -75,9 +80,9 @@ __device__ __forceinline__ float4 loadPooled4(const X* p, float inv) {
 // kSkinnyWarps / Split features; their partial sums meet in shared memory. VecLambda 1, 2 or 4
 // (that λ, aligned rows, K % 4 == 0): each lane takes 4 consecutive k a step, with vector loads;
 // 0: one k a step, any λ.
-template <typename X, int Split, int VecLambda>
+template <typename X, typename W, int Split, int VecLambda>
 __global__ void __launch_bounds__(kSkinnyWarps * 32)
-    skinnyLinearKernel(const X* x, int64_t xStride, const float* w, int64_t wStride, float* out, int rows, int64_t n, int64_t k,
+    skinnyLinearKernel(const X* x, int64_t xStride, const W* w, int64_t wStride, OutputOf<X, W>* out, int rows, int64_t n, int64_t k,
                        int lambda) {
   dependentKernelBegins();
   constexpr int kFeatures = kSkinnyWarps / Split;
@@ -88,11 +93,11 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
   float acc[kLinearMaxRows] = {};
   if constexpr (VecLambda > 0) {
     if (feature < n) {
-      const float* wRow = w + feature * wStride;
+      const W* wRow = w + feature * wStride;
       const float inv = 1.f / float(VecLambda);
 #pragma unroll 2
       for (int64_t c = (int64_t(part) * 32 + lane) * 4; c < k; c += Split * 32 * 4) {
-        const float4 wv = *reinterpret_cast<const float4*>(wRow + c);
+        const float4 wv = load4<W>(wRow + c);
 #pragma unroll
         for (int m = 0; m < kLinearMaxRows; m++) {
           if (m >= rows) break;
@@ -103,12 +108,12 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
     }
   } else {
     if (feature < n) {
-      const float* wRow = w + feature * wStride;
+      const W* wRow = w + feature * wStride;
       const float inv = 1.f / float(lambda);
       // Unrolled so that several iterations' loads are in flight before their products.
 #pragma unroll 4
       for (int64_t c = int64_t(part) * 32 + lane; c < k; c += Split * 32) {
-        const float wv = wRow[c];
+        const float wv = Num<W>::load(wRow[c]);
 #pragma unroll
         for (int m = 0; m < kLinearMaxRows; m++) {
           if (m >= rows) break;
@@ -131,24 +136,27 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
     float sum = 0.f;
 #pragma unroll
     for (int p = 0; p < Split; p++) sum += partial[slot * Split + p][lane];
-    out[lane * n + feature] = sum;
+    out[lane * n + feature] = Num<OutputOf<X, W>>::store(sum);
   }
 }
 
-template <typename X, int Split, int VecLambda>
+template <typename X, typename W, int Split, int VecLambda>
 void launchSplit(const TensorArg& x, const TensorArg& w, const TensorArg& out, int64_t rows, int64_t n, int64_t k, int64_t lambda) {
   constexpr int kFeatures = kSkinnyWarps / Split;
   const unsigned blocks = unsigned((n + kFeatures - 1) / kFeatures);
-  launchDependent("skinnyLinear", skinnyLinearKernel<X, Split, VecLambda>, blocks, kSkinnyWarps * 32, 0,
-                  reinterpret_cast<const X*>(x.first()), x.strides[0], reinterpret_cast<const float*>(w.first()), w.strides[0],
-                  reinterpret_cast<float*>(out.first()), int(rows), n, k, int(lambda));
+  launchDependent("skinnyLinear", skinnyLinearKernel<X, W, Split, VecLambda>, blocks, kSkinnyWarps * 32, 0,
+                  reinterpret_cast<const X*>(x.first()), x.strides[0], reinterpret_cast<const W*>(w.first()), w.strides[0],
+                  reinterpret_cast<OutputOf<X, W>*>(out.first()), int(rows), n, k, int(lambda));
 }
 
 }  // namespace
 
 bool launchSkinnyLinear(const TensorArg& x, const TensorArg& w, const TensorArg& out, int64_t lambda) {
   const char* op = "skinnyLinear";
-  if (x.rank != 2 || w.rank != 2 || out.rank != 2 || w.dtype != DType::Float32 || out.dtype != DType::Float32) return false;
+  if (x.rank != 2 || w.rank != 2 || out.rank != 2) return false;
+  // A float32 weight and output (any λ), or a 16-bit weight and output of x's dtype (λ = 1).
+  const bool halfWeight = (x.dtype == DType::BFloat16 || x.dtype == DType::Float16) && w.dtype == x.dtype && out.dtype == x.dtype && lambda == 1;
+  if (!halfWeight && (w.dtype != DType::Float32 || out.dtype != DType::Float32)) return false;
   const int64_t rows = x.shape[0], n = w.shape[0], k = w.shape[1];
   if (rows < 1 || rows > kLinearMaxRows || lambda < 1 || lambda > 64 || x.shape[1] != k * lambda || out.shape[0] != rows ||
       out.shape[1] != n || n < 1 || k < 1) {
@@ -160,22 +168,35 @@ bool launchSkinnyLinear(const TensorArg& x, const TensorArg& w, const TensorArg&
     using X = typename decltype(tag)::type;
     if constexpr (!std::is_same_v<X, double>) {
       // Vector loads need λ 1, 2 or 4, whole groups of 4 along K and rows that start on their boundary.
+      const size_t wSize = halfWeight ? sizeof(X) : sizeof(float);
       const bool vec = (lambda == 1 || lambda == 2 || lambda == 4) && k % 4 == 0 && (rows == 1 || x.strides[0] % 4 == 0) &&
                        w.strides[0] % 4 == 0 && reinterpret_cast<uintptr_t>(x.first()) % (4 * sizeof(X)) == 0 &&
-                       reinterpret_cast<uintptr_t>(w.first()) % 16 == 0;
-      // About four steps a lane over K (one warp a feature below 256).
+                       reinterpret_cast<uintptr_t>(w.first()) % (4 * wSize) == 0;
+      // About four steps a lane over K (one warp a feature below 256), but no more warps a feature
+      // than it takes to fill the GPU: many features (an lm_head's 32000) fill it one warp each.
       const int64_t reach = vec ? k / 4 : k;
-      auto launch = [&](auto vecTag) {
+      int split = reach >= 1024 ? 8 : reach >= 512 ? 4 : reach >= 128 ? 2 : 1;
+      const int64_t fullGpu = int64_t(smCount()) * 64;  // warps resident at once
+      while (split > 1 && n * (split / 2) >= fullGpu) split /= 2;
+      auto launch = [&](auto weightTag, auto vecTag) {
+        using W = typename decltype(weightTag)::type;
         constexpr int V = decltype(vecTag)::value;
-        if (reach >= 1024) launchSplit<X, 8, V>(x, w, out, rows, n, k, lambda);
-        else if (reach >= 512) launchSplit<X, 4, V>(x, w, out, rows, n, k, lambda);
-        else if (reach >= 128) launchSplit<X, 2, V>(x, w, out, rows, n, k, lambda);
-        else launchSplit<X, 1, V>(x, w, out, rows, n, k, lambda);
+        if (split == 8) launchSplit<X, W, 8, V>(x, w, out, rows, n, k, lambda);
+        else if (split == 4) launchSplit<X, W, 4, V>(x, w, out, rows, n, k, lambda);
+        else if (split == 2) launchSplit<X, W, 2, V>(x, w, out, rows, n, k, lambda);
+        else launchSplit<X, W, 1, V>(x, w, out, rows, n, k, lambda);
       };
-      if (!vec) launch(std::integral_constant<int, 0>{});
-      else if (lambda == 1) launch(std::integral_constant<int, 1>{});
-      else if (lambda == 2) launch(std::integral_constant<int, 2>{});
-      else launch(std::integral_constant<int, 4>{});
+      if constexpr (!std::is_same_v<X, float>) {
+        if (halfWeight) {
+          if (vec) launch(TypeTag<X>{}, std::integral_constant<int, 1>{});
+          else launch(TypeTag<X>{}, std::integral_constant<int, 0>{});
+          return;
+        }
+      }
+      if (!vec) launch(TypeTag<float>{}, std::integral_constant<int, 0>{});
+      else if (lambda == 1) launch(TypeTag<float>{}, std::integral_constant<int, 1>{});
+      else if (lambda == 2) launch(TypeTag<float>{}, std::integral_constant<int, 2>{});
+      else launch(TypeTag<float>{}, std::integral_constant<int, 4>{});
     }
   });
   checkLaunch(op);

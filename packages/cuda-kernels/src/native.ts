@@ -199,8 +199,9 @@ export interface NativeAddon {
   avgPool1dBackward(dy: Float64Array, dx: Float64Array, kernel: number): void;
   poolCast(x: Float64Array, out: Float64Array, kernel: number): void;
   /**
-   * out [M, N] float32 = runMeans(x [M, K·λ], λ) · wᵀ (w float32 [N, K]) for M <= 16 with one warp an
-   * output feature; false (nothing ran) when the operands do not suit it.
+   * out [M, N] = runMeans(x [M, K·λ], λ) · wᵀ for M <= 16, one to eight warps an output feature:
+   * w float32 [N, K] with a float32 out, or (λ = 1) w and out of x's 16-bit dtype; false (nothing
+   * ran) when the operands do not suit it.
    */
   skinnyLinear(x: Float64Array, w: Float64Array, out: Float64Array, lambda: number): boolean;
   repeatAdd(z: Float64Array, base: Float64Array | null, out: Float64Array, lambda: number, scale: number): void;

@@ -1,5 +1,6 @@
-// matmul on the cuda device: float32/float64 on a tiled CUDA-core GEMM (a float32 product of up to 16
-// rows by a transposed row-major weight on the skinny kernel), bfloat16/float16 on tensor cores. Row-major and column-major (transposed) operands are read in place; an
+// matmul on the cuda device: float32/float64 on a tiled CUDA-core GEMM, bfloat16/float16 on tensor
+// cores; a float32 / bfloat16 / float16 product of up to 16 rows by a transposed row-major weight
+// on the skinny kernel. Row-major and column-major (transposed) operands are read in place; an
 // operand dense along neither matrix dim (e.g. a strided slice) is first copied.
 import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
@@ -26,18 +27,21 @@ function withOperand<T>(t: Tensor, use: (arg: Float64Array) => T): T {
   });
 }
 
+const SKINNY_DTYPES = new Set(['float32', 'bfloat16', 'float16']);
+
 /**
- * A float32 product of a few rows by a weight's transpose (a [M, K] with M <= 16 and dense rows,
- * b = wᵀ for a row-major w [N, K], as an adapter's B product while decoding) on the skinny kernel;
- * false when the operands are not of that form.
+ * A product of a few rows by a weight's transpose (a [M, K] with M <= 16 and dense rows, b = wᵀ
+ * for a row-major w [N, K]; float32 as an adapter's B product while decoding, bfloat16 / float16
+ * as a 16-bit model's one-token products and its lm_head) on the skinny kernel, which reads the
+ * weight once at close to the memory's speed; false when the operands are not of that form.
  */
 function skinnyProduct(a: Tensor, b: Tensor, out: Tensor): boolean {
-  if (a.dtype !== 'float32' || a.rank !== 2 || b.rank !== 2 || a.shape[0]! > SKINNY_MAX_ROWS) return false;
+  if (!SKINNY_DTYPES.has(a.dtype) || a.rank !== 2 || b.rank !== 2 || a.shape[0]! > SKINNY_MAX_ROWS) return false;
   const [m, k] = a.shape as [number, number];
   const n = b.shape[1]!;
   if (b.strides[0] !== 1 || (a.strides[1] !== 1 && k > 1)) return false;
-  const w = layoutArg(bufferOf(b).address, b.offset, 'float32', [n, k], [b.strides[1]!, 1]);
-  const x = layoutArg(bufferOf(a).address, a.offset, 'float32', [m, k], [a.strides[0]!, 1]);
+  const w = layoutArg(bufferOf(b).address, b.offset, b.dtype, [n, k], [b.strides[1]!, 1]);
+  const x = layoutArg(bufferOf(a).address, a.offset, a.dtype, [m, k], [a.strides[0]!, 1]);
   return native().skinnyLinear(x, w, tensorArg(out), 1);
 }
 

@@ -91,6 +91,36 @@ describe.skipIf(!cudaAvailable())('fused adapter products on cuda', () => {
     }
   });
 
+  it('16-bit products of up to 16 rows by a row-major weight\'s transpose (the skinny kernel; 17 rows: the GEMM) match float64, rounded once', () => {
+    let seed = 900;
+    for (const dtype of ['bfloat16', 'float16'] as DType[]) {
+      // K 1024: four values a load; K 1001 and an x one element past alignment: one value a load.
+      for (const [k, offset] of [[1024, 0], [1001, 0], [1024, 1]] as [number, number][]) {
+        for (const rows of [1, 5, 16, 17]) {
+          const n = 300;
+          const xv = roundTo(randomValues(rows * k, seed++, -1, 1), dtype);
+          const wv = roundTo(randomValues(n * k, seed++, -1, 1), dtype);
+          const want = new Float64Array(rows * n);
+          for (let m = 0; m < rows; m++) {
+            for (let j = 0; j < n; j++) {
+              let s = 0;
+              for (let c = 0; c < k; c++) s += xv[m * k + c]! * wv[j * k + c]!;
+              want[m * n + j] = s;
+            }
+          }
+          const flat = tensor(Float64Array.from([...new Array(offset).fill(0), ...xv]), { dtype, device: 'cuda' });
+          const x = reshape(narrow(flat, 0, offset, rows * k), [rows, k]);
+          const w = makeTensor(wv, [n, k], dtype, 'cuda', 'contiguous');
+          const y = matmul(x, transpose(w));
+          expect(y.dtype).toBe(dtype);
+          // Sums of ~|10| rounded once to the dtype (2^-9 / 2^-12 relative), float32 accumulation.
+          assertClose(y.toFloat64Array(), want, dtype === 'bfloat16' ? { rtol: 8e-3, atol: 3e-2 } : { rtol: 1e-3, atol: 5e-3 });
+          for (const t of [flat, x, w, y]) t.dispose();
+        }
+      }
+    }
+  });
+
   it('avgPool1d into another dtype (the cast riding along) matches the CPU', () => {
     let seed = 50;
     const pairs: [DType, DType][] = [['bfloat16', 'float32'], ['float16', 'float64'], ['float32', 'bfloat16'], ['float64', 'float16']];
