@@ -48,6 +48,25 @@ __device__ __forceinline__ float4 load4<__half>(const __half* p) {
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
 
+// Eight consecutive 16-bit values as floats: one 16-byte load.
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
+  static_assert(sizeof(T) == 2, "eight 16-bit values a load");
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      v[2 * i] = __uint_as_float(words[i] << 16);
+      v[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    } else {
+      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&words[i]));
+      v[2 * i] = f.x;
+      v[2 * i + 1] = f.y;
+    }
+  }
+}
+
 // Four consecutive pooled values from 4λ values of x at p: each the sum of its run in order,
 // times 1/λ (as the scalar loop computes them).
 template <typename X, int Lambda>
@@ -79,7 +98,8 @@ __device__ __forceinline__ float4 loadPooled4(const X* p, float inv) {
 // Split warps of a block share one output feature (a long K: 8), the block holding
 // kSkinnyWarps / Split features; their partial sums meet in shared memory. VecLambda 1, 2 or 4
 // (that λ, aligned rows, K % 4 == 0): each lane takes 4 consecutive k a step, with vector loads;
-// 0: one k a step, any λ.
+// 8 (λ = 1, x and w 16-bit, 16-byte aligned rows, K % 8 == 0): 8 consecutive k a step, one
+// 16-byte load of each; 0: one k a step, any λ.
 template <typename X, typename W, int Split, int VecLambda>
 __global__ void __launch_bounds__(kSkinnyWarps * 32)
     skinnyLinearKernel(const X* x, int64_t xStride, const W* w, int64_t wStride, OutputOf<X, W>* out, int rows, int64_t n, int64_t k,
@@ -91,7 +111,24 @@ __global__ void __launch_bounds__(kSkinnyWarps * 32)
   const int slot = warp / Split, part = warp % Split;
   const int64_t feature = int64_t(blockIdx.x) * kFeatures + slot;
   float acc[kLinearMaxRows] = {};
-  if constexpr (VecLambda > 0) {
+  if constexpr (VecLambda == 8) {
+    if (feature < n) {
+      const W* wRow = w + feature * wStride;
+#pragma unroll 2
+      for (int64_t c = (int64_t(part) * 32 + lane) * 8; c < k; c += Split * 32 * 8) {
+        float wv[8];
+        load8(wRow + c, wv);
+#pragma unroll
+        for (int m = 0; m < kLinearMaxRows; m++) {
+          if (m >= rows) break;
+          float xv[8];
+          load8(x + m * xStride + c, xv);
+#pragma unroll
+          for (int e = 0; e < 8; e++) acc[m] = fmaf(xv[e], wv[e], acc[m]);
+        }
+      }
+    }
+  } else if constexpr (VecLambda > 0) {
     if (feature < n) {
       const W* wRow = w + feature * wStride;
       const float inv = 1.f / float(VecLambda);
@@ -172,9 +209,12 @@ bool launchSkinnyLinear(const TensorArg& x, const TensorArg& w, const TensorArg&
       const bool vec = (lambda == 1 || lambda == 2 || lambda == 4) && k % 4 == 0 && (rows == 1 || x.strides[0] % 4 == 0) &&
                        w.strides[0] % 4 == 0 && reinterpret_cast<uintptr_t>(x.first()) % (4 * sizeof(X)) == 0 &&
                        reinterpret_cast<uintptr_t>(w.first()) % (4 * wSize) == 0;
+      // 16-bit x and w with rows on 16-byte boundaries: eight values a load.
+      const bool vec8 = halfWeight && k % 8 == 0 && (rows == 1 || x.strides[0] % 8 == 0) && w.strides[0] % 8 == 0 &&
+                        reinterpret_cast<uintptr_t>(x.first()) % 16 == 0 && reinterpret_cast<uintptr_t>(w.first()) % 16 == 0;
       // About four steps a lane over K (one warp a feature below 256), but no more warps a feature
       // than it takes to fill the GPU: many features (an lm_head's 32000) fill it one warp each.
-      const int64_t reach = vec ? k / 4 : k;
+      const int64_t reach = vec8 ? k / 8 : vec ? k / 4 : k;
       int split = reach >= 1024 ? 8 : reach >= 512 ? 4 : reach >= 128 ? 2 : 1;
       const int64_t fullGpu = int64_t(smCount()) * 64;  // warps resident at once
       while (split > 1 && n * (split / 2) >= fullGpu) split /= 2;
@@ -188,7 +228,8 @@ bool launchSkinnyLinear(const TensorArg& x, const TensorArg& w, const TensorArg&
       };
       if constexpr (!std::is_same_v<X, float>) {
         if (halfWeight) {
-          if (vec) launch(TypeTag<X>{}, std::integral_constant<int, 1>{});
+          if (vec8) launch(TypeTag<X>{}, std::integral_constant<int, 8>{});
+          else if (vec) launch(TypeTag<X>{}, std::integral_constant<int, 1>{});
           else launch(TypeTag<X>{}, std::integral_constant<int, 0>{});
           return;
         }

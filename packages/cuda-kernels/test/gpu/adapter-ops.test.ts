@@ -94,8 +94,8 @@ describe.skipIf(!cudaAvailable())('fused adapter products on cuda', () => {
   it('16-bit products of up to 16 rows by a row-major weight\'s transpose (the skinny kernel; 17 rows: the GEMM) match float64, rounded once', () => {
     let seed = 900;
     for (const dtype of ['bfloat16', 'float16'] as DType[]) {
-      // K 1024: four values a load; K 1001 and an x one element past alignment: one value a load.
-      for (const [k, offset] of [[1024, 0], [1001, 0], [1024, 1]] as [number, number][]) {
+      // K 1024: eight values a load; K 1028: four; K 1001 and an x one element past alignment: one.
+      for (const [k, offset] of [[1024, 0], [1028, 0], [1001, 0], [1024, 1]] as [number, number][]) {
         for (const rows of [1, 5, 16, 17]) {
           const n = 300;
           const xv = roundTo(randomValues(rows * k, seed++, -1, 1), dtype);
