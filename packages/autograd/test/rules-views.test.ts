@@ -72,7 +72,7 @@ describe('coverage', () => {
     const notDifferentiable = new Set([
       'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'argmax', 'argmin', 'isFinite', 'fill',
       'randUniform', 'randNormal', 'randInt', 'randBernoulli', 'adamwStep', 'copyInto', 'copyIntoAt',
-      'rmsNormBackward', 'crossEntropyBackward', 'attentionBackward', 'siluBackward',
+      'rmsNormBackward', 'crossEntropyBackward', 'attentionBackward', 'siluBackward', 'geluBackward', 'geluTanhBackward',
     ]);
     const rules = new Set(listGradients());
     const missing = listKernels('cpu').filter((op) => !rules.has(op) && !notDifferentiable.has(op));

@@ -1,5 +1,5 @@
 // Elementwise binary arithmetic over strided, broadcast inputs (and siluBackward, silu's
-// gradient in one pass, and siluMul, SwiGLU's silu(gate) * up). add, sub, mul, maximum
+// gradient in one pass, siluMul, SwiGLU's silu(gate) * up, and gelu's gradients in one pass). add, sub, mul, maximum
 // and minimum also take integer dtypes: they compute in int64 and wrap on store, which
 // gives the CPU's two's-complement results (Math.imul for products). div and pow are
 // float-only; pow follows C99 (pow(1, NaN) = 1, pow(-1, +-Inf) = 1) like the CPU.
@@ -15,7 +15,7 @@
 namespace blora {
 
 const char* const kBinaryOpNames[int(BinaryOp::Count)] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                                         "siluBackward", "siluMul"};
+                                                         "siluBackward", "siluMul", "geluBackward", "geluTanhBackward"};
 
 struct AddOp {
   static constexpr bool kInt = true;
@@ -61,6 +61,28 @@ struct SiluBackwardOp {
 struct SiluMulOp {
   static constexpr bool kInt = false;
   template <typename C> __device__ C operator()(C a, C b) const { return siluOf(a) * b; }
+};
+
+// The gradient of exact gelu: b (Phi(a) + a phi(a)), Phi(a) = erfc(-a / sqrt 2) / 2; the limits
+// b and 0 b at a = +-Infinity (as the CPU kernel).
+struct GeluBackwardOp {
+  static constexpr bool kInt = false;
+  template <typename C> __device__ C operator()(C a, C b) const {
+    if (isinf(a)) return a > C(0) ? b : C(0) * b;
+    return b * (C(0.5) * mErfc(-a * C(0.70710678118654752440)) + a * mExp(C(-0.5) * a * a) * C(0.39894228040143267794));
+  }
+};
+
+// The gradient of tanh gelu a s(2u), u = sqrt(2/pi) (a + 0.044715 a^3): b (s + a s (1 - s) 2u');
+// the limits b and 0 b at a = +-Infinity.
+struct GeluTanhBackwardOp {
+  static constexpr bool kInt = false;
+  template <typename C> __device__ C operator()(C a, C b) const {
+    if (isinf(a)) return a > C(0) ? b : C(0) * b;
+    const C k = C(0.79788456080286535588), c = C(0.044715);
+    const C s = sigmoidOf(C(2) * k * (a + c * a * a * a));
+    return b * (s + a * s * (C(1) - s) * C(2) * k * (C(1) + C(3) * c * a * a));
+  }
 };
 
 // One element of a binary op: load both into the compute type, apply, store.
@@ -114,6 +136,8 @@ void launchBinary(BinaryOp op, const TensorArg& a, const TensorArg& b, const Ten
     case BinaryOp::Minimum: return runBinary<MinimumOp>(name, a, b, out);
     case BinaryOp::SiluBackward: return runBinary<SiluBackwardOp>(name, a, b, out);
     case BinaryOp::SiluMul: return runBinary<SiluMulOp>(name, a, b, out);
+    case BinaryOp::GeluBackward: return runBinary<GeluBackwardOp>(name, a, b, out);
+    case BinaryOp::GeluTanhBackward: return runBinary<GeluTanhBackwardOp>(name, a, b, out);
     case BinaryOp::Count: break;
   }
   fail("binary: unknown op code");

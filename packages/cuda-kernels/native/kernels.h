@@ -26,7 +26,7 @@ void launchIsFinite(const TensorArg& x, const TensorArg& out);
 
 // binary.cu: a and b have the output's shape (broadcast through stride 0). SiluBackward: a is
 // silu's input x, b the output gradient dy.
-enum class BinaryOp : int { Add, Sub, Mul, Div, Pow, Maximum, Minimum, SiluBackward, SiluMul, Count };
+enum class BinaryOp : int { Add, Sub, Mul, Div, Pow, Maximum, Minimum, SiluBackward, SiluMul, GeluBackward, GeluTanhBackward, Count };
 extern const char* const kBinaryOpNames[int(BinaryOp::Count)];
 void launchBinary(BinaryOp op, const TensorArg& a, const TensorArg& b, const TensorArg& out);
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   abs, add, cos, div, exp, gelu, isFinite, log, maximum, minimum, mul, neg, pow, reciprocal, relu, rsqrt,
-  setOpObserver, sigmoid, silu, siluBackward, siluMul, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
+  geluBackward, setOpObserver, sigmoid, silu, siluBackward, siluMul, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
   type OpRecord, type Tensor,
 } from '../src/index.js';
 import { erf, erfc } from '../src/cpu/erf.js';
@@ -200,6 +200,34 @@ interface BinaryCase {
   b: [number, number];
   ints: boolean;
   exact?: (x: bigint, y: bigint) => bigint;
+  /** float64 relative tolerance where the reference computes the same value another way. */
+  rtol64?: number;
+}
+
+/** The tolerance of `op` in `dtype`. */
+function binaryTol(op: BinaryCase, dtype: DType): { rtol?: number; atol?: number } {
+  return dtype === 'float64' && op.rtol64 ? { rtol: op.rtol64, atol: 1e-13 } : TOL[dtype];
+}
+
+/** dy times the derivative of exact gelu x Phi(x) at x, in float64 (Phi from an independent series for erf). */
+function geluGradRef(x: number, dy: number): number {
+  // erf by its Taylor series (|x| / sqrt 2 <= 6 here: 80 terms are plenty in float64).
+  const z = x / Math.SQRT2;
+  let term = z;
+  let sum = z;
+  for (let k = 1; k < 200; k++) {
+    term *= (-z * z) / k;
+    sum += term / (2 * k + 1);
+  }
+  const cdf = 0.5 * (1 + (2 / Math.sqrt(Math.PI)) * sum);
+  return dy * (cdf + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI));
+}
+
+/** dy times the derivative of 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), in float64. */
+function geluTanhGradRef(x: number, dy: number): number {
+  const k = Math.sqrt(2 / Math.PI);
+  const t = Math.tanh(k * (x + 0.044715 * x ** 3));
+  return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x));
 }
 
 /** dy times the derivative of silu at x, in float64. */
@@ -217,6 +245,9 @@ const BINARY: BinaryCase[] = [
   { name: 'maximum', fn: maximum, ref: (x, y) => (x > y ? x : y), a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => (x > y ? x : y) },
   { name: 'minimum', fn: minimum, ref: (x, y) => (x < y ? x : y), a: [-3, 3], b: [-3, 3], ints: true, exact: (x, y) => (x < y ? x : y) },
   { name: 'siluBackward', fn: siluBackward, ref: siluGradRef, a: [-8, 8], b: [-3, 3], ints: false },
+  // Within |x| <= 4 the references keep about 1e-12 of their value (the erf series; 1 + tanh in the left tail).
+  { name: 'geluBackward', fn: (a, b) => geluBackward(a, b), ref: geluGradRef, a: [-4, 4], b: [-3, 3], ints: false, rtol64: 1e-10 },
+  { name: 'geluTanhBackward', fn: (a, b) => geluBackward(a, b, 'tanh'), ref: geluTanhGradRef, a: [-4, 4], b: [-3, 3], ints: false, rtol64: 1e-10 },
   { name: 'siluMul', fn: siluMul, ref: (x, y) => (x / (1 + Math.exp(-x))) * y, a: [-8, 8], b: [-3, 3], ints: false },
 ];
 
@@ -253,7 +284,7 @@ describe('binary ops match float64 references with broadcasting', () => {
             expect(y.shape, where).toEqual(want.shape);
             expect(y.dtype).toBe(dtype);
             try {
-              assertClose(y, want.values, TOL[dtype]);
+              assertClose(y, want.values, binaryTol(op, dtype));
             } catch (e) {
               throw new Error(`${where}: ${(e as Error).message}`);
             }
@@ -267,8 +298,8 @@ describe('binary ops match float64 references with broadcasting', () => {
         const x = nonContiguousTensor(valuesFor(15, dtype, 9, ...op.a), [3, 5], dtype);
         const xv = x.toFloat64Array();
         const k = op.name === 'div' ? 1.25 : op.name === 'pow' ? 2 : -1.5; // exact in every float dtype
-        assertClose(op.fn(x, k), xv.map((v) => op.ref(v, k)), TOL[dtype]);
-        if (op.name !== 'pow') assertClose(op.fn(k, x), xv.map((v) => op.ref(k, v)), TOL[dtype]);
+        assertClose(op.fn(x, k), xv.map((v) => op.ref(v, k)), binaryTol(op, dtype));
+        if (op.name !== 'pow') assertClose(op.fn(k, x), xv.map((v) => op.ref(k, v)), binaryTol(op, dtype));
         expect(op.fn(x, k).shape).toEqual([3, 5]);
       }
     });
@@ -338,6 +369,18 @@ describe('siluBackward', () => {
       assertClose(siluBackward(xs, tensor([2, 2, 2, 2], { dtype })), [2, 0, siluGradRef(30, 2), siluGradRef(-30, 2)], TOL[dtype]);
     }
     expect(() => siluBackward(zeros([2], { dtype: 'int32' }), zeros([2], { dtype: 'int32' }))).toThrow(/^siluBackward: integer tensors are not supported/);
+  });
+});
+
+describe('geluBackward', () => {
+  it('is the gradient of gelu, exact and tanh: the limits at the infinities, NaN through, the far tails', () => {
+    const x = tensor([Infinity, -Infinity, NaN, 40, -40, 0, 1.5, -2], { dtype: 'float64' });
+    const dy = tensor([3, 3, 1, 2, 2, 5, -1, 0.5], { dtype: 'float64' });
+    for (const [approximate, ref] of [['none', geluGradRef], ['tanh', geluTanhGradRef]] as const) {
+      assertClose(geluBackward(x, dy, approximate), [3, 0, NaN, 2, 0, 2.5, ref(1.5, -1), ref(-2, 0.5)], { rtol: 1e-10, atol: 0 });
+    }
+    expect(() => geluBackward(x, dy, 'fast' as 'tanh')).toThrow(/^geluBackward: approximate must be 'none' or 'tanh', got "fast"/);
+    expect(() => geluBackward(zeros([2], { dtype: 'int32' }), zeros([2], { dtype: 'int32' }))).toThrow(/^geluBackward: integer tensors are not supported/);
   });
 });
 

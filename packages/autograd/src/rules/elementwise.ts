@@ -2,7 +2,7 @@
 // the output shape (as expand views), so their rules return output-shaped gradients and the
 // expand rule sums them back down.
 import {
-  abs, add, cast, cos, div, eq, exp, ge, gelu, gt, le, log, lt, mul, neg, pow, siluBackward, siluMul, sin, square, sub, tanh, where,
+  add, cast, cos, div, eq, ge, geluBackward, gt, le, log, lt, mul, neg, pow, siluBackward, siluMul, sin, square, sub, where,
   zerosLike, type Tensor,
 } from '@blora/tensor';
 import { registerGradient, type GradContext } from '../gradients.js';
@@ -37,37 +37,9 @@ unary('reciprocal', (_x, y, g) => neg(mul(g, square(y))), { y: true });
 unary('sin', (x, _y, g) => mul(g, cos(x)), { x: true });
 unary('cos', (x, _y, g) => neg(mul(g, sin(x))), { x: true });
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const GELU_CUBIC = 0.044715;
-/** Below this |x|, the normal CDF comes from its Taylor series instead of gelu(x) / x. */
-const CDF_SERIES_LIMIT = 1e-3;
-
-registerGradient('gelu', ({ inputs: [x], attrs, outputGrads: [g] }) => {
-  const approximate = attrs.approximate === 'tanh';
-  return [mul(g!, approximate ? geluTanhDerivative(x!) : geluDerivative(x!))];
-}, { inputs: [0], outputs: [] });
-
-/** d/dx of 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3). */
-function geluTanhDerivative(x: Tensor): Tensor {
-  const x2 = square(x);
-  const t = tanh(mul(mul(x, add(mul(x2, GELU_CUBIC), 1)), SQRT_2_OVER_PI));
-  const du = mul(add(mul(x2, 3 * GELU_CUBIC), 1), SQRT_2_OVER_PI);
-  return add(mul(add(t, 1), 0.5), mul(mul(mul(x, 0.5), sub(1, square(t))), du));
-}
-
-/**
- * d/dx of x Phi(x) = Phi(x) + x phi(x). There is no erf op to build Phi from, but the exact
- * gelu op gives it as gelu(x) / x; near 0, where that division loses accuracy, the series
- * Phi(x) = 1/2 + (x - x^3/6) / sqrt(2 pi) + O(x^5) is exact to rounding.
- */
-function geluDerivative(x: Tensor): Tensor {
-  const x2 = square(x);
-  const series = add(mul(mul(x, sub(1, div(x2, 6))), INV_SQRT_2PI), 0.5);
-  const cdf = where(gt(abs(x), CDF_SERIES_LIMIT), div(gelu(x, 'none'), x), series);
-  const pdf = mul(exp(mul(x2, -0.5)), INV_SQRT_2PI);
-  return add(cdf, mul(x, pdf));
-}
+// gelu's gradient is one fused op for either form (geluBackward: one pass, one rounding).
+registerGradient('gelu', ({ inputs: [x], attrs, outputGrads: [g] }) => [geluBackward(x!, g!, attrs.approximate === 'tanh' ? 'tanh' : 'none')],
+  { inputs: [0], outputs: [] });
 
 registerGradient('add', ({ outputGrads: [g] }) => [g!, g!], { inputs: [], outputs: [] });
 registerGradient('sub', ({ outputGrads: [g], needsGrad }) => [g!, needsGrad[1] ? neg(g!) : null], { inputs: [], outputs: [] });

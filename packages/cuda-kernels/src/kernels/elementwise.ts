@@ -9,7 +9,7 @@ import { native } from '../native.js';
 const UNARY_OPS = [
   'neg', 'abs', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'silu', 'relu', 'square', 'reciprocal', 'sin', 'cos',
 ] as const;
-const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'siluBackward', 'siluMul'] as const;
+const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'siluBackward', 'siluMul', 'geluBackward', 'geluTanhBackward'] as const;
 const COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 
 /** The addon's code for `name` in one of its op lists; throws when the addon lacks it. */

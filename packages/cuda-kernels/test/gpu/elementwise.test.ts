@@ -105,6 +105,22 @@ function powC(x: number, y: number): number {
   return Math.pow(x, y);
 }
 
+/** dy times the exact gelu's derivative at x, Phi(x) + x phi(x) (its limits at the infinities). */
+function geluGrad(x: number, dy: number): number {
+  if (x === Infinity) return dy;
+  if (x === -Infinity) return dy * 0;
+  return dy * (0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI));
+}
+
+/** dy times the tanh gelu's derivative at x, 0.5 (1 + t) + 0.5 x (1 - t^2) u' (its limits at the infinities). */
+function geluTanhGrad(x: number, dy: number): number {
+  if (x === Infinity) return dy;
+  if (x === -Infinity) return dy * 0;
+  const k = Math.sqrt(2 / Math.PI);
+  const t = Math.tanh(k * (x + 0.044715 * x ** 3));
+  return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x));
+}
+
 /** dy times silu's derivative at x (its limits at the infinities), as the CPU computes it. */
 function siluGrad(x: number, dy: number): number {
   if (x === Infinity) return dy;
@@ -123,6 +139,8 @@ const BINARY: Record<string, { f: (a: number, b: number) => number; a: [number, 
   minimum: { f: Math.min, a: [-3, 3], b: [-3, 3] },
   siluBackward: { f: siluGrad, a: [-8, 8], b: [-3, 3] },
   siluMul: { f: (a, b) => (a === -Infinity ? -0 : a / (1 + Math.exp(-a))) * b, a: [-8, 8], b: [-3, 3] },
+  geluBackward: { f: geluGrad, a: [-3, 3], b: [-3, 3] },
+  geluTanhBackward: { f: geluTanhGrad, a: [-3, 3], b: [-3, 3] },
 };
 
 /** Operand pairs [a, b] of shape [m, n]: layouts and broadcasts (from [1, n], [m, 1] or a scalar). */

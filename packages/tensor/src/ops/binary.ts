@@ -12,6 +12,7 @@ import { execute1, runKernel } from '../dispatch.js';
 import { tidy } from '../memory.js';
 import { broadcastShapes } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import type { GeluApproximation } from './unary.js';
 import { expand } from './views.js';
 
 /** A tensor operand, or a number taken in the other operand's dtype and device. */
@@ -146,6 +147,22 @@ export function minimum(a: Operand, b: Operand): Tensor {
 export function siluBackward(x: Operand, dy: Operand): Tensor {
   assertFloatOperands('siluBackward', x, dy);
   return binary('siluBackward', x, dy);
+}
+
+/**
+ * The gradient of gelu at x for the output gradient dy, computed in one pass and rounded once
+ * (the rule's composition of the same math takes a dozen ops): exact, dy · (Φ(x) + x φ(x)) with Φ
+ * and φ the standard normal CDF and density (op `geluBackward`), or with `approximate: 'tanh'` the
+ * derivative of x σ(2u), u = sqrt(2/π) (x + 0.044715 x³) (op `geluTanhBackward`). At x = ±Infinity
+ * it is the limit, dy · 1 or dy · 0. Elementwise with broadcasting, float dtypes only.
+ */
+export function geluBackward(x: Operand, dy: Operand, approximate: GeluApproximation = 'none'): Tensor {
+  if (approximate !== 'none' && approximate !== 'tanh') {
+    throw new TypeError(`geluBackward: approximate must be 'none' or 'tanh', got ${JSON.stringify(approximate)}`);
+  }
+  const op = approximate === 'tanh' ? 'geluTanhBackward' : 'geluBackward';
+  assertFloatOperands(op, x, dy);
+  return binary(op, x, dy);
 }
 
 /**
