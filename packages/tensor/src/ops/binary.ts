@@ -151,10 +151,10 @@ export function siluBackward(x: Operand, dy: Operand): Tensor {
 
 /**
  * The gradient of gelu at x for the output gradient dy, computed in one pass and rounded once
- * (the rule's composition of the same math takes a dozen ops): exact, dy · (Φ(x) + x φ(x)) with Φ
- * and φ the standard normal CDF and density (op `geluBackward`), or with `approximate: 'tanh'` the
- * derivative of x σ(2u), u = sqrt(2/π) (x + 0.044715 x³) (op `geluTanhBackward`). At x = ±Infinity
- * it is the limit, dy · 1 or dy · 0. Elementwise with broadcasting, float dtypes only.
+ * (composed of elementwise ops it takes a dozen): exact, dy · (Φ(x) + x φ(x)) with Φ and φ the
+ * standard normal CDF and density (op `geluBackward`), or with `approximate` 'tanh' the derivative
+ * of x σ(2u), u = sqrt(2/π) (x + 0.044715 x³) (op `geluTanhBackward`). At x = ±Infinity it is the
+ * limit, dy · 1 or dy · 0. Elementwise with broadcasting, float dtypes only.
  */
 export function geluBackward(x: Operand, dy: Operand, approximate: GeluApproximation = 'none'): Tensor {
   if (approximate !== 'none' && approximate !== 'tanh') {
