@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  abs, add, cos, div, exp, gelu, isFinite, log, maximum, minimum, mul, neg, pow, reciprocal, relu, rsqrt,
-  geluBackward, setOpObserver, sigmoid, silu, siluBackward, siluMul, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
-  type OpRecord, type Tensor,
+  abs, add, cos, div, exp, gelu, geluBackward, isFinite, log, maximum, minimum, mul, neg, pow, reciprocal, relu, rsqrt,
+  setOpObserver, sigmoid, silu, siluBackward, siluMul, sin, sqrt, square, sub, tanh, tensor, transpose, zeros,
+  type DType, type OpRecord, type Tensor,
 } from '../src/index.js';
 import { erf, erfc } from '../src/cpu/erf.js';
 import { assertClose, nonContiguousTensor, randomValues } from '../src/testing.js';
