@@ -3,10 +3,11 @@
 // N = the rank; the B product: K = the rank, N = 4096) and of a 16-bit model's one-token products
 // (a bfloat16 / float16 weight of x's dtype, λ = 1, e.g. the lm_head): out[m, n] = Σ_k p[m, k] ·
 // w[n, k], with p[m, k] the mean of x[m, kλ .. kλ + λ - 1] (x itself for λ = 1) cast to float32 as
-// it is read, the products accumulated in float32 and rounded once to the output's dtype. The tiled GEMM would take a cast pass, a split over K and a
-// reduction pass for the A product; here each output feature is one to eight warps (by K), lanes
-// striding over K (coalesced reads of w and x, four values a load where aligned and λ is 1, 2 or 4), all rows at
-// once, then warp and block sums.
+// it is read, the products accumulated in float32 and rounded once to the output's dtype. The
+// tiled GEMM would take a cast pass, a split over K and a reduction pass for the A product; here
+// each output feature is one to eight warps (by K, fewer where the features alone fill the GPU),
+// lanes striding over K (coalesced reads of w and x: four values a load where aligned and λ is 1,
+// 2 or 4, eight 16-bit values a 16-byte load), all rows at once, then warp and block sums.
 #include <type_traits>
 
 #include "block_reduce.cuh"
