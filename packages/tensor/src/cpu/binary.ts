@@ -5,12 +5,7 @@ import { registerKernel } from '../dispatch.js';
 import { isFloatDType, type DType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { commitValues, isBroadcastScalar, outputValues, readFirst, readValues, type ComputeArray } from './access.js';
-import { erfc } from './erf.js';
-import { sigmoidOf, siluOf } from './sigmoid.js';
-
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const GELU_CUBIC = 0.044715;
+import { geluDerivativeOf, geluTanhDerivativeOf, siluDerivativeOf, siluOf } from './activations.js';
 
 /**
  * The loop of a binary op: `out[i] = f(x[ix], y[iy])` for `i < n`, where `ix` and `iy`
@@ -109,43 +104,17 @@ registerBinaryLoop('maximum', (x, y, out, n, xs, ys) => {
 registerBinaryLoop('minimum', (x, y, out, n, xs, ys) => {
   for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = Math.min(x[ix]!, y[iy]!);
 });
-// gelu'(x) dy: exact Phi(x) + x phi(x) (Phi = erfc(-x / sqrt 2) / 2); tanh form d/dx x s(2u) =
-// s + x s (1 - s) 2u', u = sqrt(2/pi) (x + 0.044715 x^3). The limits 1 and 0 at x = +-Infinity.
+// The fused gradients: dy times the activation's derivative (activations.ts), one rounding.
 registerBinaryLoop('geluBackward', (x, y, out, n, xs, ys) => {
-  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) {
-    const v = x[ix]!;
-    const g = y[iy]!;
-    if (v === Infinity) out[i] = g;
-    else if (v === -Infinity) out[i] = g * 0;
-    else out[i] = g * (0.5 * erfc(-v * Math.SQRT1_2) + v * Math.exp(-0.5 * v * v) * INV_SQRT_2PI);
-  }
+  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = y[iy]! * geluDerivativeOf(x[ix]!);
 });
 registerBinaryLoop('geluTanhBackward', (x, y, out, n, xs, ys) => {
-  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) {
-    const v = x[ix]!;
-    const g = y[iy]!;
-    if (v === Infinity) out[i] = g;
-    else if (v === -Infinity) out[i] = g * 0;
-    else {
-      const s = sigmoidOf(2 * SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v));
-      out[i] = g * (s + v * s * (1 - s) * 2 * SQRT_2_OVER_PI * (1 + 3 * GELU_CUBIC * v * v));
-    }
-  }
+  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = y[iy]! * geluTanhDerivativeOf(x[ix]!);
 });
 // SwiGLU: silu(gate) * up in one rounding.
 registerBinaryLoop('siluMul', (x, y, out, n, xs, ys) => {
   for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = siluOf(x[ix]!) * y[iy]!;
 });
-// silu'(x) dy = dy s (1 + x (1 - s)), s = 1 / (1 + e^-x); the limits 1 and 0 at x = +-Infinity.
 registerBinaryLoop('siluBackward', (x, y, out, n, xs, ys) => {
-  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) {
-    const v = x[ix]!;
-    const g = y[iy]!;
-    if (v === Infinity) out[i] = g;
-    else if (v === -Infinity) out[i] = g * 0;
-    else {
-      const s = 1 / (1 + Math.exp(-v));
-      out[i] = g * s * (1 + v * (1 - s));
-    }
-  }
+  for (let i = 0, ix = 0, iy = 0; i < n; i++, ix += xs, iy += ys) out[i] = y[iy]! * siluDerivativeOf(x[ix]!);
 });

@@ -6,7 +6,7 @@ import { isFloatDType } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { commitValues, outputValues, readValues, type ComputeArray } from './access.js';
 import { erfc } from './erf.js';
-import { sigmoidOf, siluOf } from './sigmoid.js';
+import { sigmoidOf, siluOf } from './activations.js';
 
 /** Writes `out[i] = f(x[i])` for `i < n`. */
 type UnaryLoop = (x: ComputeArray, out: ComputeArray, n: number) => void;
