@@ -48,9 +48,11 @@ const newestStep = (checkpoints: string): number => listCheckpoints(checkpoints)
 
 /**
  * Runs the command in a child process, waits until a checkpoint of step `afterStep` or later
- * exists, lets it run `delayMs` more, then kills it with SIGKILL.
+ * exists, lets it run `steps` steps more (a fraction of 0..1.5, timed by the step that led there,
+ * so the kill lands in the same place of the cycle however fast the machine is), then kills it
+ * with SIGKILL.
  */
-async function runAndKill(argv: string[], checkpoints: string, afterStep: number, delayMs: number): Promise<void> {
+async function runAndKill(argv: string[], checkpoints: string, afterStep: number, steps: number): Promise<void> {
   const child = spawn(process.execPath, ['--conditions=@blora/source', '--import', join(fixtures, 'register-ts.mjs'), join(fixtures, 'cli-child.ts'), ...argv], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -59,8 +61,20 @@ async function runAndKill(argv: string[], checkpoints: string, afterStep: number
   const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
   let done = false;
   void exited.then(() => (done = true));
-  while (!done && newestStep(checkpoints) < afterStep) await new Promise((r) => setTimeout(r, 5));
-  await new Promise((r) => setTimeout(r, delayMs));
+  // The step before afterStep's checkpoint: when it appeared, and when afterStep's did.
+  let before = 0;
+  let reached = 0;
+  while (!done) {
+    const step = newestStep(checkpoints);
+    if (step >= afterStep) {
+      reached = performance.now();
+      break;
+    }
+    if (step === afterStep - 1 && before === 0) before = performance.now();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const stepMs = before > 0 ? reached - before : 0;
+  await new Promise((r) => setTimeout(r, steps * stepMs));
   child.kill('SIGKILL');
   const signal = await exited;
   expect(signal, `the run ended before it was killed: ${stderr}`).toBe('SIGKILL');
@@ -117,11 +131,12 @@ describe('a run killed while it writes checkpoints', () => {
     const killed = join(root, 'killed');
     const checkpoints = join(killed, 'checkpoints');
     const random = seededRandom(2024);
-    // First run killed early; then resumed and killed again further on (delays span a step or two,
-    // so the kill lands anywhere in the train / write / prune cycle).
-    await runAndKill(flags(killed), checkpoints, 2, Math.floor(random() * 150));
+    // First run killed early; then resumed and killed again further on (up to a step and a half
+    // after a checkpoint, so the kill lands anywhere in the train / write / prune cycle, and the
+    // second kill well before the last step).
+    await runAndKill(flags(killed), checkpoints, 2, 1.5 * random());
     let reached = checkAfterKill(checkpoints, 2);
-    await runAndKill(['finetune', '--out', killed, '--resume', '--quiet'], checkpoints, reached + 3, Math.floor(random() * 150));
+    await runAndKill(['finetune', '--out', killed, '--resume', '--quiet'], checkpoints, reached + 3, 1.5 * random());
     reached = checkAfterKill(checkpoints, reached + 3);
     expect(reached).toBeLessThan(STEPS);
 
