@@ -9,15 +9,18 @@
 // Build: dev/build.sh gemv4. Run:
 //   dev/gemv4          checks, then timings
 //   dev/gemv4 check    checks only
-//   dev/gemv4 time     timings only (GEMV4_ONLY=a,b: only the configurations named with a or b)
+//   dev/gemv4 time     timings only (GEMV4_ONLY=a,b: only the configurations named with a or b;
+//                      GEMV4_FORMATS=nf4,int4h: only these formats)
 //   dev/gemv4 profile  one launch of each configuration, for ncu
 // Checks: every launch configuration against a float64 CPU reference built from the very
 // weights the dequantize kernels produce (rounded to the activation dtype), on seeded random
 // codes, scales and activations, odd sizes included. Timings: one call per weight copy (copies
 // together >= 2.5 x the 60 MB L2) captured in a CUDA graph, replayed back to back between two
 // events; the median of 9 samples; then the addon's launch again on one copy, which stays in L2.
-// The read-only ceiling is timed twice: plain launches, and dependent launches that let the next
-// start at once (as the GEMV's do), which stream close to the memory's peak.
+// The read-only ceiling is timed four ways: plain launches; dependent launches that let the next
+// start at once, which stream close to the memory's peak; the same with two blocks an SM (about
+// the warps the GEMV has); and dependent launches that first wait for the kernel before, as a
+// GEMV whose input is that kernel's output must before it computes.
 // GB/s counts the bytes of codes + scales (+ offsets) once per call.
 #include <algorithm>
 #include <cmath>
@@ -25,6 +28,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -274,10 +278,13 @@ void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) 
 // The ceiling: read every 16-byte word of codes, scales and offsets (c; none for NF4) once, fold
 // them, write one word per block.
 // Trigger: lets the next launch (a programmatic dependent launch) start at once, as the GEMV
-// launches of the addon do, so that the launch gap and ramp overlap this one's tail.
-template <bool Trigger = false>
+// launches of the addon do, so that the launch gap and ramp overlap this one's tail. Wait: first
+// waits for the kernel before to complete (nothing is read earlier), as every GEMV does before it
+// computes.
+template <bool Trigger = false, bool Wait = false>
 __global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, const uint4* c, int64_t nc, uint32_t* sink) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (Wait) asm volatile("griddepcontrol.wait;\n" ::: "memory");
   if constexpr (Trigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
   uint32_t acc = 0;
@@ -459,11 +466,12 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
   std::printf("%-5s %6lldx%-6lld %5.2f MB  read-only ceiling %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", formatName(f),
               (long long)out, (long long)in, bytes / 1e6, readUs, bytes / (readUs * 1e-6) / 1e9,
               100.0 * bytes / (readUs * 1e-6) / 1e9 / copy);
-  {
-    const double pdlUs = graphMicros(copies, [&](int i) {
+  // Dependent launches of the read-only kernel, `perSM` blocks an SM; wait: each waits for the one before.
+  auto dependentReadUs = [&](int perSM, bool wait) {
+    return graphMicros(copies, [&](int i) {
       const Weight& w = ws[size_t(i)];
       cudaLaunchConfig_t config = {};
-      config.gridDim = dim3(unsigned(smCount() * 8));
+      config.gridDim = dim3(unsigned(smCount() * perSM));
       config.blockDim = dim3(256);
       config.stream = stream();
       cudaLaunchAttribute overlap = {};
@@ -471,13 +479,18 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
       overlap.val.programmaticStreamSerializationAllowed = 1;
       config.attrs = &overlap;
       config.numAttrs = 1;
-      cudaOrDie(cudaLaunchKernelEx(&config, readOnlyKernel<true>, reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
+      cudaOrDie(cudaLaunchKernelEx(&config, wait ? readOnlyKernel<true, true> : readOnlyKernel<true, false>,
+                                   reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
                                    reinterpret_cast<const uint4*>(w.dScales), int64_t(w.scales.size() * w.scaleBytes()) / 16,
                                    reinterpret_cast<const uint4*>(w.dOffsets), int64_t(w.offsets.size() * w.scaleBytes()) / 16, sink),
                 "read-only launch");
     });
-    std::printf("      read-only ceiling, dependent launches %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", pdlUs, bytes / (pdlUs * 1e-6) / 1e9,
-                100.0 * bytes / (pdlUs * 1e-6) / 1e9 / copy);
+  };
+  for (const auto& [perSM, wait, what] : {std::tuple{8, false, "dependent launches"}, std::tuple{2, false, "dependent launches, 2 blocks an SM"},
+                                          std::tuple{8, true, "dependent launches waiting for the one before"}}) {
+    const double us = dependentReadUs(perSM, wait);
+    std::printf("      read-only ceiling, %-45s %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", what, us, bytes / (us * 1e-6) / 1e9,
+                100.0 * bytes / (us * 1e-6) / 1e9 / copy);
   }
   for (int rows : rowsList) {
     double best = 1e30;
@@ -510,7 +523,9 @@ void runTimings() {
   std::printf("\n== Timings (graph replays, weights rotated over >= 150 MB) ==\ndevice-to-device copy 1 GiB: %.0f GB/s (read + write)\n",
               copy);
   const std::vector<int> rows = {1, 4, 16};
+  const char* formats = std::getenv("GEMV4_FORMATS");  // e.g. nf4,int4h: only these formats
   for (Format f : {Format::Nf4, Format::Int4, Format::Int4h}) {
+    if (formats != nullptr && *formats != 0 && (std::string(",") + formats + ",").find(std::string(",") + formatName(f) + ",") == std::string::npos) continue;
     timeShape(f, 4096, 4096, rows, copy);
     timeShape(f, 11008, 4096, rows, copy);
     timeShape(f, 4096, 11008, rows, copy);
