@@ -21,7 +21,7 @@ import {
 } from '@blora/tensor';
 import { NF4_CODE, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles } from '@blora/quant';
 import { generate } from '@blora/models';
-import { useDecodeTiles } from '@blora/blora';
+import { setLowRankDecoding, useDecodeTiles } from '@blora/blora';
 import { cudaAvailable, cudaDeviceInfo, cudaUnavailableReason, emptyCache, setDependentLaunches, synchronize } from '@blora/cuda-kernels';
 import { readTrainConfig, SMOKE_SHAPE, type TrainShape, type TrainVariant } from './train-config.js';
 import { buildTrainModel } from './train-model.js';
@@ -52,14 +52,17 @@ if (depths.length !== 2 || depths[0]! >= depths[1]!) throw new Error('BLORA_BENC
 if (!Number.isInteger(timedTokens) || timedTokens < 1) throw new Error(`BLORA_BENCH_DECODE_TOKENS must be a positive integer, got ${timedTokens}`);
 
 /**
- * Layouts of the one-token products (decode tiles or not), how steps run (a recorded graph or not)
- * and how kernels start (plain: each launch after the kernel before has finished; otherwise
- * dependent launches, the default).
+ * Layouts of the one-token products (decode tiles or not), how steps run (a recorded graph or not),
+ * how kernels start (plain: each launch after the kernel before has finished; otherwise dependent
+ * launches, the default) and how an adapter's B product runs (dense: a launch of its own before the
+ * GEMV; otherwise in the GEMV's epilogue as a low-rank addend, the default).
  */
-const modes: [tiles: boolean, graph: boolean, plain: boolean][] = device === 'cuda'
-  ? [[false, false, false], [true, false, false], [false, true, false], [true, true, false], [true, false, true], [true, true, true]]
-  : [[false, false, false], [true, false, false]];
-const modeName = (tiles: boolean, graph: boolean, plain = false) => `${tiles ? 'tiles' : 'bnb'}${graph ? '.graph' : ''}${plain ? '.plain' : ''}`;
+interface Mode { tiles: boolean; graph: boolean; plain?: boolean; dense?: boolean }
+const modes: Mode[] = device === 'cuda'
+  ? [{ tiles: false, graph: false }, { tiles: true, graph: false }, { tiles: false, graph: true }, { tiles: true, graph: true, dense: true },
+    { tiles: true, graph: true }, { tiles: true, graph: true, plain: true }]
+  : [{ tiles: false, graph: false }, { tiles: true, graph: false }];
+const modeName = ({ tiles, graph, plain, dense }: Mode) => `${tiles ? 'tiles' : 'bnb'}${graph ? '.graph' : ''}${plain ? '.plain' : ''}${dense ? '.dense' : ''}`;
 
 /** Milliseconds per generated token past the first, and ops dispatched per such token. */
 interface TokenCost {
@@ -215,6 +218,8 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
     const settled = { ...attrs, settled: true };
     const ops: Record<string, () => unknown> = {
       'nf4MatmulTiles 4096x4096 with the adapter term': () => nf4MatmulTiles(t.x, tiles, t.table, settled, { values: z, lambda: 1, scale: 0.25 }),
+      'nf4MatmulTiles 4096x4096 with the adapter term low-rank (B in the epilogue)': () =>
+        nf4MatmulTiles(t.x, tiles, t.table, settled, { values: t.h, factor: t.b, lambda: 1, scale: 0.25 }),
       'nf4MatmulTiles 4096x4096': () => nf4MatmulTiles(t.x, tiles, t.table, settled),
       'poolLinear [1, 4096] x [64, 4096]ᵀ (adapter A)': () => poolLinear(t.x, t.a, 1),
       'poolLinearGemm [1, 4096] x [64, 4096]ᵀ, A stored transposed (the tiled GEMM)': () => poolLinear(t.x, t.aStoredTransposed, 1),
@@ -256,7 +261,8 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
               samples.push((1000 * (performance.now() - t0)) / (10 * calls));
             }
             report.results.push({
-              id: `decode.device.${name.split(' ')[0]}${name.includes('adapter term') ? '+addend' : ''}${plain ? '.plain' : ''}`, group: GROUP,
+              id: `decode.device.${name.split(' ')[0]}${name.includes('low-rank') ? '+lowRankAddend' : name.includes('adapter term') ? '+addend' : ''}` +
+                `${plain ? '.plain' : ''}`, group: GROUP,
               label: `device time of ${name} (one token)${plain ? ', plain launches' : ''}`,
               unit: 'µs/op', value: median(samples), repeats,
               method: `${calls} calls recorded in one graph, 10 replays timed to synchronize(), median of ${repeats}; ` +
@@ -283,16 +289,19 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
         const built = buildTrainModel(variant, config, layers);
         try {
           built.model.train(false);
-          for (const [tiles, graph, plain] of modes) {
+          for (const mode of modes) {
+            const { tiles, graph, plain, dense } = mode;
             useDecodeTiles(built.model, tiles);
             const previous = plain ? setDependentLaunches(false) : undefined;
+            const lowRank = dense ? setLowRankDecoding(false) : undefined;
             let cost: TokenCost;
             try {
               cost = tokenCost(built.model, prompt, graph);
             } finally {
               if (previous !== undefined) setDependentLaunches(previous);
+              if (lowRank !== undefined) setLowRankDecoding(lowRank);
             }
-            const layout = modeName(tiles, graph, plain);
+            const layout = modeName(mode);
             if (profileFile && tiles && !graph && !plain && layers === depths[1] && variant === variants[0]) {
               profiled(isAbsolute(profileFile) ? profileFile : resolve(repoRoot, profileFile), () =>
                 generate(built.model, prompt, { eosTokenIds: [], maxNewTokens: 1 + timedTokens, graph: false }));
@@ -300,7 +309,8 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
             costs.set(`${variant}.${layout}.${layers}`, cost);
             report.results.push({
               id: `decode.${variant}.${layout}.L${layers}`, group: GROUP,
-              label: `${variant} ${layers} layers, ${tiles ? 'decode tiles' : 'bitsandbytes layout'}, ${graph ? 'recorded step (graph)' : 'op by op'}${plain ? ', plain launches' : ''}`,
+              label: `${variant} ${layers} layers, ${tiles ? 'decode tiles' : 'bitsandbytes layout'}, ${graph ? 'recorded step (graph)' : 'op by op'}` +
+                `${plain ? ', plain launches' : ''}${dense ? ', adapter B product launched apart' : ''}`,
               unit: 'ms/token', value: cost.ms, medianMs: cost.ms, minMs: Math.min(...cost.samples), maxMs: Math.max(...cost.samples),
               repeats, method: `generate(): host clock, (time of ${1 + timedTokens} tokens - time of 1) / ${timedTokens}, median of ${repeats}; ` +
                 `${cost.opsPerToken.toFixed(1)} ops dispatched a token; ${built.adapter}; ${built.base}`,
@@ -314,7 +324,7 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       }
       // One layer's cost and the rest, from the two depths; the full depth extrapolated.
       const [low, high] = depths as [number, number];
-      for (const layout of modes.map(([tiles, graph, plain]) => modeName(tiles, graph, plain))) {
+      for (const layout of modes.map(modeName)) {
         const a = costs.get(`${variant}.${layout}.${low}`)!;
         const b = costs.get(`${variant}.${layout}.${high}`)!;
         const perLayer = (b.ms - a.ms) / (high - low);

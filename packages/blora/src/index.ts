@@ -21,7 +21,7 @@ export { LoraAdapter } from './adapters/lora.js';
 export { QBLoraAdapter, QBLORA_DEFAULT_LAMBDA, type QBLoraFactors } from './adapters/qblora.js';
 export { QABLoraAdapter, QABLORA_DEFAULTS, assertBlocksInsideTiles, type QABLoraFactors } from './adapters/qablora.js';
 export { AdaptedLinear } from './adapters/adapted-linear.js';
-export { fusedQuantizedAdapter, type FusedAdapterParts } from './adapters/fused-quantized.js';
+export { fusedQuantizedAdapter, setLowRankDecoding, type FusedAdapterParts } from './adapters/fused-quantized.js';
 export {
   resolveAdapterConfig, layerHyperparameters, patternKeyFor, fullMatch, DEFAULT_R, DEFAULT_ALPHA, DEFAULT_EXCLUDED_HEAD, MAX_ADAPTER_RANK,
   type AdapterConfig, type ResolvedAdapterConfig,

@@ -9,7 +9,7 @@ import { assertClose, randomValues } from '@blora/tensor/testing';
 import { noGrad } from '@blora/autograd';
 import { quantizeLinear, type QuantizeOptions } from '@blora/quant';
 import {
-  AdaptedLinear, LoraAdapter, QABLoraAdapter, QBLoraAdapter, QuantizedBase, type Adapter, type AdapterOptions,
+  AdaptedLinear, LoraAdapter, QABLoraAdapter, QBLoraAdapter, QuantizedBase, setLowRankDecoding, type Adapter, type AdapterOptions,
 } from '../src/index.js';
 import { opsOf, randomizeAdapter, refAdapterOutput, refMatmulT, seeded } from './helpers.js';
 
@@ -93,6 +93,20 @@ describe('what the fused layer runs and keeps', () => {
     noGrad(() => layer.forward(x));  // restores the double-quantized absmax once
     const ops = opsOf(() => noGrad(() => layer.forward(x))).filter((op) => !['transpose', 'permute', 'reshape', 'expand'].includes(op));
     expect(ops).toEqual(['poolLinear', 'matmul', 'nf4Matmul', 'add']);
+  });
+
+  it('decoding on the CPU keeps the product with B apart (the low-rank addend is for GPUs), whatever the switch says', () => {
+    const layer = layerOf(NF4, CASES[1]![2]);
+    const x = seeded([1, 32], 9);
+    noGrad(() => layer.forward(x));  // restores the double-quantized absmax once
+    const ops = () => opsOf(() => noGrad(() => layer.forward(x))).filter((op) => !['transpose', 'permute', 'reshape', 'expand'].includes(op));
+    expect(ops()).toEqual(['poolLinear', 'matmul', 'nf4Matmul', 'add']);
+    expect(setLowRankDecoding(false)).toBe(true);
+    try {
+      expect(ops()).toEqual(['poolLinear', 'matmul', 'nf4Matmul', 'add']);
+    } finally {
+      expect(setLowRankDecoding(true)).toBe(false);
+    }
   });
 
   it('backward: one transposed quantized matmul gives dx, with the adapter part as its addend', () => {

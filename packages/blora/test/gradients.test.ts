@@ -97,6 +97,25 @@ describe('gradient rules of the quantized matmul ops', () => {
     expect((y.gradFn as GraphNode).savedCount).toBe(3);
   });
 
+  it('a low-rank addend gives dx only: asking for its values\' or factor\'s gradient throws', () => {
+    const q = quantizeLinear(seeded([4, 32], 11), { format: 'nf4', blocksize: 32, doubleQuant: false });
+    const x = seeded([3, 32], 12);
+    x.requiresGrad = true;
+    const [values, factor] = [seeded([3, 2], 13), seeded([4, 2], 14)];
+    const dx = (() => {
+      const y = q.matmul(x, { values, factor, lambda: 1 });
+      sum(y).backward();
+      return x.grad!.toFloat64Array();
+    })();
+    x.grad = null;
+    assertClose(dx, (() => {
+      sum(q.matmul(x)).backward();
+      return x.grad!.toFloat64Array();
+    })(), { rtol: 1e-6, atol: 1e-6 });
+    values.requiresGrad = true;
+    expect(() => sum(q.matmul(x, { values, factor, lambda: 1 })).backward()).toThrow(/a low-rank addend \(values and factor\) has no gradient/);
+  });
+
   it('gradcheck of x through NF4 + Q-BLoRA and INT4 + QA-BLoRA in float64', () => {
     const nf4 = new QuantizedBase(quantizeLinear(seeded([8, 16], 5), { format: 'nf4', blocksize: 32 }));
     const qb = new QBLoraAdapter(16, 8, { lambda: 2 }, { r: 2, alpha: 4, ...opts });

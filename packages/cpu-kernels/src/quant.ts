@@ -4,6 +4,7 @@
 // be float32 with a dense last dim and batch dims that merge into one row stride; anything else
 // (other dtypes, other layouts) goes to the TypeScript kernel. An addend (the ops' optional fifth
 // input, attrs addLambda / addScale) is added to the float32 product afterwards, in place.
+import { denseLowRankAddend } from '@blora/quant';
 import type { Attrs, KernelFn, Tensor } from '@blora/tensor';
 import { mergedRowStride } from './matmul.js';
 import type { NativeAddon, QuantActivations } from './native.js';
@@ -32,11 +33,14 @@ export function activationRows(x: Tensor): RowLayout | null {
  * out[m, j] += fround(scale · addend[m, floor(j / λ)]) over the dense float32 product `out`
  * (the scaled addend computed in float32 as the device kernels do; a float64 addend in float64).
  */
-function addAddend(out: Tensor, addend: Tensor | undefined, attrs: Attrs): void {
+function addAddend(out: Tensor, addend: Tensor | undefined, attrs: Attrs, factor?: Tensor): void {
   if (!addend) return;
   const lambda = attrs['addLambda'] as number;
   const scale = attrs['addScale'] as number;
-  const values = addend.toFloat64Array();
+  // A low-rank addend (its factor: input 5) is formed first, each dot product in float64 rounded once.
+  const values = factor
+    ? denseLowRankAddend(addend.toFloat64Array(), factor.toFloat64Array(), attrs['addRank'] as number, addend.dtype === 'float32')
+    : addend.toFloat64Array();
   const round = addend.dtype === 'float32' ? Math.fround : (v: number) => v;
   const y = f32Storage(out);
   const n = out.shape[out.rank - 1]!;
@@ -69,7 +73,7 @@ export function nativeFourBitMatmul(addon: NativeAddon, transposed: boolean, fal
       f32Storage(out), out.offset, outFeatures, inFeatures, attrs['blocksize'] as number,
       quantSettings.activations === 'int8',
     );
-    addAddend(out, inputs[4], attrs);
+    addAddend(out, inputs[4], attrs, inputs[5]);
   };
 }
 
@@ -97,6 +101,6 @@ export function nativeIntMatmul(addon: NativeAddon, bits: 4 | 8, transposed: boo
       f32Storage(out), out.offset, outFeatures, inFeatures, attrs['blockRows'] as number, attrs['blockCols'] as number,
       quantSettings.activations === 'int8',
     );
-    addAddend(out, inputs[4], attrs);
+    addAddend(out, inputs[4], attrs, inputs[5]);
   };
 }

@@ -218,6 +218,36 @@ describe('quantized products with an addend (y = x · Wᵀ + s · repeatInterlea
   });
 });
 
+describe('quantized products with a low-rank addend (z = values · factorᵀ)', () => {
+  it('form the dense addend after the native product and after the TypeScript kernel: NF4 and INT4, λ 1 and 2', () => {
+    const weights = [fourBitWeight(12, 24, 8, seed++), intWeight(4, 12, 24, 4, 8, 'float32', seed++)];
+    const rank = 4;
+    for (const w of weights) {
+      const [outF, inF] = [w.attrs.outFeatures, w.attrs.inFeatures];
+      for (const lambda of [1, 2]) {
+        const rows = 3;
+        const { x, values } = activations(rows, inF, 'dense', seed++);
+        const vv = randomValues(rows * rank, seed++, -2, 2);
+        const fv = randomValues((outF / lambda) * rank, seed++, -2, 2);
+        const addend = {
+          values: tensor(vv, { shape: [rows, rank] }), factor: tensor(fv, { shape: [outF / lambda, rank] }), lambda, scale: 0.5,
+        };
+        const z = (m: number, j: number) => {
+          let sum = 0;
+          for (let r = 0; r < rank; r++) sum += vv[m * rank + r]! * fv[j * rank + r]!;
+          return Math.fround(sum);
+        };
+        const product = reference(values, rows, w.dense, outF, inF, false);
+        const expected = product.map((v, i) => v + Math.fround(0.5 * z(Math.floor(i / outF), Math.floor((i % outF) / lambda))));
+        const run = () => ('packed' in w
+          ? nf4Matmul(x, w.packed, w.absmax, w.table, w.attrs, addend)
+          : intMatmul(4, x, w.codes, w.scales, w.offsets, w.attrs, addend));
+        inEveryMode(() => expectClose(run(), expected, matmulTolerance(inF)));
+      }
+    }
+  });
+});
+
 describe.skipIf(!NATIVE)('native quantized matmul kernels', () => {
   it('are registered for every quantized-weight product', () => {
     const info = cpuKernelsInfo();

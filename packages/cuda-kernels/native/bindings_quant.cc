@@ -53,22 +53,28 @@ NAN_METHOD(DequantizeBlockwise8) {
   });
 }
 
-// The optional epilogue term of the GEMVs and fused GEMMs: (addend | null, lambda, scale) from argument `first` on.
+// The optional epilogue term of the GEMVs and fused GEMMs: (addend | null, lambda, scale[, factor | null])
+// from argument `first` on (a factor only where `lowRank`: the GEMVs).
 struct AddendArgs {
-  TensorArg values;
+  TensorArg values, factor;
   GemmAddend addend;
 };
-void addendArgs(const Info& info, int first, AddendArgs& out) {
+void addendArgs(const Info& info, int first, AddendArgs& out, bool lowRank = false) {
   if (info.Length() <= first || info[first]->IsNull() || info[first]->IsUndefined()) return;
   out.values = tensorArg(info, first, "addend");
   out.addend = GemmAddend{&out.values, integerArg(info, first + 1, "lambda"), numberArg(info, first + 2, "scale")};
+  const int f = first + 3;
+  if (lowRank && info.Length() > f && !info[f]->IsNull() && !info[f]->IsUndefined()) {
+    out.factor = tensorArg(info, f, "addend factor");
+    out.addend.factor = &out.factor;
+  }
 }
 
-// fourBitGemv(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, settled[, addend, lambda, scale]) -> added
+// fourBitGemv(x, packed, absmax, table, out, outFeatures, inFeatures, blocksize, settled[, addend, lambda, scale, factor]) -> added
 NAN_METHOD(FourBitGemv) {
   guarded([&] {
     AddendArgs add;
-    addendArgs(info, 9, add);
+    addendArgs(info, 9, add, true);
     const bool added = launchFourBitGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "packed codes"), tensorArg(info, 2, "absmax"),
                                          tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5),
                                          boolArg(info, 8), add.addend);
@@ -84,11 +90,11 @@ NAN_METHOD(FourBitDecodeTiles) {
   });
 }
 
-// fourBitTilesGemv(x, tiles, tileAbsmax, table, out, outFeatures, inFeatures, blocksize, settled[, addend, lambda, scale]) -> added
+// fourBitTilesGemv(x, tiles, tileAbsmax, table, out, outFeatures, inFeatures, blocksize, settled[, addend, lambda, scale, factor]) -> added
 NAN_METHOD(FourBitTilesGemv) {
   guarded([&] {
     AddendArgs add;
-    addendArgs(info, 9, add);
+    addendArgs(info, 9, add, true);
     const bool added = launchFourBitTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile absmax"),
                                               tensorArg(info, 3, "code table"), tensorArg(info, 4, "output"), fourBitArgs(info, 5),
                                               boolArg(info, 8), add.addend);
@@ -105,11 +111,11 @@ NAN_METHOD(IntDecodeTiles) {
 }
 
 // intTilesGemv(x, tiles, tileScales, tileOffsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled[, addend,
-// lambda, scale]) -> added
+// lambda, scale, factor]) -> added
 NAN_METHOD(IntTilesGemv) {
   guarded([&] {
     AddendArgs add;
-    addendArgs(info, 11, add);
+    addendArgs(info, 11, add, true);
     const bool added = launchIntTilesGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "tiles"), tensorArg(info, 2, "tile scales"),
                                           tensorArg(info, 3, "tile offsets"), tensorArg(info, 4, "output"), intArgs(info, 5),
                                           boolArg(info, 10), add.addend);
@@ -117,12 +123,12 @@ NAN_METHOD(IntTilesGemv) {
   });
 }
 
-// intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled[, addend, lambda, scale])
-// -> added
+// intGemv(x, codes, scales, offsets, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled[, addend, lambda, scale,
+// factor]) -> added
 NAN_METHOD(IntGemv) {
   guarded([&] {
     AddendArgs add;
-    addendArgs(info, 11, add);
+    addendArgs(info, 11, add, true);
     const bool added = launchIntGemv(tensorArg(info, 0, "input"), tensorArg(info, 1, "codes"), tensorArg(info, 2, "scales"),
                                      tensorArg(info, 3, "offsets"), tensorArg(info, 4, "output"), intArgs(info, 5), boolArg(info, 10),
                                      add.addend);

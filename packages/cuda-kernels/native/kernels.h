@@ -208,10 +208,14 @@ constexpr int64_t kQuantGemvMaxRows = 16;
 // values[r][f / lambda] (values float32, contiguous [M, n / lambda]; see EpilogueAddend in
 // quant_gemm.cuh). The GEMVs and fused GEMMs below that take one return whether they added it
 // (true also when none was given); when they did not, the caller adds it in a pass of its own.
+// Low-rank (the tensor-core GEMVs only): with `factor` (float32, contiguous [n / lambda, r]) the
+// values are [M, r] and the term is scale * (values[r] . factor[f / lambda]), each dot product
+// summed in float32 in the epilogue (the fused GEMMs do not take a factor).
 struct GemmAddend {
   const TensorArg* values = nullptr;
   int64_t lambda = 1;
   double scale = 1;
+  const TensorArg* factor = nullptr;
 };
 
 // out [M, out] (contiguous) = x [M, in] (any 2-D strides) · Wᵀ, M <= kQuantGemvMaxRows. settled:

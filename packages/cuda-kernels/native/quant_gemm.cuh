@@ -60,9 +60,10 @@ __device__ __forceinline__ uint32_t packPair<__half>(float lo, float hi) {
 // rounded once to the output dtype. `values` null: nothing is added.
 struct EpilogueAddend {
   const float* values = nullptr;
-  int64_t stride = 0;  // values per row: the output features / lambda
+  int64_t stride = 0;  // values per row: the output features / lambda (low-rank: the rank)
   int lambda = 1;
   float scale = 1;
+  const float* factor = nullptr;  // low-rank: [features / lambda, rank] (the GEMVs only: lowRankTerms in quant_gemv_tc.cuh)
 
   // Features are below 2^31 (the launchers check), so the division is a 32-bit one.
   __device__ __forceinline__ float at(int64_t row, int feature) const {
@@ -77,7 +78,20 @@ inline bool epilogueAddend(const GemmAddend& addend, int64_t m, int64_t n, Epilo
   if (!addend.values) return true;
   const TensorArg& v = *addend.values;
   if (v.dtype != DType::Float32 || !v.isContiguous() || addend.lambda < 1 || addend.lambda > INT32_MAX) return false;
-  if (n % addend.lambda != 0 || n > INT32_MAX || v.numel() != m * (n / addend.lambda)) return false;
+  if (n % addend.lambda != 0 || n > INT32_MAX) return false;
+  if (addend.factor) {  // low-rank: values [m, r], factor [n / lambda, r]
+    const TensorArg& f = *addend.factor;
+    if (f.dtype != DType::Float32 || !f.isContiguous() || m == 0 || v.numel() % m != 0) return false;
+    const int64_t rank = v.numel() / m;
+    if (rank < 1 || f.numel() != (n / addend.lambda) * rank) return false;
+    add.values = reinterpret_cast<const float*>(v.first());
+    add.factor = reinterpret_cast<const float*>(f.first());
+    add.stride = rank;
+    add.lambda = int(addend.lambda);
+    add.scale = float(addend.scale);
+    return true;
+  }
+  if (v.numel() != m * (n / addend.lambda)) return false;
   add.values = reinterpret_cast<const float*>(v.first());
   add.stride = n / addend.lambda;
   add.lambda = int(addend.lambda);

@@ -25,9 +25,10 @@
 // table is built once per block); its Warps warps take turns over the groups of a row set,
 // Unroll consecutive groups a turn whose loads are all issued before any is used (where the rows
 // hold whole turns, a row's Unroll scales are one load). Partial sums meet in shared memory and
-// are added in a fixed order (the result does not depend on timing). The first turn of the next
-// row set is loaded while the current one's sums are added (or, Ahead, every warp loads a turn
-// ahead of the one it computes). The addon runs 8 warps x 4 groups, or 16 x 2 when there are fewer
+// are added in a fixed order (the result does not depend on timing), with the epilogue term if
+// any (GemvArgs::add; a low-rank one's dot products are formed at the start of the row set,
+// lowRankTerms). The first turn of the next row set is loaded while the current one's sums are
+// added (or, Ahead, every warp loads a turn ahead of the one it computes). The addon runs 8 warps x 4 groups, or 16 x 2 when there are fewer
 // row sets than resident blocks (launchGemvGroups).
 //
 // Launched as a programmatic dependent launch (GemvOverlap), the GEMV's blocks start while the
@@ -138,8 +139,33 @@ __device__ __forceinline__ uint32_t codePair(uint32_t tableLane, uint32_t word, 
 template <int XTiles, int Warps>
 struct GemvTile {
   static constexpr int kCols = 8 * XTiles;  // activation rows a block can hold
-  static constexpr size_t kPartialBytes = size_t(Warps) * 16 * kCols * 4;  // dynamic shared memory
+  static constexpr int kLowRankFloats = 16 * kCols;  // a row set's low-rank terms, [activation row][weight row]
+  // Dynamic shared memory: the warps' partial sums, then two buffers of low-rank terms.
+  static constexpr size_t kPartialBytes = size_t(Warps) * 16 * kCols * 4 + 2 * kLowRankFloats * 4;
 };
+
+// A low-rank epilogue term (EpilogueAddend::factor) of row set `rowSet` into `terms`
+// ([activation row][weight row]): scale * (values[m] . factor[feature / lambda]) for each of the
+// row set's outputs, a warp an output at a time, its lanes splitting the rank, summed in float32.
+// Done at the start of the row set, so that its loads overlap the weight's.
+template <typename T, int Warps>
+__device__ __forceinline__ void lowRankTerms(float* terms, const GemvArgs<T>& args, int64_t rowSet) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const EpilogueAddend& add = args.add;
+  for (int e = warp; e < args.rows * 16; e += Warps) {
+    const int m = e / 16, n = e % 16;
+    const int64_t feature = 16 * rowSet + n;
+    float sum = 0.f;
+    if (feature < args.outFeatures) {
+      const float* v = add.values + m * add.stride;
+      const float* f = add.factor + int64_t(int(feature) / add.lambda) * add.stride;
+      for (int64_t k = lane; k < add.stride; k += 32) sum = fmaf(__ldg(v + k), __ldg(f + k), sum);
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if (lane == 0) terms[e] = __fmul_rn(add.scale, sum);
+  }
+}
 
 // A lane's activation rows 8 j + g (past M: row M - 1, which feeds only MMA columns that are never
 // stored, so it needs no zeroing), at its first column.
@@ -244,8 +270,10 @@ __device__ __forceinline__ void accumulateGroup(float (&acc)[XTiles][4], const G
 
 // The block adds its warps' sums of a row set in warp order (partial: [warp][activation row]
 // [weight row]), adds the epilogue term if any and writes y. Every thread of the block calls it.
+// lowRank: the row set's low-rank terms (lowRankTerms), read when the addend has a factor.
 template <typename T, int XTiles, int Warps>
-__device__ __forceinline__ void storeRowSet(float* partial, const float (&acc)[XTiles][4], const GemvArgs<T>& args, int64_t rowSet) {
+__device__ __forceinline__ void storeRowSet(float* partial, const float (&acc)[XTiles][4], const GemvArgs<T>& args, int64_t rowSet,
+                                            const float* lowRank) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   auto at = [&](int v, int m, int n) -> float& { return partial[(v * GemvTile<XTiles, Warps>::kCols + m) * 16 + n]; };
@@ -265,7 +293,7 @@ __device__ __forceinline__ void storeRowSet(float* partial, const float (&acc)[X
     for (int v = 0; v < Warps; v++) sum += at(v, m, n);
     const int64_t feature = 16 * rowSet + n;
     if (feature < args.outFeatures) {
-      if (args.add.values) sum += args.add.at(m, int(feature));
+      if (args.add.values) sum += args.add.factor ? lowRank[e] : args.add.at(m, int(feature));
       args.y[m * args.outFeatures + feature] = Num<T>::store(sum);
     }
   }
@@ -307,7 +335,16 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
   constexpr int kStep = kWarps * kUnroll;  // groups between a warp's turns
   constexpr bool kTable = !Source::kOffsets;  // NF4 / FP4 decode through the pair table
   __shared__ __align__(16) uint32_t pairTable[kTable ? kGemvPairTableWords : 4];
-  extern __shared__ float partial[];  // GemvTile::kPartialBytes
+  extern __shared__ float partial[];  // GemvTile::kPartialBytes: partial sums, then the low-rank terms
+  float* const lowRankBuffers = partial + kWarps * 16 * GemvTile<kXTiles, kWarps>::kCols;
+  // A row set's low-rank terms, in the buffer of its parity (the next row set's are written while this one's may still be read).
+  int lowRankParity = 0;
+  auto lowRankStart = [&](int64_t set) -> const float* {
+    float* terms = lowRankBuffers + lowRankParity * GemvTile<kXTiles, kWarps>::kLowRankFloats;
+    lowRankParity ^= 1;
+    if (args.add.factor) lowRankTerms<T, kWarps>(terms, args, set);
+    return terms;
+  };
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -417,8 +454,9 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
     for (; rowSet < rowSets; rowSet += gridDim.x) {
 #pragma unroll
       for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+      const float* lowRank = lowRankStart(rowSet);
       inSecond ^= inSecond ? rowSetFrom(turns[1], turns[0]) : rowSetFrom(turns[0], turns[1]);
-      storeRowSet<T, kXTiles, kWarps>(partial, acc, args, rowSet);
+      storeRowSet<T, kXTiles, kWarps>(partial, acc, args, rowSet, lowRank);
     }
   } else {
     Turn turn;
@@ -429,6 +467,7 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
     while (rowSet < rowSets) {
 #pragma unroll
       for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+      const float* lowRank = lowRankStart(rowSet);
       for (int base = warp * kUnroll; base < groups; base += kStep) {
         compute(turn, base);
         if (base + kStep < groups) load(turn, base + kStep);
@@ -439,7 +478,7 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
         setRows(nextRowSet);
         if (hasTurns) load(turn, warp * kUnroll);
       }
-      storeRowSet<T, kXTiles, kWarps>(partial, acc, args, rowSet);
+      storeRowSet<T, kXTiles, kWarps>(partial, acc, args, rowSet, lowRank);
       rowSet = nextRowSet;
     }
   }

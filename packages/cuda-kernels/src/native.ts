@@ -161,14 +161,16 @@ export interface NativeAddon {
    * settled: the weight and table are not written by the kernel just before (see fourBitTilesGemv).
    * With `addend` (float32, dense [M, out / lambda]): out += scale · repeatInterleave(addend, lambda)
    * before the one rounding, where the kernel can (the tensor-core GEMV); returns whether it did
-   * (true when no addend was given). The same for the three GEMVs below.
+   * (true when no addend was given). With `factor` (float32, dense [out / lambda, r]) the addend is
+   * low-rank, dense [M, r], and the term is scale · repeatInterleave(addend · factorᵀ, lambda), the
+   * dot products summed in float32 in the epilogue. The same for the three GEMVs below.
    */
   fourBitGemv(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,
     outFeatures: number, inFeatures: number, blocksize: number, settled: boolean,
-    addend?: Float64Array | null, lambda?: number, scale?: number): boolean;
+    addend?: Float64Array | null, lambda?: number, scale?: number, factor?: Float64Array | null): boolean;
   intGemv(x: Float64Array, codes: Float64Array, scales: Float64Array, offsets: Float64Array, out: Float64Array,
     bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, settled: boolean,
-    addend?: Float64Array | null, lambda?: number, scale?: number): boolean;
+    addend?: Float64Array | null, lambda?: number, scale?: number, factor?: Float64Array | null): boolean;
   /** The decode tile layout of an NF4 / FP4 weight (blocks of 64, inFeatures % 256 == 0). */
   fourBitDecodeTiles(packed: Float64Array, absmax: Float64Array, tiles: Float64Array, tileAbsmax: Float64Array,
     outFeatures: number, inFeatures: number, blocksize: number): void;
@@ -179,14 +181,14 @@ export interface NativeAddon {
    */
   fourBitTilesGemv(x: Float64Array, tiles: Float64Array, tileAbsmax: Float64Array, table: Float64Array, out: Float64Array,
     outFeatures: number, inFeatures: number, blocksize: number, settled: boolean,
-    addend?: Float64Array | null, lambda?: number, scale?: number): boolean;
+    addend?: Float64Array | null, lambda?: number, scale?: number, factor?: Float64Array | null): boolean;
   /** The decode tile layout of an INT4 weight in blocks of 1 x 64 (inFeatures % 256 == 0). */
   intDecodeTiles(codes: Float64Array, scales: Float64Array, offsets: Float64Array, tiles: Float64Array, tileScales: Float64Array,
     tileOffsets: Float64Array, bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number): void;
   /** out [M, out] = x [M, in] (bfloat16 / float16, dense rows) · Wᵀ for an INT4 W in the decode tile layout. */
   intTilesGemv(x: Float64Array, tiles: Float64Array, tileScales: Float64Array, tileOffsets: Float64Array, out: Float64Array,
     bits: number, outFeatures: number, inFeatures: number, blockRows: number, blockCols: number, settled: boolean,
-    addend?: Float64Array | null, lambda?: number, scale?: number): boolean;
+    addend?: Float64Array | null, lambda?: number, scale?: number, factor?: Float64Array | null): boolean;
   /** Fused dequantize + tensor-core GEMM; false when the operands do not suit it (nothing ran). */
   /** With `addend` (float32, dense [M, n / lambda]): out += scale · repeatInterleave(addend, lambda) in the epilogue. */
   fourBitGemm(x: Float64Array, packed: Float64Array, absmax: Float64Array, table: Float64Array, out: Float64Array,

@@ -32,6 +32,7 @@ export {
   tileCodeIndex,
 } from './decode-tiles.js';
 export { SCRATCH_ELEMENTS } from './kernels-cpu.js';
+export { denseLowRankAddend } from './low-rank-addend.js';
 export { QuantizedLinear, QUANT_FORMATS, readWeightValues, type QuantFormat } from './quantized-linear.js';
 export { FourBitLinear, type FourBitOptions, type FourBitParts, type DoubleQuantTensors } from './four-bit-linear.js';
 export { IntBlockLinear, resolveBlockShape, type IntOptions, type IntParts } from './int-linear.js';

@@ -7,6 +7,7 @@ import { DECODE_TILE_COLUMNS, decodeTileSizes, tileAbsmaxIndex, tileCodeIndex } 
 import { restoreBlockwise8 } from './double-quant.js';
 import { f32 } from './float.js';
 import { hostBytes, hostFloats, writeFloats } from './host.js';
+import { denseLowRankAddend } from './low-rank-addend.js';
 import { dequantizeIntRows, type IntBits, type IntBlockLayout } from './int-blocks.js';
 import { QUANT_OPS } from './ops.js';
 
@@ -30,15 +31,17 @@ function rowsPerChunk({ outFeatures, inFeatures }: WeightDims): number {
 }
 
 /**
- * Adds the op's optional addend (input 4, attrs addLambda / addScale) to the float64 product
- * `y` [rows, n]: y[m, j] += scale · addend[m, floor(j / λ)], the scaled addend computed in
- * the addend's dtype (as the device kernels do).
+ * Adds the op's optional addend (input 4, attrs addLambda / addScale; low-rank with its factor,
+ * input 5, and addRank) to the float64 product `y` [rows, n]: y[m, j] += scale · addend[m,
+ * floor(j / λ)], the scaled addend computed in the addend's dtype (as the device kernels do).
  */
-function addAddend(y: Float64Array, n: number, addend: Tensor | undefined, attrs: Attrs): void {
+function addAddend(y: Float64Array, n: number, addend: Tensor | undefined, attrs: Attrs, factor?: Tensor): void {
   if (!addend) return;
   const lambda = attrs['addLambda'] as number;
   const scale = attrs['addScale'] as number;
-  const values = hostFloats(addend);
+  const values = factor
+    ? denseLowRankAddend(hostFloats(addend), hostFloats(factor), attrs['addRank'] as number, addend.dtype === 'float32')
+    : hostFloats(addend);
   const round = addend.dtype === 'float32' ? Math.fround : (v: number) => v;
   const width = n / lambda;
   for (let q = 0; q < values.length; q++) {
@@ -49,7 +52,7 @@ function addAddend(y: Float64Array, n: number, addend: Tensor | undefined, attrs
 }
 
 /** y[m, r] = Σ_c x[m, c] · W[r, c]. */
-function matmulKernel(x: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder, addend?: Tensor, attrs: Attrs = {}): void {
+function matmulKernel(x: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder, addend?: Tensor, attrs: Attrs = {}, factor?: Tensor): void {
   const { outFeatures, inFeatures } = d;
   const xs = hostFloats(x);
   const rows = xs.length / inFeatures;
@@ -70,12 +73,13 @@ function matmulKernel(x: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder,
       }
     }
   }
-  addAddend(y, outFeatures, addend, attrs);
+  addAddend(y, outFeatures, addend, attrs, factor);
   writeFloats(out, y);
 }
 
 /** dx[m, c] = Σ_r dy[m, r] · W[r, c]. */
-function matmulTransposedKernel(dy: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder, addend?: Tensor, attrs: Attrs = {}): void {
+function matmulTransposedKernel(dy: Tensor, out: Tensor, d: WeightDims, decode: RowDecoder, addend?: Tensor, attrs: Attrs = {},
+  factor?: Tensor): void {
   const { outFeatures, inFeatures } = d;
   const dys = hostFloats(dy);
   const rows = dys.length / outFeatures;
@@ -95,7 +99,7 @@ function matmulTransposedKernel(dy: Tensor, out: Tensor, d: WeightDims, decode: 
       }
     }
   }
-  addAddend(dx, inFeatures, addend, attrs);
+  addAddend(dx, inFeatures, addend, attrs, factor);
   writeFloats(out, dx);
 }
 
@@ -128,18 +132,18 @@ function intDecoder(bits: IntBits, codesT: Tensor, scalesT: Tensor, offsetsT: Te
   return (rowStart, rowCount, out) => dequantizeIntRows(codes, bits, scales, offsets, layout, rowStart, rowCount, out);
 }
 
-registerKernel(QUANT_OPS.nf4Matmul, 'cpu', ([x, packed, absmax, table, addend], [out], attrs) =>
-  matmulKernel(x!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs), addend, attrs));
-registerKernel(QUANT_OPS.nf4MatmulT, 'cpu', ([dy, packed, absmax, table, addend], [out], attrs) =>
-  matmulTransposedKernel(dy!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs), addend, attrs));
+registerKernel(QUANT_OPS.nf4Matmul, 'cpu', ([x, packed, absmax, table, addend, factor], [out], attrs) =>
+  matmulKernel(x!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs), addend, attrs, factor));
+registerKernel(QUANT_OPS.nf4MatmulT, 'cpu', ([dy, packed, absmax, table, addend, factor], [out], attrs) =>
+  matmulTransposedKernel(dy!, out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs), addend, attrs, factor));
 registerKernel(QUANT_OPS.nf4Dequantize, 'cpu', ([packed, absmax, table], [out], attrs) =>
   dequantizeKernel(out!, dims(attrs), fourBitDecoder(packed!, absmax!, table!, attrs)));
 
 for (const bits of [4, 8] as const) {
-  registerKernel(`int${bits}Matmul`, 'cpu', ([x, codes, scales, offsets, addend], [out], attrs) =>
-    matmulKernel(x!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs), addend, attrs));
-  registerKernel(`int${bits}MatmulT`, 'cpu', ([dy, codes, scales, offsets, addend], [out], attrs) =>
-    matmulTransposedKernel(dy!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs), addend, attrs));
+  registerKernel(`int${bits}Matmul`, 'cpu', ([x, codes, scales, offsets, addend, factor], [out], attrs) =>
+    matmulKernel(x!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs), addend, attrs, factor));
+  registerKernel(`int${bits}MatmulT`, 'cpu', ([dy, codes, scales, offsets, addend, factor], [out], attrs) =>
+    matmulTransposedKernel(dy!, out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs), addend, attrs, factor));
   registerKernel(`int${bits}Dequantize`, 'cpu', ([codes, scales, offsets], [out], attrs) =>
     dequantizeKernel(out!, dims(attrs), intDecoder(bits, codes!, scales!, offsets!, attrs)));
 }
@@ -188,8 +192,8 @@ registerKernel(QUANT_OPS.nf4DecodeTiles, 'cpu', ([packedT, absmaxT], [codesOut, 
   (codesOut!.storage.handle as Uint8Array).set(codes, codesOut!.offset);
   writeFloats(absmaxOut!, tileAbsmax);
 });
-registerKernel(QUANT_OPS.nf4MatmulTiles, 'cpu', ([x, codes, absmax, table, addend], [out], attrs) =>
-  matmulKernel(x!, out!, dims(attrs), tileDecoder(codes!, absmax!, table!, attrs), addend, attrs));
+registerKernel(QUANT_OPS.nf4MatmulTiles, 'cpu', ([x, codes, absmax, table, addend, factor], [out], attrs) =>
+  matmulKernel(x!, out!, dims(attrs), tileDecoder(codes!, absmax!, table!, attrs), addend, attrs, factor));
 
 /** INT4 in the decode tile layout: the same values as dequantizeIntRows. */
 function intTileDecoder(codesT: Tensor, scalesT: Tensor, offsetsT: Tensor, attrs: Attrs): RowDecoder {
@@ -219,8 +223,8 @@ registerKernel(QUANT_OPS.int4DecodeTiles, 'cpu', ([codesT, scalesT, offsetsT], [
   writeFloats(scalesOut!, tileScales);
   writeFloats(offsetsOut!, tileOffsets);
 });
-registerKernel(QUANT_OPS.int4MatmulTiles, 'cpu', ([x, codes, scales, offsets, addend], [out], attrs) =>
-  matmulKernel(x!, out!, dims(attrs), intTileDecoder(codes!, scales!, offsets!, attrs), addend, attrs));
+registerKernel(QUANT_OPS.int4MatmulTiles, 'cpu', ([x, codes, scales, offsets, addend, factor], [out], attrs) =>
+  matmulKernel(x!, out!, dims(attrs), intTileDecoder(codes!, scales!, offsets!, attrs), addend, attrs, factor));
 
 registerKernel(QUANT_OPS.dequantizeBlockwise8, 'cpu', ([codes, absmax, code], [out], attrs) => {
   const restored = restoreBlockwise8(hostBytes(codes!), hostFloats(absmax!), hostFloats(code!),

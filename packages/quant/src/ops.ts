@@ -42,6 +42,10 @@
 // then product + addScale · repeatInterleave(addend, addLambda) along the last dim, the scaled
 // addend computed in its dtype and added to the product before the one rounding to the output
 // dtype. It carries an adapter's update (or its input gradient) into the product's epilogue.
+// With a sixth input, a factor [n / addLambda, r] of the addend's dtype, and attr addRank = r,
+// the addend [..., r] is low-rank: the added term is addScale · repeatInterleave(addend ·
+// factorᵀ, addLambda), the r-long dot products computed in the addend's dtype or better (a LoRA
+// update B · (A x) whose last product rides into a decoding GEMV's epilogue).
 // All CPU kernels accumulate in float64 and accept strided / broadcast x.
 import {
   commonDevice, execute, execute1, findKernel, formatShape, isFloatDType, type DType, type OutputSpec, type Tensor,
@@ -149,6 +153,13 @@ export interface RepeatedAddend {
   lambda: number;
   /** Factor on the values (default 1). */
   scale?: number;
+  /**
+   * A low-rank addend: `factor` is `[n / lambda, r]` of the values' dtype, `values` is then
+   * `[..., r]`, and the term is `scale · repeatInterleave(values · factorᵀ, lambda)` (a LoRA
+   * update B · (A x): values = A x, factor = B). The decoding GEMV of a device computes the
+   * products in its epilogue; elsewhere they are formed first.
+   */
+  factor?: Tensor;
 }
 
 /** The op's inputs and attrs with `addend` appended (checked against the output `shape`). */
@@ -165,14 +176,26 @@ function withAddend(op: string, inputs: Tensor[], attrs: object, shape: readonly
   if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new RangeError(`${op}: addend scale must be a finite number, got ${String(scale)}`);
   const n = shape[shape.length - 1]!;
   if (n % lambda !== 0) throw new RangeError(`${op}: addend lambda ${lambda} does not divide the output's last dim ${n}`);
-  const expected = [...shape.slice(0, -1), n / lambda];
-  if (values.rank !== expected.length || values.shape.some((d, i) => d !== expected[i])) {
-    throw new RangeError(`${op}: addend ${values.describe()} must be ${formatShape(expected)} ` +
-      `(the output ${formatShape(shape)} with its last dim divided by lambda ${lambda})`);
-  }
   if (values.device !== inputs[0]!.device) {
     throw new Error(`${op}: addend ${values.describe()} is not on the device of ${inputs[0]!.describe()}`);
   }
+  const { factor } = addend;
+  if (factor !== undefined) {
+    factor.assertAlive(op);
+    const rank = values.shape[values.rank - 1];
+    if (factor.dtype !== values.dtype || factor.rank !== 2 || factor.shape[0] !== n / lambda || factor.shape[1] !== rank) {
+      throw new RangeError(`${op}: addend factor ${factor.describe()} must be ${values.dtype} ${formatShape([n / lambda, rank ?? 0])} ` +
+        `(the output's last dim ${n} divided by lambda ${lambda}, by the addend's last dim)`);
+    }
+    if (factor.device !== values.device) throw new Error(`${op}: addend factor ${factor.describe()} is not on the device of ${values.describe()}`);
+  }
+  const expected = [...shape.slice(0, -1), factor ? factor.shape[1]! : n / lambda];
+  if (values.rank !== expected.length || values.shape.some((d, i) => d !== expected[i])) {
+    throw new RangeError(`${op}: addend ${values.describe()} must be ${formatShape(expected)} ` + (factor
+      ? `(the output ${formatShape(shape)} with its last dim replaced by the factor's rank)`
+      : `(the output ${formatShape(shape)} with its last dim divided by lambda ${lambda})`));
+  }
+  if (factor) return [[...inputs, values, factor], { ...attrs, addLambda: lambda, addScale: scale, addRank: factor.shape[1] }];
   return [[...inputs, values], { ...attrs, addLambda: lambda, addScale: scale }];
 }
 

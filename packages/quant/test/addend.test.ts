@@ -57,6 +57,55 @@ describe('quantized products with an addend', () => {
     });
   }
 
+  for (const c of CASES) {
+    it(`${c.name}: a low-rank addend (values · factorᵀ) equals the dense one it stands for, both products, float32 and float64`, () => {
+      const q = quantizeLinear(tensor(normalFloat32(c.out * c.inF, c.out + 1, 0.5), { shape: [c.out, c.inF] }), c.options);
+      const w = refWeight(q);
+      const rank = 3;
+      for (const transposed of [false, true]) {
+        const [k, n] = transposed ? [c.out, c.inF] : [c.inF, c.out];
+        for (const lambda of [1, 2].filter((l) => n % l === 0)) {
+          for (const dtype of ['float32', 'float64'] as const) {
+            const rows = 4;
+            const x = nonContiguousTensor(randomValues(rows * k, 11 + lambda), [rows, k], 'float32');
+            const values = tensor(randomValues(rows * rank, 12 + lambda, -2, 2), { shape: [rows, rank], dtype });
+            const factor = tensor(randomValues((n / lambda) * rank, 13 + lambda, -2, 2), { shape: [n / lambda, rank], dtype });
+            const addend = { values, factor, lambda, scale: 0.625 };
+            const y = transposed ? q.matmulTransposed(x, addend) : q.matmul(x, addend);
+            // The dense addend, each dot product in float64 rounded once to the addend's dtype.
+            const [v, f] = [values.toFloat64Array(), factor.toFloat64Array()];
+            const z = new Float64Array(rows * (n / lambda)).map((_, i) => {
+              const [m, j] = [Math.floor(i / (n / lambda)), i % (n / lambda)];
+              let sum = 0;
+              for (let r = 0; r < rank; r++) sum += v[m * rank + r]! * f[j * rank + r]!;
+              return dtype === 'float32' ? Math.fround(sum) : sum;
+            });
+            const product = (transposed ? refMatmulT : refMatmul)(x.toFloat64Array(), w, rows, c.out, c.inF);
+            assertClose(y, withAddend(product, n, z, dtype, lambda, 0.625), { rtol: 1e-5, atol: 1e-5 });
+            for (const t of [x, values, factor, y]) t.dispose();
+          }
+        }
+      }
+      q.dispose();
+    });
+  }
+
+  it('rejects low-rank addends whose factor does not fit, naming the op', () => {
+    const q = quantizeLinear(tensor(normalFloat32(8 * 32, 8, 0.5), { shape: [8, 32] }), { format: 'nf4', blocksize: 32, doubleQuant: false });
+    const x = tensor(randomValues(3 * 32, 9), { shape: [3, 32] });
+    const values = tensor(new Float64Array(3 * 5), { shape: [3, 5] });
+    const bad: [Tensor, Tensor, RegExp][] = [
+      [values, tensor(new Float64Array(8 * 5), { shape: [8, 5] }), /nf4Matmul: addend factor float32\[8, 5\] .*must be float32 \[4, 5\]/],
+      [values, tensor(new Float64Array(4 * 4), { shape: [4, 4] }), /must be float32 \[4, 5\]/],
+      [values, tensor(new Float64Array(4 * 5), { shape: [4, 5], dtype: 'float64' }), /must be float32 \[4, 5\]/],
+      [tensor(new Float64Array(2 * 5), { shape: [2, 5] }), tensor(new Float64Array(4 * 5), { shape: [4, 5] }), /addend float32\[2, 5\] .*must be \[3, 5\] \(the output \[3, 8\] with its last dim replaced by the factor's rank\)/],
+    ];
+    for (const [v, factor, message] of bad) {
+      expect(() => q.matmul(x, { values: v, factor, lambda: 2 })).toThrow(message);
+      factor.dispose();
+    }
+  });
+
   it('the scale defaults to 1, and the addend is added in float64 before the one rounding to bfloat16', () => {
     const q = quantizeLinear(tensor(normalFloat32(8 * 32, 3, 0.5), { shape: [8, 32] }), { format: 'nf4', blocksize: 32, doubleQuant: false });
     const x = tensor(randomValues(2 * 32, 4), { shape: [2, 32], dtype: 'bfloat16' });

@@ -29,6 +29,13 @@ function intAttrs(attrs: Attrs): IntOpAttrs {
 function addendGrad({ inputs, attrs, outputGrads: [dy], needsGrad }: GradContext): (Tensor | null)[] {
   const addend = inputs[4];
   if (!addend) return [];
+  if (attrs.addRank !== undefined) {
+    // A low-rank addend (values, factor) is for products outside the tape (fusedQuantizedAdapter's forward).
+    if (dy && (needsGrad[4] || needsGrad[5])) {
+      throw new Error('quantized matmul: a low-rank addend (values and factor) has no gradient; pass the dense addend values · factorᵀ instead');
+    }
+    return [null, null];
+  }
   if (!dy || !needsGrad[4]) return [null];
   const lambda = attrs.addLambda as number;
   const scale = attrs.addScale as number;

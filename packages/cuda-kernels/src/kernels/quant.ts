@@ -14,7 +14,9 @@
 // An addend (the optional fifth input, float32 [..., n / addLambda]) is added by the fused
 // GEMMs' and the tensor-core GEMVs' epilogues before their one rounding; after the other GEMV
 // and the dequantize paths, and for a float64 addend, one more pass adds it to the rounded
-// product (repeatAdd, in place).
+// product (repeatAdd, in place). A low-rank addend (a sixth input, its factor [n / addLambda,
+// addRank]) goes to the tensor-core GEMVs' epilogues, which form its dot products there; every
+// other path forms addend · factorᵀ with the device's matmul first.
 import { registerKernel, type Attrs, type DType, type Tensor } from '@blora/tensor';
 import { bufferOf, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
@@ -22,12 +24,41 @@ import { native } from '../native.js';
 import { reshapeDense, usedInPlace, withDense } from './dense.js';
 import { withScratch } from './scratch.js';
 
-/** The addend of a product as the native kernels take it (a dense descriptor). */
+/** The addend of a product as the native kernels take it (dense descriptors). */
 interface NativeAddend {
+  /** [M, n / lambda], or [M, rank] when low-rank. */
   values: Float64Array;
   lambda: number;
   scale: number;
   dtype: DType;
+  /** Low-rank: the factor [n / lambda, rank]. */
+  factor?: Float64Array;
+}
+
+/** The op's addend (and factor, if low-rank) for `rows` product rows of `n` as the native kernels take it. */
+function nativeAddend(values: Float64Array, factor: Float64Array | undefined, dtype: DType, rows: number, n: number, attrs: Attrs): NativeAddend {
+  const lambda = attrs['addLambda'] as number;
+  const scale = attrs['addScale'] as number;
+  if (!factor) return { values: reshapeDense(values, [rows, n / lambda]), lambda, scale, dtype };
+  const rank = attrs['addRank'] as number;
+  return { values: reshapeDense(values, [rows, rank]), lambda, scale, dtype, factor: reshapeDense(factor, [n / lambda, rank]) };
+}
+
+/** y [rows, n] += scale · repeatInterleave(addend, lambda) in a pass of its own (a low-rank addend formed first). */
+function addRepeated(add: NativeAddend, y: Float64Array, rows: number, n: number): void {
+  const addon = native();
+  const factor = add.factor;
+  if (!factor) {
+    addon.repeatAdd(add.values, y, y, add.lambda, add.scale);
+    return;
+  }
+  const width = n / add.lambda;
+  const rank = factor[5]!;  // the factor's dense [width, rank] descriptor
+  withScratch(add.dtype, rows * width, (address) => {
+    const dense = matrixArg(address, 0, add.dtype, rows, width);
+    addon.matmul(add.values, layoutArg(factor[0]!, factor[1]!, add.dtype, [rank, width], [1, rank]), dense);
+    addon.repeatAdd(dense, y, y, add.lambda, add.scale);
+  });
 }
 
 /** How one quantized format decodes and multiplies, given dense descriptors of its tensors. */
@@ -41,7 +72,7 @@ interface WeightFormat {
   gemv(x: Float64Array, weight: Float64Array[], out: Float64Array, settled: boolean, addend?: NativeAddend): boolean;
   /**
    * The fused tensor-core product (x · Wᵀ, or x · W when `transposed`) plus the float32
-   * addend, if any, in its epilogue; false when it does not apply (nothing ran).
+   * addend (not low-rank), if any, in its epilogue; false when it does not apply (nothing ran).
    */
   gemm(x: Float64Array, weight: Float64Array[], out: Float64Array, transposed: boolean, addend?: NativeAddend): boolean;
 }
@@ -58,7 +89,7 @@ function fourBitFormat(attrs: Attrs): WeightFormat {
       native().fourBitDequantize(packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize),
     gemv: (x, [packed, absmax, table], out, settled, addend) =>
       native().fourBitGemv(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, settled,
-        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
+        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1, addend?.factor ?? null),
     gemm: (x, [packed, absmax, table], out, transposed, addend) =>
       native().fourBitGemm(x, packed!, absmax!, table!, out, outFeatures, inFeatures, blocksize, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
@@ -74,7 +105,7 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
       native().intDequantize(codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols),
     gemv: (x, [codes, scales, offsets], out, settled, addend) =>
       native().intGemv(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, settled,
-        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
+        addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1, addend?.factor ?? null),
     gemm: (x, [codes, scales, offsets], out, transposed, addend) =>
       native().intGemm(x, codes!, scales!, offsets!, out, bits, outFeatures, inFeatures, blockRows, blockCols, transposed,
         addend?.values ?? null, addend?.lambda ?? 1, addend?.scale ?? 1),
@@ -128,24 +159,21 @@ function matrixArg(address: number, offset: number, dtype: DType, rows: number, 
  * `scale · repeatInterleave(addend, lambda)` when an addend is given.
  */
 function quantizedMatmul(format: WeightFormat, x: Tensor, weight: readonly Tensor[], out: Tensor, attrs: Attrs, transposed: boolean,
-  addend?: Tensor): void {
+  addend?: Tensor, factor?: Tensor): void {
   const { outFeatures, inFeatures } = dims(attrs);
   const k = transposed ? outFeatures : inFeatures;
   const n = transposed ? inFeatures : outFeatures;
   const rows = x.numel / k;
   if (rows === 0) return;
   const y = matrixArg(bufferOf(out).address, out.offset, out.dtype, rows, n);
-  withDense(addend ? [addend] : [], ([values]) => {
-    const lambda = attrs['addLambda'] as number;
-    const add: NativeAddend | undefined = values && addend
-      ? { values: reshapeDense(values, [rows, n / lambda]), lambda, scale: attrs['addScale'] as number, dtype: addend.dtype }
-      : undefined;
+  withDense(addend ? (factor ? [addend, factor] : [addend]) : [], ([values, f]) => {
+    const add = values && addend ? nativeAddend(values, f, addend.dtype, rows, n, attrs) : undefined;
     if (multiply(format, x, weight, y, rows, k, attrs, transposed, add?.dtype === 'float32' ? add : undefined)) return;
-    if (add) native().repeatAdd(add.values, y, y, add.lambda, add.scale);
+    if (add) addRepeated(add, y, rows, n);
   });
 }
 
-/** Runs the product into `y`; true when the GEMV or fused GEMM also added `addend` (given only when float32). */
+/** Runs the product into `y`; true when the GEMV or fused GEMM also added `addend` (given only when float32; low-rank: the GEMV only). */
 function multiply(format: WeightFormat, x: Tensor, weight: readonly Tensor[], y: Float64Array, rows: number, k: number,
   attrs: Attrs, transposed: boolean, addend: NativeAddend | undefined): boolean {
   const { outFeatures, inFeatures } = dims(attrs);
@@ -156,7 +184,7 @@ function multiply(format: WeightFormat, x: Tensor, weight: readonly Tensor[], y:
     const a = reshapeDense(xDense!, [rows, k]);
     if (!transposed && rows <= addon.quantGemvMaxRows) return format.gemv(a, w, y, settled, addend) && addend !== undefined;
     if ((x.dtype === 'bfloat16' || x.dtype === 'float16') && currentQuantGemmPath() !== 'dequant') {
-      if (addend && format.gemm(a, w, y, transposed, addend)) return true;
+      if (addend && !addend.factor && format.gemm(a, w, y, transposed, addend)) return true;
       if (format.gemm(a, w, y, transposed)) return false;
     }
     withScratch(x.dtype, outFeatures * inFeatures, (scratch) => {
@@ -174,12 +202,12 @@ function multiply(format: WeightFormat, x: Tensor, weight: readonly Tensor[], y:
 /** Registers one format's matmul, transposed matmul and dequantize ops under `prefix`. */
 function registerFormat(prefix: string, formatOf: (attrs: Attrs) => WeightFormat): void {
   registerKernel(`${prefix}Matmul`, 'cuda', ([x, ...rest], [out], attrs) => {
-    const [weight, addend] = [rest.slice(0, 3), rest[3]];
-    runKernel(`${prefix}Matmul`, [x!, ...rest, out!], () => quantizedMatmul(formatOf(attrs), x!, weight, out!, attrs, false, addend));
+    const [weight, addend, factor] = [rest.slice(0, 3), rest[3], rest[4]];
+    runKernel(`${prefix}Matmul`, [x!, ...rest, out!], () => quantizedMatmul(formatOf(attrs), x!, weight, out!, attrs, false, addend, factor));
   });
   registerKernel(`${prefix}MatmulT`, 'cuda', ([dy, ...rest], [out], attrs) => {
-    const [weight, addend] = [rest.slice(0, 3), rest[3]];
-    runKernel(`${prefix}MatmulT`, [dy!, ...rest, out!], () => quantizedMatmul(formatOf(attrs), dy!, weight, out!, attrs, true, addend));
+    const [weight, addend, factor] = [rest.slice(0, 3), rest[3], rest[4]];
+    runKernel(`${prefix}MatmulT`, [dy!, ...rest, out!], () => quantizedMatmul(formatOf(attrs), dy!, weight, out!, attrs, true, addend, factor));
   });
   registerKernel(`${prefix}Dequantize`, 'cuda', (weight, [out], attrs) => {
     runKernel(`${prefix}Dequantize`, [...weight, out!], () =>
@@ -209,8 +237,8 @@ function registerDecodeTiles(): void {
           attrs['blockRows'] as number, attrs['blockCols'] as number)));
   });
   for (const format of ['nf4', 'int4'] as const) {
-    registerKernel(`${format}MatmulTiles`, 'cuda', ([x, codes, stat1, stat2, addend], [out], attrs) =>
-      tilesMatmul(format, x!, [codes!, stat1!, stat2!], addend ?? null, out!, attrs));
+    registerKernel(`${format}MatmulTiles`, 'cuda', ([x, codes, stat1, stat2, addend, factor], [out], attrs) =>
+      tilesMatmul(format, x!, [codes!, stat1!, stat2!], addend ?? null, out!, attrs, factor));
   }
 }
 
@@ -218,27 +246,29 @@ function registerDecodeTiles(): void {
  * The cuda kernel of 'nf4MatmulTiles' / 'int4MatmulTiles': out = x · Wᵀ (+ the addend) for W =
  * [tile codes, tile absmax, table] / [tile codes, tile scales, tile offsets].
  */
-function tilesMatmul(format: 'nf4' | 'int4', x: Tensor, weight: readonly Tensor[], addend: Tensor | null, out: Tensor, attrs: Attrs): void {
+function tilesMatmul(format: 'nf4' | 'int4', x: Tensor, weight: readonly Tensor[], addend: Tensor | null, out: Tensor, attrs: Attrs,
+  factor?: Tensor): void {
   const op = `${format}MatmulTiles`;
   const { outFeatures, inFeatures } = dims(attrs);
-  runKernel(op, [x, ...weight, ...(addend ? [addend] : []), out], () => {
+  const extra = addend ? (factor ? [addend, factor] : [addend]) : [];
+  runKernel(op, [x, ...weight, ...extra, out], () => {
     const rows = x.numel / inFeatures;
     if (rows === 0) return;
     const y = matrixArg(bufferOf(out).address, out.offset, out.dtype, rows, outFeatures);
     // The kernel reads x in 16-byte loads: rows dense (inFeatures % 256 == 0) from an aligned start.
     // Tiles copied into scratch just before the launch are not settled, whatever the attrs say.
     const settled = attrs['settled'] === true && weight.every((t) => usedInPlace(t));
-    withDense([x], ([xDense]) => withDense([...weight, ...(addend ? [addend] : [])], ([c, s1, s2, add]) => {
+    withDense([x], ([xDense]) => withDense([...weight, ...extra], ([c, s1, s2, values, f]) => {
       const a = reshapeDense(xDense!, [rows, inFeatures]);
-      const lambda = attrs['addLambda'] as number;
-      const scale = attrs['addScale'] as number;
       // A float32 addend goes to the GEMV's epilogue; a float64 one is added in a pass of its own.
-      const values = add ? reshapeDense(add, [rows, outFeatures / lambda]) : null;
-      const inEpilogue = addend?.dtype === 'float32' ? values : null;
+      const add = values && addend ? nativeAddend(values, f, addend.dtype, rows, outFeatures, attrs) : undefined;
+      const inEpilogue = add?.dtype === 'float32' ? add : undefined;
       const added = format === 'nf4'
-        ? native().fourBitTilesGemv(a, c!, s1!, s2!, y, outFeatures, inFeatures, 64, settled, inEpilogue, lambda ?? 1, scale ?? 1)
-        : native().intTilesGemv(a, c!, s1!, s2!, y, 4, outFeatures, inFeatures, 1, 64, settled, inEpilogue, lambda ?? 1, scale ?? 1);
-      if (values && !(added && inEpilogue)) native().repeatAdd(values, y, y, lambda, scale);
+        ? native().fourBitTilesGemv(a, c!, s1!, s2!, y, outFeatures, inFeatures, 64, settled,
+          inEpilogue?.values ?? null, inEpilogue?.lambda ?? 1, inEpilogue?.scale ?? 1, inEpilogue?.factor ?? null)
+        : native().intTilesGemv(a, c!, s1!, s2!, y, 4, outFeatures, inFeatures, 1, 64, settled,
+          inEpilogue?.values ?? null, inEpilogue?.lambda ?? 1, inEpilogue?.scale ?? 1, inEpilogue?.factor ?? null);
+      if (add && !(added && inEpilogue)) addRepeated(add, y, rows, outFeatures);
     }), 16);
   });
 }

@@ -3,11 +3,12 @@
 // mma.sync one, and the extra pass after the GEMV and dequantize paths, against a float64
 // reference and the CPU kernels. Then the fused adapter layer of @blora/blora (an adapter
 // inside its NF4 / INT4 base's products) on cuda, forward and backward, against the same layer
-// on the CPU and against the unfused composition on cuda.
+// on the CPU and against the unfused composition on cuda. Low-rank addends (z = values · factorᵀ,
+// an adapter's B product) in the tensor-core GEMVs' epilogue and formed first on the other paths.
 import { cast, mul, sum, tensor, type DType } from '@blora/tensor';
 import { assertClose, type Tolerance } from '@blora/tensor/testing';
 import { assignInPlace } from '@blora/autograd';
-import { quantizeLinear, type QuantizedLinear, type QuantizeOptions } from '@blora/quant';
+import { quantizeLinear, type FourBitLinear, type IntBlockLinear, type QuantizedLinear, type QuantizeOptions } from '@blora/quant';
 import { AdaptedLinear, QABLoraAdapter, QBLoraAdapter, QuantizedBase, type Adapter } from '@blora/blora';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable, setQuantGemmPath } from '@blora/cuda-kernels';
@@ -126,6 +127,69 @@ describe.skipIf(!cudaAvailable())('quantized products with an addend on cuda', (
   });
 });
 
+/** values [rows, rank] · factorᵀ (factor [width, rank]) in float64, each dot rounded once to float32 for a float32 addend. */
+function lowRank(values: Float64Array, factor: Float64Array, rank: number, dtype: DType): Float64Array {
+  const [rows, width] = [values.length / rank, factor.length / rank];
+  const z = new Float64Array(rows * width);
+  for (let m = 0; m < rows; m++) {
+    for (let j = 0; j < width; j++) {
+      let s = 0;
+      for (let r = 0; r < rank; r++) s += values[m * rank + r]! * factor[j * rank + r]!;
+      z[m * width + j] = dtype === 'float32' ? Math.fround(s) : s;
+    }
+  }
+  return z;
+}
+
+describe.skipIf(!cudaAvailable())('quantized products with a low-rank addend on cuda', () => {
+  const CASES: [string, QuantizedLinear, boolean][] = [
+    ['NF4 [136, 160] blocksize 64', quantized(136, 160, { format: 'nf4', blocksize: 64, doubleQuant: false }, 11), false],
+    ['INT4 [136, 128] groups of 64, float16 scales', quantized(136, 128, { format: 'int4', blockRows: 1, blockCols: 64, scaleDType: 'float16' }, 12), false],
+    ['NF4 [272, 256] decode tiles', quantized(272, 256, { format: 'nf4', blocksize: 64, doubleQuant: false }, 13), true],
+    ['INT4 [272, 256] decode tiles', quantized(272, 256, { format: 'int4', blockRows: 1, blockCols: 64, scaleDType: 'float16' }, 14), true],
+  ];
+  // [rows, activation dtype, addend dtype, transposed]: 1-16 rows of 16-bit activations reach a
+  // tensor-core GEMV (its epilogue forms the dot products); the rest form z first.
+  const RUNS: [number, DType, DType, boolean][] = [
+    [1, 'bfloat16', 'float32', false], [5, 'float16', 'float32', false], [16, 'bfloat16', 'float32', false],
+    [17, 'bfloat16', 'float32', false], [40, 'float16', 'float32', false], [5, 'float32', 'float32', false],
+    [5, 'bfloat16', 'float64', false], [5, 'bfloat16', 'float32', true],
+  ];
+  const rank = 8;
+  for (const [name, q, tiles] of CASES) {
+    it(`${name}: λ 1 / 2 / 8 on the GEMV and the other paths, against float64 and the CPU`, () => {
+      const onCuda = q.to('cuda') as FourBitLinear | IntBlockLinear;
+      onCuda.useDecodeTiles = tiles;
+      const dense = q.dequantize('float64').toFloat64Array();
+      for (const [rows, xDtype, zDtype, transposed] of RUNS) {
+        const [k, n] = transposed ? [q.outFeatures, q.inFeatures] : [q.inFeatures, q.outFeatures];
+        for (const lambda of [1, 2, 8]) {
+          const seed = rows + k + lambda;
+          const xv = roundTo(valuesFor(xDtype, rows * k, seed), xDtype);
+          const vv = roundTo(valuesFor(zDtype, rows * rank, seed + 1, -0.5, 0.5), zDtype);
+          const fv = roundTo(valuesFor(zDtype, (n / lambda) * rank, seed + 2, -0.5, 0.5), zDtype);
+          const scale = -0.75;
+          const expected = reference(xv, dense, q.outFeatures, q.inFeatures, transposed, lowRank(vv, fv, rank, zDtype), lambda, scale);
+          const results = ([['cuda', onCuda], ['cpu', q]] as const).map(([device, weight]) => {
+            const x = makeTensor(xv, [rows, k], xDtype, device, 'contiguous');
+            const values = tensor(vv, { shape: [rows, rank], dtype: zDtype, device });
+            const factor = tensor(fv, { shape: [n / lambda, rank], dtype: zDtype, device });
+            const addend = { values, factor, lambda, scale };
+            const y = transposed ? weight.matmulTransposed(x, addend) : weight.matmul(x, addend);
+            expect(y.dtype).toBe(xDtype);
+            const v = y.toFloat64Array();
+            for (const t of [x, values, factor, y]) t.dispose();
+            return v;
+          });
+          assertClose(results[0]!, expected, tolerance(xDtype, k));
+          assertClose(results[0]!, results[1]!, tolerance(xDtype, k));
+        }
+      }
+      onCuda.dispose();
+    });
+  }
+});
+
 /** Copies the parameter values of `from` into `to` (same class and shapes). */
 function copyParameters(from: Adapter, to: Adapter): void {
   const source = from.parameters();
@@ -162,8 +226,9 @@ describe.skipIf(!cudaAvailable())('the fused adapter layer on a quantized base o
     ['QA-BLoRA (8, 32) on INT4 8 x 32 tiles', { format: 'int4', blockRows: 8, blockCols: 32 },
       (device) => new QABLoraAdapter(256, 192, { lambdaIn: 32, lambdaOut: 8 }, { r: 4, alpha: 8, device })],
   ];
-  for (const [name, options, make] of CASES) {
-    it(`${name}: output, dx and the adapter's gradients match the CPU and the unfused path`, () => {
+  // [2, 80] rows: the fused GEMMs; [1, 4]: decoding, the B product a low-rank addend in the GEMV's epilogue.
+  for (const [name, options, make] of CASES) for (const lead of [[2, 80], [1, 4]]) {
+    it(`${name}, ${lead.join(' x ')} rows: output, dx and the adapter's gradients match the CPU and the unfused path`, () => {
       const q = quantized(192, 256, options, 8);
       const cpuAdapter = make('cpu');
       cpuAdapter.parameters().forEach((p, i) => {
@@ -175,7 +240,7 @@ describe.skipIf(!cudaAvailable())('the fused adapter layer on a quantized base o
       copyParameters(cpuAdapter, cudaAdapter);
       const onCpu = new AdaptedLinear(new QuantizedBase(q), cpuAdapter);
       const onCuda = new AdaptedLinear(new QuantizedBase(q.to('cuda')), cudaAdapter);
-      const shape = [2, 80, 256];
+      const shape = [...lead, 256];
       const xv = valuesFor('float32', sizeOf(shape), 9);
       const cpu = runLayer(onCpu, xv, shape, 'cpu');
       const fused = runLayer(onCuda, xv, shape, 'cuda');
