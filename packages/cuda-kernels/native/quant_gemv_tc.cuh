@@ -28,8 +28,8 @@
 // are added in a fixed order (the result does not depend on timing), with the epilogue term if
 // any (GemvArgs::add; a low-rank one's dot products are formed at the start of the row set,
 // lowRankTerms). The first turn of the next row set is loaded while the current one's sums are
-// added (or, Ahead, every warp loads a turn ahead of the one it computes). The addon runs 8 warps x 4 groups, or 16 x 2 when there are fewer
-// row sets than resident blocks (launchGemvGroups).
+// added (or, Ahead, every warp loads a turn ahead of the one it computes). The addon runs 8 warps
+// x 4 groups, or 16 x 2 when there are fewer row sets than resident blocks (launchGemvGroups).
 //
 // Launched as a programmatic dependent launch (GemvOverlap), the GEMV's blocks start while the
 // kernel before it finishes: the launch gap, and for a settled weight the table build and the
