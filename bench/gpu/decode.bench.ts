@@ -20,7 +20,8 @@ import {
   transpose,
 } from '@blora/tensor';
 import { NF4_CODE, nf4DecodeTiles, nf4Matmul, nf4MatmulTiles } from '@blora/quant';
-import { generate } from '@blora/models';
+import { noGrad } from '@blora/autograd';
+import { DecodeStep, KVCache, argmaxOf, generate } from '@blora/models';
 import { setLowRankDecoding, useDecodeTiles } from '@blora/blora';
 import { cudaAvailable, cudaDeviceInfo, cudaUnavailableReason, emptyCache, setDependentLaunches, synchronize } from '@blora/cuda-kernels';
 import { readTrainConfig, SMOKE_SHAPE, type TrainShape, type TrainVariant } from './train-config.js';
@@ -107,6 +108,31 @@ function tokenCost(model: Parameters<typeof generate>[0], prompt: number[], grap
     setOpObserver(previous);
   }
   return { ms: median(samples), opsPerToken: (ops - opsShort) / timedTokens, samples };
+}
+
+/**
+ * A recorded step's cost a token (host clock) read back two ways, in alternating batches of
+ * timedTokens greedy tokens, medians of `repeats`: the vocabulary's logits, then argmaxOf on the
+ * host (DecodeStep.next); the argmax found on the device alone (DecodeStep.nextGreedy).
+ */
+function greedyReadback(model: Parameters<typeof generate>[0], prompt: number[]): { logits: number; argmax: number } {
+  const cache = new KVCache(model.config.numHiddenLayers, { capacity: prompt.length + 2 * repeats * timedTokens + 2 });
+  let step: DecodeStep | null = null;
+  try {
+    noGrad(() => tidy(() => void model.hiddenStates([prompt], { kvCache: cache })));
+    step = new DecodeStep(model, cache, { graph: true });
+    const s = step;
+    let token = s.nextGreedy(prompt[prompt.length - 1]!);  // records the step
+    const [viaLogits, viaArgmax]: [number[], number[]] = [[], []];
+    for (let r = 0; r < repeats; r++) {
+      viaLogits.push(timed(() => { for (let i = 0; i < timedTokens; i++) token = argmaxOf(s.next(token)); }) / timedTokens);
+      viaArgmax.push(timed(() => { for (let i = 0; i < timedTokens; i++) token = s.nextGreedy(token); }) / timedTokens);
+    }
+    return { logits: median(viaLogits), argmax: median(viaArgmax) };
+  } finally {
+    step?.dispose();
+    cache.dispose();
+  }
 }
 
 /** Records a V8 CPU profile of `run` (sampled every 50 µs) into `file`. */
@@ -315,6 +341,17 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
               repeats, method: `generate(): host clock, (time of ${1 + timedTokens} tokens - time of 1) / ${timedTokens}, median of ${repeats}; ` +
                 `${cost.opsPerToken.toFixed(1)} ops dispatched a token; ${built.adapter}; ${built.base}`,
             } satisfies BenchResult);
+          }
+          if (device === 'cuda' && layers === depths[0]) {
+            useDecodeTiles(built.model, true);
+            const readback = greedyReadback(built.model, prompt);
+            const method = `a recorded step (decode tiles), ${timedTokens} tokens a batch, batches alternating, median of ${repeats}; host clock`;
+            report.results.push(
+              { id: `decode.${variant}.readback.logits.L${layers}`, group: GROUP, unit: 'ms/token', value: readback.logits, repeats, method,
+                label: `${variant} ${layers} layers, a greedy token read back as logits (argmax on the host)` },
+              { id: `decode.${variant}.readback.argmax.L${layers}`, group: GROUP, unit: 'ms/token', value: readback.argmax, repeats, method,
+                label: `${variant} ${layers} layers, a greedy token read back as its argmax (found on the device)` },
+            );
           }
         } finally {
           useDecodeTiles(built.model, false);

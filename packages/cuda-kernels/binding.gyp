@@ -33,6 +33,7 @@
         'native/gemm_bf16_pipelined.cu',
         'native/gemm_bf16_wgmma.cu',
         'native/reduce_middle.cu',
+        'native/arg_reduce.cu',
         'native/indexing.cu',
         'native/pool.cu',
         'native/adapter_maps.cu',

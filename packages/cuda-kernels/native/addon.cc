@@ -181,6 +181,14 @@ NAN_METHOD(ReduceMiddle) {
   });
 }
 
+// argReduce(isMax, x, out, outer, reduced, inner)
+NAN_METHOD(ArgReduce) {
+  guarded([&] {
+    launchArgReduce(boolArg(info, 0), tensorArg(info, 1, "input"), tensorArg(info, 2, "output"), integerArg(info, 3, "outer"),
+                    integerArg(info, 4, "reduced"), integerArg(info, 5, "inner"));
+  });
+}
+
 // matmulKernel(a, b, out): the name of the kernel matmul would run these operands on.
 NAN_METHOD(MatmulKernel) {
   guarded([&] {
@@ -281,6 +289,7 @@ NAN_MODULE_INIT(Init) {
   Nan::SetMethod(target, "clamp", Clamp);
   Nan::SetMethod(target, "reduceRows", ReduceRows);
   Nan::SetMethod(target, "reduceMiddle", ReduceMiddle);
+  Nan::SetMethod(target, "argReduce", ArgReduce);
   Nan::SetMethod(target, "softmaxRows", SoftmaxRows);
   Nan::SetMethod(target, "matmul", Matmul);
   Nan::SetMethod(target, "matmulKernel", MatmulKernel);

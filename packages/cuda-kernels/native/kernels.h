@@ -46,6 +46,10 @@ void launchReduceRows(ReduceOp op, const TensorArg& x, const TensorArg& out, int
 // reduce_middle.cu: x is contiguous [outer, reduced, inner]; out[o, i] = reduction over r of x[o, r, i].
 void launchReduceMiddle(ReduceOp op, const TensorArg& x, const TensorArg& out, int64_t outer, int64_t reduced,
                         int64_t inner);
+// arg_reduce.cu: int32 out [outer, inner] = the index along the middle axis of a contiguous
+// [outer, reduced, inner] x (any dtype, reduced >= 1) of its largest (isMax) or smallest value:
+// the first on ties, the first NaN when there is one.
+void launchArgReduce(bool isMax, const TensorArg& x, const TensorArg& out, int64_t outer, int64_t reduced, int64_t inner);
 
 // softmax.cu: x and out are contiguous [rows, cols]; softmax (or log-softmax) of each row.
 void launchSoftmaxRows(bool logSoftmax, const TensorArg& x, const TensorArg& out, int64_t rows, int64_t cols);

@@ -82,6 +82,8 @@ export interface NativeAddon {
   reduceRows(op: number, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
   /** Reduces the middle axis of a contiguous [outer, reduced, inner] block into [outer, inner]. */
   reduceMiddle(op: number, x: Float64Array, out: Float64Array, outer: number, reduced: number, inner: number): void;
+  /** int32 out [outer, inner] = argmax (isMax) or argmin over the middle axis of a dense [outer, reduced, inner] x (reduced >= 1). */
+  argReduce(isMax: boolean, x: Float64Array, out: Float64Array, outer: number, reduced: number, inner: number): void;
   softmaxRows(log: boolean, x: Float64Array, out: Float64Array, rows: number, cols: number): void;
   matmul(a: Float64Array, b: Float64Array, out: Float64Array): void;
   /**

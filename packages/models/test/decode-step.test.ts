@@ -68,6 +68,13 @@ describe('DecodeStep', () => {
       for (let i = 0; i < 13; i++) {
         const token = argmaxOf(expected);
         sequence.push(token);
+        if (i % 4 === 3) {
+          // The greedy step: only the argmax comes back.
+          const chosen = step.nextGreedy(token);
+          expected = lastLogits(m, [token], plainCache);
+          expect(chosen).toBe(argmaxOf(expected));
+          continue;
+        }
         const logits = step.next(token);
         expected = lastLogits(m, [token], plainCache);
         assertClose(logits, expected, { rtol: 1e-10, atol: 1e-10 });

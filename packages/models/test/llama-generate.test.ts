@@ -94,6 +94,9 @@ describe('chooseToken', () => {
   it('greedy takes the first maximum', () => {
     expect(chooseToken(logits, {}, () => 0.5)).toBe(1);
     expect(argmaxOf([1, 3, 3])).toBe(1);
+    // The first NaN wins, as with the argmax op that greedy generation runs on the device.
+    expect(argmaxOf([1, Number.NaN, 3, Number.NaN])).toBe(1);
+    expect(argmaxOf([Number.NaN, 5])).toBe(0);
   });
 
   /** Empirical frequencies of `n` draws. */

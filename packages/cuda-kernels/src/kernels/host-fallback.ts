@@ -1,12 +1,12 @@
-// Ops that training does not run on the device (argmax for greedy checks in evaluation,
-// variance and logsumexp for reports) are computed by the CPU kernel on a host copy and
-// written back: correct on every input, at the cost of one round trip per call.
+// Ops that training does not run on the device (variance and logsumexp for reports) are
+// computed by the CPU kernel on a host copy and written back: correct on every input, at the
+// cost of one round trip per call.
 import { dispose, findKernel, registerKernel, Tensor, type KernelFn } from '@blora/tensor';
 import { bufferOf } from '../descriptor.js';
 import { native } from '../native.js';
 
 /** The ops served through the host until they get device kernels of their own. */
-export const HOST_FALLBACK_OPS = ['argmax', 'argmin', 'var', 'logsumexp'] as const;
+export const HOST_FALLBACK_OPS = ['var', 'logsumexp'] as const;
 
 function throughHost(op: string, cpuKernel: KernelFn): KernelFn {
   return (inputs, outputs, attrs) => {

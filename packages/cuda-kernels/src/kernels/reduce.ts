@@ -1,4 +1,4 @@
-// sum / mean / max / min over any set of axes on the cuda device. A contiguous input whose
+// sum / mean / max / min over any set of axes, and argmax / argmin along one, on the cuda device. A contiguous input whose
 // reduced axes are one run of neighbouring dims is read in place as [outer, reduced, inner]
 // (a row reduction when inner = 1). Otherwise the kept axes are put first and the reduced
 // ones last, which makes the input a [rows, cols] matrix; when that permuted view is not
@@ -9,6 +9,7 @@ import { bufferOf, isDenseLayout, layoutArg, tensorArg } from '../descriptor.js'
 import { runKernel } from '../errors.js';
 import { native } from '../native.js';
 import { opCode } from './elementwise.js';
+import { reshapeDense, withDense } from './dense.js';
 import { withScratch } from './scratch.js';
 
 const REDUCE_OPS = ['sum', 'mean', 'max', 'min'] as const;
@@ -72,12 +73,29 @@ function reduceOnCuda(code: number, x: Tensor, out: Tensor, axes: readonly numbe
   });
 }
 
-/** Registers sum, mean, max and min for 'cuda'. */
+/**
+ * argmax / argmin (int32 indices, the first on ties or the first NaN) along `axis`, read as the
+ * middle axis of [outer, reduced, inner]; a strided input is copied dense first.
+ */
+function argReduceOnCuda(isMax: boolean, x: Tensor, out: Tensor, axis: number): void {
+  if (out.numel === 0) return;
+  const product = (from: number, to: number) => x.shape.slice(from, to).reduce((p, d) => p * d, 1);
+  const [outer, reduced, inner] = x.rank === 0 ? [1, 1, 1] : [product(0, axis), x.shape[axis]!, product(axis + 1, x.rank)];
+  withDense([x], ([dense]) =>
+    native().argReduce(isMax, reshapeDense(dense!, [outer, reduced, inner]), tensorArg(out), outer, reduced, inner));
+}
+
+/** Registers sum, mean, max, min, argmax and argmin for 'cuda'. */
 export function registerReduceKernels(): void {
   for (const op of REDUCE_OPS) {
     const code = opCode(native().reduceOps, op);
     registerKernel(op, 'cuda', ([x], [out], attrs) => {
       runKernel(op, [x!, out!], () => reduceOnCuda(code, x!, out!, attrs.axes as number[]));
+    });
+  }
+  for (const op of ['argmax', 'argmin'] as const) {
+    registerKernel(op, 'cuda', ([x], [out], attrs) => {
+      runKernel(op, [x!, out!], () => argReduceOnCuda(op === 'argmax', x!, out!, attrs.axis as number));
     });
   }
 }

@@ -1,6 +1,6 @@
-// argmax / argmin / var / logsumexp on cuda go through the CPU kernel on a host copy: the
+// var / logsumexp on cuda go through the CPU kernel on a host copy: the
 // results must equal the CPU's exactly, for strided inputs too, and leave the output on cuda.
-import { argmax, argmin, logsumexp, transpose, variance } from '@blora/tensor';
+import { logsumexp, transpose, variance } from '@blora/tensor';
 import { randomTensor } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { cudaAvailable } from '@blora/cuda-kernels';
@@ -11,8 +11,6 @@ describe.skipIf(!cudaAvailable())('host-computed ops on cuda', () => {
     for (const x of [host, transpose(host)]) {
       const dev = x.to('cuda');
       const cases = [
-        [argmax(dev, 1), argmax(x, 1)],
-        [argmin(dev, 0, true), argmin(x, 0, true)],
         [variance(dev, [1]), variance(x, [1])],
         [logsumexp(dev, [0, 1]), logsumexp(x, [0, 1])],
       ] as const;

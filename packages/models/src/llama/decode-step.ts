@@ -4,12 +4,18 @@
 // are launched with changes from token to token, so on a device that records graphs the step is
 // captured once and replayed with one launch a token instead of hundreds of op calls.
 import {
-  canCaptureGraphs, captureGraph, keep, reshape, runKernel, tensor, tidy, type CapturedGraph, type Tensor,
+  argmax, canCaptureGraphs, captureGraph, keep, reshape, runKernel, tensor, tidy, type CapturedGraph, type Tensor,
 } from '@blora/tensor';
 import { noGrad } from '@blora/autograd';
 import type { KVCache } from './kv-cache.js';
 import type { DeviceStep, LlamaForCausalLM } from './model.js';
 import { ropeInverseFrequencies, ropeTablesFor } from './rope.js';
+
+/** What one step leaves on the device: the logits [vocab] and their argmax (int32, 0-d). */
+interface StepOutputs {
+  logits: Tensor;
+  choice: Tensor;
+}
 
 /** Options of a `DecodeStep`. */
 export interface DecodeStepOptions {
@@ -34,7 +40,8 @@ export class DecodeStep {
   private readonly inputs: DeviceStep;
   private readonly capacity: number;
   private graph: CapturedGraph | null = null;
-  private logits: Tensor | null = null;
+  /** The last step's logits [vocab] and their argmax [] (int32), from the graph's own memory when recorded. */
+  private outputs: StepOutputs | null = null;
 
   constructor(private readonly model: LlamaForCausalLM, private readonly cache: KVCache, options: DecodeStepOptions = {}) {
     if (cache.numLayers !== model.config.numHiddenLayers) {
@@ -61,6 +68,20 @@ export class DecodeStep {
    * the cache then holds one more position.
    */
   next(token: number): Float64Array {
+    return this.step(token).logits.toFloat64Array();
+  }
+
+  /**
+   * The most likely token after `token` (the argmax of `next`'s logits, the first on ties),
+   * found on the device, so that only its index comes back to the host; the cache then holds one
+   * more position.
+   */
+  nextGreedy(token: number): number {
+    return this.step(token).choice.item();
+  }
+
+  // Runs (or replays) the step for `token` at the cache's next position; the outputs stay the step's.
+  private step(token: number): StepOutputs {
     const position = this.cache.length;
     if (position >= this.capacity) throw new RangeError(`DecodeStep: position ${position} is past the cache's room for ${this.capacity}`);
     if (!Number.isInteger(token) || token < 0 || token >= this.model.config.vocabSize) throw new RangeError(`DecodeStep: token id ${token} is not in the vocabulary`);
@@ -69,18 +90,14 @@ export class DecodeStep {
     runKernel('fill', device, [], [this.inputs.position], { value: position });
     runKernel('fill', device, [], [this.inputs.keyLength], { value: position + 1 });
     if (!this.usesGraph) {
-      const logits = this.run();
-      this.cache.advance(1);
-      try {
-        return logits.toFloat64Array();
-      } finally {
-        logits.dispose();
-      }
+      this.releaseOutputs();
+      this.outputs = this.run();
+    } else {
+      if (!this.graph) this.graph = captureGraph(device, () => (this.outputs = this.run()));
+      this.graph.replay();
     }
-    if (!this.graph) this.graph = captureGraph(device, () => (this.logits = this.run()));
-    this.graph.replay();
     this.cache.advance(1);
-    return this.logits!.toFloat64Array();
+    return this.outputs!;
   }
 
   /** Whether the graph has been recorded (at the first `next`). */
@@ -92,16 +109,22 @@ export class DecodeStep {
   dispose(): void {
     this.graph?.dispose();
     this.graph = null;
-    this.logits?.dispose();
-    this.logits = null;
+    this.releaseOutputs();
     for (const t of [this.ids, this.inputs.position, this.inputs.keyLength, this.inputs.cos, this.inputs.sin]) t.dispose();
   }
 
-  // The step's ops: logits [vocab] of the one token, kept past the scope.
-  private run(): Tensor {
-    return noGrad(() => keep(tidy(() => {
+  private releaseOutputs(): void {
+    this.outputs?.logits.dispose();
+    this.outputs?.choice.dispose();
+    this.outputs = null;
+  }
+
+  // The step's ops: logits [vocab] of the one token and their argmax, kept past the scope.
+  private run(): StepOutputs {
+    return noGrad(() => tidy(() => {
       const hidden = this.model.hiddenStates(this.ids, { kvCache: this.cache, step: this.inputs });
-      return reshape(this.model.logitsFrom(hidden), [-1]);
-    })));
+      const logits = reshape(this.model.logitsFrom(hidden), [-1]);
+      return { logits: keep(logits), choice: keep(argmax(logits, 0)) };
+    }));
   }
 }

@@ -1,6 +1,6 @@
 // Text generation: greedy decoding or sampling (temperature, top-k, top-p) from seeded
 // random streams, running each new token through the model once with a KV cache.
-import { canCaptureGraphs, Generator, rand, slice, tidy } from '@blora/tensor';
+import { argmax, canCaptureGraphs, Generator, rand, reshape, slice, tidy, type Tensor } from '@blora/tensor';
 import { noGrad } from '@blora/autograd';
 import { DecodeStep } from './decode-step.js';
 import { KVCache } from './kv-cache.js';
@@ -49,10 +49,14 @@ export interface GenerateResult {
   finishReason: 'eos' | 'length';
 }
 
-/** Index of the largest value (the first one on ties, as argmax does). */
+/** Index of the largest value: the first one on ties, the first NaN if there is one (as the argmax op). */
 export function argmaxOf(values: ArrayLike<number>): number {
   let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  for (let i = 1; i < values.length; i++) {
+    const [v, b] = [values[i]!, values[best]!];
+    if (b !== b) break;
+    if (v > b || v !== v) best = i;
+  }
   return best;
 }
 
@@ -104,13 +108,19 @@ export function chooseToken(logits: ArrayLike<number>, options: SamplingOptions,
   return order[count - 1]!;
 }
 
-/** Logits of the last position of `ids` as float64 numbers. */
-function lastLogits(model: LlamaForCausalLM, ids: number[], cache: KVCache | null): Float64Array {
-  return noGrad(() => tidy(() => {
-    const hidden = model.hiddenStates([ids], cache ? { kvCache: cache } : {});
-    const t = hidden.shape[1]!;
-    return model.logitsFrom(slice(hidden, 1, t - 1, t)).toFloat64Array();
-  }));
+/** Logits [vocab] of the last position of `ids` (inside a tidy scope). */
+function lastLogitsTensor(model: LlamaForCausalLM, ids: number[], cache: KVCache | null): Tensor {
+  const hidden = model.hiddenStates([ids], cache ? { kvCache: cache } : {});
+  const t = hidden.shape[1]!;
+  return reshape(model.logitsFrom(slice(hidden, 1, t - 1, t)), [-1]);
+}
+
+/** The next token after `ids`: greedy (the logits' argmax, found on the model's device) or sampled. */
+function nextToken(model: LlamaForCausalLM, ids: number[], cache: KVCache | null, sampling: Required<SamplingOptions>,
+  uniform: () => number): number {
+  if (!sampling.doSample) return noGrad(() => tidy(() => argmax(lastLogitsTensor(model, ids, cache), 0).item()));
+  const logits = noGrad(() => tidy(() => lastLogitsTensor(model, ids, cache).toFloat64Array()));
+  return chooseToken(logits, sampling, uniform);
 }
 
 /**
@@ -138,12 +148,12 @@ export function generate(model: LlamaForCausalLM, prompt: readonly number[], opt
   try {
     let pending: number[] = sequence;
     while (tokens.length < maxNewTokens) {
-      let logits: Float64Array | null = null;
+      let next: number | null = null;
       // The prompt runs op by op (it fills the cache's buffers); the tokens after it through the step.
       if (cache && wantsGraph && tokens.length > 0 && cache.length < capacity) {
         step ??= new DecodeStep(model, cache, { graph: true });
         try {
-          logits = step.next(pending[0]!);
+          next = sampling.doSample ? chooseToken(step.next(pending[0]!), sampling, uniform) : step.nextGreedy(pending[0]!);
         } catch (e) {
           // Recording failed (an op that cannot be recorded): the cache is as before, go on op by op.
           if (options.graph === true || step.recorded) throw e;
@@ -152,8 +162,7 @@ export function generate(model: LlamaForCausalLM, prompt: readonly number[], opt
           wantsGraph = false;
         }
       }
-      logits ??= lastLogits(model, cache ? pending : sequence, cache);
-      const next = chooseToken(logits, sampling, uniform);
+      next ??= nextToken(model, cache ? pending : sequence, cache, sampling, uniform);
       tokens.push(next);
       sequence.push(next);
       options.onToken?.(next);
