@@ -1,9 +1,9 @@
-// sum / mean / max / min over any set of axes, and argmax / argmin along one, on the cuda device. A contiguous input whose
-// reduced axes are one run of neighbouring dims is read in place as [outer, reduced, inner]
-// (a row reduction when inner = 1). Otherwise the kept axes are put first and the reduced
-// ones last, which makes the input a [rows, cols] matrix; when that permuted view is not
-// dense (or the output dtype differs, as for integer sums) it is first copied (or cast) into
-// a dense scratch block, then each row is reduced by one kernel.
+// sum / mean / max / min over any set of axes, and argmax / argmin along one, on the cuda
+// device. A contiguous input whose reduced axes are one run of neighbouring dims is read in
+// place as [outer, reduced, inner] (a row reduction when inner = 1). Otherwise the kept axes
+// are put first and the reduced ones last, which makes the input a [rows, cols] matrix; when
+// that permuted view is not dense (or the output dtype differs, as for integer sums) it is first
+// copied (or cast) into a dense scratch block, then each row is reduced by one kernel.
 import { contiguousStrides, registerKernel, type Tensor } from '@blora/tensor';
 import { bufferOf, isDenseLayout, layoutArg, tensorArg } from '../descriptor.js';
 import { runKernel } from '../errors.js';
