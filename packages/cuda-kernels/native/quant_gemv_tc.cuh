@@ -511,6 +511,14 @@ cudaError_t gemvResidentBlocks(int& blocks) {
 template <typename T, typename Source, int G, bool TwoXTiles, typename Shape>
 cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
   const bool settled = args.overlap == GemvOverlap::kSettled;
+  // Shapes whose table and sums pass 48 KB need the opt-in (16 warps with 9-16 activation rows).
+  static const cudaError_t optIn = [] {
+    constexpr int kBytes = int(GemvTile<TwoXTiles ? 2 : 1, Shape::Warps>::kPartialBytes);
+    const cudaError_t a = cudaFuncSetAttribute(gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+    const cudaError_t b = cudaFuncSetAttribute(gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+    return a != cudaSuccess ? a : b;
+  }();
+  if (optIn != cudaSuccess) return optIn;
   int resident = 0;
   cudaError_t err = settled ? gemvResidentBlocks<T, Source, G, TwoXTiles, Shape, true>(resident)
                             : gemvResidentBlocks<T, Source, G, TwoXTiles, Shape, false>(resident);
