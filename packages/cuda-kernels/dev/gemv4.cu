@@ -20,7 +20,10 @@
 // The read-only ceiling is timed four ways: plain launches; dependent launches that let the next
 // start at once, which stream close to the memory's peak; the same with two blocks an SM (about
 // the warps the GEMV has); and dependent launches that first wait for the kernel before, as a
-// GEMV whose input is that kernel's output must before it computes.
+// GEMV whose input is that kernel's output must before it computes. Then staged: each block copies
+// (part of) its share into shared memory before that wait, by cp.async or bulk copies, letting the
+// next launch start before or after the wait. The `staged` configurations run the staged GEMV
+// (native/quant_gemv_staged.cuh) on the tiles, `ablateN` ones with a part removed (timings only).
 // GB/s counts the bytes of codes + scales (+ offsets) once per call.
 #include <algorithm>
 #include <cmath>
@@ -33,7 +36,7 @@
 #include <vector>
 
 #include "../native/device.cc"
-#include "../native/quant_gemv_tc.cuh"
+#include "../native/quant_gemv_staged.cuh"
 #include "harness.cuh"
 
 namespace gemv_dev {
@@ -211,7 +214,11 @@ struct Config {
   bool ahead, prefetch;
   int overlap;
   bool scaleVectors, tiles;
+  int staged = 0;  // the staged GEMV (tiles only; warps, unroll from this config's): 1 with the launcher's row sets a block, 2 with a block an SM
   std::string name() const {
+    if (staged)
+      return "staged/w" + std::to_string(warps) + "/u" + std::to_string(unroll) + (staged == 1 ? "" : "/max") +
+             (minBlocks ? "/ablate" + std::to_string(minBlocks) : "") + "/tiles";
     const std::string tail = (overlap ? "/overlap" + std::to_string(overlap) : "") + (scaleVectors ? "" : "/scalar") + (tiles ? "/tiles" : "");
     if (warps == 0) return "addon" + tail;
     return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") +
@@ -229,13 +236,43 @@ const Config kConfigs[] = {
     {0, 0, 0, false, false, 0, true, true},  {0, 0, 0, false, false, 1, true, true},  {0, 0, 0, false, false, 2, true, true},
     {8, 4, 1, false, false, 1, true, true},  {8, 4, 1, false, true, 1, true, true},   {8, 4, 1, false, false, 2, true, true},
     {8, 4, 1, false, true, 2, true, true},   {16, 2, 2, false, false, 2, true, true}, {16, 2, 2, false, true, 2, true, true},
-    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true}};
-bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
+    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true},
+    {8, 4, 0, false, false, 2, true, true, 1},  {8, 4, 0, false, false, 2, true, true, 2},  {16, 2, 0, false, false, 2, true, true, 1},
+    {16, 4, 0, false, false, 2, true, true, 1}, {8, 2, 0, false, false, 2, true, true, 1}, {16, 2, 1, false, false, 2, true, true, 1},
+    {16, 2, 2, false, false, 2, true, true, 1}, {16, 2, 3, false, false, 2, true, true, 1}};
+bool Config::fits(const Weight& w) const {
+  if (tiles && w.dTiles == nullptr) return false;
+  if (staged != 2) return true;
+  // A block an SM: its share must fit one block's shared memory.
+  const int groups = int(w.in / 64);
+  const int sets = int(((w.out + 15) / 16 + smCount() - 1) / smCount());
+  if (sets > kStagedMaxSets) return false;
+  const size_t bytes = w.format == Format::Nf4     ? StagedGemvMemory<FourBitTiles, true, 16>::bytes(groups, sets)
+                       : w.format == Format::Int4 ? StagedGemvMemory<IntTiles<float>, true, 16>::bytes(groups, sets)
+                                                  : StagedGemvMemory<IntTiles<__half>, true, 16>::bytes(groups, sets);
+  return bytes <= maxSharedMemoryPerBlock();
+}
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
   const GemvOverlap overlap = c.overlap == 2 ? GemvOverlap::kSettled : c.overlap == 1 ? GemvOverlap::kLaunch : GemvOverlap::kNone;
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, overlap};
+  if constexpr (kTileSource<Source>) {
+    if (c.staged) {
+      const int64_t rowSets = (w.out + 15) / 16;
+      const int sets = c.staged == 1 ? 0 : int((rowSets + smCount() - 1) / smCount());
+      cudaError_t err = cudaErrorInvalidValue;
+      if (c.warps == 8 && c.unroll == 4) err = launchStagedGemv<Bf16, Source, StagedShape<8, 4, 2>>(args, src, stream(), sets);
+      if (c.warps == 8 && c.unroll == 2) err = launchStagedGemv<Bf16, Source, StagedShape<8, 2, 1>>(args, src, stream(), sets);
+      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 0) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1>>(args, src, stream(), sets);
+      // minBlocks names an ablation here (timings only)
+      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 1) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1, 1>>(args, src, stream(), sets);
+      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 2) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1, 2>>(args, src, stream(), sets);
+      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 3) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1, 3>>(args, src, stream(), sets);
+      if (c.warps == 16 && c.unroll == 4) err = launchStagedGemv<Bf16, Source, StagedShape<16, 4, 2>>(args, src, stream(), sets);
+      return cudaOrDie(err, "staged GEMV launch");
+    }
+  }
   if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
 #define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A, P)                                                 \
   if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A && c.prefetch == P) \
@@ -304,6 +341,60 @@ __global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64
   if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
 }
 
+// The read-only ceiling for a GEMV that holds its weight on chip before waiting: each block copies
+// the first `staged` 16-byte words of its share of the bytes (a, b and c split evenly between the
+// blocks, in that order) into shared memory with cp.async before it waits for the kernel before,
+// reads the rest of its share after the wait, then folds what it staged. EarlyTrigger: lets the
+// next launch start before the wait (so its blocks can stage while this one waits and folds);
+// otherwise only after it. Only for bytes no kernel in flight writes.
+// Bulk: thread 0 stages with bulk copies (the copy engine, one to three a block) instead.
+template <bool EarlyTrigger, bool Bulk = false>
+__global__ void stagedReadKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, const uint4* c, int64_t nc, int64_t staged,
+                                 uint32_t* sink) {
+  extern __shared__ uint4 stage[];
+  __shared__ __align__(8) uint64_t bar;
+  const int64_t n = na + nb + nc, blocks = gridDim.x;
+  const int64_t begin = n * blockIdx.x / blocks, end = n * (blockIdx.x + 1) / blocks;
+  const int64_t stagedEnd = min(end, begin + staged);
+  auto word = [&](int64_t i) { return i < na ? a + i : i < na + nb ? b + (i - na) : c + (i - na - nb); };
+  const uint32_t barAt = smemAddress(&bar);
+  if constexpr (Bulk) {
+    if (threadIdx.x == 0) {
+      stagingBarrierExpect(barAt, uint32_t((stagedEnd - begin) * 16));
+      // The staged words, cut where they pass from a to b and from b to c.
+      for (int64_t i = begin; i < stagedEnd;) {
+        const int64_t limit = i < na ? na : i < na + nb ? na + nb : n;
+        const int64_t count = min(stagedEnd, limit) - i;
+        bulkCopyToShared(smemAddress(stage + (i - begin)), word(i), uint32_t(count * 16), barAt);
+        i += count;
+      }
+    }
+  } else {
+    for (int64_t i = begin + threadIdx.x; i < stagedEnd; i += blockDim.x) cpAsync16(smemAddress(stage + (i - begin)), word(i), 16);
+    cpAsyncCommit();
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (EarlyTrigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  if constexpr (!EarlyTrigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+  uint32_t acc = 0;
+  for (int64_t i = stagedEnd + threadIdx.x; i < end; i += blockDim.x) {
+    const uint4 v = __ldg(word(i));
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if constexpr (Bulk) {
+    __syncthreads();  // the barrier's initialization
+    stagingBarrierWait(barAt);
+  }
+  cpAsyncWaitAll();  // each thread folds the words it staged itself
+  for (int64_t i = begin + threadIdx.x; i < stagedEnd; i += blockDim.x) {
+    const uint4 v = stage[i - begin];
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
+}
+
 // --- checks ---
 
 std::vector<uint16_t> randomActivations(int rows, int64_t in, uint64_t seed) {
@@ -339,7 +430,7 @@ bool checkOne(Format f, int64_t out, int64_t in, int rows, int block, uint64_t s
   cudaOrDie(cudaMalloc(&dy, ref.size() * 2), "cudaMalloc y");
   bool ok = true;
   for (const Config& c : kConfigs) {
-    if (!c.fits(w)) continue;
+    if (!c.fits(w) || (c.staged && c.minBlocks)) continue;  // ablations are wrong by construction
     cudaOrDie(cudaMemsetAsync(dy, 0xff, ref.size() * 2, stream()), "poison y");
     for (int rep = 0; rep < 2; rep++) launch(c, w, dx, rows, dy);  // twice: nothing may carry over
     waitOrDie("GEMV check");
@@ -375,7 +466,7 @@ void runChecks() {
     int rows, block;
   } shapes[] = {{8, 128, 1, 64},    {37, 384, 3, 64},    {100, 1024, 16, 64}, {257, 2176, 9, 64}, {1000, 4096, 1, 64},
                 {64, 11008, 5, 64}, {72, 96, 8, 32},     {131, 160, 12, 32},  {33, 4096, 16, 32}, {8, 64, 2, 64},
-                {40, 768, 12, 64},  {3000, 1280, 7, 64}};
+                {40, 768, 12, 64},  {3000, 1280, 7, 64}, {4100, 1024, 3, 64}, {4100, 512, 11, 64}};
   for (Format f : {Format::Nf4, Format::Int4, Format::Int4h}) {
     for (const auto& s : shapes) checkOne(f, s.out, s.in, s.rows, s.block, seed++);
   }
@@ -492,6 +583,41 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
     std::printf("      read-only ceiling, %-45s %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", what, us, bytes / (us * 1e-6) / 1e9,
                 100.0 * bytes / (us * 1e-6) / 1e9 / copy);
   }
+  // Staged in shared memory before the wait: `perSM` blocks an SM, each staging up to `kb` KB of its share.
+  auto stagedReadUs = [&](int perSM, int kb, bool early, bool bulk) {
+    const int blocks = smCount() * perSM;
+    const int64_t words = int64_t(bytes / 16), share = (words + blocks - 1) / blocks;
+    const int64_t staged = std::min<int64_t>(share, int64_t(kb) * 1024 / 16);
+    const auto kernel = bulk ? (early ? stagedReadKernel<true, true> : stagedReadKernel<false, true>)
+                             : (early ? stagedReadKernel<true> : stagedReadKernel<false>);
+    cudaOrDie(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(staged * 16)), "staged smem");
+    const double us = graphMicros(copies, [&](int i) {
+      const Weight& w = ws[size_t(i)];
+      cudaLaunchConfig_t config = {};
+      config.gridDim = dim3(unsigned(blocks));
+      config.blockDim = dim3(512);
+      config.dynamicSmemBytes = size_t(staged * 16);
+      config.stream = stream();
+      cudaLaunchAttribute overlap = {};
+      overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      overlap.val.programmaticStreamSerializationAllowed = 1;
+      config.attrs = &overlap;
+      config.numAttrs = 1;
+      cudaOrDie(cudaLaunchKernelEx(&config, kernel, reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
+                                   reinterpret_cast<const uint4*>(w.dScales), int64_t(w.scales.size() * w.scaleBytes()) / 16,
+                                   reinterpret_cast<const uint4*>(w.dOffsets), int64_t(w.offsets.size() * w.scaleBytes()) / 16, staged, sink),
+                "staged read-only launch");
+    });
+    std::printf("      read-only, staged %3lld of %3lld KB a block before the wait%s, %d a SM, trigger %-6s %7.2f us = %6.0f GB/s = %5.1f %% of copy\n",
+                (long long)(staged * 16 / 1024), (long long)(share * 16 / 1024), bulk ? " (bulk copies)" : "", perSM, early ? "first" : "after", us,
+                bytes / (us * 1e-6) / 1e9, 100.0 * bytes / (us * 1e-6) / 1e9 / copy);
+  };
+  for (const auto& [perSM, kb] : {std::pair{1, 100}, std::pair{2, 36}, std::pair{2, 50}, std::pair{3, 36}}) {
+    for (bool early : {false, true}) {
+      for (bool bulk : {false, true}) stagedReadUs(perSM, kb, early, bulk);
+    }
+  }
+  std::fflush(stdout);
   for (int rows : rowsList) {
     double best = 1e30;
     const Config* bestConfig = &kConfigs[0];
@@ -506,7 +632,11 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
     std::printf("  best M=%-2d %s %.2f us (%.1f %% of copy)\n", rows, bestConfig->name().c_str(), best,
                 100.0 * bytes / (best * 1e-6) / 1e9 / copy);
     // The same calls on one weight copy, which stays in L2: what the kernel costs without DRAM.
-    for (const Config* c : {&kConfigs[0], bestConfig}) {
+    std::vector<const Config*> hot{&kConfigs[0], bestConfig};
+    for (const Config& c : kConfigs) {
+      if (c.staged && c.fits(first) && selected(c)) hot.push_back(&c);
+    }
+    for (const Config* c : hot) {
       const double hotUs = graphMicros(copies, [&](int) { launch(*c, ws[0], dx, rows, dy); });
       std::printf("  L2-resident M=%-2d %s %.2f us\n", rows, c->name().c_str(), hotUs);
     }
