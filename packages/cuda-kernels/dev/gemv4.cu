@@ -22,8 +22,8 @@
 // the warps the GEMV has); and dependent launches that first wait for the kernel before, as a
 // GEMV whose input is that kernel's output must before it computes. Then staged: each block copies
 // (part of) its share into shared memory before that wait, by cp.async or bulk copies, letting the
-// next launch start before or after the wait. The `staged` configurations run the staged GEMV
-// (native/quant_gemv_staged.cuh) on the tiles, `ablateN` ones with a part removed (timings only).
+// next launch start before or after the wait (a GEMV built on that, slower than the shipped one, is
+// in the history: "tried a staged 4-bit GEMV").
 // GB/s counts the bytes of codes + scales (+ offsets) once per call.
 #include <algorithm>
 #include <cmath>
@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "../native/device.cc"
-#include "../native/quant_gemv_staged.cuh"
+#include "../native/quant_gemv_tc.cuh"
 #include "harness.cuh"
 
 namespace gemv_dev {
@@ -214,11 +214,7 @@ struct Config {
   bool ahead, prefetch;
   int overlap;
   bool scaleVectors, tiles;
-  int staged = 0;  // the staged GEMV (tiles only; warps, unroll from this config's): 1 with the launcher's row sets a block, 2 with a block an SM
   std::string name() const {
-    if (staged)
-      return "staged/w" + std::to_string(warps) + "/u" + std::to_string(unroll) + (staged == 1 ? "" : "/max") +
-             (minBlocks ? "/ablate" + std::to_string(minBlocks) : "") + "/tiles";
     const std::string tail = (overlap ? "/overlap" + std::to_string(overlap) : "") + (scaleVectors ? "" : "/scalar") + (tiles ? "/tiles" : "");
     if (warps == 0) return "addon" + tail;
     return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") +
@@ -236,43 +232,13 @@ const Config kConfigs[] = {
     {0, 0, 0, false, false, 0, true, true},  {0, 0, 0, false, false, 1, true, true},  {0, 0, 0, false, false, 2, true, true},
     {8, 4, 1, false, false, 1, true, true},  {8, 4, 1, false, true, 1, true, true},   {8, 4, 1, false, false, 2, true, true},
     {8, 4, 1, false, true, 2, true, true},   {16, 2, 2, false, false, 2, true, true}, {16, 2, 2, false, true, 2, true, true},
-    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true},
-    {8, 4, 0, false, false, 2, true, true, 1},  {8, 4, 0, false, false, 2, true, true, 2},  {16, 2, 0, false, false, 2, true, true, 1},
-    {16, 4, 0, false, false, 2, true, true, 1}, {8, 2, 0, false, false, 2, true, true, 1}, {16, 2, 1, false, false, 2, true, true, 1},
-    {16, 2, 2, false, false, 2, true, true, 1}, {16, 2, 3, false, false, 2, true, true, 1}};
-bool Config::fits(const Weight& w) const {
-  if (tiles && w.dTiles == nullptr) return false;
-  if (staged != 2) return true;
-  // A block an SM: its share must fit one block's shared memory.
-  const int groups = int(w.in / 64);
-  const int sets = int(((w.out + 15) / 16 + smCount() - 1) / smCount());
-  if (sets > kStagedMaxSets) return false;
-  const size_t bytes = w.format == Format::Nf4     ? StagedGemvMemory<FourBitTiles, true, 16>::bytes(groups, sets)
-                       : w.format == Format::Int4 ? StagedGemvMemory<IntTiles<float>, true, 16>::bytes(groups, sets)
-                                                  : StagedGemvMemory<IntTiles<__half>, true, 16>::bytes(groups, sets);
-  return bytes <= maxSharedMemoryPerBlock();
-}
+    {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true}};
+bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
 void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf16* x, int rows, Bf16* y) {
   const GemvOverlap overlap = c.overlap == 2 ? GemvOverlap::kSettled : c.overlap == 1 ? GemvOverlap::kLaunch : GemvOverlap::kNone;
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, overlap};
-  if constexpr (kTileSource<Source>) {
-    if (c.staged) {
-      const int64_t rowSets = (w.out + 15) / 16;
-      const int sets = c.staged == 1 ? 0 : int((rowSets + smCount() - 1) / smCount());
-      cudaError_t err = cudaErrorInvalidValue;
-      if (c.warps == 8 && c.unroll == 4) err = launchStagedGemv<Bf16, Source, StagedShape<8, 4, 2>>(args, src, stream(), sets);
-      if (c.warps == 8 && c.unroll == 2) err = launchStagedGemv<Bf16, Source, StagedShape<8, 2, 1>>(args, src, stream(), sets);
-      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 0) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1>>(args, src, stream(), sets);
-      // minBlocks names an ablation here (timings only)
-      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 1) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1, 1>>(args, src, stream(), sets);
-      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 2) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1, 2>>(args, src, stream(), sets);
-      if (c.warps == 16 && c.unroll == 2 && c.minBlocks == 3) err = launchStagedGemv<Bf16, Source, StagedShape<16, 2, 1, 3>>(args, src, stream(), sets);
-      if (c.warps == 16 && c.unroll == 4) err = launchStagedGemv<Bf16, Source, StagedShape<16, 4, 2>>(args, src, stream(), sets);
-      return cudaOrDie(err, "staged GEMV launch");
-    }
-  }
   if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
 #define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A, P)                                                 \
   if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A && c.prefetch == P) \
@@ -339,6 +305,38 @@ __global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64
     acc ^= v.x ^ v.y ^ v.z ^ v.w;
   }
   if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
+}
+
+// A bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) into shared memory,
+// completing on the mbarrier at `bar` (sm_90).
+__device__ __forceinline__ void bulkCopyToShared(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst), "l"(src),
+               "r"(bytes), "r"(bar)
+               : "memory");
+#endif
+}
+
+// Makes the mbarrier at `bar` expect `bytes` of copies from one arrival (this thread's, now).
+__device__ __forceinline__ void stagingBarrierExpect(uint32_t bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#endif
+}
+
+// Waits until the copies of stagingBarrierExpect have landed (after a __syncthreads that makes the
+// barrier's initialization visible).
+__device__ __forceinline__ void stagingBarrierWait(uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  for (uint32_t done = 0; !done;) {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(bar)
+                 : "memory");
+  }
+#endif
 }
 
 // The read-only ceiling for a GEMV that holds its weight on chip before waiting: each block copies
@@ -430,7 +428,7 @@ bool checkOne(Format f, int64_t out, int64_t in, int rows, int block, uint64_t s
   cudaOrDie(cudaMalloc(&dy, ref.size() * 2), "cudaMalloc y");
   bool ok = true;
   for (const Config& c : kConfigs) {
-    if (!c.fits(w) || (c.staged && c.minBlocks)) continue;  // ablations are wrong by construction
+    if (!c.fits(w)) continue;
     cudaOrDie(cudaMemsetAsync(dy, 0xff, ref.size() * 2, stream()), "poison y");
     for (int rep = 0; rep < 2; rep++) launch(c, w, dx, rows, dy);  // twice: nothing may carry over
     waitOrDie("GEMV check");
@@ -632,11 +630,7 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
     std::printf("  best M=%-2d %s %.2f us (%.1f %% of copy)\n", rows, bestConfig->name().c_str(), best,
                 100.0 * bytes / (best * 1e-6) / 1e9 / copy);
     // The same calls on one weight copy, which stays in L2: what the kernel costs without DRAM.
-    std::vector<const Config*> hot{&kConfigs[0], bestConfig};
-    for (const Config& c : kConfigs) {
-      if (c.staged && c.fits(first) && selected(c)) hot.push_back(&c);
-    }
-    for (const Config* c : hot) {
+    for (const Config* c : {&kConfigs[0], bestConfig}) {
       const double hotUs = graphMicros(copies, [&](int) { launch(*c, ws[0], dx, rows, dy); });
       std::printf("  L2-resident M=%-2d %s %.2f us\n", rows, c->name().c_str(), hotUs);
     }
