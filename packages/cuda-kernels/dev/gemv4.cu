@@ -214,21 +214,18 @@ struct Config {
   bool ahead, prefetch;
   int overlap;
   bool scaleVectors, tiles;
-  int stagedTurns = 0;  // GemvShape::StagedTurns
   std::string name() const {
     const std::string tail = (overlap ? "/overlap" + std::to_string(overlap) : "") + (scaleVectors ? "" : "/scalar") + (tiles ? "/tiles" : "");
     if (warps == 0) return "addon" + tail;
     return "w" + std::to_string(warps) + "/u" + std::to_string(unroll) + "/b" + std::to_string(minBlocks) + (ahead ? "/ahead" : "") +
-           (prefetch ? "/px" : "") + (stagedTurns ? "/s" + std::to_string(stagedTurns) : "") + tail;
+           (prefetch ? "/px" : "") + tail;
   }
   bool fits(const struct Weight& w) const;
 };
 // The launch shapes compiled (W, U, B, Ahead, PrefetchX), for weights in the bitsandbytes layout and in tiles.
 #define BLORA_GEMV_CONFIGS(X) \
-  X(8, 4, 1, false, false, 0) X(8, 4, 1, false, true, 0) X(16, 2, 2, false, false, 0) X(16, 2, 2, false, true, 0) X(8, 4, 3, false, false, 0)
-#define BLORA_GEMV_TILE_CONFIGS(X)                                                                                   \
-  BLORA_GEMV_CONFIGS(X) X(8, 2, 2, true, false, 0) X(8, 2, 2, true, true, 0) X(16, 2, 2, false, false, 1) X(8, 4, 1, false, false, 1) \
-      X(16, 2, 2, false, false, 2) X(8, 4, 1, false, false, 2) X(16, 2, 2, false, true, 1) X(8, 4, 1, false, true, 1)
+  X(8, 4, 1, false, false) X(8, 4, 1, false, true) X(16, 2, 2, false, false) X(16, 2, 2, false, true) X(8, 4, 3, false, false)
+#define BLORA_GEMV_TILE_CONFIGS(X) BLORA_GEMV_CONFIGS(X) X(8, 2, 2, true, false) X(8, 2, 2, true, true)
 const Config kConfigs[] = {
     {0, 0, 0, false, false, 0, true, false}, {0, 0, 0, false, false, 1, true, false}, {0, 0, 0, false, false, 2, true, false},
     {8, 4, 1, false, false, 1, true, false}, {8, 4, 1, false, true, 1, true, false},  {8, 4, 1, false, false, 2, true, false},
@@ -237,9 +234,7 @@ const Config kConfigs[] = {
     {8, 4, 1, false, false, 1, true, true},  {8, 4, 1, false, true, 1, true, true},   {8, 4, 1, false, false, 2, true, true},
     {8, 4, 1, false, true, 2, true, true},   {16, 2, 2, false, false, 2, true, true}, {16, 2, 2, false, true, 2, true, true},
     {8, 2, 2, true, false, 1, true, true},   {8, 2, 2, true, true, 1, true, true},    {8, 2, 2, true, true, 2, true, true},
-    {16, 2, 2, false, false, 2, true, true, 1}, {8, 4, 1, false, false, 2, true, true, 1}, {16, 2, 2, false, false, 2, true, true, 2},
-    {8, 4, 1, false, false, 2, true, true, 2},  {16, 2, 2, false, true, 2, true, true, 1},  {8, 4, 1, false, true, 2, true, true, 1},
-    {8, 4, 3, false, false, 2, true, false},    {8, 4, 3, false, false, 2, true, true}};
+    {8, 4, 3, false, false, 2, true, false}, {8, 4, 3, false, false, 2, true, true}};
 bool Config::fits(const Weight& w) const { return !tiles || w.dTiles != nullptr; }
 
 template <typename Source, int G>
@@ -247,10 +242,9 @@ void launchConfig(const Config& c, const Weight& w, const Source& src, const Bf1
   const GemvOverlap overlap = c.overlap == 2 ? GemvOverlap::kSettled : c.overlap == 1 ? GemvOverlap::kLaunch : GemvOverlap::kNone;
   const GemvArgs<Bf16> args{x, w.in, rows, w.dTable, y, w.out, w.in, overlap};
   if (c.warps == 0) return cudaOrDie(launchGemvGroups<Bf16, Source, G>(args, src, stream()), "GEMV launch");
-#define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A, P, S)                                                                        \
-  if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A && c.prefetch == P && c.stagedTurns == S)      \
-    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, GemvShape<W, U, B, A, P, S>>(args, src, stream(), c.scaleVectors), \
-                     "GEMV launch");
+#define BLORA_GEMV_CONFIG_LAUNCH(W, U, B, A, P)                                                 \
+  if (c.warps == W && c.unroll == U && c.minBlocks == B && c.ahead == A && c.prefetch == P) \
+    return cudaOrDie(launchGemvGroupsWith<Bf16, Source, G, GemvShape<W, U, B, A, P>>(args, src, stream(), c.scaleVectors), "GEMV launch");
   if constexpr (kTileSource<Source>) {
     BLORA_GEMV_TILE_CONFIGS(BLORA_GEMV_CONFIG_LAUNCH)
   } else {

@@ -12,7 +12,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "async_copy.cuh"
 #include "common.h"
 #include "quant.cuh"
 
@@ -134,34 +133,6 @@ struct FourBitGroups {
   }
 };
 
-// cp.async of Bytes = 4, 8 or 16 bytes (both addresses aligned to it) into shared memory.
-template <int Bytes>
-__device__ __forceinline__ void cpAsyncBytes(uint32_t dst, const void* src) {
-  static_assert(Bytes == 4 || Bytes == 8 || Bytes == 16, "cp.async copies 4, 8 or 16 bytes");
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (Bytes == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
-  else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(dst), "l"(src), "n"(Bytes) : "memory");
-#endif
-}
-
-// N values of type V from shared memory (N * sizeof(V) = 4, 8 or 16 bytes, aligned to it).
-template <typename V, int N>
-__device__ __forceinline__ void loadShared(uint32_t at, V (&out)[N]) {
-  constexpr int kBytes = int(sizeof(V)) * N;
-  static_assert(kBytes == 4 || kBytes == 8 || kBytes == 16, "4, 8 or 16 bytes");
-  uint32_t w[4];
-  if constexpr (kBytes == 16) asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
-  else if constexpr (kBytes == 8) asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(w[0]), "=r"(w[1]) : "r"(at));
-  else asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(w[0]) : "r"(at));
-  memcpy(out, w, kBytes);
-}
-
-// Where a lane stages a turn in shared memory (GemvShape::StagedTurns): code slot u at
-// codes + u * codeStride (16 bytes), scale plane p at scales + p * planeStride (N scales).
-struct StagedSlot {
-  uint32_t codes, codeStride, scales, planeStride;
-};
-
 // A lane's codes of `group` in the decode tile layout (lane: its 16 bytes of group 0): rows g (ca)
 // and g + 8 (cb), one 16-byte load.
 template <int G>
@@ -205,34 +176,7 @@ struct FourBitTiles {
 #pragma unroll
       for (int u = 0; u < N; u++) sa[u] = {a[u]}, sb[u] = {b[u]};
     }
-    // The turn of groups first .. first + N - 1 copied into the lane's slot (cp.async; the caller
-    // commits and waits), and read back from it.
-    template <int N>
-    __device__ __forceinline__ void stage(int first, const StagedSlot& slot) const {
-#pragma unroll
-      for (int u = 0; u < N; u++) cpAsyncBytes<16>(slot.codes + u * slot.codeStride, lane + int64_t(first + u) * 512);
-      const float* p = absmax + (first >> 2) * 64 + (first & 3);
-      cpAsyncBytes<N * 4>(slot.scales, p);
-      cpAsyncBytes<N * 4>(slot.scales + slot.planeStride, p + 4);
-    }
-    template <int N>
-    __device__ __forceinline__ void staged(const StagedSlot& slot, uint2 (&ca)[N], uint2 (&cb)[N], Scales (&sa)[N], Scales (&sb)[N]) const {
-#pragma unroll
-      for (int u = 0; u < N; u++) {
-        uint32_t w[4];
-        loadShared(slot.codes + u * slot.codeStride, w);
-        ca[u] = make_uint2(w[0], w[1]);
-        cb[u] = make_uint2(w[2], w[3]);
-      }
-      float a[N], b[N];
-      loadShared(slot.scales, a);
-      loadShared(slot.scales + slot.planeStride, b);
-#pragma unroll
-      for (int u = 0; u < N; u++) sa[u] = {a[u]}, sb[u] = {b[u]};
-    }
   };
-  using ScaleType = float;
-  static constexpr int kScalePlanes = 2;  // a staged turn's scales: row g's, row g + 8's
   template <int G>
   __device__ __forceinline__ Pair pair(int64_t rowSet, int g, int t, int64_t) const {
     const int64_t groups = in / 64;
@@ -278,38 +222,7 @@ struct IntTiles {
 #pragma unroll
       for (int u = 0; u < N; u++) sa[u] = {a0[u], b0[u]}, sb[u] = {a1[u], b1[u]};
     }
-    // As FourBitTiles::Pair's: four scale planes (row g's alphas, row g + 8's, then the betas).
-    template <int N>
-    __device__ __forceinline__ void stage(int first, const StagedSlot& slot) const {
-#pragma unroll
-      for (int u = 0; u < N; u++) cpAsyncBytes<16>(slot.codes + u * slot.codeStride, lane + int64_t(first + u) * 512);
-      const int64_t at = int64_t(first >> 2) * 64 + (first & 3);
-      constexpr int kBytes = N * int(sizeof(Scale));
-      cpAsyncBytes<kBytes>(slot.scales, alpha + at);
-      cpAsyncBytes<kBytes>(slot.scales + slot.planeStride, alpha + at + 4);
-      cpAsyncBytes<kBytes>(slot.scales + 2 * slot.planeStride, beta + at);
-      cpAsyncBytes<kBytes>(slot.scales + 3 * slot.planeStride, beta + at + 4);
-    }
-    template <int N>
-    __device__ __forceinline__ void staged(const StagedSlot& slot, uint2 (&ca)[N], uint2 (&cb)[N], Scales (&sa)[N], Scales (&sb)[N]) const {
-#pragma unroll
-      for (int u = 0; u < N; u++) {
-        uint32_t w[4];
-        loadShared(slot.codes + u * slot.codeStride, w);
-        ca[u] = make_uint2(w[0], w[1]);
-        cb[u] = make_uint2(w[2], w[3]);
-      }
-      Scale a0[N], a1[N], b0[N], b1[N];
-      loadShared(slot.scales, a0);
-      loadShared(slot.scales + slot.planeStride, a1);
-      loadShared(slot.scales + 2 * slot.planeStride, b0);
-      loadShared(slot.scales + 3 * slot.planeStride, b1);
-#pragma unroll
-      for (int u = 0; u < N; u++) sa[u] = {a0[u], b0[u]}, sb[u] = {a1[u], b1[u]};
-    }
   };
-  using ScaleType = Scale;
-  static constexpr int kScalePlanes = 4;
   template <int G>
   __device__ __forceinline__ Pair pair(int64_t rowSet, int g, int t, int64_t) const {
     const int64_t groups = in / 64;

@@ -315,41 +315,11 @@ __device__ __forceinline__ void buildPairTable(uint32_t* pairTable, float ownVal
 // go out only once the turn before is done, and other warps must hide their latency).
 // PrefetchX: each warp loads the activations of its next group before it decodes the current one
 // (otherwise every group's first MMA waits for its activations, from L2 where L1 lost them).
-// StagedTurns (settled launches of the tile layouts, not Ahead): the first row set's turns after the
-// first are copied into shared memory (cp.async, each lane its own) before the wait, so that none of
-// the block's weight loads is left after it.
-template <int Warps_, int Unroll_, int MinBlocks_, bool Ahead_ = false, bool PrefetchX_ = false, int StagedTurns_ = 0>
+template <int Warps_, int Unroll_, int MinBlocks_, bool Ahead_ = false, bool PrefetchX_ = false>
 struct GemvShape {
   static constexpr int Warps = Warps_, Unroll = Unroll_, MinBlocks = MinBlocks_;
   static constexpr bool Ahead = Ahead_, PrefetchX = PrefetchX_;
-  static constexpr int StagedTurns = StagedTurns_;
-  static_assert(StagedTurns == 0 || !Ahead, "staged turns are for the shapes without a turn ahead");
 };
-
-// Dynamic shared memory of a launch: the partial sums and low-rank terms (GemvTile), then the
-// staged turns' code slots ([turn][unroll][warp][lane], 16 bytes) and scale planes ([turn][plane]
-// [warp][lane], Unroll scales).
-template <typename Source, bool TwoXTiles, typename Shape>
-constexpr size_t gemvDynamicBytes() {
-  size_t bytes = GemvTile<TwoXTiles ? 2 : 1, Shape::Warps>::kPartialBytes;
-  if constexpr (Shape::StagedTurns > 0) {
-    bytes += size_t(Shape::StagedTurns) * Shape::Warps * 32 *
-             (Shape::Unroll * 16 + Source::kScalePlanes * Shape::Unroll * sizeof(typename Source::ScaleType));
-  }
-  return bytes;
-}
-
-// The calling lane's slot for staged turn k (1 .. StagedTurns) in the dynamic shared memory that
-// starts at `partial` (gemvDynamicBytes).
-template <typename Source, int XTiles, typename Shape>
-__device__ __forceinline__ StagedSlot gemvStagedSlot(const float* partial, int k) {
-  constexpr uint32_t kLanes = Shape::Warps * 32, kUnroll = Shape::Unroll;
-  constexpr uint32_t kScaleBytes = kUnroll * sizeof(typename Source::ScaleType);
-  const uint32_t start = smemAddress(partial) + uint32_t(GemvTile<XTiles, Shape::Warps>::kPartialBytes);
-  const uint32_t codes = start + uint32_t(k - 1) * kUnroll * kLanes * 16;
-  const uint32_t scales = start + uint32_t(Shape::StagedTurns) * kUnroll * kLanes * 16 + uint32_t(k - 1) * Source::kScalePlanes * kLanes * kScaleBytes;
-  return StagedSlot{codes + threadIdx.x * 16, kLanes * 16, scales + threadIdx.x * kScaleBytes, kLanes * kScaleBytes};
-}
 
 // Programmatic dependent launch (GemvArgs::overlap; dependent_launch.cuh): the kernel waits for the
 // kernels before it, then lets the next one start. Letting it start only after the wait keeps
@@ -364,9 +334,8 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
   constexpr int kXTiles = TwoXTiles ? 2 : 1;
   constexpr int kStep = kWarps * kUnroll;  // groups between a warp's turns
   constexpr bool kTable = !Source::kOffsets;  // NF4 / FP4 decode through the pair table
-  constexpr int kStaged = Settled ? Shape::StagedTurns : 0;
   __shared__ __align__(16) uint32_t pairTable[kTable ? kGemvPairTableWords : 4];
-  extern __shared__ __align__(16) float partial[];  // gemvDynamicBytes: partial sums, low-rank terms, staged turns
+  extern __shared__ float partial[];  // GemvTile::kPartialBytes: partial sums, then the low-rank terms
   float* const lowRankBuffers = partial + kWarps * 16 * GemvTile<kXTiles, kWarps>::kCols;
   // A row set's low-rank terms, in the buffer of its parity (the next row set's are written while this one's may still be read).
   int lowRankParity = 0;
@@ -493,33 +462,16 @@ __global__ void __launch_bounds__(Shape::Warps * 32, Shape::MinBlocks)
     Turn turn;
     setRows(rowSet);
     if (hasTurns) load(turn, warp * kUnroll);
-    if constexpr (kStaged > 0) {
-      for (int k = 1; k <= kStaged && hasTurns && warp * kUnroll + k * kStep < groups; k++) {
-        rows.template stage<kUnroll>(warp * kUnroll + k * kStep, gemvStagedSlot<Source, kXTiles, Shape>(partial, k));
-      }
-      cpAsyncCommit();
-    }
     prepareBlock();
     firstActivations();
-    bool firstRowSet = true;
     while (rowSet < rowSets) {
 #pragma unroll
       for (int j = 0; j < kXTiles; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
       const float* lowRank = lowRankStart(rowSet);
-      for (int base = warp * kUnroll, k = 1; base < groups; base += kStep, k++) {
+      for (int base = warp * kUnroll; base < groups; base += kStep) {
         compute(turn, base);
-        if (base + kStep >= groups) continue;
-        if constexpr (kStaged > 0) {
-          if (firstRowSet && k <= kStaged) {
-            if (k == 1) cpAsyncWaitAll();  // the lane's own copies: no barrier needed
-            rows.template staged<kUnroll>(gemvStagedSlot<Source, kXTiles, Shape>(partial, k), turn.codesA, turn.codesB, turn.scalesA,
-                                          turn.scalesB);
-            continue;
-          }
-        }
-        load(turn, base + kStep);
+        if (base + kStep < groups) load(turn, base + kStep);
       }
-      firstRowSet = false;
       // The next row set's first turn is in flight while this one's sums are added.
       const int64_t nextRowSet = rowSet + gridDim.x;
       if (nextRowSet < rowSets) {
@@ -547,7 +499,7 @@ cudaError_t gemvResidentBlocks(int& blocks) {
   if (resident == 0) {
     int perSM = 0;
     const cudaError_t err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, Settled>,
-                                                                          Shape::Warps * 32, gemvDynamicBytes<Source, TwoXTiles, Shape>());
+                                                                          Shape::Warps * 32, GemvTile<TwoXTiles ? 2 : 1, Shape::Warps>::kPartialBytes);
     if (err != cudaSuccess) return err;
     resident = std::max(1, perSM) * smCount();
   }
@@ -559,10 +511,9 @@ cudaError_t gemvResidentBlocks(int& blocks) {
 template <typename T, typename Source, int G, bool TwoXTiles, typename Shape>
 cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
   const bool settled = args.overlap == GemvOverlap::kSettled;
-  // Shapes whose table, sums and staged turns pass 48 KB need the opt-in (16 warps with 9-16
-  // activation rows, staged turns).
+  // Shapes whose table and sums pass 48 KB need the opt-in (16 warps with 9-16 activation rows).
   static const cudaError_t optIn = [] {
-    constexpr int kBytes = int(gemvDynamicBytes<Source, TwoXTiles, Shape>());
+    constexpr int kBytes = int(GemvTile<TwoXTiles ? 2 : 1, Shape::Warps>::kPartialBytes);
     const cudaError_t a = cudaFuncSetAttribute(gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
     const cudaError_t b = cudaFuncSetAttribute(gemvGroupsKernel<T, Source, G, TwoXTiles, Shape, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
     return a != cudaSuccess ? a : b;
@@ -576,7 +527,7 @@ cudaError_t launchGemvGroupsKernel(const GemvArgs<T>& args, const Source& w, cud
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(unsigned(std::min<int64_t>(rowSets, resident)));
   config.blockDim = dim3(Shape::Warps * 32);
-  config.dynamicSmemBytes = gemvDynamicBytes<Source, TwoXTiles, Shape>();
+  config.dynamicSmemBytes = GemvTile<TwoXTiles ? 2 : 1, Shape::Warps>::kPartialBytes;
   config.stream = s;
   cudaLaunchAttribute overlap = {};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -611,18 +562,21 @@ cudaError_t launchGemvGroupsWith(const GemvArgs<T>& args, const Source& w, cudaS
  */
 template <typename T, typename Source, int G>
 cudaError_t launchGemvGroups(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
-  using Wide = GemvShape<8, 4, 1>;
+  // Up to 8 rows, registers capped for three blocks an SM (80 a thread, no spills): uncapped the
+  // kernel took 96-116 and two blocks an SM, 6-10 % slower at 11008 x 4096 (dev/gemv4, the
+  // `w8/u4/b3` rows). With two tiles of activation rows the cap spills, so those stay uncapped.
+  using Wide = GemvShape<8, 4, 3>;
+  using WideTwoTiles = GemvShape<8, 4, 1>;
   using Tall = GemvShape<16, 2, 2>;
   if constexpr (Source::kAheadAboveEightRows) {
     if (args.rows > 8) return launchGemvGroupsWith<T, Source, G, GemvShape<8, 2, 2, true, true>>(args, w, s);
   }
-  if (args.rows <= 8) {
-    int resident = 0;
-    const cudaError_t err = gemvResidentBlocks<T, Source, G, false, Wide>(resident);
-    if (err != cudaSuccess) return err;
-    if ((args.outFeatures + 15) / 16 < resident) return launchGemvGroupsKernel<T, Source, G, false, Tall>(args, withScaleVectors(w, G, 2), s);
-  }
-  return launchGemvGroupsWith<T, Source, G, Wide>(args, w, s);
+  if (args.rows > 8) return launchGemvGroupsKernel<T, Source, G, true, WideTwoTiles>(args, withScaleVectors(w, G, 4), s);
+  int resident = 0;
+  const cudaError_t err = gemvResidentBlocks<T, Source, G, false, Wide>(resident);
+  if (err != cudaSuccess) return err;
+  if ((args.outFeatures + 15) / 16 < resident) return launchGemvGroupsKernel<T, Source, G, false, Tall>(args, withScaleVectors(w, G, 2), s);
+  return launchGemvGroupsKernel<T, Source, G, false, Wide>(args, withScaleVectors(w, G, 4), s);
 }
 
 }  // namespace blora
