@@ -1,7 +1,5 @@
-// Bindings of the quantized-weight kernels (the op layout of @blora/quant), the pooling kernels
-// of the adapters, and CUDA-graph timing used by the benchmarks of these kernels.
-#include <memory>
-#include <vector>
+// Bindings of the quantized-weight kernels (the op layout of @blora/quant) and the pooling kernels
+// of the adapters.
 
 #include "binding.h"
 #include "kernels.h"
@@ -204,72 +202,6 @@ NAN_METHOD(SumRuns) {
   guarded([&] { launchSumRuns(tensorArg(info, 0, "input"), tensorArg(info, 1, "output"), integerArg(info, 2, "kernel")); });
 }
 
-// --- CUDA graphs for timing: launches queued between graphBegin and graphEnd are captured,
-// not run; graphReplay runs the captured launches back to back and times them with events. ---
-
-std::vector<std::unique_ptr<cudaGraphExec_t>>& graphs() {
-  static std::vector<std::unique_ptr<cudaGraphExec_t>> list;
-  return list;
-}
-
-// graphBegin()
-NAN_METHOD(GraphBegin) {
-  guarded([&] {
-    requireDevice();
-    check(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed), "graphBegin");
-  });
-}
-
-// graphEnd() -> id
-NAN_METHOD(GraphEnd) {
-  guarded([&] {
-    cudaGraph_t graph = nullptr;
-    check(cudaStreamEndCapture(stream(), &graph), "graphEnd");
-    auto exec = std::make_unique<cudaGraphExec_t>();
-    const cudaError_t err = cudaGraphInstantiate(exec.get(), graph, 0);
-    cudaGraphDestroy(graph);
-    check(err, "graphEnd (instantiate)");
-    graphs().push_back(std::move(exec));
-    info.GetReturnValue().Set(Nan::New(double(graphs().size() - 1)));
-  });
-}
-
-cudaGraphExec_t graphAt(int64_t id) {
-  if (id >= int64_t(graphs().size()) || !graphs()[size_t(id)]) fail("unknown graph id " + std::to_string(id));
-  return *graphs()[size_t(id)];
-}
-
-// graphReplay(id, times) -> milliseconds for all `times` replays (device time between two events)
-NAN_METHOD(GraphReplay) {
-  guarded([&] {
-    cudaGraphExec_t exec = graphAt(integerArg(info, 0, "graph id"));
-    const int64_t times = integerArg(info, 1, "times");
-    cudaEvent_t start = nullptr, stop = nullptr;
-    check(cudaEventCreate(&start), "graphReplay (event)");
-    check(cudaEventCreate(&stop), "graphReplay (event)");
-    float ms = 0;
-    cudaError_t err = cudaEventRecord(start, stream());
-    for (int64_t i = 0; err == cudaSuccess && i < times; i++) err = cudaGraphLaunch(exec, stream());
-    if (err == cudaSuccess) err = cudaEventRecord(stop, stream());
-    if (err == cudaSuccess) err = cudaEventSynchronize(stop);
-    if (err == cudaSuccess) err = cudaEventElapsedTime(&ms, start, stop);
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    check(err, "graphReplay");
-    info.GetReturnValue().Set(Nan::New(double(ms)));
-  });
-}
-
-// graphDestroy(id)
-NAN_METHOD(GraphDestroy) {
-  guarded([&] {
-    const int64_t id = integerArg(info, 0, "graph id");
-    cudaGraphExec_t exec = graphAt(id);
-    check(cudaGraphExecDestroy(exec), "graphDestroy");
-    graphs()[size_t(id)].reset();
-  });
-}
-
 }  // namespace
 
 void registerQuantBindings(v8::Local<v8::Object> target) {
@@ -290,10 +222,6 @@ void registerQuantBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "skinnyLinear", SkinnyLinear);
   Nan::SetMethod(target, "repeatInterleave", RepeatInterleave);
   Nan::SetMethod(target, "sumRuns", SumRuns);
-  Nan::SetMethod(target, "graphBegin", GraphBegin);
-  Nan::SetMethod(target, "graphEnd", GraphEnd);
-  Nan::SetMethod(target, "graphReplay", GraphReplay);
-  Nan::SetMethod(target, "graphDestroy", GraphDestroy);
   Nan::Set(target, Nan::New("quantGemvMaxRows").ToLocalChecked(), Nan::New(double(kQuantGemvMaxRows)));
 }
 

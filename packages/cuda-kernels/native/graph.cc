@@ -1,5 +1,6 @@
 // Graph capture: the kernels queued on the addon's stream between graphBegin and graphEnd are
-// recorded instead of run, instantiated once, and replayed with one launch each (graphLaunch).
+// recorded instead of run, instantiated once, and replayed with one launch each (graphLaunch), or
+// many times between two events (graphReplay, for timing).
 // The memory the recorded kernels use stays with the graph (the allocator's pools) until
 // graphDestroy. Host <-> device copies and waits are refused while capturing (transfer.cc,
 // device.cc): they would either break the capture or record a value that changes between replays.
@@ -78,6 +79,29 @@ NAN_METHOD(GraphLaunch) {
   });
 }
 
+// graphReplay(id, times) -> milliseconds of device time for `times` replays back to back (between
+// two events; it waits for them): what the benchmarks time.
+NAN_METHOD(GraphReplay) {
+  guarded([&] {
+    if (active) fail("captureGraph: cannot replay a graph while capturing");
+    cudaGraphExec_t exec = recorded(info).exec;
+    const int64_t times = integerArg(info, 1, "times");
+    cudaEvent_t start = nullptr, stop = nullptr;
+    check(cudaEventCreate(&start), "graphReplay (event)");
+    check(cudaEventCreate(&stop), "graphReplay (event)");
+    float ms = 0;
+    cudaError_t err = cudaEventRecord(start, stream());
+    for (int64_t i = 0; err == cudaSuccess && i < times; i++) err = cudaGraphLaunch(exec, stream());
+    if (err == cudaSuccess) err = cudaEventRecord(stop, stream());
+    if (err == cudaSuccess) err = cudaEventSynchronize(stop);
+    if (err == cudaSuccess) err = cudaEventElapsedTime(&ms, start, stop);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    check(err, "replaying a captured graph (timed)");
+    info.GetReturnValue().Set(Nan::New(double(ms)));
+  });
+}
+
 // graphDestroy(id): waits for its replays, then frees it and gives its memory back to the cache.
 NAN_METHOD(GraphDestroy) {
   guarded([&] {
@@ -99,6 +123,7 @@ void registerGraphBindings(v8::Local<v8::Object> target) {
   Nan::SetMethod(target, "graphBegin", GraphBegin);
   Nan::SetMethod(target, "graphEnd", GraphEnd);
   Nan::SetMethod(target, "graphLaunch", GraphLaunch);
+  Nan::SetMethod(target, "graphReplay", GraphReplay);
   Nan::SetMethod(target, "graphDestroy", GraphDestroy);
 }
 

@@ -113,6 +113,8 @@ export interface NativeAddon {
   /** Stops recording; returns the graph's id (0 when `keep` is false: the recording is discarded). */
   graphEnd(keep: boolean): number;
   graphLaunch(id: number): void;
+  /** Replays the graph `times` times back to back; the device time in milliseconds (waits for them). */
+  graphReplay(id: number, times: number): number;
   graphDestroy(id: number): void;
   /** src into dst's window starting at the int32 `position` (read on the device) along `axis`. */
   copyIntoAt(src: Float64Array, dst: Float64Array, position: Float64Array, axis: number): void;
@@ -212,11 +214,6 @@ export interface NativeAddon {
   sumRuns(x: Float64Array, out: Float64Array, kernel: number): void;
   /** Vectorized repeat of a contiguous tensor; false when the layout is not handled (nothing ran). */
   repeatInterleave(x: Float64Array, out: Float64Array, repeats: number, axis: number): boolean;
-  // CUDA graphs for timing (bindings_quant.cc).
-  graphBegin(): void;
-  graphEnd(): number;
-  graphReplay(id: number, times: number): number;
-  graphDestroy(id: number): void;
 }
 
 /** Outcome of loading the addon. @internal */

@@ -348,12 +348,13 @@ export function deviceTimePerReplay(enqueue: () => void, replays: number): numbe
   const addon = native();
   addon.synchronize();
   addon.graphBegin();
-  let id: number;
   try {
     enqueue();
-  } finally {
-    id = addon.graphEnd();
+  } catch (e) {
+    addon.graphEnd(false);
+    throw e;
   }
+  const id = addon.graphEnd(true);
   try {
     addon.graphReplay(id, 1);
     return addon.graphReplay(id, replays) / replays;

@@ -1,7 +1,8 @@
 // What a recorded decode step is made of, on cuda: attention over the leading keys of larger
 // buffers (keyLength read on the device; the SIMT and the tensor-core kernel) and copyIntoAt
 // against the CPU; captureGraph (a replay sees the inputs' new values, reads and waits are
-// refused while capturing, the graph's memory comes back when it is disposed); DecodeStep /
+// refused while capturing, the graph's memory comes back when it is disposed; the benchmarks'
+// timer deviceTimePerReplay on the same recordings); DecodeStep /
 // generate with a recorded step against the same model run op by op; and dependent launches
 // (kernels starting while the one before finishes) against plain ones.
 import { noGrad } from '@blora/autograd';
@@ -12,7 +13,7 @@ import {
 } from '@blora/tensor';
 import { assertClose } from '@blora/tensor/testing';
 import { describe, expect, it } from 'vitest';
-import { cudaAvailable, cudaMemoryInfo, setDependentLaunches } from '@blora/cuda-kernels';
+import { cudaAvailable, cudaMemoryInfo, deviceTimePerReplay, matmulInto, setDependentLaunches } from '@blora/cuda-kernels';
 import { tensorArg } from '../../src/descriptor.js';
 import { native } from '../../src/native.js';
 import { ALL_DTYPES, makeTensor, roundTo, valuesFor } from './helpers.js';
@@ -122,6 +123,25 @@ describe.skipIf(!cudaAvailable())('captureGraph on cuda', () => {
     graph.dispose();
     expect(cudaMemoryInfo().allocatedBytes).toBe(before.allocatedBytes);
     x.dispose();
+  });
+
+  it('deviceTimePerReplay (the benchmarks\' timer) runs what it records and times it; a failing recording is discarded', () => {
+    const x = randn([64, 48], { device: 'cuda', seed: 6 });
+    const w = randn([48, 32], { device: 'cuda', seed: 7 });
+    const out = randn([64, 32], { device: 'cuda', seed: 8 });
+    const before = cudaMemoryInfo();
+    const ms = deviceTimePerReplay(() => matmulInto(x, w, out), 5);
+    expect(ms).toBeGreaterThan(0);
+    expect(ms).toBeLessThan(1000);
+    const expected = tidy(() => matmul(x, w).toFloat64Array());
+    assertClose(out.toFloat64Array(), expected, { rtol: 1e-5, atol: 1e-5 });
+    expect(cudaMemoryInfo().allocatedBytes).toBe(before.allocatedBytes);
+    expect(() => deviceTimePerReplay(() => {
+      throw new Error('enqueue failed');
+    }, 1)).toThrow('enqueue failed');
+    const doubled = add(x, x);
+    assertClose(doubled.toFloat64Array(), Array.from(x.toFloat64Array(), (v) => 2 * v), { rtol: 0, atol: 0 });
+    for (const t of [x, w, out, doubled]) t.dispose();
   });
 });
 
