@@ -52,7 +52,10 @@
 // costs more in registers than it saves).
 // The ceiling for it is a kernel that only reads the weight after waiting for the kernel before
 // (as the GEMV waits for its activations): 64 % of copy at 4096 x 4096, 83 % at the 11008 shapes
-// on an H200; the shipped kernel is at 70-79 % of that in time (dev/gemv4, docs/gemv.md).
+// on an H200; the shipped kernel is at 70-79 % of that in time (dev/gemv4, docs/gemv.md). A
+// read-only kernel that copies its settled share into shared memory before the wait goes past it
+// (85-90 %), but a GEMV built so, or one staging only its later turns, was slower: all of its
+// decoding then comes after the wait (docs/gemv.md).
 #pragma once
 
 #include <algorithm>
