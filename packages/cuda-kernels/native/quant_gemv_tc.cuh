@@ -565,9 +565,10 @@ cudaError_t launchGemvGroupsWith(const GemvArgs<T>& args, const Source& w, cudaS
  */
 template <typename T, typename Source, int G>
 cudaError_t launchGemvGroups(const GemvArgs<T>& args, const Source& w, cudaStream_t s) {
-  // Up to 8 rows, registers capped for three blocks an SM (80 a thread, no spills): uncapped the
-  // kernel took 96-116 and two blocks an SM, 6-10 % slower at 11008 x 4096 (dev/gemv4, the
-  // `w8/u4/b3` rows). With two tiles of activation rows the cap spills, so those stay uncapped.
+  // Up to 8 rows, registers capped for three blocks an SM (80 a thread; only the bitsandbytes-layout
+  // INT4 in blocks of 64 spills, 40-48 bytes): uncapped the kernel took 96-121 and two blocks an
+  // SM, 6-10 % slower at 11008 x 4096 on the tile layouts and NF4 (dev/gemv4, the `w8/u4/b3` rows).
+  // With two tiles of activation rows the cap spills more, so those stay uncapped.
   using Wide = GemvShape<8, 4, 3>;
   using WideTwoTiles = GemvShape<8, 4, 1>;
   using Tall = GemvShape<16, 2, 2>;
