@@ -1,6 +1,7 @@
 // Fast paths of the elementwise kernels for dense operands: 16-byte vector loads and
 // stores, a grid-stride loop over one full wave of blocks, and two vectors per thread in
-// flight per step, which is what it takes to approach the copy bandwidth of the device.
+// flight per step, which is what it takes to approach the copy bandwidth of the device. A range
+// too small to give every SM a block that way runs on small blocks, a vector a thread (denseLaunch).
 //
 // A dense range is split into a scalar head (up to the first 16-byte boundary), packs of
 // kVec elements and a scalar tail. Every operand must reach its boundary after the same
@@ -80,6 +81,27 @@ inline unsigned denseBlocks(const void* kernel, int64_t work) {
   const int64_t blocks = (work + kDenseThreads - 1) / kDenseThreads;
   const int64_t cap = int64_t(smCount()) * residentBlocksPerSm(kernel);
   return unsigned(std::max<int64_t>(1, std::min(blocks, cap)));
+}
+
+// Blocks of this many threads, one pack each, take a dense range whose two-packs-a-thread launch
+// would leave SMs idle: a map over one decoding token's activations (4-11 K elements) had 2-3
+// blocks of 256, and SwiGLU's silu on 11008 elements took 4 us on an H200 for want of SMs.
+constexpr int kSmallDenseThreads = 64;
+
+struct DenseLaunch {
+  unsigned blocks;
+  int threads;
+};
+
+// The launch of a dense map of n elements split as `split` into packs of V: one full wave of
+// blocks of kDenseThreads, two packs a thread in flight; or, when that would not give every SM a
+// block, blocks of kSmallDenseThreads with a pack a thread.
+inline DenseLaunch denseLaunch(const void* kernel, const DenseSplit& split, int64_t n, int V) {
+  const int64_t edges = n - split.packs * V;
+  const int64_t pairs = std::max<int64_t>((split.packs + 1) / 2, edges);
+  if (pairs > int64_t(smCount() - 1) * kDenseThreads) return {denseBlocks(kernel, pairs), kDenseThreads};
+  const int64_t work = std::max<int64_t>(split.packs, edges);
+  return {unsigned(std::max<int64_t>(1, (work + kSmallDenseThreads - 1) / kSmallDenseThreads)), kSmallDenseThreads};
 }
 
 // The scalar elements of a split (head and tail), as indices 0..count-1 -> element index.
@@ -196,10 +218,9 @@ bool tryDenseMap1(const StridedIndexer<1>& ix, const void* x, void* out, int64_t
   constexpr int V = vectorWidth<In, Out>();
   const DenseSplit split = denseSplit(out, sizeof(Out), V, n);
   if (!samePhase(x, sizeof(In), V, split)) return false;
-  const int64_t work = std::max<int64_t>((split.packs + 1) / 2, n - split.packs * V);
   auto kernel = denseMap1Kernel<V, In, Out, F>;
-  launchDependent("denseMap1", kernel, denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, static_cast<const In*>(x),
-                  static_cast<Out*>(out), n, split, f);
+  const DenseLaunch shape = denseLaunch(reinterpret_cast<const void*>(kernel), split, n, V);
+  launchDependent("denseMap1", kernel, shape.blocks, shape.threads, 0, static_cast<const In*>(x), static_cast<Out*>(out), n, split, f);
   return true;
 }
 
@@ -215,10 +236,10 @@ bool tryDenseMap2(const StridedIndexer<2>& ix, const void* a, const void* b, voi
   const DenseSplit split = denseSplit(out, sizeof(Out), V, n);
   if (ka == DenseKind::Dense && !samePhase(a, sizeof(T), V, split)) return false;
   if (kb == DenseKind::Dense && !samePhase(b, sizeof(T), V, split)) return false;
-  const int64_t work = std::max<int64_t>((split.packs + 1) / 2, n - split.packs * V);
   auto launch = [&](auto kernel) {
-    launchDependent("denseMap2", kernel, denseBlocks(reinterpret_cast<const void*>(kernel), work), kDenseThreads, 0, static_cast<const T*>(a),
-                    static_cast<const T*>(b), static_cast<Out*>(out), n, split, f);
+    const DenseLaunch shape = denseLaunch(reinterpret_cast<const void*>(kernel), split, n, V);
+    launchDependent("denseMap2", kernel, shape.blocks, shape.threads, 0, static_cast<const T*>(a), static_cast<const T*>(b),
+                    static_cast<Out*>(out), n, split, f);
   };
   if (ka == DenseKind::Scalar) launch(denseMap2Kernel<V, true, false, T, Out, F>);
   else if (kb == DenseKind::Scalar) launch(denseMap2Kernel<V, false, true, T, Out, F>);

@@ -1,7 +1,8 @@
 // The 16-byte vector paths of copy, fill, cast, unary, binary and isFinite on dense inputs,
 // against the CPU backend: lengths around the vector width, lengths large enough for several
 // vectors per thread, first elements off the 16-byte grid (slices), operands whose offsets
-// differ (the strided fallback), broadcast scalars, and cat into slices of its output.
+// differ (the strided fallback), broadcast scalars, sizes that take the launch of small blocks
+// (a decoding token's activations) and cat into slices of its output.
 import {
   cat, execute1, expand, isFloatDType, narrow, reshape, tensor, tidy, type Attrs, type DType, type Tensor,
 } from '@blora/tensor';
@@ -129,6 +130,20 @@ describe.skipIf(!cudaAvailable())('dense vector paths on cuda', () => {
       for (const [oa, ob] of [[0, 0], [3, 3], [1, 2]]) {
         for (const op of ['add', 'mul', 'minimum']) {
           sameAsCpu(op, (d) => [flatView(a, dtype, d, oa!), flatView(b, dtype, d, ob!)], dtype, {}, true);
+        }
+      }
+    }
+  });
+
+  it('one decoding token\'s activations and mid sizes (the launch of small blocks, a vector each), against the CPU', () => {
+    for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+      for (const n of [4096, 11008, 300_007]) {
+        const a = valuesFor(dtype, n, n + 21, -6, 6);
+        const b = valuesFor(dtype, n, n + 22, -2, 2);
+        for (const offset of [0, 3]) {
+          sameAsCpu('siluMul', (d) => [flatView(a, dtype, d, offset), flatView(b, dtype, d, offset)], dtype);
+          sameAsCpu('add', (d) => [flatView(a, dtype, d, offset), flatView(b, dtype, d, offset)], dtype);
+          sameAsCpu('silu', (d) => [flatView(a, dtype, d, offset)], dtype);
         }
       }
     }
