@@ -24,7 +24,8 @@
 // (part of) its share into shared memory before that wait, by cp.async or bulk copies, letting the
 // next launch start before or after the wait (a GEMV built on that, slower than the shipped one, is
 // in the history: "tried a staged 4-bit GEMV").
-// GB/s counts the bytes of codes + scales (+ offsets) once per call.
+// GB/s counts the bytes of codes + scales (+ offsets) once per call. The weights are built in
+// gemv4_weights.cuh, the read-only kernels live in gemv4_ceilings.cuh.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -38,6 +39,8 @@
 #include "../native/device.cc"
 #include "../native/quant_gemv_tc.cuh"
 #include "harness.cuh"
+#include "gemv4_ceilings.cuh"
+#include "gemv4_weights.cuh"
 
 namespace gemv_dev {
 
@@ -46,150 +49,6 @@ using dev::cudaOrDie;
 using dev::failures;
 using dev::waitOrDie;
 
-// --- host data ---
-
-uint64_t splitmix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-float uniform(uint64_t& s) { return float(splitmix(s) >> 40) / float(1 << 24); }  // [0, 1)
-
-float bf16Round(float v) {  // round to nearest even, as __float2bfloat16_rn
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  u &= 0xffff0000u;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-uint16_t bf16Bits(float v) {
-  v = bf16Round(v);
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  return uint16_t(u >> 16);
-}
-
-// The NF4 code values (the standard normal quantiles of the format, to float32 precision).
-const float kNf4[16] = {-1.0f, -0.6961928f, -0.5250731f, -0.3949175f, -0.2844414f, -0.1848449f, -0.0910500f, 0.0f,
-                        0.0795803f, 0.1609302f, 0.2461123f, 0.3379152f, 0.4407098f, 0.5626170f, 0.7229568f, 1.0f};
-
-// Int4h: float16 alpha / beta (as the addon's INT4 weights usually carry); Int4: float32.
-enum class Format { Nf4, Int4, Int4h };
-const char* formatName(Format f) { return f == Format::Nf4 ? "nf4" : f == Format::Int4 ? "int4" : "int4h"; }
-
-float halfRound(float v) { return __half2float(__float2half_rn(v)); }
-
-// One quantized weight [out, in] (blocks of `block` = 32 or 64 along the input dim) on host and device.
-struct Weight {
-  Format format;
-  int64_t out, in;
-  int block;
-  std::vector<uint8_t> codes;               // out * in / 2, high nibble first
-  std::vector<float> scales, offsets;       // absmax (NF4) or alpha / beta (INT4), per block
-  uint8_t* dCodes = nullptr;
-  void *dScales = nullptr, *dOffsets = nullptr;
-  float* dTable = nullptr;
-  uint8_t* dTiles = nullptr;  // the same weight in the decode tile layout (FourBitTiles / IntTiles), where it fits
-  void *dTileScales = nullptr, *dTileOffsets = nullptr;
-  size_t scaleBytes() const { return format == Format::Int4h ? 2 : 4; }
-  double bytes() const { return double(codes.size()) + double(scaleBytes()) * double(scales.size() + offsets.size()); }
-  // The weight the dequantize kernels build, as float32.
-  float value(int64_t r, int64_t c) const {
-    const int64_t i = r * in + c;
-    const uint32_t q = (i & 1) ? (codes[i >> 1] & 15u) : (codes[i >> 1] >> 4);
-    const int64_t b = i / block;
-    if (format == Format::Nf4) return kNf4[q] * scales[b];
-    return float(double(scales[b]) * double(q) + double(offsets[b]));
-  }
-};
-
-void makeTiles(Weight& w);
-
-Weight makeWeight(Format f, int64_t out, int64_t in, uint64_t seed, int block = 64) {
-  Weight w{f, out, in, block};
-  w.codes.resize(size_t(out * in / 2));
-  for (auto& b : w.codes) b = uint8_t(splitmix(seed));
-  const int64_t blocks = out * in / block;
-  w.scales.resize(size_t(blocks));
-  const bool half = f == Format::Int4h;
-  for (auto& s : w.scales) s = 0.02f + 0.05f * uniform(seed);
-  if (f != Format::Nf4) {
-    w.offsets.resize(size_t(blocks));
-    for (auto& o : w.offsets) o = -8.f * 0.04f * uniform(seed);
-  }
-  if (half) {
-    for (auto& s : w.scales) s = halfRound(s);
-    for (auto& o : w.offsets) o = halfRound(o);
-  }
-  // The scales as the device holds them (float32 or float16).
-  auto upload = [&](const std::vector<float>& v, void** d) {
-    std::vector<__half> h(v.size());
-    for (size_t i = 0; i < v.size(); i++) h[i] = __float2half_rn(v[i]);
-    cudaOrDie(cudaMalloc(d, v.size() * w.scaleBytes()), "cudaMalloc scales");
-    cudaOrDie(cudaMemcpy(*d, half ? static_cast<const void*>(h.data()) : static_cast<const void*>(v.data()), v.size() * w.scaleBytes(),
-                         cudaMemcpyHostToDevice),
-              "copy scales");
-  };
-  cudaOrDie(cudaMalloc(&w.dCodes, w.codes.size()), "cudaMalloc codes");
-  cudaOrDie(cudaMemcpy(w.dCodes, w.codes.data(), w.codes.size(), cudaMemcpyHostToDevice), "copy codes");
-  upload(w.scales, &w.dScales);
-  if (f != Format::Nf4) {
-    upload(w.offsets, &w.dOffsets);
-  } else {
-    cudaOrDie(cudaMalloc(&w.dTable, 64), "cudaMalloc table");
-    cudaOrDie(cudaMemcpy(w.dTable, kNf4, 64, cudaMemcpyHostToDevice), "copy table");
-  }
-  if (block == 64 && in % 256 == 0) makeTiles(w);
-  return w;
-}
-
-// The weight (blocks of 64, rows of whole quads of groups) rearranged into the decode tile layout:
-// codes, and absmax (NF4) or alpha and beta (INT4) in the device's scale dtype.
-void makeTiles(Weight& w) {
-  const int64_t sets = (w.out + 15) / 16, groups = w.in / 64;
-  std::vector<uint8_t> tiles(size_t(sets * groups * 512), 0);
-  std::vector<float> scales(size_t(sets * groups * 16), 0.f), offsets(scales.size(), 0.f);
-  for (int64_t s = 0; s < sets; s++) {
-    for (int64_t q = 0; q < groups; q++) {
-      for (int lane = 0; lane < 32; lane++) {
-        for (int half = 0; half < 2; half++) {
-          const int64_t row = 16 * s + lane / 4 + 8 * half;
-          if (row >= w.out) continue;
-          std::memcpy(&tiles[size_t((s * groups + q) * 512 + 16 * lane + 8 * half)], &w.codes[size_t(row * w.in / 2 + 32 * q + 8 * (lane % 4))], 8);
-          if (lane % 4 != 0) continue;
-          const size_t at = size_t((s * groups / 4 + q / 4) * 64 + (lane / 4) * 8 + 4 * half + q % 4);
-          scales[at] = w.scales[size_t(row * groups + q)];
-          if (w.format != Format::Nf4) offsets[at] = w.offsets[size_t(row * groups + q)];
-        }
-      }
-    }
-  }
-  cudaOrDie(cudaMalloc(&w.dTiles, tiles.size()), "cudaMalloc tiles");
-  cudaOrDie(cudaMemcpy(w.dTiles, tiles.data(), tiles.size(), cudaMemcpyHostToDevice), "copy tiles");
-  auto upload = [&](const std::vector<float>& v, void** d) {
-    std::vector<__half> h(v.size());
-    for (size_t i = 0; i < v.size(); i++) h[i] = __float2half_rn(v[i]);
-    const bool half = w.scaleBytes() == 2;
-    cudaOrDie(cudaMalloc(d, v.size() * w.scaleBytes()), "cudaMalloc tile scales");
-    cudaOrDie(cudaMemcpy(*d, half ? static_cast<const void*>(h.data()) : static_cast<const void*>(v.data()), v.size() * w.scaleBytes(),
-                         cudaMemcpyHostToDevice),
-              "copy tile scales");
-  };
-  upload(scales, &w.dTileScales);
-  if (w.format != Format::Nf4) upload(offsets, &w.dTileOffsets);
-}
-
-void release(Weight& w) {
-  cudaFree(w.dTiles);
-  cudaFree(w.dTileScales);
-  cudaFree(w.dTileOffsets);
-  cudaFree(w.dCodes);
-  cudaFree(w.dScales);
-  cudaFree(w.dOffsets);
-  cudaFree(w.dTable);
-}
 
 // FourBitTiles and IntTiles (native/quant_gemv_tc.cuh) read the layout makeTiles builds on the host here.
 
@@ -280,120 +139,6 @@ void launch(const Config& c, const Weight& w, const Bf16* x, int rows, Bf16* y) 
   cudaOrDie(cudaGetLastError(), "GEMV launch");
 }
 
-// The ceiling: read every 16-byte word of codes, scales and offsets (c; none for NF4) once, fold
-// them, write one word per block.
-// Trigger: lets the next launch (a programmatic dependent launch) start at once, as the GEMV
-// launches of the addon do, so that the launch gap and ramp overlap this one's tail. Wait: first
-// waits for the kernel before to complete (nothing is read earlier), as every GEMV does before it
-// computes.
-template <bool Trigger = false, bool Wait = false>
-__global__ void readOnlyKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, const uint4* c, int64_t nc, uint32_t* sink) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if constexpr (Wait) asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  if constexpr (Trigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-  uint32_t acc = 0;
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < na; i += stride) {
-    const uint4 v = __ldg(a + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < nb; i += stride) {
-    const uint4 v = __ldg(b + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < nc; i += stride) {
-    const uint4 v = __ldg(c + i);
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
-}
-
-// A bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) into shared memory,
-// completing on the mbarrier at `bar` (sm_90).
-__device__ __forceinline__ void bulkCopyToShared(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst), "l"(src),
-               "r"(bytes), "r"(bar)
-               : "memory");
-#endif
-}
-
-// Makes the mbarrier at `bar` expect `bytes` of copies from one arrival (this thread's, now).
-__device__ __forceinline__ void stagingBarrierExpect(uint32_t bar, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory");
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-#endif
-}
-
-// Waits until the copies of stagingBarrierExpect have landed (after a __syncthreads that makes the
-// barrier's initialization visible).
-__device__ __forceinline__ void stagingBarrierWait(uint32_t bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  for (uint32_t done = 0; !done;) {
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done)
-                 : "r"(bar)
-                 : "memory");
-  }
-#endif
-}
-
-// The read-only ceiling for a GEMV that holds its weight on chip before waiting: each block copies
-// the first `staged` 16-byte words of its share of the bytes (a, b and c split evenly between the
-// blocks, in that order) into shared memory with cp.async before it waits for the kernel before,
-// reads the rest of its share after the wait, then folds what it staged. EarlyTrigger: lets the
-// next launch start before the wait (so its blocks can stage while this one waits and folds);
-// otherwise only after it. Only for bytes no kernel in flight writes.
-// Bulk: thread 0 stages with bulk copies (the copy engine, one to three a block) instead.
-template <bool EarlyTrigger, bool Bulk = false>
-__global__ void stagedReadKernel(const uint4* a, int64_t na, const uint4* b, int64_t nb, const uint4* c, int64_t nc, int64_t staged,
-                                 uint32_t* sink) {
-  extern __shared__ uint4 stage[];
-  __shared__ __align__(8) uint64_t bar;
-  const int64_t n = na + nb + nc, blocks = gridDim.x;
-  const int64_t begin = n * blockIdx.x / blocks, end = n * (blockIdx.x + 1) / blocks;
-  const int64_t stagedEnd = min(end, begin + staged);
-  auto word = [&](int64_t i) { return i < na ? a + i : i < na + nb ? b + (i - na) : c + (i - na - nb); };
-  const uint32_t barAt = smemAddress(&bar);
-  if constexpr (Bulk) {
-    if (threadIdx.x == 0) {
-      stagingBarrierExpect(barAt, uint32_t((stagedEnd - begin) * 16));
-      // The staged words, cut where they pass from a to b and from b to c.
-      for (int64_t i = begin; i < stagedEnd;) {
-        const int64_t limit = i < na ? na : i < na + nb ? na + nb : n;
-        const int64_t count = min(stagedEnd, limit) - i;
-        bulkCopyToShared(smemAddress(stage + (i - begin)), word(i), uint32_t(count * 16), barAt);
-        i += count;
-      }
-    }
-  } else {
-    for (int64_t i = begin + threadIdx.x; i < stagedEnd; i += blockDim.x) cpAsync16(smemAddress(stage + (i - begin)), word(i), 16);
-    cpAsyncCommit();
-  }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if constexpr (EarlyTrigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-  if constexpr (!EarlyTrigger) asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-  uint32_t acc = 0;
-  for (int64_t i = stagedEnd + threadIdx.x; i < end; i += blockDim.x) {
-    const uint4 v = __ldg(word(i));
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  if constexpr (Bulk) {
-    __syncthreads();  // the barrier's initialization
-    stagingBarrierWait(barAt);
-  }
-  cpAsyncWaitAll();  // each thread folds the words it staged itself
-  for (int64_t i = begin + threadIdx.x; i < stagedEnd; i += blockDim.x) {
-    const uint4 v = stage[i - begin];
-    acc ^= v.x ^ v.y ^ v.z ^ v.w;
-  }
-  if (acc == 0x12345678u) sink[blockIdx.x] = acc;  // keeps the loads
-}
 
 // --- checks ---
 
@@ -548,11 +293,8 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
   cudaOrDie(cudaMalloc(&sink, 1 << 16), "cudaMalloc sink");
   const double bytes = first.bytes();
   const double readUs = graphMicros(copies, [&](int i) {
-    const Weight& w = ws[size_t(i)];
-    const int64_t nScales = int64_t(w.scales.size() * w.scaleBytes()) / 16, nOffsets = int64_t(w.offsets.size() * w.scaleBytes()) / 16;
-    readOnlyKernel<false><<<smCount() * 8, 256, 0, stream()>>>(reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
-                                                       reinterpret_cast<const uint4*>(w.dScales), nScales,
-                                                       reinterpret_cast<const uint4*>(w.dOffsets), nOffsets, sink);
+    const WeightWords v = wordsOf(ws[size_t(i)]);
+    readOnlyKernel<false><<<smCount() * 8, 256, 0, stream()>>>(v.codes, v.nCodes, v.scales, v.nScales, v.offsets, v.nOffsets, sink);
   });
   std::printf("%-5s %6lldx%-6lld %5.2f MB  read-only ceiling %7.2f us = %6.0f GB/s = %5.1f %% of copy\n", formatName(f),
               (long long)out, (long long)in, bytes / 1e6, readUs, bytes / (readUs * 1e-6) / 1e9,
@@ -560,21 +302,9 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
   // Dependent launches of the read-only kernel, `perSM` blocks an SM; wait: each waits for the one before.
   auto dependentReadUs = [&](int perSM, bool wait) {
     return graphMicros(copies, [&](int i) {
-      const Weight& w = ws[size_t(i)];
-      cudaLaunchConfig_t config = {};
-      config.gridDim = dim3(unsigned(smCount() * perSM));
-      config.blockDim = dim3(256);
-      config.stream = stream();
-      cudaLaunchAttribute overlap = {};
-      overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      overlap.val.programmaticStreamSerializationAllowed = 1;
-      config.attrs = &overlap;
-      config.numAttrs = 1;
-      cudaOrDie(cudaLaunchKernelEx(&config, wait ? readOnlyKernel<true, true> : readOnlyKernel<true, false>,
-                                   reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
-                                   reinterpret_cast<const uint4*>(w.dScales), int64_t(w.scales.size() * w.scaleBytes()) / 16,
-                                   reinterpret_cast<const uint4*>(w.dOffsets), int64_t(w.offsets.size() * w.scaleBytes()) / 16, sink),
-                "read-only launch");
+      const WeightWords v = wordsOf(ws[size_t(i)]);
+      launchDependentOrDie("read-only launch", wait ? readOnlyKernel<true, true> : readOnlyKernel<true, false>, unsigned(smCount() * perSM), 256, 0,
+                           v.codes, v.nCodes, v.scales, v.nScales, v.offsets, v.nOffsets, sink);
     });
   };
   for (const auto& [perSM, wait, what] : {std::tuple{8, false, "dependent launches"}, std::tuple{2, false, "dependent launches, 2 blocks an SM"},
@@ -592,21 +322,9 @@ void timeShape(Format f, int64_t out, int64_t in, const std::vector<int>& rowsLi
                              : (early ? stagedReadKernel<true> : stagedReadKernel<false>);
     cudaOrDie(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(staged * 16)), "staged smem");
     const double us = graphMicros(copies, [&](int i) {
-      const Weight& w = ws[size_t(i)];
-      cudaLaunchConfig_t config = {};
-      config.gridDim = dim3(unsigned(blocks));
-      config.blockDim = dim3(512);
-      config.dynamicSmemBytes = size_t(staged * 16);
-      config.stream = stream();
-      cudaLaunchAttribute overlap = {};
-      overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      overlap.val.programmaticStreamSerializationAllowed = 1;
-      config.attrs = &overlap;
-      config.numAttrs = 1;
-      cudaOrDie(cudaLaunchKernelEx(&config, kernel, reinterpret_cast<const uint4*>(w.dCodes), int64_t(w.codes.size() / 16),
-                                   reinterpret_cast<const uint4*>(w.dScales), int64_t(w.scales.size() * w.scaleBytes()) / 16,
-                                   reinterpret_cast<const uint4*>(w.dOffsets), int64_t(w.offsets.size() * w.scaleBytes()) / 16, staged, sink),
-                "staged read-only launch");
+      const WeightWords v = wordsOf(ws[size_t(i)]);
+      launchDependentOrDie("staged read-only launch", kernel, unsigned(blocks), 512, size_t(staged * 16), v.codes, v.nCodes, v.scales, v.nScales,
+                           v.offsets, v.nOffsets, staged, sink);
     });
     std::printf("      read-only, staged %3lld of %3lld KB a block before the wait%s, %d a SM, trigger %-6s %7.2f us = %6.0f GB/s = %5.1f %% of copy\n",
                 (long long)(staged * 16 / 1024), (long long)(share * 16 / 1024), bulk ? " (bulk copies)" : "", perSM, early ? "first" : "after", us,
