@@ -7,12 +7,14 @@
 //   dev/quant_gemm_wgmma check    checks only
 //   dev/quant_gemm_wgmma time     timings only
 //   dev/quant_gemm_wgmma epilogue the Hopper kernel with and without an epilogue term, side by side
+//   dev/quant_gemm_wgmma splits   the Hopper kernel at 64-1024 rows, each tile width and split K forced
 //   dev/quant_gemm_wgmma profile  one forward product per format, for a profiler
 // Checks: both kernels against a float64 CPU reference on seeded random codes, scales and
 // activations: NF4 (float32 absmax) and INT4 (float16 and float32 scale / offset, groups of 32
 // and 64), y = x·Wᵀ and dx = dy·W, bfloat16 and float16, ragged M / N / K (K a multiple of 32
-// but not of 64), padded activation rows, and both block-tile widths; and with an epilogue term
-// (out = acc + s · z[row][feature / λ], the adapter's update), λ 1, 2 and 4. Timings: the LLaMA-7B
+// but not of 64), padded activation rows, both block-tile widths, each tile's K steps split over
+// 2-8 blocks (even and uneven); and with an epilogue term (out = acc + s · z[row][feature / λ],
+// the adapter's update), λ 1, 2 and 4. Timings: the LLaMA-7B
 // layer shapes at M = 256, 1024 and 4096, weights rotated over copies totalling more than
 // 4 x the L2 cache, CUDA events, median of 20, TFLOP/s.
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "../native/allocator.cc"
 #include "../native/device.cc"
 #include "../native/gemm_bf16_wgmma.cu"
 #include "../native/quant_dequant.cu"
@@ -226,8 +229,12 @@ void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ld
   setGemmPath(path);
   const bool ran = fusedProduct(w, xa, ya, transposed, addend);
   setGemmPath(GemmPath::Auto);
+  const wgmma::FusedQuantPlan forced = wgmma::forcedFusedQuantPlan();
+  const std::string plan = forced.bn && path == GemmPath::Wgmma
+                               ? " BN " + std::to_string(forced.bn) + " x " + std::to_string(forced.splits) + " splits"
+                               : "";
   const std::string name = describe(w, transposed, m, bf16, ldaPad ? lda : 0) + (lambda ? " + z/" + std::to_string(lambda) : "") +
-                           (path == GemmPath::Wgmma ? " [wgmma]" : " [mma.sync]");
+                           (path == GemmPath::Wgmma ? " [wgmma" + plan + "]" : " [mma.sync]");
   if (!ran) {
     std::printf("FAIL %s: the launcher refused the product\n", name.c_str());
     failures++;
@@ -301,32 +308,87 @@ void runChecks() {
   Weight wideT = makeWeight(Format::Int4, 128, 4096, 64, true, seed++);
   checkOne(wideT, true, 1100, true, 0, GemmPath::Wgmma, seed++);
   freeWeight(wideT);
+  // Split K, each plan forced: 8 K steps in 2, 3 (3 + 3 + 2) and 8 units a tile, both tile
+  // widths, both products, with and without the epilogue term; and 64 K steps in 7 units
+  // (10 each, the last 4) at 200 rows, all tiles in one wave.
+  const wgmma::FusedQuantPlan plans[] = {{128, 2}, {128, 3}, {256, 2}, {256, 8}};
+  const Case splitCases[] = {{Format::Nf4, 64, true, 480}, {Format::Int4, 32, false, 480}};
+  for (const Case& cs : splitCases) {
+    Weight w = makeWeight(cs.format, 392, cs.in, cs.blockCols, cs.halfScales, seed++);
+    for (const wgmma::FusedQuantPlan& plan : plans) {
+      wgmma::forcedFusedQuantPlan() = plan;
+      for (const bool transposed : {false, true}) {
+        checkOne(w, transposed, 333, true, 0, GemmPath::Wgmma, seed++);
+        checkOne(w, transposed, 333, false, 0, GemmPath::Wgmma, seed++, 2);
+      }
+      wgmma::forcedFusedQuantPlan() = {};
+    }
+    freeWeight(w);
+  }
+  Weight longK = makeWeight(Format::Nf4, 300, 4096, 64, true, seed++);
+  for (const wgmma::FusedQuantPlan plan : {wgmma::FusedQuantPlan{256, 7}, wgmma::FusedQuantPlan{128, 7}}) {
+    wgmma::forcedFusedQuantPlan() = plan;
+    checkOne(longK, false, 200, true, 0, GemmPath::Wgmma, seed++, 1);
+    wgmma::forcedFusedQuantPlan() = {};
+  }
+  Weight longKT = makeWeight(Format::Int4, 4096, 320, 64, true, seed++);
+  wgmma::forcedFusedQuantPlan() = {256, 7};
+  checkOne(longKT, true, 200, true, 0, GemmPath::Wgmma, seed++);
+  wgmma::forcedFusedQuantPlan() = {};
+  // The automatic plan of a few rows (split over the SMs) at 256 rows.
+  checkOne(longK, false, 256, true, 0, GemmPath::Wgmma, seed++);
+  freeWeight(longK);
+  freeWeight(longKT);
 }
+
+// Enough copies of a weight [out, in] (blocks / groups of 64, float16 INT4 scales) to total more
+// than 4 x the L2 cache, so that timed calls cycling over them read the weight from memory.
+std::vector<Weight> rotatingCopies(Format format, int64_t out, int64_t in, uint64_t seed) {
+  int l2 = 0;
+  cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
+  const int64_t bytes = out * in / 2;
+  const int copies = int(std::max<int64_t>(2, (4 * int64_t(l2) + bytes - 1) / bytes));
+  std::vector<Weight> ws;
+  for (int c = 0; c < copies; c++) ws.push_back(makeWeight(format, out, in, 64, true, seed + c));
+  return ws;
+}
+
+// Bfloat16 activations x [m, k] (filled) and an output y [m, n] on the device, freed with it.
+struct TimedOperands {
+  void *dx = nullptr, *dy = nullptr;
+  TensorArg x, y;
+  TimedOperands(int64_t m, int64_t k, int64_t n) {
+    cudaOrDie(cudaMalloc(&dx, size_t(m * k) * 2), "cudaMalloc x");
+    cudaOrDie(cudaMalloc(&dy, size_t(m * n) * 2), "cudaMalloc y");
+    cudaOrDie(cudaMemset(dx, 0x3c, size_t(m * k) * 2), "fill x");
+    x = matrixArg(dx, DType::BFloat16, m, k, k);
+    y = matrixArg(dy, DType::BFloat16, m, n, n);
+  }
+  ~TimedOperands() {
+    cudaFree(dx);
+    cudaFree(dy);
+  }
+  TimedOperands(const TimedOperands&) = delete;
+  TimedOperands& operator=(const TimedOperands&) = delete;
+};
 
 // Timings: one call per weight copy, copies cycling, so that weights come from memory.
 void runTimings() {
   std::printf("\n== Timings (bf16 activations, median of 20, TFLOP/s; NF4 blocksize 64, INT4 groups of 64 with float16 scales)\n");
   std::printf("%-6s %-6s %-18s %-15s %-15s %s\n", "format", "prod", "M x K x N", "wgmma fused", "mma.sync fused",
               "dequant + wgmma GEMM   (each: TFLOP/s, ms)");
-  int l2 = 0;
-  cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
   const int64_t shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};  // W [out, in]
   for (const Format format : {Format::Nf4, Format::Int4}) {
     for (const auto& shape : shapes) {
-      const int64_t bytes = shape[0] * shape[1] / 2;
-      const int copies = int(std::max<int64_t>(2, (4 * int64_t(l2) + bytes - 1) / bytes));
-      std::vector<Weight> ws;
-      for (int c = 0; c < copies; c++) ws.push_back(makeWeight(format, shape[0], shape[1], 64, true, 100 + c));
+      std::vector<Weight> ws = rotatingCopies(format, shape[0], shape[1], 100);
+      const int copies = int(ws.size());
       void* scratch = nullptr;
       cudaOrDie(cudaMalloc(&scratch, size_t(shape[0] * shape[1]) * 2), "cudaMalloc scratch");
       for (const int64_t m : {256, 1024, 4096}) {
         for (const bool transposed : {false, true}) {
           const int64_t k = transposed ? shape[0] : shape[1], n = transposed ? shape[1] : shape[0];
-          void *dx = nullptr, *dy = nullptr;
-          cudaOrDie(cudaMalloc(&dx, size_t(m * k) * 2), "cudaMalloc x");
-          cudaOrDie(cudaMalloc(&dy, size_t(m * n) * 2), "cudaMalloc y");
-          cudaOrDie(cudaMemset(dx, 0x3c, size_t(m * k) * 2), "fill x");
-          const TensorArg xa = matrixArg(dx, DType::BFloat16, m, k, k), ya = matrixArg(dy, DType::BFloat16, m, n, n);
+          const TimedOperands io(m, k, n);
+          const TensorArg &xa = io.x, &ya = io.y;
           int next = 0;
           auto fused = [&](GemmPath path) {
             setGemmPath(path);
@@ -355,8 +417,6 @@ void runTimings() {
           std::snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)m, (long long)k, (long long)n);
           std::printf("%-6s %-6s %-18s %7.1f %.3f %7.1f %.3f %7.1f %.3f ms\n", format == Format::Nf4 ? "nf4" : "int4",
                       transposed ? "dyW" : "xWt", dims, tf(wg), wg, tf(mma), mma, tf(dq), dq);
-          cudaFree(dx);
-          cudaFree(dy);
         }
       }
       cudaFree(scratch);
@@ -370,15 +430,11 @@ void runTimings() {
 void runEpilogueTimings() {
   std::printf("\n== The epilogue term on the wgmma kernel (bf16, M = 4096, median of 20, ms; NF4 blocksize 64)\n");
   std::printf("%-6s %-18s %9s %9s %9s\n", "prod", "M x K x N", "plain", "+ z (λ 1)", "+ z (λ 2)");
-  int l2 = 0;
-  cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
   const int64_t shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   const int64_t m = 4096;
   for (const auto& shape : shapes) {
-    const int64_t bytes = shape[0] * shape[1] / 2;
-    const int copies = int(std::max<int64_t>(2, (4 * int64_t(l2) + bytes - 1) / bytes));
-    std::vector<Weight> ws;
-    for (int c = 0; c < copies; c++) ws.push_back(makeWeight(Format::Nf4, shape[0], shape[1], 64, true, 200 + c));
+    std::vector<Weight> ws = rotatingCopies(Format::Nf4, shape[0], shape[1], 200);
+    const int copies = int(ws.size());
     for (const bool transposed : {false, true}) {
       const int64_t k = transposed ? shape[0] : shape[1], n = transposed ? shape[1] : shape[0];
       void *dx = nullptr, *dy = nullptr, *dz = nullptr;
@@ -404,6 +460,75 @@ void runEpilogueTimings() {
       cudaFree(dy);
       cudaFree(dz);
     }
+    for (Weight& w : ws) freeWeight(w);
+  }
+}
+
+// The Hopper kernel at few activation rows with each tile width and split forced, next to the
+// automatic plan and the mma.sync kernel (`dev/quant_gemm_wgmma splits`): what the plan's cost
+// model is fitted to. NF4, bf16, weights rotated as in the timings; ms, median of 20.
+void runSplitTimings() {
+  const wgmma::FusedQuantPlan plans[] = {{128, 1}, {128, 2}, {128, 4}, {256, 1}, {256, 2}, {256, 3}, {256, 4}, {256, 8}};
+  std::printf("\n== Split K on the wgmma kernel (NF4 blocksize 64, bf16, median of 20, ms)\n");
+  std::printf("%-5s %-18s %8s %8s", "prod", "M x K x N", "mma.sync", "auto");
+  for (const auto& p : plans) std::printf("  %3dx%-4d", p.bn, p.splits);
+  std::printf("\n");
+  const int64_t shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  for (const auto& shape : shapes) {
+    std::vector<Weight> ws = rotatingCopies(Format::Nf4, shape[0], shape[1], 300);
+    const int copies = int(ws.size());
+    for (const int64_t m : {64, 128, 256, 512, 1024}) {
+      for (const bool transposed : {false, true}) {
+        const int64_t k = transposed ? shape[0] : shape[1], n = transposed ? shape[1] : shape[0];
+        const TimedOperands io(m, k, n);
+        const TensorArg &xa = io.x, &ya = io.y;
+        int next = 0;
+        auto time = [&](GemmPath path, wgmma::FusedQuantPlan plan) {
+          setGemmPath(path);
+          wgmma::forcedFusedQuantPlan() = plan;
+          const double ms = medianMs([&] { fusedProduct(ws[next++ % copies], xa, ya, transposed); });
+          wgmma::forcedFusedQuantPlan() = {};
+          setGemmPath(GemmPath::Auto);
+          return ms;
+        };
+        char dims[64];
+        std::snprintf(dims, sizeof dims, "%lldx%lldx%lld", (long long)m, (long long)k, (long long)n);
+        std::printf("%-5s %-18s %8.4f %8.4f", transposed ? "dyW" : "xWt", dims, time(GemmPath::Pipelined, {}),
+                    time(GemmPath::Wgmma, {}));
+        for (const auto& p : plans) std::printf("  %8.4f", time(GemmPath::Wgmma, p));
+        setGemmPath(GemmPath::Wgmma);
+        const wgmma::FusedQuantPlan chosen = wgmma::fusedQuantPlan(m, k, n);
+        setGemmPath(GemmPath::Auto);
+        std::printf("   auto: %dx%d\n", chosen.bn, chosen.splits);
+      }
+    }
+    for (Weight& w : ws) freeWeight(w);
+  }
+}
+
+// The automatic plan's time against K at 1024 and 4096 rows of a 4096-feature weight (one and
+// four rounds of 128 x 256 tiles): the slope is a step's cost, the rest the units' fixed cost.
+void runUnitCostTimings() {
+  std::printf("\n== One unit's fixed cost: NF4 x·Wᵀ, N = 4096, bf16, median of 20, ms\n%-6s", "M \\ K");
+  const int64_t ks[] = {1024, 2048, 4096, 8192};
+  for (const int64_t k : ks) std::printf(" %8lld", (long long)k);
+  std::printf("\n");
+  const int64_t n = 4096;
+  std::vector<std::vector<Weight>> weights;
+  for (const int64_t k : ks) weights.push_back(rotatingCopies(Format::Nf4, n, k, 400));
+  for (const int64_t m : {1024, 4096}) {
+    std::printf("%-6lld", (long long)m);
+    for (size_t i = 0; i < weights.size(); i++) {
+      const TimedOperands io(m, ks[i], n);
+      const std::vector<Weight>& ws = weights[i];
+      int next = 0;
+      setGemmPath(GemmPath::Wgmma);
+      std::printf(" %8.4f", medianMs([&] { fusedProduct(ws[next++ % ws.size()], io.x, io.y, false); }));
+      setGemmPath(GemmPath::Auto);
+    }
+    std::printf("\n");
+  }
+  for (auto& ws : weights) {
     for (Weight& w : ws) freeWeight(w);
   }
 }
@@ -436,6 +561,12 @@ int main(int argc, char** argv) {
   }
   if (argc > 1 && std::string(argv[1]) == "epilogue") {
     quant_gemm_dev::runEpilogueTimings();
+    return 0;
+  }
+  if (argc > 1 && std::string(argv[1]) == "splits") {
+    if (!blora::probeDevice().available || !blora::wgmmaAvailable()) return 2;
+    quant_gemm_dev::runSplitTimings();
+    quant_gemm_dev::runUnitCostTimings();
     return 0;
   }
   const std::string mode = blora::dev::harnessMode(argc, argv);

@@ -27,6 +27,8 @@
 #include "gemm_wgmma_tile.cuh"
 #include "launch.cuh"
 #include "quant_gemm.cuh"
+#include "quant_gemm_split.cuh"
+#include "scratch.h"
 
 namespace blora {
 namespace wgmma {
@@ -39,21 +41,22 @@ constexpr int kMmaRegisters = 200;
 // Steps ahead of their MMAs at which the consumers decode their share of a stage.
 constexpr int kConsumerLead = 2;
 
-// Where one K step of a block's walk over its output tiles is.
+// Where one K step of a block's walk over its units (tiles, or parts of a tile's K steps) is.
 struct StepCursor {
-  int tile, kb, m0, n0;
+  int unit, kb, kEnd, m0, n0;
 
-  __device__ __forceinline__ void moveTo(int t, int tilesM, int tilesN, int bn) {
-    tile = t;
-    kb = 0;
-    const TileCoords c = tileCoords(t, tilesM, tilesN, bn);
+  __device__ __forceinline__ void moveTo(int u, const SplitWalk& w) {
+    unit = u;
+    kb = w.firstStep(u);
+    kEnd = w.endStep(u);
+    const TileCoords c = tileCoords(w.tileOf(u), w.tilesM, w.tilesN, w.bn);
     m0 = c.m0;
     n0 = c.n0;
   }
-  __device__ __forceinline__ void advance(int kTiles, int tiles, int tilesM, int tilesN, int bn) {
-    if (++kb < kTiles) return;
-    if (tile + int(gridDim.x) < tiles) moveTo(tile + int(gridDim.x), tilesM, tilesN, bn);
-    else tile = tiles;  // past the end
+  __device__ __forceinline__ void advance(const SplitWalk& w) {
+    if (++kb < kEnd) return;
+    if (unit + int(gridDim.x) < w.units()) moveTo(unit + int(gridDim.x), w);
+    else unit = w.units();  // past the end
   }
 };
 
@@ -179,11 +182,13 @@ __device__ __forceinline__ void storeTransposedTile(float (&acc)[BN / 2], T* out
 constexpr int kProducerChunks = 1;
 constexpr int kConsumerDecoders = 2 * kBM - 128 * kProducerChunks;
 
-// M: activation rows; features: output features; tilesW x tilesX tiles of 128 features x BN rows.
+// M: activation rows; features: output features; `walk`: its tiles of 128 features x BN rows
+// and their units (split K: partials and counters as gatherSplits uses them).
 template <typename T, typename Source, bool Transposed, int BN, int Stages>
 __global__ void __launch_bounds__(kThreads, 1)
     fusedQuantGemmKernel(const __grid_constant__ CUtensorMap mapX, Source w, const float* table, T* __restrict__ C, int M,
-                         int features, int K, int tilesW, int tilesX, int tiles, bool pairedOut, EpilogueAddend add) {
+                         int features, int K, SplitWalk walk, float* partials, int* counters, bool pairedOut,
+                         EpilogueAddend add) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Cfg = Config<BN, Stages>;
   using Chunk = typename Source::Chunk;
@@ -194,7 +199,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ unsigned char dynamicShared[];
   const uint32_t stages = (hopper::sharedAddress(dynamicShared) + 1023u) & ~1023u;
   const uint32_t full0 = hopper::sharedAddress(fullBars), empty0 = hopper::sharedAddress(emptyBars);
-  const int kTiles = (K + kBK - 1) / kBK;
+  const int units = walk.units();
   const int warpgroup = int(threadIdx.x) / 128;
   const WeightSteps<T, Source, Transposed> weight{w, features, K, codeValues};
   auto stageA = [&](uint32_t it) { return stages + (it % Stages) * Cfg::kStageBytes; };
@@ -223,20 +228,20 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (t == 0) hopper::prefetchTensorMap(&mapX);
     // The chunks of this step, of the next one and of the one after (loaded two steps ahead).
     StepCursor at;
-    at.moveTo(int(blockIdx.x), tilesW, tilesX, BN);
+    at.moveTo(int(blockIdx.x), walk);
     StepCursor next = at;
-    next.advance(kTiles, tiles, tilesW, tilesX, BN);
+    next.advance(walk);
     StepCursor after = next;
-    after.advance(kTiles, tiles, tilesW, tilesX, BN);
+    after.advance(walk);
     Chunk current[kProducerChunks], ahead[kProducerChunks];
 #pragma unroll
     for (int i = 0; i < kProducerChunks; i++) {
       current[i] = weight.load(at, t + 128 * i);
-      if (next.tile < tiles) ahead[i] = weight.load(next, t + 128 * i);
+      if (next.unit < units) ahead[i] = weight.load(next, t + 128 * i);
     }
-    for (uint32_t it = 0; at.tile < tiles; it++) {
+    for (uint32_t it = 0; at.unit < units; it++) {
       Chunk later[kProducerChunks];
-      if (after.tile < tiles) {
+      if (after.unit < units) {
 #pragma unroll
         for (int i = 0; i < kProducerChunks; i++) later[i] = weight.load(after, t + 128 * i);
       }
@@ -256,7 +261,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
       at = next;
       next = after;
-      after.advance(kTiles, tiles, tilesW, tilesX, BN);
+      after.advance(walk);
     }
   } else {
     hopper::claimRegisters<kMmaRegisters>();
@@ -267,25 +272,27 @@ __global__ void __launch_bounds__(kThreads, 1)
     const bool decodes = decoder < kConsumerDecoders;
     // The step this thread decodes next (kConsumerLead ahead of the MMAs once running), and its chunk.
     StepCursor at;
-    at.moveTo(int(blockIdx.x), tilesW, tilesX, BN);
+    at.moveTo(int(blockIdx.x), walk);
     uint32_t decoded = 0;
     Chunk ahead{};
     auto decodeNext = [&] {
-      if (!decodes || at.tile >= tiles) return;
+      if (!decodes || at.unit >= units) return;
       waitFree(decoded);
       weight.store(ahead, stageA(decoded), id);
       announce(decoded);
       decoded++;
-      at.advance(kTiles, tiles, tilesW, tilesX, BN);
-      if (at.tile < tiles) ahead = weight.load(at, id);
+      at.advance(walk);
+      if (at.unit < units) ahead = weight.load(at, id);
     };
     if (decodes) ahead = weight.load(at, id);
     for (int i = 0; i < kConsumerLead; i++) decodeNext();
     float acc[BN / 2];
     uint32_t it = 0;
-    for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
-      const TileCoords c = tileCoords(tile, tilesW, tilesX, BN);
-      multiplyTile<T, !Transposed, true, BN, Stages>(acc, stages, full0, empty0, it, kTiles, consumer, lane, decodeNext);
+    for (int unit = int(blockIdx.x); unit < units; unit += int(gridDim.x)) {
+      const TileCoords c = tileCoords(walk.tileOf(unit), walk.tilesM, walk.tilesN, BN);
+      const int steps = walk.endStep(unit) - walk.firstStep(unit);
+      multiplyTile<T, !Transposed, true, BN, Stages>(acc, stages, full0, empty0, it, steps, consumer, lane, decodeNext);
+      if (walk.splits > 1 && !gatherSplits<BN>(acc, partials, counters, walk, unit, 4 * consumer + warp, lane)) continue;
       storeTransposedTile<T, BN>(acc, C, M, features, c.m0, c.n0, consumer, warp, lane, pairedOut, add);
     }
   }
@@ -296,38 +303,87 @@ __global__ void __launch_bounds__(kThreads, 1)
 constexpr int kQuantWideStages = 4;    // 128 x 256 tiles, 48 KB a stage
 constexpr int kQuantNarrowStages = 6;  // 128 x 128 tiles, 32 KB a stage
 
-// The activation-row extent of the block tile (BN) for an [m, k] x [k, n] fused product, or 0
-// when it should not run on this kernel: no Hopper image or the pipelined path chosen, and on
-// the auto path fewer than 128 activation rows (from 256 rows on, an H200 runs every LLaMA-7B
-// layer shape 1.3-1.5x faster here than on the mma.sync kernel, even with half the SMs idle).
-inline int fusedQuantTileN(int64_t m, int64_t k, int64_t n) {
+// How a product runs on this kernel: the block tile's activation rows (BN; 0: not on this
+// kernel) and how many units each tile's K steps are split into.
+struct FusedQuantPlan {
+  int bn = 0;
+  int splits = 1;
+};
+
+// A plan forced on every product that runs on this kernel (bn 0: none), for the checks and the
+// timings of the standalone harness.
+inline FusedQuantPlan& forcedFusedQuantPlan() {
+  static FusedQuantPlan forced;
+  return forced;
+}
+
+// The plan's cost model, in K steps of a tile: a block takes ceil(units / SMs) units in turn, each
+// costing its K steps plus a fixed cost (the pipeline's fill and drain, the epilogue). On an H200,
+// NF4, 64-1024 rows of the LLaMA-7B shapes with every width and split forced, a step took
+// 0.69 us at either width and the fixed cost 21 us a 128 x 256 unit, 13 us a 128 x 128 one
+// (dev/quant_gemm_wgmma splits; bench/results/logs/quant-gemm-wgmma-2026-12-01-splits.log).
+constexpr int kWideUnitSteps = 30;
+constexpr int kNarrowUnitSteps = 19;
+constexpr int kMaxSplits = 8;
+constexpr int kMinStepsPerSplit = 4;
+
+// The plan for an [m, k] x [k, n] fused product: none when it should not run on this kernel (no
+// Hopper image, or the pipelined path chosen). Otherwise the tile width and split with the least
+// modelled time. Tiles are split only while they are fewer than two a SM (the partials cost
+// memory), so at 256 rows a 4096-feature weight (32 tiles of 128 x 256) runs as 128 units of a
+// quarter of K, each weight decoded once, instead of 64 tiles of 128 x 128 on half the SMs, each
+// decoded twice.
+inline FusedQuantPlan fusedQuantPlan(int64_t m, int64_t k, int64_t n) {
   const GemmPath path = gemmPath();
-  if (path == GemmPath::Pipelined || m <= 0 || !wgmmaAvailable()) return 0;
-  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) return 0;
+  if (path == GemmPath::Pipelined || m <= 0 || !wgmmaAvailable()) return {};
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) return {};
   const int64_t sms = smCount();
-  const int64_t tilesW = (n + kBM - 1) / kBM;
-  const int64_t wideTiles = tilesW * ((m + 255) / 256), narrowTiles = tilesW * ((m + 127) / 128);
-  if (narrowTiles > INT32_MAX) return 0;
-  if (path == GemmPath::Auto && m < 128) return 0;
-  const int bn = wideTiles >= sms ? 256 : 128;
-  const int shared = bn == 256 ? Config<256, kQuantWideStages>::kSharedBytes : Config<128, kQuantNarrowStages>::kSharedBytes;
-  return size_t(shared) + 1024 <= maxSharedMemoryPerBlock() ? bn : 0;
+  const int64_t tilesW = (n + kBM - 1) / kBM, kTiles = (k + kBK - 1) / kBK;
+  if (tilesW * ((m + 127) / 128) > INT32_MAX) return {};
+  FusedQuantPlan best;
+  if (forcedFusedQuantPlan().bn != 0) {
+    best = forcedFusedQuantPlan();
+    if (tilesW * ((m + best.bn - 1) / best.bn) > kMaxSplitTiles) best.splits = 1;
+  } else {
+    int64_t bestCost = 0;
+    for (const int bn : {256, 128}) {
+      if (bn == 256 && m <= 128) continue;
+      const int64_t tiles = tilesW * ((m + bn - 1) / bn);
+      for (int splits = 1; splits <= (splitsAllowed() ? kMaxSplits : 1); splits++) {
+        if (splits > 1 && (tiles >= 2 * sms || tiles > kMaxSplitTiles || kTiles / splits < kMinStepsPerSplit)) break;
+        const SplitWalk walk = makeSplitWalk(m, k, n, bn, splits);
+        if (splits > 1 && walk.splits != splits) continue;
+        const int64_t rounds = (int64_t(walk.units()) + sms - 1) / sms;
+        const int64_t cost = rounds * (walk.kPerSplit + (bn == 256 ? kWideUnitSteps : kNarrowUnitSteps));
+        if (best.bn == 0 || cost < bestCost) {
+          best = {bn, splits};
+          bestCost = cost;
+        }
+      }
+    }
+  }
+  const int shared = best.bn == 256 ? Config<256, kQuantWideStages>::kSharedBytes : Config<128, kQuantNarrowStages>::kSharedBytes;
+  return size_t(shared) + 1024 <= maxSharedMemoryPerBlock() ? best : FusedQuantPlan{};
 }
 
 // Queues out [m, n] = x [m, k] · (W decoded by `w`) on the fused wgmma kernel (x · Wᵀ, or x · W
 // when transposed) and returns true, or returns false, queuing nothing, when the product does
-// not suit it (see fusedQuantTileN) or x cannot be read by TMA. x and out as gemmOperandsFit
+// not suit it (see fusedQuantPlan) or x cannot be read by TMA. x and out as gemmOperandsFit
 // in quant_gemm.cu accepts them.
 template <typename Source>
 bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, const float* table, const TensorArg& out,
                            int64_t k, int64_t n, bool transposed, const EpilogueAddend& add = {}) {
   const int64_t m = x.shape[0];
-  const int bn = fusedQuantTileN(m, k, n);
+  const FusedQuantPlan plan = fusedQuantPlan(m, k, n);
+  const int bn = plan.bn;
   if (bn == 0) return false;
-  OperandPlan plan;
+  OperandPlan operand;
   CUtensorMap mapX;
-  if (!planOperand(x, 1, lda, k, m, 1, plan) || !plan.kMajor || !encodeOperand(mapX, x, plan, k, m, 1, bn)) return false;
-  const int tilesW = int((n + kBM - 1) / kBM), tilesX = int((m + bn - 1) / bn);
+  if (!planOperand(x, 1, lda, k, m, 1, operand) || !operand.kMajor || !encodeOperand(mapX, x, operand, k, m, 1, bn)) return false;
+  const SplitWalk walk = makeSplitWalk(m, k, n, bn, plan.splits);
+  // Partials of a split walk, released once the launch is queued (the one stream orders its reuse).
+  DeviceScratch partials(walk.splits > 1 ? splitPartialBytes(walk) : 0);
+  int* counters = walk.splits > 1 ? splitCounters() : nullptr;
   const bool paired = n % 2 == 0 && reinterpret_cast<uintptr_t>(out.first()) % 4 == 0;
   auto run = [&](auto typeTag, auto transposedTag, auto widthTag) {
     using T = typename decltype(typeTag)::type;
@@ -342,9 +398,9 @@ bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, con
       return true;
     }();
     (void)configured;
-    const int tiles = tilesW * tilesX;
-    kernel<<<std::min(tiles, smCount()), kThreads, bytes, stream()>>>(mapX, w, table, reinterpret_cast<T*>(out.first()),
-                                                                      int(m), int(n), int(k), tilesW, tilesX, tiles, paired, add);
+    kernel<<<std::min(walk.units(), smCount()), kThreads, bytes, stream()>>>(
+        mapX, w, table, reinterpret_cast<T*>(out.first()), int(m), int(n), int(k), walk, partials.as<float>(), counters, paired,
+        add);
   };
   auto withWidth = [&](auto typeTag, auto transposedTag) {
     if (bn == 256) run(typeTag, transposedTag, std::integral_constant<int, 256>{});

@@ -5,8 +5,9 @@
 //   kernel that reads each code once and decodes on the fly (on the tensor cores for
 //   bfloat16 / float16 activations);
 // - larger `*Matmul` and every `*MatmulT` (dx = dy · W) with bfloat16 / float16 activations run
-//   the fused dequantize + GEMM kernel, which decodes W tile by tile on chip (on Hopper, from
-//   128 rows, the TMA + wgmma one: native/quant_gemm_wgmma.cuh), when the layout suits it
+//   the fused dequantize + GEMM kernel, which decodes W tile by tile on chip (on Hopper the
+//   TMA + wgmma one, K split over blocks when the tiles are few: native/quant_gemm_wgmma.cuh),
+//   when the layout suits it
 //   (inFeatures % 32 == 0, power-of-two blocks; see native/kernels.h); BLORA_CUDA_QUANT_GEMM=
 //   dequant (or setQuantGemmPath) sends them to the path below instead;
 // - everything else decodes W into a scratch block of the activation dtype, then runs the
@@ -116,7 +117,7 @@ function intFormat(bits: 4 | 8, attrs: Attrs): WeightFormat {
  * How the 4-bit GEMMs above the GEMV size are taken: 'auto' and 'fused' run the fused kernel
  * where it applies, 'dequant' always decodes W into scratch and runs the dense GEMM. On an H200
  * at 4096 rows the fused Hopper kernel takes up to 10 % longer than decoding once for NF4 (0.28
- * against 0.26 ms at 4096²) and the same time for INT4, is 1.5-6.6x faster at 256 rows, and holds no
+ * against 0.26 ms at 4096²) and the same time for INT4, is 2.5-16x faster at 256 rows, and holds no
  * dense copy of W; a TinyLlama-shape training step takes 155 ms either way for QLoRA, 147-148
  * against 151-152 for Q-BLoRA.
  */

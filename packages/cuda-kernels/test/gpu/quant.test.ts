@@ -125,8 +125,23 @@ describe.skipIf(!cudaAvailable())('dequantizeBlockwise8 on cuda', () => {
 const FUSED_LEADS = [[1], [7], [9], [16], [17], [33], [130], [2, 70]];
 const hopper = cudaAvailable() && native().wgmmaAvailable();
 
+/**
+ * Runs `check` on the kernels the fused products take: the automatic choice and, on Hopper
+ * (where the automatic choice is always the wgmma kernel), the mma.sync kernel forced too.
+ */
+function onEveryFusedKernel(check: () => void): void {
+  check();
+  if (!hopper) return;
+  const previous = native().setGemmPath('pipelined');
+  try {
+    check();
+  } finally {
+    native().setGemmPath(previous);
+  }
+}
+
 describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16-bit activations)', () => {
-  it('nf4Matmul / nf4MatmulT: GEMV and fused GEMM against float64 and the CPU', () => {
+  it('nf4Matmul / nf4MatmulT: GEMV and fused GEMM against float64 and the CPU', () => onEveryFusedKernel(() => {
     // [136, 160]: two partial 128-wide output tiles, three K steps of 64 (the last one half);
     // [72, 96]: blocksize 32, one partial 128-column GEMV chunk.
     for (const w of [fourBitWeight(136, 160, 64, 31), fourBitWeight(72, 96, 32, 32)]) {
@@ -142,9 +157,9 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
         checkProduct([40], w.attrs.inFeatures, w.attrs.outFeatures, dtype, 'transposed', w.dense, w.attrs.outFeatures, w.attrs.inFeatures, false, (d) => fourBitTensors(w, d), run);
       }
     }
-  });
+  }));
 
-  it('int4Matmul / int4MatmulT: 1-D groups and 2-D tiles (narrow and wide), float16 and float32 scales', () => {
+  it('int4Matmul / int4MatmulT: 1-D groups and 2-D tiles (narrow and wide), float16 and float32 scales', () => onEveryFusedKernel(() => {
     const weights = [
       intWeight(4, 72, 96, 1, 32, 'float16', 33), // 1-D groups of 32
       intWeight(4, 136, 128, 1, 64, 'float32', 34), // 1-D groups of 64, partial output tiles
@@ -163,6 +178,28 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
         }
       }
     }
+  }));
+
+  it.skipIf(!hopper)('the Hopper fused kernel splits K over blocks when its tiles are too few for the SMs', () => {
+    // [200, 1024] at 40 and 300 rows: 2-6 output tiles and 16 K steps, so each tile's steps are
+    // split over several blocks and the last to finish sums the partials; dy·W of an INT4
+    // [1024, 576] (5 tiles of 128 features, 16 K steps) the same way. A split product is deterministic: the
+    // partials are summed in one order whichever block finishes last.
+    const nf4 = fourBitWeight(200, 1024, 64, 61);
+    const int4 = intWeight(4, 1024, 576, 1, 64, 'float16', 62);
+    for (const dtype of HALF_DTYPES) {
+      for (const rows of [40, 300]) {
+        checkProduct([rows], 1024, 200, dtype, 'contiguous', nf4.dense, 200, 1024, false, (d) => fourBitTensors(nf4, d),
+          (x, [p, a, t]) => nf4Matmul(x, p!, a!, t!, nf4.attrs));
+        checkProduct([rows], 1024, 576, dtype, 'contiguous', int4.dense, 1024, 576, true, (d) => intTensors(int4, d),
+          (x, [c, sc, o]) => intMatmulT(4, x, c!, sc!, o!, int4.attrs));
+      }
+    }
+    const x = makeTensor(roundTo(valuesFor('bfloat16', 300 * 1024, 63), 'bfloat16'), [300, 1024], 'bfloat16', 'cuda', 'contiguous');
+    const [p, a, t] = fourBitTensors(nf4, 'cuda');
+    const first = nf4Matmul(x, p!, a!, t!, nf4.attrs), again = nf4Matmul(x, p!, a!, t!, nf4.attrs);
+    expect(Array.from(again.toTypedArray())).toEqual(Array.from(first.toTypedArray()));
+    for (const tensorToFree of [x, p!, a!, t!, first, again]) tensorToFree.dispose();
   });
 
   it('the GEMV over more row sets than blocks the GPU holds at once (each block takes several)', () => {
@@ -206,8 +243,8 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
   });
 
   it.skipIf(!hopper)('the Hopper (TMA + wgmma) fused kernel, forced for every size: NF4 and INT4, both products', () => {
-    // The GEMM path switch sends every fused product to the wgmma kernel (auto keeps small ones
-    // on the mma.sync kernel): rows across the 128-row tile, [136, 160] with a half K step,
+    // The GEMM path switch sends every fused product to the wgmma kernel (as auto does on
+    // Hopper): rows across the 128-row tile, [136, 160] with a half K step,
     // INT4 groups of 32 and 64 with float16 and float32 scales, 2-D tiles of 8 rows x 32 columns.
     const nf4 = fourBitWeight(136, 160, 64, 51);
     const int4 = [intWeight(4, 72, 96, 1, 32, 'float16', 52), intWeight(4, 136, 128, 1, 64, 'float32', 53), intWeight(4, 48, 64, 8, 32, 'float32', 54)];
@@ -238,7 +275,7 @@ describe.skipIf(!cudaAvailable())('fused 4-bit kernels on cuda (tensor cores, 16
     const previous = setQuantGemmPath('fused');
     try {
       for (const dtype of HALF_DTYPES) {
-        for (const rows of [100, 2051]) {  // on Hopper: the mma.sync kernel (under 128 rows), the wgmma one
+        for (const rows of [100, 2051]) {  // on Hopper both on the wgmma kernel (one row of tiles, and many)
           for (const transposed of [false, true]) {
             for (const [attrs, tensors, run] of [
               [w.attrs, fourBitTensors(w, 'cuda'), (x: Tensor, [p, a, t]: Tensor[]) => (transposed ? nf4MatmulT : nf4Matmul)(x, p!, a!, t!, w.attrs)],
