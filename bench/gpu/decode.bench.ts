@@ -7,6 +7,8 @@
 // decode step (`generate`'s `graph`, a CUDA graph replayed each token). First, the host cost of single op calls (a one-token
 // 4-bit product, a small add), which bounds generation. Run through bench/gpu/vitest.decode.config.ts;
 // writes JSON to $BLORA_BENCH_OUT. BLORA_BENCH_DECODE_DEVICE=cpu runs a tiny model as a smoke check.
+// Last, the first token of longer prompts (BLORA_BENCH_DECODE_PREFILL lengths, 64 and 512 tokens):
+// the prompt's forward pass, whose 4-bit products run on the fused GEMM.
 // BLORA_BENCH_DECODE_PROFILE=<file.cpuprofile> also records a V8 CPU profile of one timed generate
 // call (the first variant, deeper model, decode tiles, op by op), for finding where the host time goes.
 import { writeFileSync } from 'node:fs';
@@ -42,6 +44,8 @@ const variants = (env.BLORA_BENCH_DECODE_VARIANTS || 'qlora,qblora').split(',').
 const timedTokens = Number(env.BLORA_BENCH_DECODE_TOKENS || (device === 'cpu' ? 3 : 64));
 const repeats = Number(env.BLORA_BENCH_DECODE_REPEATS || (device === 'cpu' ? 3 : 7));
 const promptLength = 8;
+/** Prompt lengths whose first token (the prompt's forward pass) is timed. */
+const prefillLengths = (env.BLORA_BENCH_DECODE_PREFILL || (device === 'cpu' ? '4,6' : '64,512')).split(',').map((s) => Number(s.trim()));
 const outFile = env.BLORA_BENCH_OUT || 'bench/results/gpu-decode-ours.json';
 const outPath = isAbsolute(outFile) ? outFile : resolve(repoRoot, outFile);
 const report = newReport();
@@ -50,6 +54,7 @@ const profileFile = env.BLORA_BENCH_DECODE_PROFILE || '';
 
 for (const d of depths) if (!Number.isInteger(d) || d < 1) throw new Error(`BLORA_BENCH_DECODE_LAYERS: depths must be positive integers, got ${depths}`);
 if (depths.length !== 2 || depths[0]! >= depths[1]!) throw new Error('BLORA_BENCH_DECODE_LAYERS: give two depths, the smaller first (e.g. 2,4)');
+for (const p of prefillLengths) if (!Number.isInteger(p) || p < 1) throw new Error(`BLORA_BENCH_DECODE_PREFILL: lengths must be positive integers, got ${prefillLengths}`);
 if (!Number.isInteger(timedTokens) || timedTokens < 1) throw new Error(`BLORA_BENCH_DECODE_TOKENS must be a positive integer, got ${timedTokens}`);
 
 /**
@@ -165,7 +170,7 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
     report.skipped = true;
     report.reason = `cuda is not available: ${cudaUnavailableReason()}`;
   }
-  report.config = { device, shape, depths, variants, timedTokens, repeats, promptLength };
+  report.config = { device, shape, depths, variants, timedTokens, repeats, promptLength, prefillLengths };
   afterAll(() => {
     if (device === 'cuda' && cudaAvailable()) report.gpu = cudaDeviceInfo();
     writeReport(report, outPath);
@@ -379,5 +384,48 @@ describe('token-by-token generation of a LLaMA-7B-shaped model (random NF4 weigh
       }
     }
     for (const r of report.results) console.log(`${r.label}: ${r.value.toFixed(3)} ${r.unit} (${r.method.split(';')[0]})`);
+  });
+
+  it('times the first token of longer prompts (the prompt\'s forward pass) at two depths', (ctx) => {
+    if (report.skipped) ctx.skip(report.reason);
+    const base = readTrainConfig({ ...env, BLORA_BENCH_TRAIN_DEVICE: device, BLORA_BENCH_TRAIN_SMOKE: device === 'cpu' ? '1' : '0' });
+    const config = { ...base, shape, dtype: 'bfloat16' as const, checkpointing: false };
+    const [low, high] = depths as [number, number];
+    for (const variant of variants) {
+      const ms = new Map<string, number>();
+      for (const layers of depths) {
+        const built = buildTrainModel(variant, config, layers);
+        try {
+          built.model.train(false);
+          for (const length of prefillLengths) {
+            const prompt = Array.from({ length }, (_, i) => (7 * i + 3) % shape.vocab);
+            // The token is read back to the host, so the call's time includes the device's work.
+            const run = () => void generate(built.model, prompt, { eosTokenIds: [], maxNewTokens: 1, graph: false });
+            for (let w = 0; w < 2; w++) run();
+            const samples = Array.from({ length: repeats }, () => timed(run));
+            ms.set(`${length}.${layers}`, median(samples));
+            report.results.push({
+              id: `prefill.${variant}.P${length}.L${layers}`, group: GROUP, label: `${variant} ${layers} layers, first token of a ${length}-token prompt`,
+              unit: 'ms', value: median(samples), medianMs: median(samples), minMs: Math.min(...samples), maxMs: Math.max(...samples), repeats,
+              method: `generate(maxNewTokens 1): host clock, median of ${repeats}; ${built.adapter}; ${built.base}`,
+            } satisfies BenchResult);
+          }
+        } finally {
+          built.dispose();
+          if (device === 'cuda') emptyCache();
+        }
+      }
+      for (const length of prefillLengths) {
+        const perLayer = (ms.get(`${length}.${high}`)! - ms.get(`${length}.${low}`)!) / (high - low);
+        const full = ms.get(`${length}.${low}`)! + (shape.layers - low) * perLayer;
+        report.results.push({
+          id: `prefill.${variant}.P${length}.L${shape.layers}`, group: GROUP, unit: 'ms', value: full,
+          label: `${variant} ${shape.layers} layers (extrapolated), first token of a ${length}-token prompt`,
+          method: `from the ${low}- and ${high}-layer figures; ${perLayer.toFixed(3)} ms a layer`,
+        });
+        expect(Number.isFinite(full)).toBe(true);
+      }
+    }
+    for (const r of report.results.filter((x) => x.id.startsWith('prefill.'))) console.log(`${r.label}: ${r.value.toFixed(3)} ${r.unit}`);
   });
 });

@@ -5,6 +5,7 @@
 //   dev/gemm_wgmma          checks, then timings
 //   dev/gemm_wgmma check    checks only
 //   dev/gemm_wgmma time     timings only
+//   dev/gemm_wgmma splits   few-row products with each tile width and split K forced
 // The checks compare every kernel configuration with a naive float32-accumulating GPU
 // kernel on seeded random inputs: odd sizes, all four operand layouts, batches (a broadcast
 // weight too), bfloat16 and float16, and operands the kernel must refuse. The exit code is
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "../native/allocator.cc"
 #include "../native/device.cc"
 #include "../native/gemm_bf16_pipelined.cu"
 #include "../native/gemm_bf16_wgmma.cu"
@@ -218,14 +220,20 @@ void checkProblem(Problem p, uint64_t seed, bool allVariants) {
   const MatmulShape s = shapeOf(p);
   // The launcher as the addon calls it, with the wgmma path forced (any size).
   setGemmPath(GemmPath::Wgmma);
-  char name[40];
-  std::snprintf(name, sizeof name, "wgmma (launcher 128x%d)", gemmWgmmaTileN(p.argA, p.argB, s));
+  char name[48];
+  const wgmma::SplitPlan plan = gemmWgmmaPlan(p.argA, p.argB, s);
+  std::snprintf(name, sizeof name, "wgmma (launcher 128x%d/%d)", plan.bn, plan.splits);
   checkOne(name, p, ref, [&] { return launchGemmWgmma(p.argA, p.argB, p.argC, s); });
   if (allVariants) {
     checkOne("wgmma 128x256 3 stages", p, ref, [&] { return wgmma::launchVariant<256, 3>(p.argA, p.argB, p.argC, s); });
     checkOne("wgmma 128x256 4 stages", p, ref, [&] { return wgmma::launchVariant<256, 4>(p.argA, p.argB, p.argC, s); });
     checkOne("wgmma 128x128 4 stages", p, ref, [&] { return wgmma::launchVariant<128, 4>(p.argA, p.argB, p.argC, s); });
     checkOne("wgmma 128x128 6 stages", p, ref, [&] { return wgmma::launchVariant<128, 6>(p.argA, p.argB, p.argC, s); });
+    // K split over blocks: 2 and 3 units a tile (uneven when the steps do not divide), and 8.
+    checkOne("wgmma 128x256 2 splits", p, ref, [&] { return wgmma::launchVariant<256, 4>(p.argA, p.argB, p.argC, s, 2); });
+    checkOne("wgmma 128x256 3 splits", p, ref, [&] { return wgmma::launchVariant<256, 4>(p.argA, p.argB, p.argC, s, 3); });
+    checkOne("wgmma 128x128 3 splits", p, ref, [&] { return wgmma::launchVariant<128, 6>(p.argA, p.argB, p.argC, s, 3); });
+    checkOne("wgmma 128x128 8 splits", p, ref, [&] { return wgmma::launchVariant<128, 6>(p.argA, p.argB, p.argC, s, 8); });
   }
   // The pipelined kernel on the same data: a check of the harness as much as of the kernel.
   if (gemmPipelinedTileN(p.argA, p.argB, s) > 0) {
@@ -239,7 +247,7 @@ void checkRefused(Problem p) {
   setup(p, 99);
   setGemmPath(GemmPath::Wgmma);
   const MatmulShape s = shapeOf(p);
-  const bool refused = gemmWgmmaTileN(p.argA, p.argB, s) == 0 && !launchGemmWgmma(p.argA, p.argB, p.argC, s);
+  const bool refused = gemmWgmmaPlan(p.argA, p.argB, s).bn == 0 && !launchGemmWgmma(p.argA, p.argB, p.argC, s);
   std::printf("  %s refuses %s\n", refused ? "ok  " : "FAIL", p.describe().c_str());
   if (!refused) failures++;
   release(p);
@@ -289,6 +297,17 @@ void runChecks() {
     p = Problem();
     p.M = 4096, p.N = 4096, p.K = 4096, p.bKMajor = false;  // B N-major keeps the naive reference fast
     checkProblem(p, seed++, false);
+  }
+  {
+    Problem p;  // few rows and long K: the launcher splits K (x · Wᵀ, dy · W, one row, batches)
+    p.M = 16, p.N = 4096, p.K = 4096;
+    checkProblem(p, seed++, true);
+    p.M = 100, p.N = 1000, p.K = 2000, p.bKMajor = false;
+    checkProblem(p, seed++, true);
+    p.M = 1, p.N = 520, p.K = 1032, p.bKMajor = true;
+    checkProblem(p, seed++, true);
+    p.batch = 3, p.M = 40, p.N = 264, p.K = 1000, p.broadcastB = true;
+    checkProblem(p, seed++, true);
   }
   std::printf("\n== Operands the wgmma kernel must refuse ==\n");
   {
@@ -346,10 +365,73 @@ void runTimings() {
   }
 }
 
+// The kernel at few activation rows, x · Wᵀ with W [N, K] row-major (both operands K-major), each
+// tile width and split forced, next to the launcher's plan and the pipelined kernel
+// (`dev/gemm_wgmma splits`): what the plan's cost model is fitted to. W rotates over copies
+// totalling more than 4 x the L2 cache; ms, median of 20.
+void runSplitTimings() {
+  struct Plan {
+    int bn, splits;
+  };
+  const Plan plans[] = {{128, 1}, {128, 2}, {128, 4}, {128, 8}, {256, 1}, {256, 2}, {256, 4}, {256, 8}};
+  std::printf("\n== Split K (bf16 x.W^T, W [N, K], median of 20, ms) ==\n%-18s %9s %9s", "M x N x K", "pipelined", "launcher");
+  for (const Plan& pl : plans) std::printf("  %3dx%-4d", pl.bn, pl.splits);
+  std::printf("\n");
+  int l2 = 0;
+  cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0);
+  const int shapes[3][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};  // N, K
+  for (const auto& nk : shapes) {
+    const int N = nk[0], K = nk[1];
+    const int64_t wBytes = int64_t(N) * K * 2;
+    const int copies = int(std::max<int64_t>(2, (4 * int64_t(l2) + wBytes - 1) / wBytes));
+    std::vector<void*> ws(copies);
+    for (void*& w : ws) {
+      cudaOrDie(cudaMalloc(&w, size_t(wBytes)), "cudaMalloc W");
+      fillRandom<<<256, 256, 0, stream()>>>(static_cast<__nv_bfloat16*>(w), int64_t(N) * K, 5);
+    }
+    for (const int M : {1, 16, 64, 256, 1024, 4096}) {
+      void *x = nullptr, *y = nullptr;
+      cudaOrDie(cudaMalloc(&x, size_t(M) * K * 2), "cudaMalloc x");
+      cudaOrDie(cudaMalloc(&y, size_t(M) * N * 2), "cudaMalloc y");
+      fillRandom<<<256, 256, 0, stream()>>>(static_cast<__nv_bfloat16*>(x), int64_t(M) * K, 6);
+      const TensorArg xa = makeArg(x, DType::BFloat16, {M, K}, {K, 1}), ya = makeArg(y, DType::BFloat16, {M, N}, {N, 1});
+      std::vector<TensorArg> wa;
+      for (void* w : ws) wa.push_back(makeArg(w, DType::BFloat16, {K, N}, {1, K}));  // Wᵀ: a transposed view
+      const MatmulShape s = matmulShape("matmul", xa, wa[0], ya);
+      int next = 0;
+      auto ms = [&](auto launch) { return medianMs([&] { launch(wa[next++ % copies]); }); };
+      char dims[40];
+      std::snprintf(dims, sizeof dims, "%dx%dx%d", M, N, K);
+      const double pipelined = gemmPipelinedTileN(xa, wa[0], s) > 0 ? ms([&](const TensorArg& w) { launchGemmPipelined(xa, w, ya, s); }) : 0;
+      setGemmPath(GemmPath::Wgmma);
+      const wgmma::SplitPlan chosen = gemmWgmmaPlan(xa, wa[0], s);
+      std::printf("%-18s %9.4f %9.4f", dims, pipelined, ms([&](const TensorArg& w) { launchGemmWgmma(xa, w, ya, s); }));
+      for (const Plan& pl : plans) {
+        const double t = pl.bn == 256 ? ms([&](const TensorArg& w) { wgmma::launchVariant<256, wgmma::kWideStages>(xa, w, ya, s, pl.splits); })
+                                      : ms([&](const TensorArg& w) { wgmma::launchVariant<128, wgmma::kNarrowStages>(xa, w, ya, s, pl.splits); });
+        std::printf("  %8.4f", t);
+      }
+      setGemmPath(GemmPath::Auto);
+      const wgmma::SplitPlan autoPlan = gemmWgmmaPlan(xa, wa[0], s);
+      std::printf("   plan %dx%d (auto path: %s)\n", chosen.bn, chosen.splits,
+                  autoPlan.bn ? (std::to_string(autoPlan.bn) + "x" + std::to_string(autoPlan.splits)).c_str() : "not wgmma");
+      std::fflush(stdout);
+      cudaFree(x);
+      cudaFree(y);
+    }
+    for (void* w : ws) cudaFree(w);
+  }
+}
+
 }  // namespace gemm_dev
 
 int main(int argc, char** argv) {
   using namespace gemm_dev;
+  if (argc > 1 && std::string(argv[1]) == "splits") {
+    if (!probeDevice().available || !wgmmaAvailable()) return 2;
+    runSplitTimings();
+    return 0;
+  }
   const std::string mode = dev::harnessMode(argc, argv);
   if (mode.empty()) return 2;
   std::printf("cuTensorMapEncodeTiled found: %s; sm_90a image loaded (wgmmaAvailable): %s\n",

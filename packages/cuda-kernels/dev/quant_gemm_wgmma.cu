@@ -229,7 +229,7 @@ void checkOne(const Weight& w, bool transposed, int64_t m, bool bf16, int64_t ld
   setGemmPath(path);
   const bool ran = fusedProduct(w, xa, ya, transposed, addend);
   setGemmPath(GemmPath::Auto);
-  const wgmma::FusedQuantPlan forced = wgmma::forcedFusedQuantPlan();
+  const wgmma::SplitPlan forced = wgmma::forcedFusedQuantPlan();
   const std::string plan = forced.bn && path == GemmPath::Wgmma
                                ? " BN " + std::to_string(forced.bn) + " x " + std::to_string(forced.splits) + " splits"
                                : "";
@@ -311,11 +311,11 @@ void runChecks() {
   // Split K, each plan forced: 8 K steps in 2, 3 (3 + 3 + 2) and 8 units a tile, both tile
   // widths, both products, with and without the epilogue term; and 64 K steps in 7 units
   // (10 each, the last 4) at 200 rows, all tiles in one wave.
-  const wgmma::FusedQuantPlan plans[] = {{128, 2}, {128, 3}, {256, 2}, {256, 8}};
+  const wgmma::SplitPlan plans[] = {{128, 2}, {128, 3}, {256, 2}, {256, 8}};
   const Case splitCases[] = {{Format::Nf4, 64, true, 480}, {Format::Int4, 32, false, 480}};
   for (const Case& cs : splitCases) {
     Weight w = makeWeight(cs.format, 392, cs.in, cs.blockCols, cs.halfScales, seed++);
-    for (const wgmma::FusedQuantPlan& plan : plans) {
+    for (const wgmma::SplitPlan& plan : plans) {
       wgmma::forcedFusedQuantPlan() = plan;
       for (const bool transposed : {false, true}) {
         checkOne(w, transposed, 333, true, 0, GemmPath::Wgmma, seed++);
@@ -326,7 +326,7 @@ void runChecks() {
     freeWeight(w);
   }
   Weight longK = makeWeight(Format::Nf4, 300, 4096, 64, true, seed++);
-  for (const wgmma::FusedQuantPlan plan : {wgmma::FusedQuantPlan{256, 7}, wgmma::FusedQuantPlan{128, 7}}) {
+  for (const wgmma::SplitPlan plan : {wgmma::SplitPlan{256, 7}, wgmma::SplitPlan{128, 7}}) {
     wgmma::forcedFusedQuantPlan() = plan;
     checkOne(longK, false, 200, true, 0, GemmPath::Wgmma, seed++, 1);
     wgmma::forcedFusedQuantPlan() = {};
@@ -468,7 +468,7 @@ void runEpilogueTimings() {
 // automatic plan and the mma.sync kernel (`dev/quant_gemm_wgmma splits`): what the plan's cost
 // model is fitted to. NF4, bf16, weights rotated as in the timings; ms, median of 20.
 void runSplitTimings() {
-  const wgmma::FusedQuantPlan plans[] = {{128, 1}, {128, 2}, {128, 4}, {256, 1}, {256, 2}, {256, 3}, {256, 4}, {256, 8}};
+  const wgmma::SplitPlan plans[] = {{128, 1}, {128, 2}, {128, 4}, {256, 1}, {256, 2}, {256, 3}, {256, 4}, {256, 8}};
   std::printf("\n== Split K on the wgmma kernel (NF4 blocksize 64, bf16, median of 20, ms)\n");
   std::printf("%-5s %-18s %8s %8s", "prod", "M x K x N", "mma.sync", "auto");
   for (const auto& p : plans) std::printf("  %3dx%-4d", p.bn, p.splits);
@@ -483,7 +483,7 @@ void runSplitTimings() {
         const TimedOperands io(m, k, n);
         const TensorArg &xa = io.x, &ya = io.y;
         int next = 0;
-        auto time = [&](GemmPath path, wgmma::FusedQuantPlan plan) {
+        auto time = [&](GemmPath path, wgmma::SplitPlan plan) {
           setGemmPath(path);
           wgmma::forcedFusedQuantPlan() = plan;
           const double ms = medianMs([&] { fusedProduct(ws[next++ % copies], xa, ya, transposed); });
@@ -497,7 +497,7 @@ void runSplitTimings() {
                     time(GemmPath::Wgmma, {}));
         for (const auto& p : plans) std::printf("  %8.4f", time(GemmPath::Wgmma, p));
         setGemmPath(GemmPath::Wgmma);
-        const wgmma::FusedQuantPlan chosen = wgmma::fusedQuantPlan(m, k, n);
+        const wgmma::SplitPlan chosen = wgmma::fusedQuantPlan(m, k, n);
         setGemmPath(GemmPath::Auto);
         std::printf("   auto: %dx%d\n", chosen.bn, chosen.splits);
       }

@@ -13,7 +13,9 @@
 // The grid is persistent: one block per SM walks the output tiles (batches included) with a
 // stride of the grid size, in groups of 8 tile rows so that the tiles in flight at one time
 // share their A and B panels in L2. The producer runs ahead into the next tile while the
-// consumers store the current one.
+// consumers store the current one. When the tiles are too few for the SMs (few rows), each
+// tile's K steps are split over several blocks whose partials the last one sums
+// (gemm_split.cuh); the launcher picks the tile width and split with a cost model.
 //
 // Shared-memory layout and the consumers' loop: gemm_wgmma_tile.cuh. Edges: TMA zero-fills
 // everything outside the tensor, so any M, N, K work.
@@ -23,6 +25,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "gemm_split.cuh"
 #include "gemm_wgmma.h"
 #include "gemm_wgmma_tile.cuh"
 #include "hopper_ptx.cuh"
@@ -30,6 +33,7 @@
 #include "launch.cuh"
 #include "matmul_shape.cuh"
 #include "numeric.cuh"
+#include "scratch.h"
 
 namespace blora {
 namespace wgmma {
@@ -49,7 +53,7 @@ __device__ __forceinline__ void loadBox(uint32_t dst, const CUtensorMap* map, ui
 template <typename T, bool AKMajor, bool BKMajor, int BN, int Stages>
 __global__ void __launch_bounds__(kThreads, 1)
     gemmWgmmaKernel(const __grid_constant__ CUtensorMap mapA, const __grid_constant__ CUtensorMap mapB,
-                    T* __restrict__ C, int M, int N, int K, int tilesM, int tilesN, int tiles, bool batchedA,
+                    T* __restrict__ C, int M, int N, SplitWalk walk, float* partials, int* counters, bool batchedA,
                     bool batchedB, bool pairedOut) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Cfg = Config<BN, Stages>;
@@ -58,7 +62,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   extern __shared__ unsigned char dynamicShared[];
   const uint32_t stages = (hopper::sharedAddress(dynamicShared) + 1023u) & ~1023u;
   const uint32_t full0 = hopper::sharedAddress(fullBars), empty0 = hopper::sharedAddress(emptyBars);
-  const int kTiles = (K + kBK - 1) / kBK;
+  const int units = walk.units();
   const int warpgroup = int(threadIdx.x) / 128;
 
   if (threadIdx.x == 0) {
@@ -76,9 +80,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       hopper::prefetchTensorMap(&mapA);
       hopper::prefetchTensorMap(&mapB);
       uint32_t it = 0;  // K steps issued so far, over all tiles: stage it % Stages, round it / Stages
-      for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
-        const TileCoords c = tileCoords(tile, tilesM, tilesN, BN);
-        for (int kb = 0; kb < kTiles; kb++, it++) {
+      for (int unit = int(blockIdx.x); unit < units; unit += int(gridDim.x)) {
+        const TileCoords c = tileCoords(walk.tileOf(unit), walk.tilesM, walk.tilesN, BN);
+        for (int kb = walk.firstStep(unit); kb < walk.endStep(unit); kb++, it++) {
           const uint32_t s = it % Stages;
           // Round r reuses the stage after the consumers released round r - 1 (phase r - 1
           // of its empty barrier, parity (r - 1) & 1); round 0 passes at once.
@@ -109,9 +113,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int warp = (int(threadIdx.x) / 32) % 4, lane = int(threadIdx.x) % 32;
     float acc[BN / 2];
     uint32_t it = 0;  // K steps consumed so far, in the producer's order
-    for (int tile = int(blockIdx.x); tile < tiles; tile += int(gridDim.x)) {
-      const TileCoords c = tileCoords(tile, tilesM, tilesN, BN);
-      multiplyTile<T, AKMajor, BKMajor, BN, Stages>(acc, stages, full0, empty0, it, kTiles, consumer, lane);
+    for (int unit = int(blockIdx.x); unit < units; unit += int(gridDim.x)) {
+      const TileCoords c = tileCoords(walk.tileOf(unit), walk.tilesM, walk.tilesN, BN);
+      const int steps = walk.endStep(unit) - walk.firstStep(unit);
+      multiplyTile<T, AKMajor, BKMajor, BN, Stages>(acc, stages, full0, empty0, it, steps, consumer, lane);
+      if (walk.splits > 1 && !gatherSplits<BN>(acc, partials, counters, walk, unit, 4 * consumer + warp, lane)) continue;
       storeTile<T, BN>(acc, C + int64_t(c.batch) * M * N, M, N, c.m0, c.n0, consumer, warp, lane, pairedOut);
     }
   }
@@ -249,7 +255,7 @@ bool prepare(const TensorArg& a, const TensorArg& b, const MatmulShape& s, int b
 }
 
 template <typename T, bool AKMajor, bool BKMajor, int BN, int Stages>
-void launchKernel(const Prepared& p, const TensorArg& out, const MatmulShape& s) {
+void launchKernel(const Prepared& p, const TensorArg& out, const MatmulShape& s, int splits) {
   constexpr int bytes = Config<BN, Stages>::kSharedBytes;
   auto kernel = gemmWgmmaKernel<T, AKMajor, BKMajor, BN, Stages>;
   static bool configured = false;
@@ -258,25 +264,31 @@ void launchKernel(const Prepared& p, const TensorArg& out, const MatmulShape& s)
           "setting the shared memory of the wgmma GEMM");
     configured = true;
   }
-  const int blocks = std::min(p.tiles, smCount());
+  const SplitWalk walk = makeSplitWalk(p.tilesM, p.tilesN, s.batches, (int64_t(s.K) + kBK - 1) / kBK, BN,
+                                       p.tiles > kMaxSplitTiles ? 1 : splits);
+  // Partials of a split walk, released once the launch is queued (the one stream orders its reuse).
+  DeviceScratch partials(walk.splits > 1 ? splitPartialBytes(walk) : 0);
+  int* counters = walk.splits > 1 ? splitCounters() : nullptr;
+  const int blocks = std::min(walk.units(), smCount());
   const bool paired = s.N % 2 == 0 && reinterpret_cast<uintptr_t>(out.first()) % 4 == 0;
-  kernel<<<blocks, kThreads, bytes, stream()>>>(p.mapA, p.mapB, reinterpret_cast<T*>(out.first()), s.M, s.N, s.K,
-                                                p.tilesM, p.tilesN, p.tiles, p.a.batched, p.b.batched, paired);
+  kernel<<<blocks, kThreads, bytes, stream()>>>(p.mapA, p.mapB, reinterpret_cast<T*>(out.first()), s.M, s.N, walk,
+                                                partials.as<float>(), counters, p.a.batched, p.b.batched, paired);
 }
 
-// Plans, encodes and queues one tile configuration, whatever the size of the product and
-// without checking the device (the caller does); false when the operands do not suit TMA.
+// Plans, encodes and queues one tile configuration with each tile's K steps in `splits` units,
+// whatever the size of the product and without checking the device (the caller does); false
+// when the operands do not suit TMA.
 template <int BN, int Stages>
-bool launchVariant(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s) {
+bool launchVariant(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s, int splits = 1) {
   if (size_t(Config<BN, Stages>::kSharedBytes) > maxSharedMemoryPerBlock()) return false;
   Prepared p;
   if (!prepare(a, b, s, BN, p)) return false;
   auto launch = [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (p.a.kMajor && p.b.kMajor) launchKernel<T, true, true, BN, Stages>(p, out, s);
-    else if (p.a.kMajor) launchKernel<T, true, false, BN, Stages>(p, out, s);
-    else if (p.b.kMajor) launchKernel<T, false, true, BN, Stages>(p, out, s);
-    else launchKernel<T, false, false, BN, Stages>(p, out, s);
+    if (p.a.kMajor && p.b.kMajor) launchKernel<T, true, true, BN, Stages>(p, out, s, splits);
+    else if (p.a.kMajor) launchKernel<T, true, false, BN, Stages>(p, out, s, splits);
+    else if (p.b.kMajor) launchKernel<T, false, true, BN, Stages>(p, out, s, splits);
+    else launchKernel<T, false, false, BN, Stages>(p, out, s, splits);
   };
   if (a.dtype == DType::BFloat16) launch(TypeTag<__nv_bfloat16>{});
   else launch(TypeTag<__half>{});
@@ -287,6 +299,12 @@ bool launchVariant(const TensorArg& a, const TensorArg& b, const TensorArg& out,
 // The configurations the matmul launcher uses: 192 KB of stages each.
 constexpr int kWideStages = 4;    // 128 x 256 tiles, 48 KB a stage
 constexpr int kNarrowStages = 6;  // 128 x 128 tiles, 32 KB a stage
+
+// The launcher's cost model (see cheapestSplitPlan): a 128 x 128 step costs about half a
+// 128 x 256 one, whether the MMAs bound it or the operands' bytes, and a unit's fixed cost is
+// 20-25 steps; fitted on an H200 to x · Wᵀ at 1-4096 rows of the LLaMA-7B shapes with every
+// width and split forced (dev/gemm_wgmma splits; bench/results/logs/gemm-wgmma-2026-12-01-splits.log).
+constexpr SplitCosts kGemmCosts{600, 320, 15000, 12000};
 
 GemmPath& pathSetting() {
   static GemmPath path = [] {
@@ -331,30 +349,28 @@ bool wgmmaAvailable() {
   return state == 1;
 }
 
-int gemmWgmmaTileN(const TensorArg& a, const TensorArg& b, const MatmulShape& s) {
+wgmma::SplitPlan gemmWgmmaPlan(const TensorArg& a, const TensorArg& b, const MatmulShape& s) {
   const GemmPath path = gemmPath();
-  if (path == GemmPath::Pipelined) return 0;
-  if (a.dtype != DType::BFloat16 && a.dtype != DType::Float16) return 0;
-  if (s.M == 0 || s.N == 0 || s.K == 0 || s.batches == 0 || !wgmmaAvailable()) return 0;
-  const int64_t sms = smCount();
-  const int64_t tilesM = (int64_t(s.M) + wgmma::kBM - 1) / wgmma::kBM;
-  const int64_t wideTiles = tilesM * ((int64_t(s.N) + 255) / 256) * s.batches;
-  const int64_t narrowTiles = tilesM * ((int64_t(s.N) + 127) / 128) * s.batches;
-  // Auto: only products big enough to keep every SM busy (smaller ones suit the kernels
-  // with smaller tiles); the wide tile once it alone fills the device.
-  if (path == GemmPath::Auto && (s.M < 128 || s.N < 128 || s.K < 64 || narrowTiles * 2 < sms)) return 0;
-  const int bn = wideTiles >= sms ? 256 : 128;
-  const int shared = bn == 256 ? wgmma::Config<256, wgmma::kWideStages>::kSharedBytes
-                               : wgmma::Config<128, wgmma::kNarrowStages>::kSharedBytes;
-  if (size_t(shared) > maxSharedMemoryPerBlock()) return 0;
+  if (path == GemmPath::Pipelined) return {};
+  if (a.dtype != DType::BFloat16 && a.dtype != DType::Float16) return {};
+  if (s.M == 0 || s.N == 0 || s.K == 0 || s.batches == 0 || !wgmmaAvailable()) return {};
+  const int64_t tilesM = (int64_t(s.M) + wgmma::kBM - 1) / wgmma::kBM, kTiles = (int64_t(s.K) + wgmma::kBK - 1) / wgmma::kBK;
+  wgmma::SplitPlan plan = wgmma::cheapestSplitPlan(tilesM, s.N, s.batches, kTiles, s.N > 128, true, wgmma::kGemmCosts);
+  // Auto: only products whose units fill at least half of the device (smaller ones suit the
+  // kernels with smaller tiles).
+  const int64_t units = tilesM * ((int64_t(s.N) + plan.bn - 1) / plan.bn) * s.batches * plan.splits;
+  if (path == GemmPath::Auto && (s.K < 64 || units * 2 < smCount())) return {};
+  const int shared = plan.bn == 256 ? wgmma::Config<256, wgmma::kWideStages>::kSharedBytes
+                                    : wgmma::Config<128, wgmma::kNarrowStages>::kSharedBytes;
+  if (size_t(shared) > maxSharedMemoryPerBlock()) return {};
   wgmma::Prepared p;
-  return wgmma::prepare(a, b, s, bn, p) ? bn : 0;
+  return wgmma::prepare(a, b, s, plan.bn, p) ? plan : wgmma::SplitPlan{};
 }
 
 bool launchGemmWgmma(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s) {
-  const int bn = gemmWgmmaTileN(a, b, s);
-  if (bn == 256) return wgmma::launchVariant<256, wgmma::kWideStages>(a, b, out, s);
-  if (bn == 128) return wgmma::launchVariant<128, wgmma::kNarrowStages>(a, b, out, s);
+  const wgmma::SplitPlan plan = gemmWgmmaPlan(a, b, s);
+  if (plan.bn == 256) return wgmma::launchVariant<256, wgmma::kWideStages>(a, b, out, s, plan.splits);
+  if (plan.bn == 128) return wgmma::launchVariant<128, wgmma::kNarrowStages>(a, b, out, s, plan.splits);
   return false;
 }
 

@@ -32,16 +32,26 @@ GemmPath setGemmPath(GemmPath path);
 // wgmma and the bulk tensor copies can be used (checked once with a one-thread kernel).
 bool wgmmaAvailable();
 
-// The N extent of the wgmma kernel's block tile for this product (256 or 128), or 0 when the
-// product does not suit the kernel under the current path (see launchGemmWgmma).
-int gemmWgmmaTileN(const TensorArg& a, const TensorArg& b, const MatmulShape& s);
+namespace wgmma {
+// How a Hopper GEMM walks a product: the block tile's second extent (bn, 256 or 128; 0: not on
+// the kernel) and the units each tile's K steps are split into (gemm_split.cuh).
+struct SplitPlan {
+  int bn = 0;
+  int splits = 1;
+};
+}  // namespace wgmma
+
+// How the wgmma kernel would run this product under the current path (see launchGemmWgmma):
+// its tile width and split, or bn 0 when the product does not suit the kernel.
+wgmma::SplitPlan gemmWgmmaPlan(const TensorArg& a, const TensorArg& b, const MatmulShape& s);
 
 // Queues out = a @ b on the wgmma kernel and returns true when it suits the product:
 // bfloat16 or float16 on a device where wgmmaAvailable(), each operand dense along K or along
 // M / N with its other matrix stride a multiple of 8 elements (and at least the dense extent),
 // its first element 16-byte aligned, its batch dims collapsing to one stride (a multiple of 8
-// elements, or 0 for a broadcast operand), and, on the auto path, a product large enough to
-// fill the device. Returns false, queuing nothing, otherwise.
+// elements, or 0 for a broadcast operand), and, on the auto path, a product whose units (tiles,
+// or parts of a tile's K steps) fill at least half of the device. Returns false, queuing
+// nothing, otherwise.
 bool launchGemmWgmma(const TensorArg& a, const TensorArg& b, const TensorArg& out, const MatmulShape& s);
 
 

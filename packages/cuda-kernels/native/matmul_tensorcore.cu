@@ -213,8 +213,8 @@ std::string matmulKernelName(const TensorArg& a, const TensorArg& b, const Tenso
   if (a.dtype == DType::Float32) return sgemmKernelName(a, b, out);
   if (a.dtype != DType::BFloat16 && a.dtype != DType::Float16) return "simt-64x64";
   const MatmulShape s = matmulShape("matmul", a, b, out);
-  const int wideN = gemmWgmmaTileN(a, b, s);
-  if (wideN > 0) return "wgmma-128x" + std::to_string(wideN);
+  const wgmma::SplitPlan plan = gemmWgmmaPlan(a, b, s);
+  if (plan.bn > 0) return "wgmma-128x" + std::to_string(plan.bn) + (plan.splits > 1 ? "/split" + std::to_string(plan.splits) : "");
   const int bn = gemmPipelinedTileN(a, b, s);
   return bn > 0 ? "pipelined-128x" + std::to_string(bn) : "mma-64x64";
 }

@@ -22,12 +22,14 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "gemm_wgmma.h"
 #include "gemm_wgmma_tile.cuh"
 #include "launch.cuh"
 #include "quant_gemm.cuh"
-#include "quant_gemm_split.cuh"
+#include "gemm_split.cuh"
 #include "scratch.h"
 
 namespace blora {
@@ -303,67 +305,44 @@ __global__ void __launch_bounds__(kThreads, 1)
 constexpr int kQuantWideStages = 4;    // 128 x 256 tiles, 48 KB a stage
 constexpr int kQuantNarrowStages = 6;  // 128 x 128 tiles, 32 KB a stage
 
-// How a product runs on this kernel: the block tile's activation rows (BN; 0: not on this
-// kernel) and how many units each tile's K steps are split into.
-struct FusedQuantPlan {
-  int bn = 0;
-  int splits = 1;
-};
-
 // A plan forced on every product that runs on this kernel (bn 0: none), for the checks and the
 // timings of the standalone harness.
-inline FusedQuantPlan& forcedFusedQuantPlan() {
-  static FusedQuantPlan forced;
+inline SplitPlan& forcedFusedQuantPlan() {
+  static SplitPlan forced;
   return forced;
 }
 
-// The plan's cost model, in K steps of a tile: a block takes ceil(units / SMs) units in turn, each
-// costing its K steps plus a fixed cost (the pipeline's fill and drain, the epilogue). On an H200,
-// NF4, 64-1024 rows of the LLaMA-7B shapes with every width and split forced, a step took
-// 0.69 us at either width and the fixed cost 21 us a 128 x 256 unit, 13 us a 128 x 128 one
+// Whether tiles may be split: BLORA_CUDA_QUANT_SPLIT=0 (read once) keeps each tile on one block,
+// to measure what splitting gains.
+inline bool quantSplitsAllowed() {
+  static const bool allowed = [] {
+    const char* text = std::getenv("BLORA_CUDA_QUANT_SPLIT");
+    return text == nullptr || std::string(text) != "0";
+  }();
+  return allowed;
+}
+
+// The cost model of this kernel (see cheapestSplitPlan): on an H200, NF4, 64-1024 rows of the
+// LLaMA-7B shapes with every width and split forced, a K step took 0.69 us at either width (the
+// decoding bounds it) and the fixed cost 21 us a 128 x 256 unit, 13 us a 128 x 128 one
 // (dev/quant_gemm_wgmma splits; bench/results/logs/quant-gemm-wgmma-2026-12-01-splits.log).
-constexpr int kWideUnitSteps = 30;
-constexpr int kNarrowUnitSteps = 19;
-constexpr int kMaxSplits = 8;
-constexpr int kMinStepsPerSplit = 4;
+constexpr SplitCosts kFusedQuantCosts{690, 690, 21000, 13000};
 
 // The plan for an [m, k] x [k, n] fused product: none when it should not run on this kernel (no
-// Hopper image, or the pipelined path chosen). Otherwise the tile width and split with the least
-// modelled time. Tiles are split only while they are fewer than two a SM (the partials cost
-// memory), so at 256 rows a 4096-feature weight (32 tiles of 128 x 256) runs as 128 units of a
-// quarter of K, each weight decoded once, instead of 64 tiles of 128 x 128 on half the SMs, each
-// decoded twice.
-inline FusedQuantPlan fusedQuantPlan(int64_t m, int64_t k, int64_t n) {
+// Hopper image, or the pipelined path chosen), else the cheapest by the cost model. At 256 rows a
+// 4096-feature weight (32 tiles of 128 x 256) runs as 128 units of a quarter of K, each weight
+// decoded once, instead of 64 tiles of 128 x 128 on half the SMs, each decoded twice.
+inline SplitPlan fusedQuantPlan(int64_t m, int64_t k, int64_t n) {
   const GemmPath path = gemmPath();
   if (path == GemmPath::Pipelined || m <= 0 || !wgmmaAvailable()) return {};
   if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX) return {};
-  const int64_t sms = smCount();
   const int64_t tilesW = (n + kBM - 1) / kBM, kTiles = (k + kBK - 1) / kBK;
   if (tilesW * ((m + 127) / 128) > INT32_MAX) return {};
-  FusedQuantPlan best;
-  if (forcedFusedQuantPlan().bn != 0) {
-    best = forcedFusedQuantPlan();
-    if (tilesW * ((m + best.bn - 1) / best.bn) > kMaxSplitTiles) best.splits = 1;
-  } else {
-    int64_t bestCost = 0;
-    for (const int bn : {256, 128}) {
-      if (bn == 256 && m <= 128) continue;
-      const int64_t tiles = tilesW * ((m + bn - 1) / bn);
-      for (int splits = 1; splits <= (splitsAllowed() ? kMaxSplits : 1); splits++) {
-        if (splits > 1 && (tiles >= 2 * sms || tiles > kMaxSplitTiles || kTiles / splits < kMinStepsPerSplit)) break;
-        const SplitWalk walk = makeSplitWalk(m, k, n, bn, splits);
-        if (splits > 1 && walk.splits != splits) continue;
-        const int64_t rounds = (int64_t(walk.units()) + sms - 1) / sms;
-        const int64_t cost = rounds * (walk.kPerSplit + (bn == 256 ? kWideUnitSteps : kNarrowUnitSteps));
-        if (best.bn == 0 || cost < bestCost) {
-          best = {bn, splits};
-          bestCost = cost;
-        }
-      }
-    }
-  }
-  const int shared = best.bn == 256 ? Config<256, kQuantWideStages>::kSharedBytes : Config<128, kQuantNarrowStages>::kSharedBytes;
-  return size_t(shared) + 1024 <= maxSharedMemoryPerBlock() ? best : FusedQuantPlan{};
+  SplitPlan plan = forcedFusedQuantPlan();
+  if (plan.bn == 0) plan = cheapestSplitPlan(tilesW, m, 1, kTiles, m > 128, quantSplitsAllowed(), kFusedQuantCosts);
+  if (tilesW * ((m + plan.bn - 1) / plan.bn) > kMaxSplitTiles) plan.splits = 1;
+  const int shared = plan.bn == 256 ? Config<256, kQuantWideStages>::kSharedBytes : Config<128, kQuantNarrowStages>::kSharedBytes;
+  return size_t(shared) + 1024 <= maxSharedMemoryPerBlock() ? plan : SplitPlan{};
 }
 
 // Queues out [m, n] = x [m, k] · (W decoded by `w`) on the fused wgmma kernel (x · Wᵀ, or x · W
@@ -374,13 +353,13 @@ template <typename Source>
 bool launchFusedQuantWgmma(const TensorArg& x, int64_t lda, const Source& w, const float* table, const TensorArg& out,
                            int64_t k, int64_t n, bool transposed, const EpilogueAddend& add = {}) {
   const int64_t m = x.shape[0];
-  const FusedQuantPlan plan = fusedQuantPlan(m, k, n);
+  const SplitPlan plan = fusedQuantPlan(m, k, n);
   const int bn = plan.bn;
   if (bn == 0) return false;
   OperandPlan operand;
   CUtensorMap mapX;
   if (!planOperand(x, 1, lda, k, m, 1, operand) || !operand.kMajor || !encodeOperand(mapX, x, operand, k, m, 1, bn)) return false;
-  const SplitWalk walk = makeSplitWalk(m, k, n, bn, plan.splits);
+  const SplitWalk walk = makeSplitWalk((n + kBM - 1) / kBM, (m + bn - 1) / bn, 1, (k + kBK - 1) / kBK, bn, plan.splits);
   // Partials of a split walk, released once the launch is queued (the one stream orders its reuse).
   DeviceScratch partials(walk.splits > 1 ? splitPartialBytes(walk) : 0);
   int* counters = walk.splits > 1 ? splitCounters() : nullptr;

@@ -1,6 +1,6 @@
 // The Hopper GEMM (TMA + wgmma, bfloat16 / float16), forced through setGemmPath('wgmma') so
 // that small products take it too: all four operand layouts (row- or column-major A, a [K, N]
-// or a transposed [N, K] B), both block-tile widths, ragged M / N / K, padded leading dims,
+// or a transposed [N, K] B), both block-tile widths, K split over blocks, ragged M / N / K, padded leading dims,
 // batches with a broadcast weight, the fallbacks for operands the copy engine cannot read,
 // and the path switch itself. Inputs are small integers, so every product and float32 sum is
 // exact and the result must equal the float64 reference rounded once to the output dtype.
@@ -67,13 +67,13 @@ describe.skipIf(!hopper)('TMA + wgmma GEMM on cuda', () => {
     }
   });
 
-  it('reads padded leading dims and crosses many K steps', () => {
+  it('reads padded leading dims and crosses many K steps (split over two blocks a tile)', () => {
     const dtype: DType = 'bfloat16';
     const [m, k, n] = [300, 520, 200];
     checkProduct(operand(dtype, 1, m, k, 'rowMajor', 6, 8), operand(dtype, 1, k, n, 'colMajor', 7, 16), 1, m, k, n, dtype,
-      'wgmma-128x128');
+      'wgmma-128x128/split2');
     checkProduct(operand(dtype, 1, m, k, 'colMajor', 8, 4), operand(dtype, 1, k, n, 'rowMajor', 9, 24), 1, m, k, n, dtype,
-      'wgmma-128x128');
+      'wgmma-128x128/split2');
   });
 
   it('multiplies a weight broadcast over the batch (stride 0)', () => {
@@ -121,6 +121,10 @@ describe.skipIf(!hopper)('TMA + wgmma GEMM on cuda', () => {
         dtype, 'wgmma-128x128');
       checkProduct(operand(dtype, 1, 40, 16, 'rowMajor', 20), operand(dtype, 1, 16, 48, 'rowMajor', 21), 1, 40, 16, 48, dtype,
         'mma-64x64');
+      // Few rows and a long K: the tiles are few, so each one's K steps are split over blocks
+      // and the partials summed (x · Wᵀ with W [N, K] row-major, as a linear layer has it).
+      checkProduct(operand(dtype, 1, 16, 2048, 'rowMajor', 22), operand(dtype, 1, 2048, 2000, 'colMajor', 23), 1, 16, 2048, 2000,
+        dtype, /^wgmma-128x(128|256)\/split[2-8]$/);
       native().setGemmPath('pipelined');
       checkProduct(operand(dtype, 1, 1100, 72, 'rowMajor', 18), operand(dtype, 1, 72, 1500, 'colMajor', 19), 1, 1100, 72, 1500,
         dtype, 'pipelined-128x128');

@@ -1,29 +1,29 @@
-// Split-K for the fused 4-bit GEMM on Hopper (quant_gemm_wgmma.cuh). A product with few
-// activation rows has few output tiles: at 256 rows a 4096-feature weight makes 32 tiles of
-// 128 x 256 for 132 SMs. Its tiles' K steps are then split over several blocks, each a "unit"
-// (a tile and a range of its K steps), so every SM decodes a share of the weight.
+// Split K for the Hopper GEMMs (the bfloat16 / float16 GEMM of gemm_bf16_wgmma.cu and the fused
+// 4-bit GEMM of quant_gemm_wgmma.cuh). A product with few output tiles leaves SMs idle: at 256
+// rows a 4096-feature 4-bit weight makes 32 tiles of 128 x 256 for 132 SMs, and a 16-row bf16
+// product 16. Each tile's K steps are then split over several blocks, each a "unit" (a tile and
+// a range of its K steps), so every SM reads and multiplies a share of the operands.
 //
 // The units of a tile meet without waiting for each other: each consumer warp stores its
 // accumulators as they lie in its registers (the same fragment layout in every unit of the
 // tile) into a scratch buffer, then counts itself in on the tile's counter for that warp. The
 // warp that arrives last sums the tile's partials in unit order, so the result is the same
-// whichever arrives last, and finishes the tile through the usual epilogue; it then resets the
-// counter. No block ever waits for another, so any number of resident blocks works.
+// whichever arrives last, and finishes the tile through the kernel's usual epilogue; it then
+// resets the counter. No block ever waits for another, so any number of resident blocks works.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <string>
 
 #include "common.h"
+#include "gemm_wgmma.h"
 
 namespace blora {
 namespace wgmma {
 
-// How a launch walks its work: tilesM x tilesN tiles of 128 features x bn activation rows,
-// each split into `splits` units of kPerSplit K steps (the last unit may have fewer).
+// How a launch walks its work: tilesM x tilesN tiles of 128 x bn (times the batches), each
+// split into `splits` units of kPerSplit K steps (the last unit may have fewer).
 struct SplitWalk {
   int tilesM = 0, tilesN = 0, bn = 0, tiles = 0;
   int splits = 1, kTiles = 0, kPerSplit = 0;
@@ -37,27 +37,18 @@ struct SplitWalk {
   }
 };
 
-// The walk of a product with `splits` asked for: every unit gets at least one K step.
-inline SplitWalk makeSplitWalk(int64_t m, int64_t k, int64_t n, int bn, int splits) {
+// The walk of tilesM x tilesN tiles (times `batches`) of 128 x bn, kTiles K steps each, with
+// `splits` units a tile asked for: every unit gets at least one K step.
+inline SplitWalk makeSplitWalk(int64_t tilesM, int64_t tilesN, int64_t batches, int64_t kTiles, int bn, int splits) {
   SplitWalk w;
-  w.tilesM = int((n + 127) / 128);
-  w.tilesN = int((m + bn - 1) / bn);
+  w.tilesM = int(tilesM);
+  w.tilesN = int(tilesN);
   w.bn = bn;
-  w.tiles = w.tilesM * w.tilesN;
-  w.kTiles = int((k + 63) / 64);
+  w.tiles = int(tilesM * tilesN * batches);
+  w.kTiles = int(kTiles);
   w.kPerSplit = (w.kTiles + splits - 1) / splits;
   w.splits = (w.kTiles + w.kPerSplit - 1) / w.kPerSplit;
   return w;
-}
-
-// Whether tiles may be split: BLORA_CUDA_QUANT_SPLIT=0 (read once) keeps each tile on one block,
-// to measure what splitting gains.
-inline bool splitsAllowed() {
-  static const bool allowed = [] {
-    const char* text = std::getenv("BLORA_CUDA_QUANT_SPLIT");
-    return text == nullptr || std::string(text) != "0";
-  }();
-  return allowed;
 }
 
 // Consumer warps a tile has (two warpgroups of four): one counter and one partial each.
@@ -77,14 +68,50 @@ inline int* splitCounters() {
     const size_t bytes = size_t(kMaxSplitTiles) * kWarpsPerTile * sizeof(int);
     int* p = nullptr;
     cudaStream_t zeroing = nullptr;
-    check(cudaMalloc(&p, bytes), "fused 4-bit GEMM: split-K counters");
-    check(cudaStreamCreateWithFlags(&zeroing, cudaStreamNonBlocking), "fused 4-bit GEMM: split-K counters");
-    check(cudaMemsetAsync(p, 0, bytes, zeroing), "fused 4-bit GEMM: zeroing the split-K counters");
-    check(cudaStreamSynchronize(zeroing), "fused 4-bit GEMM: zeroing the split-K counters");
+    check(cudaMalloc(&p, bytes), "Hopper GEMM: split-K counters");
+    check(cudaStreamCreateWithFlags(&zeroing, cudaStreamNonBlocking), "Hopper GEMM: split-K counters");
+    check(cudaMemsetAsync(p, 0, bytes, zeroing), "Hopper GEMM: zeroing the split-K counters");
+    check(cudaStreamSynchronize(zeroing), "Hopper GEMM: zeroing the split-K counters");
     cudaStreamDestroy(zeroing);
     return p;
   }();
   return counters;
+}
+
+// A GEMM's cost model, in nanoseconds on the GPU it was fitted on (only ratios matter): a block
+// takes ceil(units / SMs) units in turn, each costing its K steps plus a fixed cost (the
+// pipeline's fill and drain, the epilogue); both differ between the two tile widths.
+struct SplitCosts {
+  int wideStep, narrowStep, wideUnit, narrowUnit;
+};
+constexpr int kMaxSplits = 8;
+constexpr int kMinStepsPerSplit = 4;
+
+// The tile width (256 only when `wide` allows it) and split with the least modelled time for
+// tilesM rows of tiles, `extent` along the width, `batches` and kTiles K steps. Tiles are split
+// only while they are fewer than two an SM (the partials cost memory), never with `split` false.
+inline SplitPlan cheapestSplitPlan(int64_t tilesM, int64_t extent, int64_t batches, int64_t kTiles, bool wide, bool split,
+                                   const SplitCosts& costs) {
+  const int64_t sms = smCount();
+  SplitPlan best;
+  int64_t bestCost = 0;
+  for (const int bn : {256, 128}) {
+    if (bn == 256 && !wide) continue;
+    const int64_t tiles = tilesM * ((extent + bn - 1) / bn) * batches;
+    for (int splits = 1; splits <= (split ? kMaxSplits : 1); splits++) {
+      if (splits > 1 && (tiles >= 2 * sms || tiles > kMaxSplitTiles || kTiles / splits < kMinStepsPerSplit)) break;
+      const SplitWalk walk = makeSplitWalk(tilesM, (extent + bn - 1) / bn, batches, kTiles, bn, splits);
+      if (splits > 1 && walk.splits != splits) continue;
+      const int64_t rounds = (int64_t(walk.units()) + sms - 1) / sms;
+      const int64_t cost = bn == 256 ? rounds * (walk.kPerSplit * costs.wideStep + costs.wideUnit)
+                                     : rounds * (walk.kPerSplit * costs.narrowStep + costs.narrowUnit);
+      if (best.bn == 0 || cost < bestCost) {
+        best = {bn, splits};
+        bestCost = cost;
+      }
+    }
+  }
+  return best;
 }
 
 // One warp's end of a unit: stores its accumulators, counts itself in, and, if it arrived last,
