@@ -345,7 +345,12 @@ std::string setGemmPathByName(const std::string& name) {
 
 bool wgmmaAvailable() {
   static int state = -1;  // probed at first use: the probe needs the device
-  if (state < 0) state = wgmma::runImageProbe() ? 1 : 0;
+  if (state < 0) {
+    state = wgmma::runImageProbe() ? 1 : 0;
+    // The split-K counters are zeroed now, with the probe's own waits, rather than at the
+    // first split launch, which may come while a graph is being captured.
+    if (state == 1) wgmma::splitCounters();
+  }
   return state == 1;
 }
 

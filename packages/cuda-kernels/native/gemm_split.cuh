@@ -60,8 +60,8 @@ inline size_t splitPartialBytes(const SplitWalk& w) {
 }
 
 // The tiles' arrival counters, shared by every split launch: launches run one after another on
-// the one stream and each leaves the counters at zero, so they are zeroed once, when first
-// needed, on a stream of their own (the launch stream may be capturing a graph then).
+// the one stream and each leaves the counters at zero, so they are zeroed once, on a stream of
+// their own (wgmmaAvailable asks for them when it first finds the kernels usable).
 constexpr int kMaxSplitTiles = 1024;
 inline int* splitCounters() {
   static int* counters = [] {
