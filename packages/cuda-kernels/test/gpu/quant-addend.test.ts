@@ -59,6 +59,8 @@ describe.skipIf(!cudaAvailable())('quantized products with an addend on cuda', (
     ['NF4 [136, 160] blocksize 64', quantized(136, 160, { format: 'nf4', blocksize: 64, doubleQuant: false }, 1)],
     ['INT4 [136, 128] groups of 64, float16 scales', quantized(136, 128, { format: 'int4', blockRows: 1, blockCols: 64, scaleDType: 'float16' }, 2)],
     ['INT4 [48, 64] tiles of 8 x 32, float32 scales', quantized(48, 64, { format: 'int4', blockRows: 8, blockCols: 32, scaleDType: 'float32' }, 3)],
+    // 16 K steps forward: on Hopper each tile's steps are split over blocks, the addend added once.
+    ['NF4 [200, 1024] blocksize 64', quantized(200, 1024, { format: 'nf4', blocksize: 64, doubleQuant: false }, 7)],
   ];
 
   for (const path of PATHS) {
