@@ -264,8 +264,7 @@ void launchKernel(const Prepared& p, const TensorArg& out, const MatmulShape& s,
           "setting the shared memory of the wgmma GEMM");
     configured = true;
   }
-  const SplitWalk walk = makeSplitWalk(p.tilesM, p.tilesN, s.batches, (int64_t(s.K) + kBK - 1) / kBK, BN,
-                                       p.tiles > kMaxSplitTiles ? 1 : splits);
+  const SplitWalk walk = makeSplitWalk(p.tilesM, p.tilesN, s.batches, (int64_t(s.K) + kBK - 1) / kBK, BN, splits);
   // Partials of a split walk, released once the launch is queued (the one stream orders its reuse).
   DeviceScratch partials(walk.splits > 1 ? splitPartialBytes(walk) : 0);
   int* counters = walk.splits > 1 ? splitCounters() : nullptr;

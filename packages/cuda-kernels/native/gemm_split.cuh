@@ -37,8 +37,12 @@ struct SplitWalk {
   }
 };
 
+// Tiles a split walk may have: one arrival counter a tile's warp (splitCounters).
+constexpr int kMaxSplitTiles = 1024;
+
 // The walk of tilesM x tilesN tiles (times `batches`) of 128 x bn, kTiles K steps each, with
-// `splits` units a tile asked for: every unit gets at least one K step.
+// `splits` units a tile asked for: every unit gets at least one K step, and a walk of more tiles
+// than the counters cover is not split.
 inline SplitWalk makeSplitWalk(int64_t tilesM, int64_t tilesN, int64_t batches, int64_t kTiles, int bn, int splits) {
   SplitWalk w;
   w.tilesM = int(tilesM);
@@ -46,8 +50,9 @@ inline SplitWalk makeSplitWalk(int64_t tilesM, int64_t tilesN, int64_t batches, 
   w.bn = bn;
   w.tiles = int(tilesM * tilesN * batches);
   w.kTiles = int(kTiles);
-  w.kPerSplit = (w.kTiles + splits - 1) / splits;
-  w.splits = (w.kTiles + w.kPerSplit - 1) / w.kPerSplit;
+  const int perSplit = w.tiles > kMaxSplitTiles ? w.kTiles : (w.kTiles + splits - 1) / splits;
+  w.kPerSplit = perSplit > 0 ? perSplit : 1;  // K = 0: one empty unit a tile
+  w.splits = w.kTiles > 0 ? (w.kTiles + w.kPerSplit - 1) / w.kPerSplit : 1;
   return w;
 }
 
@@ -62,7 +67,6 @@ inline size_t splitPartialBytes(const SplitWalk& w) {
 // The tiles' arrival counters, shared by every split launch: launches run one after another on
 // the one stream and each leaves the counters at zero, so they are zeroed once, on a stream of
 // their own (wgmmaAvailable asks for them when it first finds the kernels usable).
-constexpr int kMaxSplitTiles = 1024;
 inline int* splitCounters() {
   static int* counters = [] {
     const size_t bytes = size_t(kMaxSplitTiles) * kWarpsPerTile * sizeof(int);
@@ -99,7 +103,7 @@ inline SplitPlan cheapestSplitPlan(int64_t tilesM, int64_t extent, int64_t batch
     if (bn == 256 && !wide) continue;
     const int64_t tiles = tilesM * ((extent + bn - 1) / bn) * batches;
     for (int splits = 1; splits <= (split ? kMaxSplits : 1); splits++) {
-      if (splits > 1 && (tiles >= 2 * sms || tiles > kMaxSplitTiles || kTiles / splits < kMinStepsPerSplit)) break;
+      if (splits > 1 && (tiles >= 2 * sms || kTiles / splits < kMinStepsPerSplit)) break;
       const SplitWalk walk = makeSplitWalk(tilesM, (extent + bn - 1) / bn, batches, kTiles, bn, splits);
       if (splits > 1 && walk.splits != splits) continue;
       const int64_t rounds = (int64_t(walk.units()) + sms - 1) / sms;

@@ -340,7 +340,6 @@ inline SplitPlan fusedQuantPlan(int64_t m, int64_t k, int64_t n) {
   if (tilesW * ((m + 127) / 128) > INT32_MAX) return {};
   SplitPlan plan = forcedFusedQuantPlan();
   if (plan.bn == 0) plan = cheapestSplitPlan(tilesW, m, 1, kTiles, m > 128, quantSplitsAllowed(), kFusedQuantCosts);
-  if (tilesW * ((m + plan.bn - 1) / plan.bn) > kMaxSplitTiles) plan.splits = 1;
   const int shared = plan.bn == 256 ? Config<256, kQuantWideStages>::kSharedBytes : Config<128, kQuantNarrowStages>::kSharedBytes;
   return size_t(shared) + 1024 <= maxSharedMemoryPerBlock() ? plan : SplitPlan{};
 }
